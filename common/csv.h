@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * csv: the guest-list reader of SPEC §2 (portal template and PowerShell format).
+ *
+ * A push parser: feed it the file in chunks of any size (a record may span
+ * chunks), then call csv_reader_finish(). It reports through callbacks:
+ *   on_header  once, when the header row has been recognized;
+ *   on_row     for every data row that passed every per-row rule;
+ *   on_error   for every problem, with the physical line number (1-based) it
+ *              belongs to; a row with problems is reported through on_error
+ *              only, never through on_row.
+ * The reader never stops on the first problem: it keeps going so that the
+ * caller can list them all. Rules that need the whole file (the same email
+ * twice) are the caller's: the reader holds no per-row state after a row.
+ * Memory is bounded by the longest record (capped by max_record_bytes).
+ *
+ * A callback returning a negative errno aborts: csv_reader_feed() and
+ * csv_reader_finish() then return that value.
+ *
+ * This module never logs and does not allocate per row beyond the record
+ * buffer it reuses.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum csv_format {
+	CSV_FORMAT_UNKNOWN = 0,
+	CSV_FORMAT_PORTAL,     /* [inviteeEmail] template */
+	CSV_FORMAT_POWERSHELL, /* Name,InvitedUserEmailAddress */
+};
+
+/* Tri-state for the per-row send flag. */
+enum csv_flag {
+	CSV_FLAG_UNSET = -1,
+	CSV_FLAG_FALSE = 0,
+	CSV_FLAG_TRUE = 1,
+};
+
+struct csv_row {
+	unsigned line;            /* physical line where the record starts */
+	const char *email;        /* trimmed, non-empty, passed csv_email_check() */
+	const char *display_name; /* NULL when the column is absent or the cell empty */
+	const char *redirect_url; /* NULL when absent/empty: the job's default applies */
+	enum csv_flag send_email; /* CSV_FLAG_UNSET when absent/empty */
+	const char *message;      /* NULL when absent/empty */
+	size_t n_fields;          /* every cell of the record, trimmed, in file order */
+	const char *const *fields;
+};
+
+struct csv_callbacks {
+	/* Header recognized. columns: the header cells, trimmed, in file order
+	 * (borrowed, valid during the call). */
+	int (*on_header)(void *userdata, enum csv_format format, char separator,
+			 size_t n_columns, const char *const *columns);
+	/* One valid data row; everything in *row is borrowed for the call only. */
+	int (*on_row)(void *userdata, const struct csv_row *row);
+	/* One problem: line is the physical line, message a short English
+	 * sentence without the line number and without a trailing period,
+	 * e.g. "invalid email 'a@@b': more than one '@'" (borrowed). */
+	int (*on_error)(void *userdata, unsigned line, const char *message);
+};
+
+struct csv_limits {
+	size_t max_rows;         /* data rows; the row after the last allowed one is reported
+				  * once ("more than N rows") and reading stops (0: no limit) */
+	size_t max_record_bytes; /* one record; 0: CSV_DEFAULT_MAX_RECORD_BYTES */
+};
+
+#define CSV_DEFAULT_MAX_RECORD_BYTES (256u * 1024u)
+#define CSV_MAX_EMAIL_BYTES 254u
+#define CSV_MAX_URL_BYTES 2048u
+#define CSV_MAX_NAME_BYTES 256u
+#define CSV_MAX_MESSAGE_BYTES 10000u
+
+struct csv_reader;
+
+/* Create a reader. limits and cb are copied; userdata is borrowed and passed
+ * to every callback. *ret is owned by the caller (csv_reader_destroy). */
+int csv_reader_create(struct csv_reader **ret, const struct csv_limits *limits,
+		      const struct csv_callbacks *cb, void *userdata);
+
+/* Feed the next chunk (borrowed; may be any size, may split UTF-8 sequences,
+ * CRLF pairs and quoted fields). Returns 0, or a callback's negative value,
+ * or -ENOMEM. */
+int csv_reader_feed(struct csv_reader *r, const void *data, size_t len);
+
+/* End of input: reports an unterminated quote (at the line where the quoted
+ * field opened), a missing header ("no recognizable header" at line 1),
+ * and delivers the last record. Returns like csv_reader_feed(). */
+int csv_reader_finish(struct csv_reader *r);
+
+/* Counters after finish: data rows seen (valid or not, examples and blank
+ * lines excluded), problems reported. */
+size_t csv_reader_rows(const struct csv_reader *r);
+size_t csv_reader_errors(const struct csv_reader *r);
+enum csv_format csv_reader_format(const struct csv_reader *r);
+
+/* Accepts NULL. */
+void csv_reader_destroy(struct csv_reader *r);
+
+/* Graph's email rule (GRAPH.md §3) plus basic shape (one '@', non-empty
+ * local part and domain, domain labels, length caps). Returns true when
+ * valid; otherwise false and, if ret_why is not NULL, a static reason. */
+bool csv_email_check(const char *email, const char **ret_why);
+
+/* An absolute http:// or https:// URL with a host, no spaces or control
+ * characters, at most CSV_MAX_URL_BYTES. */
+bool csv_url_check(const char *url, const char **ret_why);
+
+/* true/false/yes/no/1/0 in any case. Returns 0 and sets *ret, or -EINVAL. */
+int csv_parse_flag(const char *text, bool *ret);
+
+/* The portal template of `invitectl template` (static string): version row,
+ * English header, one Example: row. */
+const char *csv_template(void);

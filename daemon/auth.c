@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+#include "auth.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "http.h"
+#include "log.h"
+#include "timeutil.h"
+
+#define RETRY_MIN_MS 1000u
+#define RETRY_MAX_MS 60000u
+#define EXPIRY_MARGIN_MS 30000u /* a token this close to expiry is not used */
+
+struct auth {
+	uv_loop_t *loop;
+	struct http *http;
+	char *token_url;
+	char *client_id;
+	char *scope;
+	char *secret;
+	uint64_t timeout_ms;
+	auth_ready_fn ready;
+	void *userdata;
+
+	char *header;         /* "Bearer ..." or NULL */
+	uint64_t expires_at;  /* mono ms */
+	bool fetching;
+	char *error;
+	uint64_t retry_ms;
+	uint64_t refreshes;
+	uv_timer_t *timer;    /* refresh or retry */
+	struct fetch *fetch;  /* the request under way, if any */
+};
+
+/* One token request; outlives the module if it is destroyed meanwhile. */
+struct fetch {
+	struct auth *auth; /* NULL once the module is gone */
+};
+
+static void wipe_free(char *s)
+{
+	if (!s)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+static char *origin_of(const char *url)
+{
+	const char *p = strstr(url, "://");
+	if (!p)
+		return NULL;
+	p += 3;
+	size_t n = strcspn(p, "/?#");
+	return strndup(url, (size_t)(p - url) + n);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void fetch(struct auth *a);
+
+static void on_timer(uv_timer_t *t)
+{
+	fetch(t->data);
+}
+
+static void schedule(struct auth *a, uint64_t delay_ms)
+{
+	uv_timer_start(a->timer, on_timer, delay_ms, 0);
+}
+
+static void set_error(struct auth *a, char *why)
+{
+	if (!a->error || strcmp(a->error, why) != 0)
+		log_error("Failed to get a Graph token from %s: %s", a->token_url, why);
+	free(a->error);
+	a->error = why;
+	a->retry_ms = a->retry_ms ? a->retry_ms * 2 : RETRY_MIN_MS;
+	if (a->retry_ms > RETRY_MAX_MS)
+		a->retry_ms = RETRY_MAX_MS;
+	schedule(a, a->retry_ms);
+}
+
+static void on_reply(void *userdata, const struct http_response *resp)
+{
+	struct fetch *f = userdata;
+	struct auth *a = f->auth;
+	free(f);
+	if (!a)
+		return;
+	struct buf why = BUF_INIT;
+	json_t *root = NULL;
+
+	a->fetching = false;
+	a->fetch = NULL;
+	if (resp->error) {
+		buf_printf(&why, "no answer: %s", resp->error_text ? resp->error_text : "error");
+		goto fail;
+	}
+	root = json_loadb(resp->body, resp->body_len, 0, NULL);
+	if (resp->status != 200) {
+		const char *desc = json_string_value(json_object_get(root, "error_description"));
+		const char *code = json_string_value(json_object_get(root, "error"));
+		buf_printf(&why, "HTTP %ld%s%s%s%s", resp->status, code ? " " : "", code ? code : "",
+			   desc ? ": " : "", desc ? desc : "");
+		goto fail;
+	}
+	const char *token = json_string_value(json_object_get(root, "access_token"));
+	json_t *exp = json_object_get(root, "expires_in");
+	/* expires_in is a number, but some servers send it as a string */
+	long long ttl = json_is_integer(exp) ? json_integer_value(exp)
+			: json_is_string(exp)  ? strtoll(json_string_value(exp), NULL, 10)
+					       : 0;
+	if (!token || !*token || ttl <= 0) {
+		buf_printf(&why, "the token endpoint's answer has no access_token/expires_in");
+		goto fail;
+	}
+	struct buf h = BUF_INIT;
+	if (buf_printf(&h, "Bearer %s", token) < 0) {
+		buf_printf(&why, "out of memory");
+		goto fail;
+	}
+	wipe_free(a->header);
+	a->header = buf_steal(&h);
+	uint64_t now = time_mono_ms();
+	a->expires_at = now + (uint64_t)ttl * 1000u;
+	a->refreshes++;
+	if (a->error)
+		log_notice("Got a Graph token again after: %s", a->error);
+	free(a->error);
+	a->error = NULL;
+	a->retry_ms = 0;
+	schedule(a, (uint64_t)ttl * 800u); /* refresh at 80% of the lifetime */
+	json_decref(root);
+	if (a->ready)
+		a->ready(a->userdata);
+	return;
+fail:
+	json_decref(root);
+	set_error(a, buf_steal(&why));
+}
+
+static void fetch(struct auth *a)
+{
+	if (a->fetching)
+		return;
+	struct buf body = BUF_INIT;
+	char *id = http_form_escape(a->client_id);
+	char *scope = http_form_escape(a->scope);
+	char *secret = http_form_escape(a->secret);
+	int r = -ENOMEM;
+	if (id && scope && secret)
+		r = buf_printf(&body,
+			       "grant_type=client_credentials&client_id=%s&scope=%s&client_secret=%s",
+			       id, scope, secret);
+	free(id);
+	free(scope);
+	wipe_free(secret);
+	struct fetch *f = NULL;
+	if (r == 0) {
+		f = malloc(sizeof(*f));
+		if (!f)
+			r = -ENOMEM;
+	}
+	if (r < 0) {
+		if (body.data)
+			explicit_bzero(body.data, body.len);
+		buf_finish(&body);
+		set_error(a, strdup("out of memory"));
+		return;
+	}
+	f->auth = a;
+	struct http_post_spec spec = {
+		.url = a->token_url,
+		.content_type = "application/x-www-form-urlencoded",
+		.timeout_ms = a->timeout_ms,
+	};
+	size_t len = body.len;
+	r = http_post(a->http, &spec, buf_steal(&body), len, on_reply, f);
+	if (r < 0) {
+		free(f);
+		set_error(a, strdup("cannot start the request"));
+		return;
+	}
+	a->fetching = true;
+	a->fetch = f;
+}
+
+int auth_create(uv_loop_t *loop, struct http *http, const struct auth_options *opt,
+		const char *secret, auth_ready_fn ready, void *userdata, struct auth **ret)
+{
+	struct auth *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->loop = loop;
+	a->http = http;
+	a->timeout_ms = opt->timeout_ms;
+	a->ready = ready;
+	a->userdata = userdata;
+	struct buf url = BUF_INIT;
+	buf_printf(&url, "%s/%s/oauth2/v2.0/token", opt->authority_url, opt->tenant);
+	a->token_url = buf_steal(&url);
+	a->client_id = strdup(opt->client_id);
+	a->secret = strdup(secret);
+	char *origin = origin_of(opt->graph_url);
+	struct buf scope = BUF_INIT;
+	if (origin)
+		buf_printf(&scope, "%s/.default", origin);
+	free(origin);
+	a->scope = buf_steal(&scope);
+	a->timer = malloc(sizeof(*a->timer));
+	if (!a->token_url || !a->client_id || !a->secret || !a->scope || !a->timer) {
+		free(a->timer);
+		a->timer = NULL;
+		auth_destroy(a);
+		return -ENOMEM;
+	}
+	uv_timer_init(loop, a->timer);
+	a->timer->data = a;
+	uv_unref((uv_handle_t *)a->timer);
+	*ret = a;
+	return 0;
+}
+
+void auth_destroy(struct auth *a)
+{
+	if (!a)
+		return;
+	if (a->fetch)
+		a->fetch->auth = NULL; /* on_reply frees it; http_destroy never calls it */
+	if (a->timer)
+		uv_close((uv_handle_t *)a->timer, on_timer_closed);
+	free(a->token_url);
+	free(a->client_id);
+	free(a->scope);
+	wipe_free(a->secret);
+	wipe_free(a->header);
+	free(a->error);
+	free(a);
+}
+
+void auth_start(struct auth *a)
+{
+	if (!a->header && !a->fetching && !uv_is_active((uv_handle_t *)a->timer))
+		fetch(a);
+}
+
+const char *auth_header(struct auth *a)
+{
+	if (!a->header)
+		return NULL;
+	if (time_mono_ms() + EXPIRY_MARGIN_MS >= a->expires_at) {
+		wipe_free(a->header);
+		a->header = NULL;
+		if (!a->fetching) {
+			uv_timer_stop(a->timer);
+			fetch(a);
+		}
+		return NULL;
+	}
+	return a->header;
+}
+
+void auth_reject(struct auth *a, const char *header)
+{
+	if (!a->header || strcmp(a->header, header) != 0)
+		return; /* already replaced */
+	log_warning("Graph refused the token (401); fetching a new one");
+	wipe_free(a->header);
+	a->header = NULL;
+	if (!a->fetching) {
+		uv_timer_stop(a->timer);
+		fetch(a);
+	}
+}
+
+enum auth_state auth_state(const struct auth *a)
+{
+	if (a->header)
+		return AUTH_STATE_VALID;
+	if (a->error)
+		return AUTH_STATE_ERROR;
+	if (a->fetching)
+		return AUTH_STATE_FETCHING;
+	return AUTH_STATE_NONE;
+}
+
+int64_t auth_expires_in_s(const struct auth *a)
+{
+	if (!a->header)
+		return -1;
+	uint64_t now = time_mono_ms();
+	return a->expires_at > now ? (int64_t)((a->expires_at - now) / 1000u) : 0;
+}
+
+const char *auth_error(const struct auth *a)
+{
+	return a->error;
+}
+
+uint64_t auth_refreshes(const struct auth *a)
+{
+	return a->refreshes;
+}

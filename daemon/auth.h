@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * auth: the client-credentials token (GRAPH.md §2). One request at a time,
+ * cached, refreshed ahead of expiry (at 80% of its lifetime) while the old
+ * token stays in use; failures retried with backoff and kept as a reason
+ * that status and jobs show.
+ */
+#pragma once
+
+#include <stdint.h>
+#include <uv.h>
+
+struct http;
+
+enum auth_state {
+	AUTH_STATE_NONE,     /* no token yet, none asked for */
+	AUTH_STATE_FETCHING, /* first request under way */
+	AUTH_STATE_VALID,    /* a usable token is held (a refresh may be under way) */
+	AUTH_STATE_ERROR,    /* the last request failed; retrying later */
+};
+
+struct auth_options {
+	const char *authority_url; /* https://login.microsoftonline.com */
+	const char *tenant;
+	const char *client_id;
+	const char *graph_url;     /* the scope is its origin + "/.default" */
+	uint64_t timeout_ms;
+};
+
+/* Called on the loop when a token became usable (state VALID). */
+typedef void (*auth_ready_fn)(void *userdata);
+
+struct auth;
+
+/* secret: borrowed; copied into memory the module wipes on destroy. */
+int auth_create(uv_loop_t *loop, struct http *http, const struct auth_options *opt,
+		const char *secret, auth_ready_fn ready, void *userdata, struct auth **ret);
+void auth_destroy(struct auth *a);
+
+/* Ask for a token now if none is held or being fetched. */
+void auth_start(struct auth *a);
+/* The Authorization header value ("Bearer ..."), borrowed until the next
+ * token arrives, or NULL when no usable token is held. */
+const char *auth_header(struct auth *a);
+/* A 401 came back for a request sent with header: drop that token (once)
+ * and fetch a new one. */
+void auth_reject(struct auth *a, const char *header);
+
+enum auth_state auth_state(const struct auth *a);
+/* Seconds until the held token expires, or -1. */
+int64_t auth_expires_in_s(const struct auth *a);
+/* Why the last request failed (borrowed), or NULL. */
+const char *auth_error(const struct auth *a);
+uint64_t auth_refreshes(const struct auth *a);

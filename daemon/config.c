@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+#include "config.h"
+
+#include <errno.h>
+#include <glob.h>
+#include <ini.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "csv.h"
+
+struct parse_state {
+	struct config *config;
+	char *error; /* reason of the first bad line, without file:line */
+};
+
+int config_init(struct config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->authority_url = strdup("https://login.microsoftonline.com");
+	c->graph_url = strdup("https://graph.microsoft.com");
+	c->socket_path = strdup("/run/invited/invited.sock");
+	c->database = strdup("/var/lib/invited/invited.db");
+	c->allow_group = strdup("invite");
+	c->rate = 10;
+	c->burst = 10;
+	c->concurrency = 16;
+	c->max_attempts = 8;
+	c->request_timeout_ms = 30000;
+	c->max_upload_bytes = 64u * 1024u * 1024u;
+	c->max_rows = 1000000;
+	if (!c->authority_url || !c->graph_url || !c->socket_path || !c->database ||
+	    !c->allow_group) {
+		config_finish(c);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void config_finish(struct config *c)
+{
+	free(c->tenant);
+	free(c->client_id);
+	free(c->client_secret_file);
+	free(c->authority_url);
+	free(c->graph_url);
+	free(c->socket_path);
+	free(c->database);
+	free(c->allow_group);
+	memset(c, 0, sizeof(*c));
+}
+
+static int fail(struct parse_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int fail(struct parse_state *st, const char *fmt, ...)
+{
+	struct buf m = BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vprintf(&m, fmt, ap);
+	va_end(ap);
+	free(st->error);
+	st->error = buf_steal(&m);
+	return 0; /* inih: error on this line */
+}
+
+static int set_string(char **slot, const char *value)
+{
+	char *p = strdup(value);
+	if (!p)
+		return -ENOMEM;
+	free(*slot);
+	*slot = p;
+	return 0;
+}
+
+static bool parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	if (*v < '0' || *v > '9')
+		return false;
+	errno = 0;
+	char *end;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || *end != '\0' || n < min || n > max)
+		return false;
+	*ret = n;
+	return true;
+}
+
+static bool parse_seconds_ms(const char *v, uint64_t *ret)
+{
+	errno = 0;
+	char *end;
+	double d = strtod(v, &end);
+	if (errno || end == v || *end != '\0' || !isfinite(d) || d < 0.1 || d > 3600)
+		return false;
+	*ret = (uint64_t)llround(d * 1000.0);
+	return true;
+}
+
+static bool http_url(const char *v)
+{
+	return csv_url_check(v, NULL);
+}
+
+/* One "key = value" line. Returns 1 to go on, 0 for a bad line. */
+static int handle(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_state *st = user;
+	struct config *c = st->config;
+	uint64_t n;
+
+	if (strcasecmp(section, "graph") == 0) {
+		if (strcmp(name, "tenant") == 0) {
+			if (!*value || strpbrk(value, "/?# \t"))
+				return fail(st, "%s: '%s' is not a tenant id or domain", name, value);
+			return set_string(&c->tenant, value) == 0;
+		}
+		if (strcmp(name, "client_id") == 0) {
+			if (!*value || strpbrk(value, "/?#& \t"))
+				return fail(st, "%s: '%s' is not an application (client) id", name, value);
+			return set_string(&c->client_id, value) == 0;
+		}
+		if (strcmp(name, "client_secret_file") == 0) {
+			if (value[0] != '/')
+				return fail(st, "%s: '%s' is not an absolute path", name, value);
+			return set_string(&c->client_secret_file, value) == 0;
+		}
+		if (strcmp(name, "authority_url") == 0 || strcmp(name, "graph_url") == 0) {
+			if (!http_url(value))
+				return fail(st, "%s: '%s' is not an absolute http(s) URL", name, value);
+			char **slot = name[0] == 'a' ? &c->authority_url : &c->graph_url;
+			if (set_string(slot, value) < 0)
+				return 0;
+			size_t len = strlen(*slot);
+			while (len > 0 && (*slot)[len - 1] == '/')
+				(*slot)[--len] = '\0';
+			return 1;
+		}
+	} else if (strcasecmp(section, "queue") == 0) {
+		if (strcmp(name, "rate") == 0) {
+			errno = 0;
+			char *end;
+			double d = strtod(value, &end);
+			if (errno || end == value || *end != '\0' || !isfinite(d) || d <= 0 ||
+			    d > 100000)
+				return fail(st, "%s: '%s' is not a rate between 0 and 100000 per second",
+					    name, value);
+			c->rate = d;
+			return 1;
+		}
+		if (strcmp(name, "burst") == 0) {
+			if (!parse_u64(value, 1, 100000, &n))
+				return fail(st, "%s: '%s' is not a whole number from 1 to 100000", name,
+					    value);
+			c->burst = (unsigned)n;
+			return 1;
+		}
+		if (strcmp(name, "concurrency") == 0) {
+			if (!parse_u64(value, 1, 4096, &n))
+				return fail(st, "%s: '%s' is not a whole number from 1 to 4096", name,
+					    value);
+			c->concurrency = (unsigned)n;
+			return 1;
+		}
+		if (strcmp(name, "max_attempts") == 0) {
+			if (!parse_u64(value, 1, 100, &n))
+				return fail(st, "%s: '%s' is not a whole number from 1 to 100", name,
+					    value);
+			c->max_attempts = (unsigned)n;
+			return 1;
+		}
+		if (strcmp(name, "request_timeout") == 0) {
+			if (!parse_seconds_ms(value, &c->request_timeout_ms))
+				return fail(st, "%s: '%s' is not a number of seconds from 0.1 to 3600",
+					    name, value);
+			return 1;
+		}
+	} else if (strcasecmp(section, "daemon") == 0) {
+		if (strcmp(name, "socket") == 0 || strcmp(name, "database") == 0) {
+			if (value[0] != '/')
+				return fail(st, "%s: '%s' is not an absolute path", name, value);
+			if (strcmp(name, "socket") == 0 && strlen(value) >= 108)
+				return fail(st, "%s: '%s' is longer than a socket path may be", name,
+					    value);
+			return set_string(name[0] == 's' ? &c->socket_path : &c->database, value) ==
+			       0;
+		}
+		if (strcmp(name, "allow_group") == 0)
+			return set_string(&c->allow_group, value) == 0;
+		if (strcmp(name, "max_upload_bytes") == 0) {
+			if (!parse_u64(value, 1024, UINT64_C(1) << 40, &c->max_upload_bytes))
+				return fail(st, "%s: '%s' is not a size from 1024 bytes to 1 TiB", name,
+					    value);
+			return 1;
+		}
+		if (strcmp(name, "max_rows") == 0) {
+			if (!parse_u64(value, 1, 100000000, &c->max_rows))
+				return fail(st, "%s: '%s' is not a whole number from 1 to 100000000",
+					    name, value);
+			return 1;
+		}
+	} else {
+		return fail(st, "unknown section [%s]", section);
+	}
+	return fail(st, "unknown key '%s' in [%s]", name, section);
+}
+
+static int load_file(struct config *c, const char *path, char **ret_error)
+{
+	struct parse_state st = {.config = c, .error = NULL};
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		int r = -errno;
+		struct buf m = BUF_INIT;
+		buf_printf(&m, "%s: cannot open: %s", path, strerror(errno));
+		*ret_error = buf_steal(&m);
+		return r;
+	}
+	int line = ini_parse_file(f, handle, &st);
+	fclose(f);
+	if (line == 0)
+		return 0;
+	struct buf m = BUF_INIT;
+	if (line < 0)
+		buf_printf(&m, "%s: cannot read", path);
+	else
+		buf_printf(&m, "%s:%d: %s", path, line,
+			   st.error ? st.error : "not a [section] or key = value line");
+	free(st.error);
+	*ret_error = buf_steal(&m);
+	return -EINVAL;
+}
+
+int config_load(struct config *c, const char *path, bool required, char **ret_error)
+{
+	/* SPEC: comments stand on their own lines; an inline "#" or ";" is part
+	 * of the value. Long lines are allowed (URLs, paths). */
+	ini_allow_inline_comments = false;
+	ini_stop_on_first_error = true;
+	ini_use_stack = false;
+	ini_allow_realloc = true;
+	ini_max_line = 64 * 1024;
+
+	int r = load_file(c, path, ret_error);
+	if (r == -ENOENT && !required) {
+		free(*ret_error);
+		*ret_error = NULL;
+	} else if (r < 0) {
+		return r;
+	}
+
+	struct buf pattern = BUF_INIT;
+	if (buf_printf(&pattern, "%s.d/*.conf", path) < 0)
+		return -ENOMEM;
+	glob_t g;
+	int gr = glob(pattern.data, 0, NULL, &g); /* sorted by name */
+	buf_finish(&pattern);
+	if (gr == GLOB_NOMATCH)
+		return 0;
+	if (gr != 0)
+		return -ENOMEM;
+	r = 0;
+	for (size_t i = 0; i < g.gl_pathc && r == 0; i++)
+		r = load_file(c, g.gl_pathv[i], ret_error);
+	globfree(&g);
+	return r;
+}
+
+int config_check(const struct config *c, char **ret_error)
+{
+	const char *why = NULL;
+	if (!c->tenant)
+		why = "[graph] tenant is not set";
+	else if (!c->client_id)
+		why = "[graph] client_id is not set";
+	if (!why)
+		return 0;
+	*ret_error = strdup(why);
+	return -EINVAL;
+}
+
+void config_dump(const struct config *c, FILE *f)
+{
+	fprintf(f, "[graph]\n");
+	fprintf(f, "tenant = %s\n", c->tenant ? c->tenant : "");
+	fprintf(f, "client_id = %s\n", c->client_id ? c->client_id : "");
+	if (c->client_secret_file)
+		fprintf(f, "client_secret_file = %s\n", c->client_secret_file);
+	else
+		fprintf(f, "# client secret: credential \"client-secret\" in $CREDENTIALS_DIRECTORY\n");
+	fprintf(f, "authority_url = %s\n", c->authority_url);
+	fprintf(f, "graph_url = %s\n", c->graph_url);
+	fprintf(f, "\n[queue]\nrate = %g\nburst = %u\nconcurrency = %u\nmax_attempts = %u\n",
+		c->rate, c->burst, c->concurrency, c->max_attempts);
+	fprintf(f, "request_timeout = %g\n", (double)c->request_timeout_ms / 1000.0);
+	fprintf(f, "\n[daemon]\nsocket = %s\ndatabase = %s\nallow_group = %s\n", c->socket_path,
+		c->database, c->allow_group ? c->allow_group : "");
+	fprintf(f, "max_upload_bytes = %llu\nmax_rows = %llu\n",
+		(unsigned long long)c->max_upload_bytes, (unsigned long long)c->max_rows);
+}

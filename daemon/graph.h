@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * graph: Microsoft Graph's invitation request and reply (GRAPH.md §3), and
+ * what each reply means for the row: done, failed for good, worth another
+ * try, a token problem, or the tenant-wide anti-abuse block. Pure: no I/O.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct http_response;
+struct store_claim;
+
+enum graph_outcome {
+	GRAPH_OUTCOME_CREATED,   /* 201: invited */
+	GRAPH_OUTCOME_FAILED,    /* the row fails now (4xx other than below) */
+	GRAPH_OUTCOME_TRANSIENT, /* 408, 5xx, timeouts, resets: back off and retry */
+	GRAPH_OUTCOME_THROTTLED, /* 429, or 503 with Retry-After: pause the tenant */
+	GRAPH_OUTCOME_AUTH,      /* 401: new token, then retry */
+	GRAPH_OUTCOME_BLOCKED,   /* 403 anti-abuse block: stop the tenant */
+};
+
+struct graph_result {
+	enum graph_outcome outcome;
+	long http_status;      /* 0: no HTTP answer */
+	char *error_code;      /* Graph's error.code, or our own for transport errors */
+	char *error_message;   /* Graph's error.message, or what went wrong */
+	char *request_id;
+	char *invited_user_id; /* CREATED only */
+	char *invite_redeem_url;
+	uint64_t retry_after_ms;
+	bool has_retry_after;
+};
+
+/* The POST /invitations body for a claimed row. *ret_body owned by caller. */
+int graph_invitation_body(const struct store_claim *c, char **ret_body, size_t *ret_len);
+
+/* Read an answer. Strings in *ret owned (graph_result_clear). 0 or -ENOMEM. */
+int graph_classify(const struct http_response *resp, struct graph_result *ret);
+void graph_result_clear(struct graph_result *res);
+
+/* URL of the invitations endpoint for a graph base URL (owned). */
+char *graph_invitations_url(const char *graph_url);

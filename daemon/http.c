@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: MIT */
+#include "http.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "build-config.h"
+#include "timeutil.h"
+
+struct http {
+	uv_loop_t *loop;
+	CURLM *multi;
+	uv_timer_t timer;
+	struct request *requests; /* under way, for http_destroy() */
+	unsigned active;
+	bool closing;
+};
+
+struct request {
+	struct http *http;
+	struct request *prev, *next;
+	CURL *easy;
+	struct curl_slist *headers;
+	char *body;
+	size_t body_len;
+	struct buf response;
+	char *request_id;
+	uint64_t retry_after_ms;
+	int has_retry_after;
+	bool too_large;
+	http_done_fn fn;
+	void *userdata;
+	char error_text[CURL_ERROR_SIZE];
+};
+
+struct socket_ctx {
+	uv_poll_t poll;
+	curl_socket_t fd;
+	struct http *http;
+};
+
+static int curl_errno(CURLcode c)
+{
+	switch (c) {
+	case CURLE_OK:
+		return 0;
+	case CURLE_OPERATION_TIMEDOUT:
+		return -ETIMEDOUT;
+	case CURLE_COULDNT_CONNECT:
+		return -ECONNREFUSED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return -EHOSTUNREACH;
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_PARTIAL_FILE:
+		return -ECONNRESET;
+	case CURLE_WRITE_ERROR:
+		return -EMSGSIZE;
+	case CURLE_OUT_OF_MEMORY:
+		return -ENOMEM;
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+		return -EPROTO;
+	default:
+		return -EIO;
+	}
+}
+
+static void request_free(struct request *rq)
+{
+	if (!rq)
+		return;
+	if (rq->easy)
+		curl_easy_cleanup(rq->easy);
+	curl_slist_free_all(rq->headers);
+	if (rq->body) /* may hold a secret (token request) */
+		explicit_bzero(rq->body, rq->body_len);
+	free(rq->body);
+	buf_finish(&rq->response);
+	free(rq->request_id);
+	free(rq);
+}
+
+static void unlink_request(struct http *h, struct request *rq)
+{
+	if (rq->prev)
+		rq->prev->next = rq->next;
+	else
+		h->requests = rq->next;
+	if (rq->next)
+		rq->next->prev = rq->prev;
+	h->active--;
+}
+
+static void finish_request(struct http *h, CURL *easy, CURLcode code)
+{
+	struct request *rq = NULL;
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&rq);
+	curl_multi_remove_handle(h->multi, easy);
+	unlink_request(h, rq);
+
+	struct http_response resp = {0};
+	if (code == CURLE_OK) {
+		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &resp.status);
+	} else {
+		resp.error = rq->too_large ? -EMSGSIZE : curl_errno(code);
+		resp.error_text = rq->error_text[0] ? rq->error_text : curl_easy_strerror(code);
+		/* a timeout after the status line still counts as no answer */
+	}
+	if (buf_append(&rq->response, "", 0) < 0 && !resp.error)
+		resp.error = -ENOMEM;
+	resp.body = rq->response.data ? rq->response.data : "";
+	resp.body_len = rq->response.len;
+	resp.retry_after_ms = rq->retry_after_ms;
+	resp.has_retry_after = rq->has_retry_after;
+	resp.request_id = rq->request_id;
+	rq->fn(rq->userdata, &resp);
+	request_free(rq);
+}
+
+static void check_multi_info(struct http *h)
+{
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(h->multi, &left)))
+		if (msg->msg == CURLMSG_DONE)
+			finish_request(h, msg->easy_handle, msg->data.result);
+}
+
+static void on_poll(uv_poll_t *poll, int status, int events)
+{
+	struct socket_ctx *ctx = poll->data;
+	int flags = 0;
+	if (status < 0)
+		flags = CURL_CSELECT_ERR;
+	if (events & UV_READABLE)
+		flags |= CURL_CSELECT_IN;
+	if (events & UV_WRITABLE)
+		flags |= CURL_CSELECT_OUT;
+	int running;
+	struct http *h = ctx->http;
+	curl_multi_socket_action(h->multi, ctx->fd, flags, &running);
+	check_multi_info(h);
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+	struct http *h = timer->data;
+	int running;
+	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_multi_info(h);
+}
+
+static int start_timeout(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct http *h = userp;
+	if (timeout_ms < 0)
+		uv_timer_stop(&h->timer);
+	else
+		uv_timer_start(&h->timer, on_timer, (uint64_t)timeout_ms, 0);
+	return 0;
+}
+
+static void on_poll_closed(uv_handle_t *handle)
+{
+	free(handle->data);
+}
+
+static int handle_socket(CURL *easy, curl_socket_t s, int action, void *userp, void *socketp)
+{
+	struct http *h = userp;
+	struct socket_ctx *ctx = socketp;
+
+	if (action == CURL_POLL_REMOVE) {
+		if (ctx) {
+			uv_poll_stop(&ctx->poll);
+			uv_close((uv_handle_t *)&ctx->poll, on_poll_closed);
+			curl_multi_assign(h->multi, s, NULL);
+		}
+		return 0;
+	}
+	if (!ctx) {
+		ctx = calloc(1, sizeof(*ctx));
+		if (!ctx)
+			return -1;
+		ctx->fd = s;
+		ctx->http = h;
+		if (uv_poll_init_socket(h->loop, &ctx->poll, s) < 0) {
+			free(ctx);
+			return -1;
+		}
+		ctx->poll.data = ctx;
+		curl_multi_assign(h->multi, s, ctx);
+	}
+	int events = 0;
+	if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
+		events |= UV_READABLE;
+	if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
+		events |= UV_WRITABLE;
+	uv_poll_start(&ctx->poll, events, on_poll);
+	return 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
+{
+	struct request *rq = userp;
+	size_t n = size * nmemb;
+	if (rq->response.len + n > HTTP_MAX_RESPONSE) {
+		rq->too_large = true;
+		return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+	}
+	return buf_append(&rq->response, data, n) == 0 ? n : 0;
+}
+
+static char *trimmed_value(const char *v, size_t len)
+{
+	while (len && (*v == ' ' || *v == '\t')) {
+		v++;
+		len--;
+	}
+	while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
+		len--;
+	return strndup(v, len);
+}
+
+static void parse_retry_after(struct request *rq, const char *v)
+{
+	char *end;
+	errno = 0;
+	unsigned long long secs = strtoull(v, &end, 10);
+	if (end != v && *end == '\0' && errno == 0) {
+		rq->retry_after_ms = secs > 86400 ? 86400000u : (uint64_t)secs * 1000u;
+		rq->has_retry_after = 1;
+		return;
+	}
+	uint64_t at;
+	if (time_parse_http_date(v, &at) == 0) {
+		uint64_t now = time_now_ms();
+		rq->retry_after_ms = at > now ? at - now : 0;
+		if (rq->retry_after_ms > 86400000u)
+			rq->retry_after_ms = 86400000u;
+		rq->has_retry_after = 1;
+	}
+}
+
+static size_t on_header(char *data, size_t size, size_t nitems, void *userp)
+{
+	struct request *rq = userp;
+	size_t n = size * nitems;
+	const char *colon = memchr(data, ':', n);
+	if (!colon)
+		return n;
+	size_t name_len = (size_t)(colon - data);
+	const char *v = colon + 1;
+	size_t vlen = n - name_len - 1;
+	if (name_len == 11 && strncasecmp(data, "retry-after", 11) == 0) {
+		char *val = trimmed_value(v, vlen);
+		if (val)
+			parse_retry_after(rq, val);
+		free(val);
+	} else if (name_len == 10 && strncasecmp(data, "request-id", 10) == 0) {
+		free(rq->request_id);
+		rq->request_id = trimmed_value(v, vlen);
+	}
+	return n;
+}
+
+int http_create(uv_loop_t *loop, unsigned max_connections, struct http **ret)
+{
+	static int global_done;
+	if (!global_done) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return -EIO;
+		global_done = 1;
+	}
+	struct http *h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->loop = loop;
+	h->multi = curl_multi_init();
+	if (!h->multi) {
+		free(h);
+		return -ENOMEM;
+	}
+	uv_timer_init(loop, &h->timer);
+	h->timer.data = h;
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, handle_socket);
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, start_timeout);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)max_connections);
+	*ret = h;
+	return 0;
+}
+
+static void on_timer_closed(uv_handle_t *handle)
+{
+	free(handle->data);
+}
+
+void http_destroy(struct http *h)
+{
+	if (!h)
+		return;
+	while (h->requests) {
+		struct request *rq = h->requests;
+		curl_multi_remove_handle(h->multi, rq->easy);
+		unlink_request(h, rq);
+		struct http_response resp = {.error = -ECANCELED, .error_text = "cancelled", .body = ""};
+		rq->fn(rq->userdata, &resp);
+		request_free(rq);
+	}
+	curl_multi_cleanup(h->multi);
+	uv_close((uv_handle_t *)&h->timer, on_timer_closed);
+}
+
+int http_post(struct http *h, const struct http_post_spec *spec, char *body, size_t body_len,
+	      http_done_fn fn, void *userdata)
+{
+	int r = -ENOMEM;
+	struct request *rq = calloc(1, sizeof(*rq));
+	if (!rq) {
+		free(body);
+		return -ENOMEM;
+	}
+	rq->http = h;
+	rq->body = body;
+	rq->body_len = body_len;
+	rq->fn = fn;
+	rq->userdata = userdata;
+	buf_init(&rq->response);
+	rq->easy = curl_easy_init();
+	if (!rq->easy)
+		goto fail;
+
+	struct buf hdr = BUF_INIT;
+	buf_printf(&hdr, "Content-Type: %s", spec->content_type);
+	rq->headers = curl_slist_append(rq->headers, hdr.data ? hdr.data : "");
+	buf_finish(&hdr);
+	rq->headers = curl_slist_append(rq->headers, "Accept: application/json");
+	rq->headers = curl_slist_append(rq->headers, "Expect:");
+	if (spec->authorization) {
+		buf_printf(&hdr, "Authorization: %s", spec->authorization);
+		rq->headers = curl_slist_append(rq->headers, hdr.data ? hdr.data : "");
+		/* the token is not kept around longer than the request */
+		if (hdr.data)
+			memset(hdr.data, 0, hdr.len);
+		buf_finish(&hdr);
+	}
+	if (spec->extra_header)
+		rq->headers = curl_slist_append(rq->headers, spec->extra_header);
+	if (!rq->headers)
+		goto fail;
+
+	CURL *e = rq->easy;
+	curl_easy_setopt(e, CURLOPT_URL, spec->url);
+	curl_easy_setopt(e, CURLOPT_POST, 1L);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, rq->headers);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, rq);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, rq);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, rq);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, rq->error_text);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)spec->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(spec->timeout_ms < 10000 ? spec->timeout_ms : 10000));
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "invited/" INVITED_VERSION);
+	if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
+		goto fail;
+	rq->next = h->requests;
+	if (h->requests)
+		h->requests->prev = rq;
+	h->requests = rq;
+	h->active++;
+	return 0;
+fail:
+	request_free(rq);
+	return r;
+}
+
+unsigned http_active(const struct http *h)
+{
+	return h->active;
+}
+
+char *http_form_escape(const char *text)
+{
+	char *e = curl_easy_escape(NULL, text, 0);
+	if (!e)
+		return NULL;
+	char *copy = strdup(e);
+	curl_free(e);
+	return copy;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http: the only libcurl user. HTTP POSTs through curl's multi interface,
+ * driven by the libuv loop (uv_poll per socket, one uv_timer), so that no
+ * call ever blocks the loop. Connections are kept alive and reused.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define HTTP_MAX_RESPONSE (1u << 20) /* bytes of body kept; more is an error */
+
+struct http_response {
+	long status;            /* 0 when no HTTP answer came */
+	int error;              /* 0, or -ECANCELED (http_destroy), -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH,
+				 * -EPROTO (bad answer), -EMSGSIZE (body too large), -EIO */
+	const char *error_text; /* curl's words for error, else NULL */
+	const char *body;       /* NUL-terminated, may be empty */
+	size_t body_len;
+	uint64_t retry_after_ms; /* from Retry-After (seconds or HTTP date); 0: none */
+	int has_retry_after;
+	const char *request_id;  /* the request-id header, or NULL */
+};
+
+/* Everything borrowed, valid during the call only. */
+typedef void (*http_done_fn)(void *userdata, const struct http_response *resp);
+
+struct http_post_spec {
+	const char *url;
+	const char *content_type;  /* e.g. "application/json" */
+	const char *authorization; /* whole header value, e.g. "Bearer ..."; NULL: none */
+	const char *extra_header;  /* one more "Name: value" header, or NULL */
+	uint64_t timeout_ms;       /* the whole exchange, connecting included */
+};
+
+struct http;
+
+/* max_connections: connections kept open for reuse. */
+int http_create(uv_loop_t *loop, unsigned max_connections, struct http **ret);
+/* Aborts requests still running (their callbacks get error -ECANCELED) and
+ * closes the handles; the loop must run once more to finish closing. NULL ok. */
+void http_destroy(struct http *h);
+
+/* Start a POST. body: takes ownership (malloc'd, body_len bytes). fn is
+ * called exactly once, later, from the loop (never from inside http_post). */
+int http_post(struct http *h, const struct http_post_spec *spec, char *body, size_t body_len,
+	      http_done_fn fn, void *userdata);
+
+/* Requests under way. */
+unsigned http_active(const struct http *h);
+
+/* URL-encode text for a form body: returned string owned by caller, NULL on OOM. */
+char *http_form_escape(const char *text);

@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * invited: wiring only. Reads the config, opens the store, creates the
+ * HTTP engine, the token cache, the tenant sender and the control socket,
+ * then runs the loop until SIGTERM/SIGINT.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "build-config.h"
+#include "buf.h"
+#include "config.h"
+#include "ctl.h"
+#include "daemon.h"
+#include "http.h"
+#include "log.h"
+#include "ops.h"
+#include "proto.h"
+#include "store.h"
+#include "tenant.h"
+#include "timeutil.h"
+
+#if HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+#define MAX_SECRET_BYTES 16384
+
+static void notify(const char *state)
+{
+#if HAVE_SYSTEMD
+	sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: invited [-c FILE] [--check-config] [--version]\n"
+		   "\n"
+		   "Bulk-invite guest users into a Microsoft Entra ID tenant; see invited(8).\n"
+		   "\n"
+		   "  -c, --config FILE   configuration file (default %s)\n"
+		   "      --check-config  print the effective configuration and exit\n"
+		   "  -v, --verbose       log at debug level\n"
+		   "      --version       print the version and exit\n"
+		   "  -h, --help          show this help\n",
+		INVITED_DEFAULT_CONFIG);
+}
+
+/* The client secret: client_secret_file, else $CREDENTIALS_DIRECTORY/client-secret. */
+static int read_secret(const struct config *c, char **ret, char **ret_error)
+{
+	struct buf path = BUF_INIT;
+	struct buf err = BUF_INIT;
+	const char *creds = getenv("CREDENTIALS_DIRECTORY");
+	int r = 0, fd = -1;
+	char *data = NULL;
+
+	if (c->client_secret_file)
+		buf_append_str(&path, c->client_secret_file);
+	else if (creds)
+		buf_printf(&path, "%s/client-secret", creds);
+	else {
+		buf_printf(&err, "no client secret: set client_secret_file in [graph] or pass the "
+				 "credential \"client-secret\" (systemd LoadCredential=)");
+		r = -ENOENT;
+		goto out;
+	}
+	fd = open(path.data, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		r = -errno;
+		buf_printf(&err, "cannot read the client secret '%s': %s", path.data, strerror(errno));
+		goto out;
+	}
+	data = calloc(1, MAX_SECRET_BYTES + 1);
+	if (!data) {
+		r = -ENOMEM;
+		goto out;
+	}
+	size_t len = 0;
+	for (;;) {
+		ssize_t n = read(fd, data + len, MAX_SECRET_BYTES - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			buf_printf(&err, "cannot read the client secret '%s': %s", path.data,
+				   strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len == MAX_SECRET_BYTES) {
+			r = -EFBIG;
+			buf_printf(&err, "the client secret '%s' is larger than %u bytes", path.data,
+				   MAX_SECRET_BYTES);
+			goto out;
+		}
+	}
+	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
+		data[--len] = '\0';
+	if (len == 0) {
+		r = -EINVAL;
+		buf_printf(&err, "the client secret '%s' is empty", path.data);
+		goto out;
+	}
+	*ret = data;
+	data = NULL;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (data) {
+		explicit_bzero(data, MAX_SECRET_BYTES);
+		free(data);
+	}
+	buf_finish(&path);
+	if (r < 0)
+		*ret_error = buf_steal(&err);
+	buf_finish(&err);
+	return r;
+}
+
+struct signals {
+	uv_signal_t term, intr, hup;
+	uv_timer_t deadline;
+};
+
+static struct signals sig;
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void finish(struct daemon *d)
+{
+	uv_timer_stop(&sig.deadline);
+	http_destroy(d->http); /* late requests: their rows stay in flight, resent after restart */
+	d->http = NULL;
+	tenant_destroy(d->tenant);
+	d->tenant = NULL;
+	auth_destroy(d->auth);
+	d->auth = NULL;
+	uv_close((uv_handle_t *)&sig.term, on_handle_closed);
+	uv_close((uv_handle_t *)&sig.intr, on_handle_closed);
+	uv_close((uv_handle_t *)&sig.hup, on_handle_closed);
+	uv_close((uv_handle_t *)&sig.deadline, on_handle_closed);
+	log_info("Stopped");
+}
+
+static void on_drained(void *userdata)
+{
+	finish(userdata);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+	log_warning("Requests still in flight at the shutdown deadline: their rows are sent "
+		    "again after the restart");
+	finish(t->data);
+}
+
+static void shutdown_daemon(struct daemon *d)
+{
+	if (d->stopping)
+		return;
+	d->stopping = true;
+	notify("STOPPING=1");
+	log_info("Stopping: no new requests; waiting for requests in flight");
+	ctl_destroy(d->ctl);
+	d->ctl = NULL;
+	sig.deadline.data = d;
+	uv_timer_start(&sig.deadline, on_deadline, d->config.request_timeout_ms + 1000, 0);
+	tenant_drain(d->tenant, on_drained, d);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct daemon *d = s->data;
+	if (signum == SIGHUP) {
+		log_notice("SIGHUP: reloading the configuration is not supported yet; restart "
+			   "invited to apply changes");
+		return;
+	}
+	shutdown_daemon(d);
+}
+
+static void on_token_ready(void *userdata)
+{
+	struct daemon *d = userdata;
+	if (d->tenant)
+		tenant_kick(d->tenant);
+}
+
+static void on_job_done(void *userdata, int64_t job_id)
+{
+	ops_job_done(userdata, job_id);
+}
+
+static void on_blocked(void *userdata)
+{
+	ops_tenant_blocked(userdata);
+}
+
+static int listen_fd_from_systemd(void)
+{
+#if HAVE_SYSTEMD
+	int n = sd_listen_fds(1);
+	if (n == 1)
+		return SD_LISTEN_FDS_START;
+	if (n > 1)
+		log_warning("Got %d sockets from systemd; using the first", n);
+	if (n >= 1)
+		return SD_LISTEN_FDS_START;
+#endif
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
+		{"verbose", no_argument, NULL, 'v'},      {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},         {0},
+	};
+	const char *config_path = INVITED_DEFAULT_CONFIG;
+	bool explicit_config = false, check_only = false, verbose = false;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "c:vh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			config_path = optarg;
+			explicit_config = true;
+			break;
+		case 'C':
+			check_only = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'V':
+			printf("invited %s\n", INVITED_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "invited: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	log_init("invited", verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	signal(SIGPIPE, SIG_IGN);
+
+	struct daemon d = {0};
+	char *error = NULL, *secret = NULL;
+	int exit_code = EXIT_CONFIG, r;
+
+	if (config_init(&d.config) < 0)
+		return EXIT_TEMPFAIL;
+	r = config_load(&d.config, config_path, explicit_config, &error);
+	if (r == 0)
+		r = config_check(&d.config, &error);
+	if (r < 0) {
+		fprintf(stderr, "invited: %s\n", error ? error : strerror(-r));
+		goto out;
+	}
+	if (check_only) {
+		config_dump(&d.config, stdout);
+		r = read_secret(&d.config, &secret, &error);
+		if (r < 0) {
+			fprintf(stderr, "invited: %s\n", error);
+			goto out;
+		}
+		exit_code = 0;
+		goto out;
+	}
+	r = read_secret(&d.config, &secret, &error);
+	if (r < 0) {
+		log_error("%s", error);
+		goto out;
+	}
+
+	d.loop = uv_default_loop();
+	d.started_mono_ms = time_mono_ms();
+	exit_code = EXIT_TEMPFAIL;
+	r = store_open(&d.store, d.config.database, &error);
+	if (r < 0) {
+		log_error("Failed to open the store: %s", error ? error : strerror(-r));
+		exit_code = r == -ENOENT || r == -EACCES ? EXIT_CONFIG : EXIT_TEMPFAIL;
+		goto out;
+	}
+	unsigned recovered = 0;
+	r = store_recover(d.store, &recovered);
+	if (r < 0) {
+		log_error("Failed to recover rows left in flight: %s", strerror(-r));
+		goto out;
+	}
+	if (recovered)
+		log_notice("%u rows were in flight when invited stopped; they are sent again",
+			   recovered);
+	store_set_job_done(d.store, on_job_done, &d);
+
+	r = http_create(d.loop, d.config.concurrency + 4, &d.http);
+	if (r < 0)
+		goto out;
+	struct auth_options ao = {
+		.authority_url = d.config.authority_url,
+		.tenant = d.config.tenant,
+		.client_id = d.config.client_id,
+		.graph_url = d.config.graph_url,
+		.timeout_ms = d.config.request_timeout_ms,
+	};
+	r = auth_create(d.loop, d.http, &ao, secret, on_token_ready, &d, &d.auth);
+	explicit_bzero(secret, strlen(secret));
+	if (r < 0)
+		goto out;
+	struct tenant_options to = {
+		.name = d.config.tenant,
+		.graph_url = d.config.graph_url,
+		.rate = d.config.rate,
+		.burst = d.config.burst,
+		.concurrency = d.config.concurrency,
+		.max_attempts = d.config.max_attempts,
+		.request_timeout_ms = d.config.request_timeout_ms,
+	};
+	r = tenant_create(d.loop, d.store, d.http, d.auth, &to, &d.tenant);
+	if (r < 0) {
+		log_error("Failed to set up tenant '%s': %s", d.config.tenant, strerror(-r));
+		goto out;
+	}
+	tenant_set_blocked_fn(d.tenant, on_blocked, &d);
+
+	r = ctl_create(&d, d.config.socket_path, listen_fd_from_systemd(), &d.ctl);
+	if (r < 0)
+		goto out;
+
+	uv_signal_init(d.loop, &sig.term);
+	uv_signal_init(d.loop, &sig.intr);
+	uv_signal_init(d.loop, &sig.hup);
+	uv_timer_init(d.loop, &sig.deadline);
+	sig.term.data = sig.intr.data = sig.hup.data = &d;
+	uv_signal_start(&sig.term, on_signal, SIGTERM);
+	uv_signal_start(&sig.intr, on_signal, SIGINT);
+	uv_signal_start(&sig.hup, on_signal, SIGHUP);
+
+	log_info("invited %s ready: tenant '%s', socket '%s', database '%s', rate %g/s, "
+		 "concurrency %u",
+		 INVITED_VERSION, d.config.tenant, d.config.socket_path, d.config.database,
+		 d.config.rate, d.config.concurrency);
+	notify("READY=1");
+	auth_start(d.auth);
+	tenant_kick(d.tenant);
+
+	uv_run(d.loop, UV_RUN_DEFAULT);
+	exit_code = 0;
+out:
+	if (d.loop) {
+		/* after a failed start: close what was made (all NULL after a clean stop) */
+		ctl_destroy(d.ctl);
+		http_destroy(d.http);
+		tenant_destroy(d.tenant);
+		auth_destroy(d.auth);
+		uv_run(d.loop, UV_RUN_DEFAULT);
+		uv_loop_close(d.loop);
+	}
+	store_close(d.store);
+	if (secret) {
+		explicit_bzero(secret, strlen(secret));
+		free(secret);
+	}
+	free(error);
+	config_finish(&d.config);
+	return exit_code;
+}

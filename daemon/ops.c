@@ -1,0 +1,633 @@
+/* SPDX-License-Identifier: MIT */
+#include "ops.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "build-config.h"
+#include "csv.h"
+#include "ctl.h"
+#include "daemon.h"
+#include "log.h"
+#include "proto.h"
+#include "store.h"
+#include "tenant.h"
+#include "timeutil.h"
+#include "upload.h"
+
+#define DEFAULT_REDIRECT "https://myapplications.microsoft.com"
+#define RECENT_MS (24u * 3600u * 1000u) /* `jobs` without --all: finished in the last day */
+#define MAX_NAME_BYTES 256u
+#define ROWS_PAGE_DEFAULT 1000
+#define ROWS_PAGE_MAX 5000
+
+struct waiter {
+	struct daemon *d;
+	struct ctl_conn *conn;
+	int64_t job_id;
+	struct waiter *prev, *next;
+};
+
+static json_t *time_or_null(uint64_t ms)
+{
+	if (ms == 0)
+		return json_null();
+	char t[TIME_RFC3339_MAX];
+	time_format_rfc3339(ms, t);
+	return json_string(t);
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *job_json(const struct store_job *j)
+{
+	int64_t pending = j->total - j->succeeded - j->failed - j->cancelled;
+	return json_pack(
+		"{s:I,s:o,s:s,s:o,s:o,s:{s:I,s:s},s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:o,s:o,"
+		"s:{s:s,s:b,s:o,s:o,s:o}}",
+		"id", (json_int_t)j->id, "name", str_or_null(j->name), "state",
+		job_state_name(j->state), "created_at", time_or_null(j->created_at), "finished_at",
+		time_or_null(j->finished_at), "submitted_by", "uid", (json_int_t)j->uid, "user",
+		j->user, "total", (json_int_t)j->total, "succeeded", (json_int_t)j->succeeded,
+		"failed", (json_int_t)j->failed, "pending", (json_int_t)pending, "cancelled",
+		(json_int_t)j->cancelled, "in_flight", (json_int_t)j->in_flight, "tenant", j->tenant,
+		"reason", str_or_null(j->reason), "filename", str_or_null(j->filename), "options",
+		"redirect_url", j->redirect_url, "send_email", j->send_email, "message",
+		str_or_null(j->message), "language", str_or_null(j->language), "cc",
+		str_or_null(j->cc));
+}
+
+static bool job_ended(const struct store_job *j)
+{
+	return j->finished_at != 0 || j->state == JOB_STATE_BLOCKED;
+}
+
+static const char *store_error_code(int r)
+{
+	if (r == -ENOENT)
+		return PROTO_ERR_NOT_FOUND;
+	if (r == -EBUSY || r == -ENOSPC)
+		return PROTO_ERR_TEMPORARY;
+	return PROTO_ERR_INTERNAL;
+}
+
+static const char *store_error_text(int r)
+{
+	switch (r) {
+	case -EBUSY:
+		return "the database is busy storing an upload; try again in a moment";
+	case -ENOSPC:
+		return "the disk under the database is full";
+	default:
+		return strerror(-r);
+	}
+}
+
+static void reply_store_error(struct ctl_conn *conn, int r, int64_t id)
+{
+	if (r == -ENOENT)
+		ctl_conn_error(conn, PROTO_ERR_NOT_FOUND, "no job %lld", (long long)id);
+	else
+		ctl_conn_error(conn, store_error_code(r), "%s", store_error_text(r));
+}
+
+/* A positive integer argument "id". */
+static bool get_id(struct ctl_conn *conn, json_t *req, int64_t *ret)
+{
+	json_t *v = json_object_get(req, "id");
+	if (!json_is_integer(v) || json_integer_value(v) <= 0) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "a job id (a positive integer) is required");
+		return false;
+	}
+	*ret = json_integer_value(v);
+	return true;
+}
+
+/* An optional string argument; false (after replying) when it has the wrong type. */
+static bool get_str(struct ctl_conn *conn, json_t *req, const char *key, const char **ret)
+{
+	json_t *v = json_object_get(req, key);
+	*ret = NULL;
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_string(v)) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "'%s' must be a string", key);
+		return false;
+	}
+	*ret = json_string_value(v);
+	return true;
+}
+
+static void reply_job(struct daemon *d, struct ctl_conn *conn, int64_t id, const char *extra_key,
+		      json_t *extra)
+{
+	struct store_job j;
+	int r = store_job_get(d->store, id, &j);
+	if (r < 0) {
+		json_decref(extra);
+		reply_store_error(conn, r, id);
+		return;
+	}
+	json_t *reply = json_pack("{s:b,s:o}", "ok", 1, "job", job_json(&j));
+	if (extra_key)
+		json_object_set_new(reply, extra_key, extra);
+	store_job_clear(&j);
+	ctl_conn_reply(conn, reply);
+}
+
+/* ---- status, stats ---- */
+
+static void op_status(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	int64_t active = 0, pending = 0, in_flight = 0;
+	store_totals(d->store, &active, &pending, &in_flight);
+	static const char *const token_states[] = {"none", "fetching", "valid", "error"};
+	int64_t exp = auth_expires_in_s(d->auth);
+	struct tenant_stats ts;
+	tenant_get_stats(d->tenant, &ts);
+	json_t *reply = json_pack(
+		"{s:b,s:s,s:I,s:s,s:o,s:{s:s,s:o,s:o},s:{s:f,s:f,s:I},s:{s:I,s:I},s:{s:I}}", "ok", 1,
+		"version", INVITED_VERSION, "uptime_s",
+		(json_int_t)((time_mono_ms() - d->started_mono_ms) / 1000u), "tenant",
+		tenant_name(d->tenant), "blocked", str_or_null(tenant_blocked(d->tenant)), "token",
+		"state", token_states[auth_state(d->auth)], "expires_in_s",
+		exp >= 0 ? json_integer(exp) : json_null(), "error", str_or_null(auth_error(d->auth)),
+		"rate", "configured", d->config.rate, "current", tenant_rate(d->tenant), "paused_ms",
+		(json_int_t)ts.paused_ms, "queue", "pending", (json_int_t)pending, "in_flight",
+		(json_int_t)ts.in_flight, "jobs", "active", (json_int_t)active);
+	ctl_conn_reply(conn, reply);
+}
+
+static void op_stats(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	int64_t active = 0, pending = 0, in_flight = 0;
+	store_totals(d->store, &active, &pending, &in_flight);
+	struct tenant_stats ts;
+	tenant_get_stats(d->tenant, &ts);
+	json_t *stats = json_pack(
+		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I}", "requests_total",
+		(json_int_t)ts.requests, "invitations_created_total", (json_int_t)ts.created,
+		"rows_failed_total", (json_int_t)ts.failed, "retries_total", (json_int_t)ts.retries,
+		"throttled_total", (json_int_t)ts.throttled, "transient_errors_total",
+		(json_int_t)ts.transient, "auth_errors_total", (json_int_t)ts.auth_errors,
+		"token_refreshes_total", (json_int_t)auth_refreshes(d->auth), "in_flight",
+		(json_int_t)ts.in_flight, "claimed", (json_int_t)ts.ready, "pending",
+		(json_int_t)pending, "active_jobs", (json_int_t)active, "rate", tenant_rate(d->tenant),
+		"paused_ms", (json_int_t)ts.paused_ms, "connections",
+		(json_int_t)ctl_connections(d->ctl), "uptime_seconds",
+		(json_int_t)((time_mono_ms() - d->started_mono_ms) / 1000u));
+	ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "stats", stats));
+}
+
+/* ---- submit, validate ---- */
+
+struct upload_ctx {
+	struct daemon *d;
+	struct ctl_conn *conn;
+	bool validate_only;
+	bool job_message;
+	char *filename;
+};
+
+static void upload_ctx_free(void *userdata)
+{
+	struct upload_ctx *ctx = userdata;
+	free(ctx->filename);
+	free(ctx);
+}
+
+static json_t *errors_json(const struct upload_result *res)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < res->n_errors; i++)
+		json_array_append_new(a, json_pack("{s:I,s:s}", "line",
+						   (json_int_t)res->errors[i].line, "message",
+						   res->errors[i].message));
+	return a;
+}
+
+static void on_upload_done(void *userdata, const struct upload_result *res)
+{
+	struct upload_ctx *ctx = userdata;
+	struct daemon *d = ctx->d;
+	struct ctl_conn *conn = ctx->conn;
+	ctl_conn_upload_done(conn);
+
+	if (res->status < 0) {
+		log_error("Failed to store an upload from %s: %s", ctl_conn_user(conn),
+			  res->failure ? res->failure : strerror(-res->status));
+		ctl_conn_error(conn, res->status == -ENOSPC || res->status == -EBUSY
+					     ? PROTO_ERR_TEMPORARY
+					     : PROTO_ERR_INTERNAL,
+			       "%s: cannot store the file: %s", ctx->filename,
+			       res->failure ? res->failure : strerror(-res->status));
+	} else if (ctx->validate_only) {
+		json_t *reply = json_pack("{s:b,s:b,s:I,s:o,s:I}", "ok", 1, "valid", res->status == 0,
+					  "rows", (json_int_t)res->rows, "errors", errors_json(res),
+					  "error_count", (json_int_t)res->error_count);
+		ctl_conn_reply(conn, reply);
+	} else if (res->status == 1) {
+		char msg[512];
+		snprintf(msg, sizeof(msg), "%s: %zu problem%s, nothing stored", ctx->filename,
+			 res->error_count, res->error_count == 1 ? "" : "s");
+		json_t *reply = json_pack("{s:b,s:{s:s,s:s,s:o,s:I}}", "ok", 0, "error", "code",
+					  PROTO_ERR_INVALID_INPUT, "message", msg, "errors",
+					  errors_json(res), "error_count", (json_int_t)res->error_count);
+		ctl_conn_reply(conn, reply);
+	} else {
+		log_notice("Job %lld submitted by %s (uid %u): %zu rows from '%s'",
+			   (long long)res->job_id, ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn),
+			   res->rows, ctx->filename);
+		json_t *warnings = json_array();
+		if (res->has_message || ctx->job_message)
+			json_array_append_new(
+				warnings,
+				json_string("rows carry a customized invitation message, but "
+					    "Microsoft drops customized messages when an application "
+					    "sends the invitation (invited signs in as an app); "
+					    "guests get the standard text"));
+		reply_job(d, conn, res->job_id, "warnings", warnings);
+		tenant_kick(d->tenant);
+	}
+	upload_ctx_free(ctx);
+}
+
+static void on_upload_resume(void *userdata)
+{
+	struct upload_ctx *ctx = userdata;
+	ctl_conn_resume(ctx->conn);
+}
+
+static bool language_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 2 || n > 20)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '-' ||
+		      (*s >= '0' && *s <= '9')))
+			return false;
+	return true;
+}
+
+static void op_upload(struct daemon *d, struct ctl_conn *conn, json_t *req, bool validate_only)
+{
+	const char *name, *filename, *redirect, *message, *language, *cc, *why = NULL;
+	if (!get_str(conn, req, "name", &name) || !get_str(conn, req, "filename", &filename) ||
+	    !get_str(conn, req, "redirect_url", &redirect) ||
+	    !get_str(conn, req, "message", &message) ||
+	    !get_str(conn, req, "language", &language) || !get_str(conn, req, "cc", &cc))
+		return;
+	json_t *send = json_object_get(req, "send_email");
+	if (send && !json_is_boolean(send) && !json_is_null(send)) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "'send_email' must be true or false");
+		return;
+	}
+	if (redirect && !csv_url_check(redirect, &why)) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "invalid redirect URL '%s': %s", redirect, why);
+		return;
+	}
+	if (cc && !csv_email_check(cc, &why)) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "invalid cc address '%s': %s", cc, why);
+		return;
+	}
+	if (language && !language_ok(language)) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "invalid language '%s' (e.g. en-US, ja-JP)",
+			       language);
+		return;
+	}
+	if (name && strlen(name) > MAX_NAME_BYTES) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "the job name is longer than %u bytes",
+			       MAX_NAME_BYTES);
+		return;
+	}
+	if (message && strlen(message) > CSV_MAX_MESSAGE_BYTES) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "the message is longer than %u bytes",
+			       CSV_MAX_MESSAGE_BYTES);
+		return;
+	}
+	if (d->stopping) {
+		ctl_conn_error(conn, PROTO_ERR_TEMPORARY, "invited is shutting down");
+		return;
+	}
+
+	struct upload_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx) {
+		ctl_conn_error(conn, PROTO_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	ctx->d = d;
+	ctx->conn = conn;
+	ctx->validate_only = validate_only;
+	ctx->job_message = message != NULL;
+	ctx->filename = strdup(filename ? filename : "-");
+	struct upload_spec spec = {
+		.db_path = store_path(d->store),
+		.job =
+			{
+				.tenant_id = tenant_id(d->tenant),
+				.name = name,
+				.filename = filename,
+				.redirect_url = redirect ? redirect : DEFAULT_REDIRECT,
+				.message = message,
+				.language = language,
+				.cc = cc,
+				.user = ctl_conn_user(conn),
+				.send_email = send ? json_is_true(send) : true,
+				.uid = (uint32_t)ctl_conn_uid(conn),
+			},
+		.validate_only = validate_only,
+		.max_bytes = d->config.max_upload_bytes,
+		.max_rows = d->config.max_rows,
+	};
+	struct upload *u;
+	int r = ctx->filename ? upload_create(d->loop, &spec, on_upload_done, on_upload_resume, ctx, &u)
+			      : -ENOMEM;
+	if (r < 0) {
+		upload_ctx_free(ctx);
+		ctl_conn_error(conn, PROTO_ERR_INTERNAL, "cannot start the upload: %s", strerror(-r));
+		return;
+	}
+	/* if the client goes away mid-upload, ctl aborts the upload (nothing
+	 * stored) and this frees the context */
+	ctl_conn_on_gone(conn, upload_ctx_free, ctx);
+	ctl_conn_start_upload(conn, u);
+}
+
+static void op_submit(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	op_upload(d, conn, req, false);
+}
+
+static void op_validate(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	op_upload(d, conn, req, true);
+}
+
+/* ---- jobs, job, rows ---- */
+
+static int add_job(void *userdata, const struct store_job *j)
+{
+	return json_array_append_new(userdata, job_json(j)) == 0 ? 0 : -ENOMEM;
+}
+
+static void op_jobs(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	bool all = json_is_true(json_object_get(req, "all"));
+	json_t *jobs = json_array();
+	uint64_t now = time_now_ms();
+	int r = store_jobs_list(d->store, all, now > RECENT_MS ? now - RECENT_MS : 0, add_job, jobs);
+	if (r < 0) {
+		json_decref(jobs);
+		reply_store_error(conn, r, 0);
+		return;
+	}
+	ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "jobs", jobs));
+}
+
+static void op_job(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	int64_t id;
+	if (get_id(conn, req, &id))
+		reply_job(d, conn, id, NULL, NULL);
+}
+
+static int add_row(void *userdata, const struct store_row *row)
+{
+	json_t *o = json_pack(
+		"{s:I,s:s,s:o,s:s,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "line", (json_int_t)row->line,
+		"email", row->email, "display_name", str_or_null(row->display_name), "state",
+		row_state_name(row->state), "attempts", (json_int_t)row->attempts, "http_status",
+		row->http_status ? json_integer(row->http_status) : json_null(), "error_code",
+		str_or_null(row->error_code), "error_message", str_or_null(row->error_message),
+		"request_id", str_or_null(row->request_id), "invited_user_id",
+		str_or_null(row->invited_user_id), "invite_redeem_url",
+		str_or_null(row->invite_redeem_url), "updated_at", time_or_null(row->updated_at),
+		"finished_at",
+		row->state >= ROW_STATE_SUCCEEDED ? time_or_null(row->updated_at) : json_null());
+	if (!o)
+		return -ENOMEM;
+	if (row->fields) {
+		json_t *f = json_loads(row->fields, 0, NULL);
+		json_object_set_new(o, "fields", f ? f : json_array());
+	}
+	return json_array_append_new(userdata, o) == 0 ? 0 : -ENOMEM;
+}
+
+static void op_rows(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	int64_t id;
+	if (!get_id(conn, req, &id))
+		return;
+	json_t *v = json_object_get(req, "cursor");
+	int64_t cursor = json_is_integer(v) ? json_integer_value(v) : 0;
+	v = json_object_get(req, "limit");
+	json_int_t limit = json_is_integer(v) ? json_integer_value(v) : ROWS_PAGE_DEFAULT;
+	if (limit < 1 || limit > ROWS_PAGE_MAX || cursor < 0) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "'limit' must be 1 to %d and 'cursor' positive",
+			       ROWS_PAGE_MAX);
+		return;
+	}
+	const char *state_name;
+	if (!get_str(conn, req, "state", &state_name))
+		return;
+	int state = -1;
+	if (state_name && (state = row_state_from_name(state_name)) < 0) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE,
+			       "unknown row state '%s' (pending, in_flight, succeeded, failed, "
+			       "cancelled)",
+			       state_name);
+		return;
+	}
+	bool input = json_is_true(json_object_get(req, "input"));
+
+	struct store_job j;
+	int r = store_job_get(d->store, id, &j);
+	if (r < 0) {
+		reply_store_error(conn, r, id);
+		return;
+	}
+	json_t *rows = json_array();
+	int64_t next = 0;
+	r = store_rows_list(d->store, id, cursor, (unsigned)limit, state, input, add_row, rows, &next);
+	if (r < 0) {
+		store_job_clear(&j);
+		json_decref(rows);
+		reply_store_error(conn, r, id);
+		return;
+	}
+	json_t *reply = json_pack("{s:b,s:o,s:o}", "ok", 1, "rows", rows, "next",
+				  next ? json_integer(next) : json_null());
+	if (input) {
+		json_t *cols = json_loads(j.columns, 0, NULL);
+		json_object_set_new(reply, "columns", cols ? cols : json_array());
+	}
+	store_job_clear(&j);
+	ctl_conn_reply(conn, reply);
+}
+
+/* ---- wait ---- */
+
+static void waiter_remove(void *userdata)
+{
+	struct waiter *w = userdata;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		w->d->waiters = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	free(w);
+}
+
+static void op_wait(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	int64_t id;
+	if (!get_id(conn, req, &id))
+		return;
+	struct store_job j;
+	int r = store_job_get(d->store, id, &j);
+	if (r < 0) {
+		reply_store_error(conn, r, id);
+		return;
+	}
+	if (job_ended(&j)) {
+		ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "job", job_json(&j)));
+		store_job_clear(&j);
+		return;
+	}
+	store_job_clear(&j);
+	struct waiter *w = calloc(1, sizeof(*w));
+	if (!w) {
+		ctl_conn_error(conn, PROTO_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	w->d = d;
+	w->conn = conn;
+	w->job_id = id;
+	w->next = d->waiters;
+	if (d->waiters)
+		d->waiters->prev = w;
+	d->waiters = w;
+	ctl_conn_on_gone(conn, waiter_remove, w);
+}
+
+/* Answer the waiters of job_id (0: of every job) whose job has ended. */
+static void answer_waiters(struct daemon *d, int64_t job_id)
+{
+	struct waiter *w = d->waiters;
+	while (w) {
+		struct waiter *next = w->next;
+		if (job_id == 0 || w->job_id == job_id) {
+			struct store_job j;
+			if (store_job_get(d->store, w->job_id, &j) == 0) {
+				if (job_ended(&j)) {
+					struct ctl_conn *conn = w->conn;
+					waiter_remove(w);
+					ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "job",
+								       job_json(&j)));
+				}
+				store_job_clear(&j);
+			}
+		}
+		w = next;
+	}
+}
+
+void ops_job_done(struct daemon *d, int64_t job_id)
+{
+	struct store_job j;
+	if (store_job_get(d->store, job_id, &j) == 0) {
+		if (j.finished_at)
+			log_notice("Job %lld %s: %lld succeeded, %lld failed, %lld cancelled of %lld",
+				   (long long)j.id, job_state_name(j.state), (long long)j.succeeded,
+				   (long long)j.failed, (long long)j.cancelled, (long long)j.total);
+		store_job_clear(&j);
+	}
+	answer_waiters(d, job_id);
+}
+
+void ops_tenant_blocked(struct daemon *d)
+{
+	answer_waiters(d, 0);
+}
+
+/* ---- cancel, pause, resume, retry ---- */
+
+static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
+		      int (*action)(struct store *, int64_t, int64_t *), const char *verb)
+{
+	int64_t id, changed = 0;
+	if (!get_id(conn, req, &id))
+		return;
+	if (action == store_job_cancel || action == store_job_pause)
+		tenant_forget_job(d->tenant, id);
+	int r = action(d->store, id, &changed);
+	if (r < 0) {
+		reply_store_error(conn, r, id);
+		tenant_kick(d->tenant);
+		return;
+	}
+	if (action == store_job_resume) {
+		int u = tenant_unblock(d->tenant);
+		if (u < 0) {
+			reply_store_error(conn, u, id);
+			return;
+		}
+		changed += u;
+	}
+	log_notice("Job %lld: %s by %s (uid %u), %lld changed", (long long)id, verb,
+		   ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn), (long long)changed);
+	tenant_kick(d->tenant);
+	reply_job(d, conn, id, "changed", json_integer(changed));
+}
+
+static void op_cancel(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	op_action(d, conn, req, store_job_cancel, "cancel");
+}
+
+static void op_pause(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	op_action(d, conn, req, store_job_pause, "pause");
+}
+
+static void op_resume(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	op_action(d, conn, req, store_job_resume, "resume");
+}
+
+static void op_retry(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	op_action(d, conn, req, store_job_retry, "retry");
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(struct daemon *d, struct ctl_conn *conn, json_t *req);
+} ops[] = {
+	{"status", op_status}, {"stats", op_stats},   {"submit", op_submit}, {"validate", op_validate},
+	{"jobs", op_jobs},     {"job", op_job},       {"rows", op_rows},     {"wait", op_wait},
+	{"cancel", op_cancel}, {"pause", op_pause},   {"resume", op_resume}, {"retry", op_retry},
+};
+
+void ops_dispatch(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	const char *op = json_string_value(json_object_get(req, "op"));
+	if (!op) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "request has no 'op'");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (strcmp(op, ops[i].name) == 0) {
+			ops[i].fn(d, conn, req);
+			return;
+		}
+	ctl_conn_error(conn, PROTO_ERR_USAGE, "unknown op '%s'", op);
+}

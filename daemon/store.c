@@ -1,0 +1,1081 @@
+/* SPDX-License-Identifier: MIT */
+#include "store.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "csv.h"
+#include "schema.h"
+#include "timeutil.h"
+
+#define FLUSH_MAX 4096 /* results written per transaction at most */
+
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_CLAIM_SELECT,
+	ST_CLAIM_MARK,
+	ST_JOB_RUNNING,
+	ST_NEXT_DUE,
+	ST_RELEASE,
+	ST_FINISH_ROW,
+	ST_JOB_STATE,
+	ST_JOB_COUNT,
+	ST_JOB_COMPLETE,
+	ST_JOB_GET,
+	ST_JOB_IN_FLIGHT,
+	ST__MAX,
+};
+
+static const char *const stmt_sql[ST__MAX] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_CLAIM_SELECT] =
+		"SELECT r.id, r.job_id, r.line, r.attempts, r.email, r.display_name,"
+		" COALESCE(r.redirect_url, j.redirect_url), COALESCE(r.send_email, j.send_email),"
+		" COALESCE(r.message, j.message), j.language, j.cc"
+		" FROM jobs j JOIN rows r ON r.job_id = j.id"
+		" WHERE j.tenant_id = ?1 AND j.state IN (0, 1) AND r.state = 0"
+		" AND r.next_attempt_at <= ?2"
+		" ORDER BY j.id, r.next_attempt_at, r.id LIMIT ?3",
+	[ST_CLAIM_MARK] = "UPDATE rows SET state = 1, updated_at = ?2 WHERE id = ?1",
+	[ST_JOB_RUNNING] = "UPDATE jobs SET state = 1 WHERE id = ?1 AND state = 0",
+	[ST_NEXT_DUE] = "SELECT MIN(r.next_attempt_at) FROM jobs j JOIN rows r ON r.job_id = j.id"
+			" WHERE j.tenant_id = ?1 AND j.state IN (0, 1) AND r.state = 0",
+	[ST_RELEASE] = "UPDATE rows SET state = 0 WHERE id = ?1 AND state = 1",
+	[ST_FINISH_ROW] = "UPDATE rows SET state = ?2, attempts = ?3, next_attempt_at = ?4,"
+			  " http_status = ?5, error_code = ?6, error_message = ?7, request_id = ?8,"
+			  " invited_user_id = ?9, invite_redeem_url = ?10, updated_at = ?11"
+			  " WHERE id = ?1 AND state = 1",
+	[ST_JOB_STATE] = "SELECT state FROM jobs WHERE id = ?1",
+	[ST_JOB_COUNT] = "UPDATE jobs SET succeeded = succeeded + ?2, failed = failed + ?3,"
+			 " cancelled = cancelled + ?4 WHERE id = ?1",
+	[ST_JOB_COMPLETE] =
+		"UPDATE jobs SET state = CASE state WHEN 3 THEN 3 ELSE 4 END, finished_at = ?2"
+		" WHERE id = ?1 AND state IN (0, 1, 3) AND finished_at IS NULL"
+		" AND total = succeeded + failed + cancelled",
+	[ST_JOB_GET] = "SELECT j.id, j.tenant_id, t.name, j.name, j.state, j.created_at,"
+		       " j.finished_at, j.submitted_uid, j.submitted_user, j.filename, j.columns,"
+		       " j.redirect_url, j.send_email, j.message, j.language, j.cc,"
+		       " t.blocked_reason, j.total, j.succeeded, j.failed, j.cancelled"
+		       " FROM jobs j JOIN tenants t ON t.id = j.tenant_id WHERE j.id = ?1",
+	[ST_JOB_IN_FLIGHT] = "SELECT COUNT(*) FROM rows WHERE job_id = ?1 AND state = 1",
+};
+
+struct store {
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *stmt[ST__MAX];
+	struct store_result *queue; /* results waiting for store_flush() */
+	size_t queue_len, queue_cap;
+	store_job_done_fn job_done;
+	void *job_done_userdata;
+};
+
+const char *row_state_name(int state)
+{
+	static const char *const names[] = {"pending", "in_flight", "succeeded", "failed",
+					    "cancelled"};
+	return state >= 0 && state <= ROW_STATE_CANCELLED ? names[state] : "unknown";
+}
+
+const char *job_state_name(int state)
+{
+	static const char *const names[] = {"queued",    "running",   "paused",
+					    "cancelled", "completed", "blocked"};
+	return state >= 0 && state <= JOB_STATE_BLOCKED ? names[state] : "unknown";
+}
+
+int row_state_from_name(const char *name)
+{
+	for (int i = ROW_STATE_PENDING; i <= ROW_STATE_CANCELLED; i++)
+		if (strcmp(name, row_state_name(i)) == 0)
+			return i;
+	return -EINVAL;
+}
+
+/* Translate an SQLite result code: the one place that does. */
+static int sqlite_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+		return -EACCES;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	default:
+		return -EIO;
+	}
+}
+
+static char *dup_col(sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	return t ? strdup((const char *)t) : NULL;
+}
+
+static const char *col_text(sqlite3_stmt *st, int col)
+{
+	return (const char *)sqlite3_column_text(st, col);
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *text)
+{
+	if (text)
+		sqlite3_bind_text(st, idx, text, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, idx);
+}
+
+/* Run a prepared statement to completion; returns 0 or negative errno. */
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sqlite_errno(rc);
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+	return sqlite_errno(sqlite3_exec(db, sql, NULL, NULL, NULL));
+}
+
+static int open_db(const char *path, sqlite3 **ret, char **ret_error)
+{
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open_v2(path, &db,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		if (ret_error) {
+			struct buf m = BUF_INIT;
+			buf_printf(&m, "cannot open database '%s': %s", path,
+				   db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+			*ret_error = buf_steal(&m);
+		}
+		sqlite3_close(db);
+		return sqlite_errno(rc);
+	}
+	/* WAL: readers never block the writer. synchronous=NORMAL: a commit is
+	 * durable against a crash of the daemon; a power cut may lose the last
+	 * transactions, whose rows are then sent again (docs/architecture.md). */
+	int r = exec(db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+			 " PRAGMA foreign_keys = OFF; PRAGMA temp_store = MEMORY;");
+	if (r < 0) {
+		if (ret_error) {
+			struct buf m = BUF_INIT;
+			buf_printf(&m, "cannot set up database '%s': %s", path, sqlite3_errmsg(db));
+			*ret_error = buf_steal(&m);
+		}
+		sqlite3_close(db);
+		return r;
+	}
+	*ret = db;
+	return 0;
+}
+
+static int migrate(sqlite3 *db, char **ret_error)
+{
+	sqlite3_stmt *st = NULL;
+	int version = 0;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (version > (int)schema_version) {
+		struct buf m = BUF_INIT;
+		buf_printf(&m, "database schema version %d is newer than this invited (%u)",
+			   version, schema_version);
+		*ret_error = buf_steal(&m);
+		return -EPROTO;
+	}
+	for (unsigned v = (unsigned)version; v < schema_version; v++) {
+		struct buf sql = BUF_INIT;
+		buf_printf(&sql, "BEGIN IMMEDIATE; %s; PRAGMA user_version = %u; COMMIT;",
+			   schema_migrations[v], v + 1);
+		char *err = NULL;
+		int rc = sqlite3_exec(db, sql.data, NULL, NULL, &err);
+		buf_finish(&sql);
+		if (rc != SQLITE_OK) {
+			struct buf m = BUF_INIT;
+			buf_printf(&m, "cannot migrate database to version %u: %s", v + 1,
+				   err ? err : sqlite3_errstr(rc));
+			sqlite3_free(err);
+			sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+			*ret_error = buf_steal(&m);
+			return sqlite_errno(rc);
+		}
+	}
+	return 0;
+}
+
+int store_open(struct store **ret, const char *path, char **ret_error)
+{
+	int r;
+	struct store *s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->path = strdup(path);
+	if (!s->path) {
+		r = -ENOMEM;
+		goto out;
+	}
+	r = open_db(path, &s->db, ret_error);
+	if (r < 0)
+		goto out;
+	sqlite3_busy_timeout(s->db, 5000);
+	r = migrate(s->db, ret_error);
+	if (r < 0)
+		goto out;
+	for (int i = 0; i < ST__MAX; i++) {
+		int rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					    &s->stmt[i], NULL);
+		if (rc != SQLITE_OK) {
+			struct buf m = BUF_INIT;
+			buf_printf(&m, "cannot prepare statement %d: %s", i, sqlite3_errmsg(s->db));
+			*ret_error = buf_steal(&m);
+			r = sqlite_errno(rc);
+			goto out;
+		}
+	}
+	/* from here on the loop thread never waits for a lock */
+	sqlite3_busy_timeout(s->db, 0);
+	*ret = s;
+	return 0;
+out:
+	store_close(s);
+	return r;
+}
+
+static void result_clear(struct store_result *res)
+{
+	free(res->error_code);
+	free(res->error_message);
+	free(res->request_id);
+	free(res->invited_user_id);
+	free(res->invite_redeem_url);
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	if (s->db && s->queue_len) {
+		sqlite3_busy_timeout(s->db, 5000);
+		store_flush(s);
+	}
+	for (size_t i = 0; i < s->queue_len; i++)
+		result_clear(&s->queue[i]);
+	free(s->queue);
+	for (int i = 0; i < ST__MAX; i++)
+		sqlite3_finalize(s->stmt[i]);
+	if (s->db)
+		sqlite3_close(s->db);
+	free(s->path);
+	free(s);
+}
+
+void store_set_job_done(struct store *s, store_job_done_fn fn, void *userdata)
+{
+	s->job_done = fn;
+	s->job_done_userdata = userdata;
+}
+
+const char *store_path(const struct store *s)
+{
+	return s->path;
+}
+
+static int begin(struct store *s)
+{
+	return step_done(s->stmt[ST_BEGIN]);
+}
+
+static int commit(struct store *s)
+{
+	int r = step_done(s->stmt[ST_COMMIT]);
+	if (r < 0)
+		step_done(s->stmt[ST_ROLLBACK]);
+	return r;
+}
+
+static void rollback(struct store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		step_done(s->stmt[ST_ROLLBACK]);
+}
+
+/* Admin actions may wait a little for an import's lock; sending never does. */
+static int begin_patient(struct store *s)
+{
+	sqlite3_busy_timeout(s->db, 2000);
+	int r = begin(s);
+	sqlite3_busy_timeout(s->db, 0);
+	return r;
+}
+
+int store_recover(struct store *s, unsigned *ret_count)
+{
+	sqlite3_busy_timeout(s->db, 5000);
+	int r = exec(s->db, "UPDATE rows SET state = 0 WHERE state = 1");
+	sqlite3_busy_timeout(s->db, 0);
+	if (r == 0 && ret_count)
+		*ret_count = (unsigned)sqlite3_changes(s->db);
+	return r;
+}
+
+int store_tenant_ensure(struct store *s, const char *name, int64_t *ret_id)
+{
+	sqlite3_stmt *st = NULL;
+	int r = sqlite_errno(sqlite3_prepare_v2(
+		s->db, "INSERT INTO tenants(name) VALUES (?1) ON CONFLICT(name) DO UPDATE SET name = name RETURNING id",
+		-1, &st, NULL));
+	if (r < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_busy_timeout(s->db, 5000);
+	int rc = sqlite3_step(st);
+	sqlite3_busy_timeout(s->db, 0);
+	if (rc != SQLITE_ROW) {
+		r = sqlite_errno(rc);
+		goto out;
+	}
+	*ret_id = sqlite3_column_int64(st, 0);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int store_tenant_block_get(struct store *s, int64_t tenant_id, char **ret_reason)
+{
+	sqlite3_stmt *st = NULL;
+	int r = sqlite_errno(sqlite3_prepare_v2(
+		s->db, "SELECT blocked_reason FROM tenants WHERE id = ?1", -1, &st, NULL));
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, tenant_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*ret_reason = dup_col(st, 0);
+	else if (rc == SQLITE_DONE)
+		r = -ENOENT;
+	else
+		r = sqlite_errno(rc);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int store_tenant_block_set(struct store *s, int64_t tenant_id, const char *reason)
+{
+	sqlite3_stmt *st = NULL;
+	int r = sqlite_errno(sqlite3_prepare_v2(
+		s->db, "UPDATE tenants SET blocked_reason = ?2, blocked_at = ?3 WHERE id = ?1", -1,
+		&st, NULL));
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, tenant_id);
+	bind_text_or_null(st, 2, reason);
+	if (reason)
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)time_now_ms());
+	sqlite3_busy_timeout(s->db, 2000);
+	r = step_done(st);
+	sqlite3_busy_timeout(s->db, 0);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+void store_claim_free(struct store_claim *c)
+{
+	if (!c)
+		return;
+	free(c->email);
+	free(c->display_name);
+	free(c->redirect_url);
+	free(c->message);
+	free(c->language);
+	free(c->cc);
+	free(c);
+}
+
+int store_rows_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, size_t limit,
+		     struct store_claim ***ret_claims, size_t *ret_n)
+{
+	struct store_claim **claims = NULL;
+	size_t n = 0;
+	int64_t last_job = 0;
+	int r;
+
+	*ret_claims = NULL;
+	*ret_n = 0;
+	if (limit == 0)
+		return 0;
+	claims = calloc(limit, sizeof(*claims));
+	if (!claims)
+		return -ENOMEM;
+	r = begin(s);
+	if (r < 0)
+		goto out;
+
+	sqlite3_stmt *sel = s->stmt[ST_CLAIM_SELECT];
+	sqlite3_bind_int64(sel, 1, tenant_id);
+	sqlite3_bind_int64(sel, 2, (sqlite3_int64)now_ms);
+	sqlite3_bind_int64(sel, 3, (sqlite3_int64)limit);
+	int rc;
+	while (n < limit && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		struct store_claim *c = calloc(1, sizeof(*c));
+		if (!c) {
+			r = -ENOMEM;
+			break;
+		}
+		claims[n++] = c;
+		c->row_id = sqlite3_column_int64(sel, 0);
+		c->job_id = sqlite3_column_int64(sel, 1);
+		c->line = (unsigned)sqlite3_column_int64(sel, 2);
+		c->attempts = (unsigned)sqlite3_column_int64(sel, 3);
+		c->email = dup_col(sel, 4);
+		c->display_name = dup_col(sel, 5);
+		c->redirect_url = dup_col(sel, 6);
+		c->send_email = sqlite3_column_int(sel, 7) != 0;
+		c->message = dup_col(sel, 8);
+		c->language = dup_col(sel, 9);
+		c->cc = dup_col(sel, 10);
+		if (!c->email || !c->redirect_url) {
+			r = -ENOMEM;
+			break;
+		}
+	}
+	if (r == 0 && n < limit && rc != SQLITE_DONE)
+		r = sqlite_errno(rc);
+	sqlite3_reset(sel);
+	if (r < 0)
+		goto out;
+
+	sqlite3_stmt *mark = s->stmt[ST_CLAIM_MARK];
+	for (size_t i = 0; i < n && r == 0; i++) {
+		sqlite3_bind_int64(mark, 1, claims[i]->row_id);
+		sqlite3_bind_int64(mark, 2, (sqlite3_int64)now_ms);
+		r = step_done(mark);
+		if (r == 0 && claims[i]->job_id != last_job) {
+			last_job = claims[i]->job_id;
+			sqlite3_bind_int64(s->stmt[ST_JOB_RUNNING], 1, last_job);
+			r = step_done(s->stmt[ST_JOB_RUNNING]);
+		}
+	}
+	if (r == 0)
+		r = commit(s);
+out:
+	if (r < 0) {
+		rollback(s);
+		for (size_t i = 0; i < n; i++)
+			store_claim_free(claims[i]);
+		free(claims);
+		return r;
+	}
+	if (n == 0) {
+		free(claims);
+		claims = NULL;
+	}
+	*ret_claims = claims;
+	*ret_n = n;
+	return 0;
+}
+
+int store_rows_next_due(struct store *s, int64_t tenant_id, uint64_t *ret_ms)
+{
+	sqlite3_stmt *st = s->stmt[ST_NEXT_DUE];
+	sqlite3_bind_int64(st, 1, tenant_id);
+	int rc = sqlite3_step(st);
+	int r = 0;
+	if (rc == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		*ret_ms = (uint64_t)sqlite3_column_int64(st, 0);
+		r = 1;
+	} else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		r = sqlite_errno(rc);
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+int store_rows_release(struct store *s, const int64_t *row_ids, size_t n)
+{
+	if (n == 0)
+		return 0;
+	sqlite3_busy_timeout(s->db, 5000);
+	int r = begin(s);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		sqlite3_bind_int64(s->stmt[ST_RELEASE], 1, row_ids[i]);
+		r = step_done(s->stmt[ST_RELEASE]);
+	}
+	if (r == 0)
+		r = commit(s);
+	else
+		rollback(s);
+	sqlite3_busy_timeout(s->db, 0);
+	return r;
+}
+
+int store_row_finish(struct store *s, struct store_result *res)
+{
+	if (s->queue_len == s->queue_cap) {
+		size_t cap = s->queue_cap ? s->queue_cap * 2 : 64;
+		struct store_result *q = realloc(s->queue, cap * sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		s->queue = q;
+		s->queue_cap = cap;
+	}
+	s->queue[s->queue_len++] = *res;
+	memset(res, 0, sizeof(*res));
+	return 0;
+}
+
+size_t store_queued(const struct store *s)
+{
+	return s->queue_len;
+}
+
+static int job_state(struct store *s, int64_t job_id, int *ret)
+{
+	sqlite3_stmt *st = s->stmt[ST_JOB_STATE];
+	sqlite3_bind_int64(st, 1, job_id);
+	int rc = sqlite3_step(st);
+	int r = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : sqlite_errno(rc);
+	if (r == 0)
+		*ret = sqlite3_column_int(st, 0);
+	sqlite3_reset(st);
+	return r;
+}
+
+static int job_count(struct store *s, int64_t job_id, int succeeded, int failed, int cancelled)
+{
+	sqlite3_stmt *st = s->stmt[ST_JOB_COUNT];
+	sqlite3_bind_int64(st, 1, job_id);
+	sqlite3_bind_int(st, 2, succeeded);
+	sqlite3_bind_int(st, 3, failed);
+	sqlite3_bind_int(st, 4, cancelled);
+	return step_done(st);
+}
+
+/* Mark the job finished if nothing is left; 1 when it just finished. */
+static int job_maybe_complete(struct store *s, int64_t job_id, uint64_t now)
+{
+	sqlite3_stmt *st = s->stmt[ST_JOB_COMPLETE];
+	sqlite3_bind_int64(st, 1, job_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	int r = step_done(st);
+	if (r < 0)
+		return r;
+	return sqlite3_changes(s->db) > 0;
+}
+
+int store_flush(struct store *s)
+{
+	if (s->queue_len == 0)
+		return 0;
+	size_t n = s->queue_len < FLUSH_MAX ? s->queue_len : FLUSH_MAX;
+	uint64_t now = time_now_ms();
+	int64_t done_jobs[16];
+	size_t n_done = 0;
+	int r = begin(s);
+	if (r < 0)
+		return r;
+
+	sqlite3_stmt *up = s->stmt[ST_FINISH_ROW];
+	for (size_t i = 0; i < n && r == 0; i++) {
+		struct store_result *res = &s->queue[i];
+		int state = res->state;
+		if (state == ROW_STATE_PENDING) {
+			/* a retry of a row whose job was cancelled meanwhile ends here */
+			int js;
+			r = job_state(s, res->job_id, &js);
+			if (r < 0)
+				break;
+			if (js == JOB_STATE_CANCELLED)
+				state = ROW_STATE_CANCELLED;
+		}
+		sqlite3_bind_int64(up, 1, res->row_id);
+		sqlite3_bind_int(up, 2, state);
+		sqlite3_bind_int(up, 3, (int)res->attempts);
+		sqlite3_bind_int64(up, 4, (sqlite3_int64)res->next_attempt_at);
+		if (res->http_status > 0)
+			sqlite3_bind_int(up, 5, (int)res->http_status);
+		else
+			sqlite3_bind_null(up, 5);
+		bind_text_or_null(up, 6, res->error_code);
+		bind_text_or_null(up, 7, res->error_message);
+		bind_text_or_null(up, 8, res->request_id);
+		bind_text_or_null(up, 9, res->invited_user_id);
+		bind_text_or_null(up, 10, res->invite_redeem_url);
+		sqlite3_bind_int64(up, 11, (sqlite3_int64)now);
+		r = step_done(up);
+		if (r < 0 || sqlite3_changes(s->db) == 0)
+			continue; /* not in flight any more (cannot happen): counts untouched */
+		if (state == ROW_STATE_PENDING)
+			continue;
+		r = job_count(s, res->job_id, state == ROW_STATE_SUCCEEDED,
+			      state == ROW_STATE_FAILED, state == ROW_STATE_CANCELLED);
+		if (r == 0) {
+			r = job_maybe_complete(s, res->job_id, now);
+			if (r == 1) {
+				if (n_done < sizeof(done_jobs) / sizeof(done_jobs[0]))
+					done_jobs[n_done++] = res->job_id;
+				r = 0;
+			}
+		}
+	}
+	if (r == 0)
+		r = commit(s);
+	else
+		rollback(s);
+	if (r < 0)
+		return r;
+
+	for (size_t i = 0; i < n; i++)
+		result_clear(&s->queue[i]);
+	memmove(s->queue, s->queue + n, (s->queue_len - n) * sizeof(*s->queue));
+	s->queue_len -= n;
+	for (size_t i = 0; i < n_done && s->job_done; i++)
+		s->job_done(s->job_done_userdata, done_jobs[i]);
+	return 0;
+}
+
+void store_job_clear(struct store_job *j)
+{
+	free(j->tenant);
+	free(j->name);
+	free(j->user);
+	free(j->filename);
+	free(j->columns);
+	free(j->redirect_url);
+	free(j->message);
+	free(j->language);
+	free(j->cc);
+	free(j->reason);
+	memset(j, 0, sizeof(*j));
+}
+
+/* Columns as in ST_JOB_GET. */
+static int job_from_stmt(struct store *s, sqlite3_stmt *st, struct store_job *j)
+{
+	memset(j, 0, sizeof(*j));
+	j->id = sqlite3_column_int64(st, 0);
+	j->tenant_id = sqlite3_column_int64(st, 1);
+	j->tenant = dup_col(st, 2);
+	j->name = dup_col(st, 3);
+	j->state = sqlite3_column_int(st, 4);
+	j->created_at = (uint64_t)sqlite3_column_int64(st, 5);
+	j->finished_at = (uint64_t)sqlite3_column_int64(st, 6);
+	j->uid = (uint32_t)sqlite3_column_int64(st, 7);
+	j->user = dup_col(st, 8);
+	j->filename = dup_col(st, 9);
+	j->columns = dup_col(st, 10);
+	j->redirect_url = dup_col(st, 11);
+	j->send_email = sqlite3_column_int(st, 12) != 0;
+	j->message = dup_col(st, 13);
+	j->language = dup_col(st, 14);
+	j->cc = dup_col(st, 15);
+	j->reason = dup_col(st, 16);
+	j->total = sqlite3_column_int64(st, 17);
+	j->succeeded = sqlite3_column_int64(st, 18);
+	j->failed = sqlite3_column_int64(st, 19);
+	j->cancelled = sqlite3_column_int64(st, 20);
+	if (j->reason && (j->state == JOB_STATE_QUEUED || j->state == JOB_STATE_RUNNING))
+		j->state = JOB_STATE_BLOCKED;
+	if (!j->tenant || !j->user || !j->columns || !j->redirect_url) {
+		store_job_clear(j);
+		return -ENOMEM;
+	}
+	if (j->succeeded + j->failed + j->cancelled < j->total) {
+		sqlite3_stmt *c = s->stmt[ST_JOB_IN_FLIGHT];
+		sqlite3_bind_int64(c, 1, j->id);
+		if (sqlite3_step(c) == SQLITE_ROW)
+			j->in_flight = sqlite3_column_int64(c, 0);
+		sqlite3_reset(c);
+	}
+	return 0;
+}
+
+int store_job_get(struct store *s, int64_t id, struct store_job *ret)
+{
+	sqlite3_stmt *st = s->stmt[ST_JOB_GET];
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st);
+	int r;
+	if (rc == SQLITE_ROW)
+		r = job_from_stmt(s, st, ret);
+	else
+		r = rc == SQLITE_DONE ? -ENOENT : sqlite_errno(rc);
+	sqlite3_reset(st);
+	return r;
+}
+
+int store_jobs_list(struct store *s, bool all, uint64_t since_ms, store_job_fn fn, void *userdata)
+{
+	sqlite3_stmt *st = NULL;
+	struct buf sql = BUF_INIT;
+	/* same columns as ST_JOB_GET */
+	const char *get = stmt_sql[ST_JOB_GET];
+	const char *where = strstr(get, " WHERE ");
+	buf_append(&sql, get, (size_t)(where - get));
+	if (!all)
+		buf_append_str(&sql, " WHERE j.finished_at IS NULL OR j.finished_at >= ?1");
+	buf_append_str(&sql, " ORDER BY j.id DESC");
+	int r = sqlite_errno(sqlite3_prepare_v2(s->db, sql.data, -1, &st, NULL));
+	buf_finish(&sql);
+	if (r < 0)
+		goto out;
+	if (!all)
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)since_ms);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_job j;
+		r = job_from_stmt(s, st, &j);
+		if (r < 0)
+			goto out;
+		r = fn(userdata, &j);
+		store_job_clear(&j);
+		if (r < 0)
+			goto out;
+	}
+	if (rc != SQLITE_DONE)
+		r = sqlite_errno(rc);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int store_rows_list(struct store *s, int64_t job_id, int64_t cursor, unsigned limit, int state,
+		    bool with_fields, store_row_fn fn, void *userdata, int64_t *ret_next)
+{
+	sqlite3_stmt *st = NULL;
+	struct buf sql = BUF_INIT;
+	int64_t last = 0;
+	unsigned n = 0;
+
+	*ret_next = 0;
+	buf_printf(&sql,
+		   "SELECT id, line, email, display_name, state, attempts, http_status, error_code,"
+		   " error_message, request_id, invited_user_id, invite_redeem_url, updated_at, %s"
+		   " FROM rows WHERE job_id = ?1 AND id > ?2 %s ORDER BY id LIMIT ?3",
+		   with_fields ? "fields" : "NULL", state >= 0 ? "AND state = ?4" : "");
+	int r = sqlite_errno(sqlite3_prepare_v2(s->db, sql.data, -1, &st, NULL));
+	buf_finish(&sql);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, job_id);
+	sqlite3_bind_int64(st, 2, cursor);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1); /* one more: is there a next page? */
+	if (state >= 0)
+		sqlite3_bind_int(st, 4, state);
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == limit) {
+			*ret_next = last;
+			break;
+		}
+		struct store_row row = {
+			.id = sqlite3_column_int64(st, 0),
+			.line = (unsigned)sqlite3_column_int64(st, 1),
+			.email = col_text(st, 2),
+			.display_name = col_text(st, 3),
+			.state = sqlite3_column_int(st, 4),
+			.attempts = (unsigned)sqlite3_column_int(st, 5),
+			.http_status = sqlite3_column_int(st, 6),
+			.error_code = col_text(st, 7),
+			.error_message = col_text(st, 8),
+			.request_id = col_text(st, 9),
+			.invited_user_id = col_text(st, 10),
+			.invite_redeem_url = col_text(st, 11),
+			.updated_at = (uint64_t)sqlite3_column_int64(st, 12),
+			.fields = col_text(st, 13),
+		};
+		r = fn(userdata, &row);
+		if (r < 0)
+			goto out;
+		last = row.id;
+		n++;
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = sqlite_errno(rc);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Run one admin statement on a job inside a transaction, after checking the job exists. */
+static int job_action(struct store *s, int64_t id, const char *const *sqls, size_t n_sql,
+		      int64_t *ret_changed)
+{
+	int js;
+	int64_t changed = 0;
+	int r = begin_patient(s);
+	if (r < 0)
+		return r;
+	r = job_state(s, id, &js);
+	for (size_t i = 0; i < n_sql && r == 0; i++) {
+		sqlite3_stmt *st = NULL;
+		r = sqlite_errno(sqlite3_prepare_v2(s->db, sqls[i], -1, &st, NULL));
+		if (r < 0)
+			break;
+		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)time_now_ms());
+		r = step_done(st);
+		sqlite3_finalize(st);
+		if (i == 0)
+			changed = sqlite3_changes(s->db);
+	}
+	if (r == 0)
+		r = commit(s);
+	else
+		rollback(s);
+	if (r == 0)
+		*ret_changed = changed;
+	return r;
+}
+
+int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed)
+{
+	static const char *const sql[] = {
+		"UPDATE rows SET state = 4, updated_at = ?2 WHERE job_id = ?1 AND state = 0"
+		" AND (SELECT state FROM jobs WHERE id = ?1) IN (0, 1, 2)",
+		"UPDATE jobs SET cancelled = cancelled + changes(), state = 3 WHERE id = ?1 AND state IN (0, 1, 2)",
+		"UPDATE jobs SET finished_at = ?2 WHERE id = ?1 AND state = 3 AND finished_at IS NULL"
+		" AND total = succeeded + failed + cancelled",
+	};
+	int r = job_action(s, id, sql, 3, ret_changed);
+	if (r == 0 && s->job_done)
+		s->job_done(s->job_done_userdata, id);
+	return r;
+}
+
+int store_job_pause(struct store *s, int64_t id, int64_t *ret_changed)
+{
+	static const char *const sql[] = {
+		"UPDATE jobs SET state = 2 WHERE id = ?1 AND state IN (0, 1)",
+	};
+	return job_action(s, id, sql, 1, ret_changed);
+}
+
+int store_job_resume(struct store *s, int64_t id, int64_t *ret_changed)
+{
+	static const char *const sql[] = {
+		"UPDATE jobs SET state = 0 WHERE id = ?1 AND state = 2",
+		"UPDATE jobs SET state = 4, finished_at = ?2 WHERE id = ?1 AND state = 0"
+		" AND total = succeeded + failed + cancelled",
+	};
+	return job_action(s, id, sql, 2, ret_changed);
+}
+
+int store_job_retry(struct store *s, int64_t id, int64_t *ret_changed)
+{
+	static const char *const sql[] = {
+		"UPDATE rows SET state = 0, attempts = 0, next_attempt_at = 0, http_status = NULL,"
+		" error_code = NULL, error_message = NULL, request_id = NULL, updated_at = ?2"
+		" WHERE job_id = ?1 AND state = 3 AND (SELECT state FROM jobs WHERE id = ?1) <> 3",
+		"UPDATE jobs SET failed = failed - changes(),"
+		" state = CASE WHEN changes() > 0 AND state = 4 THEN 0 ELSE state END,"
+		" finished_at = CASE WHEN changes() > 0 AND state = 4 THEN NULL ELSE finished_at END"
+		" WHERE id = ?1",
+	};
+	return job_action(s, id, sql, 2, ret_changed);
+}
+
+int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending,
+		 int64_t *ret_in_flight)
+{
+	sqlite3_stmt *st = NULL;
+	int r = sqlite_errno(sqlite3_prepare_v2(
+		s->db,
+		"SELECT COUNT(*), COALESCE(SUM(total - succeeded - failed - cancelled), 0),"
+		" (SELECT COUNT(*) FROM rows WHERE state = 1)"
+		" FROM jobs WHERE finished_at IS NULL AND state <> 4",
+		-1, &st, NULL));
+	if (r < 0)
+		goto out;
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		r = sqlite_errno(rc);
+		goto out;
+	}
+	*ret_active_jobs = sqlite3_column_int64(st, 0);
+	*ret_pending = sqlite3_column_int64(st, 1);
+	*ret_in_flight = sqlite3_column_int64(st, 2);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* ---- import (worker thread) ---- */
+
+struct store_import {
+	sqlite3 *db;
+	sqlite3_stmt *insert, *dup, *columns;
+	int64_t job_id;
+	int64_t rows;
+	uint64_t now;
+	bool committed;
+};
+
+int store_import_begin(const char *path, const struct store_import_spec *spec,
+		       struct store_import **ret)
+{
+	int r;
+	sqlite3_stmt *job = NULL;
+	struct store_import *imp = calloc(1, sizeof(*imp));
+	if (!imp)
+		return -ENOMEM;
+	imp->now = time_now_ms();
+	r = open_db(path, &imp->db, NULL);
+	if (r < 0)
+		goto out;
+	/* a worker thread may wait for the loop's short transactions */
+	sqlite3_busy_timeout(imp->db, 30000);
+	r = exec(imp->db, "BEGIN IMMEDIATE");
+	if (r < 0)
+		goto out;
+	r = sqlite_errno(sqlite3_prepare_v2(
+		imp->db,
+		"INSERT INTO jobs(tenant_id, name, state, created_at, submitted_uid, submitted_user,"
+		" filename, redirect_url, send_email, message, language, cc)"
+		" VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+		-1, &job, NULL));
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(job, 1, spec->tenant_id);
+	bind_text_or_null(job, 2, spec->name);
+	sqlite3_bind_int64(job, 3, (sqlite3_int64)imp->now);
+	sqlite3_bind_int64(job, 4, spec->uid);
+	sqlite3_bind_text(job, 5, spec->user, -1, SQLITE_STATIC);
+	bind_text_or_null(job, 6, spec->filename);
+	sqlite3_bind_text(job, 7, spec->redirect_url, -1, SQLITE_STATIC);
+	sqlite3_bind_int(job, 8, spec->send_email);
+	bind_text_or_null(job, 9, spec->message);
+	bind_text_or_null(job, 10, spec->language);
+	bind_text_or_null(job, 11, spec->cc);
+	r = step_done(job);
+	if (r < 0)
+		goto out;
+	imp->job_id = sqlite3_last_insert_rowid(imp->db);
+	r = sqlite_errno(sqlite3_prepare_v2(
+		imp->db,
+		"INSERT INTO rows(job_id, line, email, display_name, redirect_url, send_email,"
+		" message, fields, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+		-1, &imp->insert, NULL));
+	if (r < 0)
+		goto out;
+	r = sqlite_errno(sqlite3_prepare_v2(imp->db,
+					    "SELECT line FROM rows WHERE job_id = ?1 AND email = ?2",
+					    -1, &imp->dup, NULL));
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(imp->insert, 1, imp->job_id);
+	sqlite3_bind_int64(imp->insert, 9, (sqlite3_int64)imp->now);
+	sqlite3_bind_int64(imp->dup, 1, imp->job_id);
+	*ret = imp;
+	imp = NULL;
+out:
+	sqlite3_finalize(job);
+	store_import_destroy(imp);
+	return r;
+}
+
+int store_import_columns(struct store_import *imp, const char *columns_json)
+{
+	sqlite3_stmt *st = NULL;
+	int r = sqlite_errno(sqlite3_prepare_v2(imp->db, "UPDATE jobs SET columns = ?2 WHERE id = ?1",
+						-1, &st, NULL));
+	if (r == 0) {
+		sqlite3_bind_int64(st, 1, imp->job_id);
+		sqlite3_bind_text(st, 2, columns_json, -1, SQLITE_STATIC);
+		r = step_done(st);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int store_import_row(struct store_import *imp, const struct csv_row *row, const char *fields_json,
+		     unsigned *ret_dup_line)
+{
+	sqlite3_stmt *st = imp->insert;
+	sqlite3_bind_int64(st, 2, row->line);
+	sqlite3_bind_text(st, 3, row->email, -1, SQLITE_STATIC);
+	bind_text_or_null(st, 4, row->display_name);
+	bind_text_or_null(st, 5, row->redirect_url);
+	if (row->send_email == CSV_FLAG_UNSET)
+		sqlite3_bind_null(st, 6);
+	else
+		sqlite3_bind_int(st, 6, row->send_email == CSV_FLAG_TRUE);
+	bind_text_or_null(st, 7, row->message);
+	sqlite3_bind_text(st, 8, fields_json, -1, SQLITE_STATIC);
+	int r = step_done(st);
+	if (r == 0) {
+		imp->rows++;
+		return 0;
+	}
+	if (r != -EEXIST)
+		return r;
+	sqlite3_bind_text(imp->dup, 2, row->email, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(imp->dup);
+	*ret_dup_line = rc == SQLITE_ROW ? (unsigned)sqlite3_column_int64(imp->dup, 0) : 0;
+	sqlite3_reset(imp->dup);
+	return 1;
+}
+
+int store_import_commit(struct store_import *imp, int64_t *ret_job_id)
+{
+	sqlite3_stmt *st = NULL;
+	int r = sqlite_errno(sqlite3_prepare_v2(imp->db,
+						"UPDATE jobs SET total = ?2,"
+						" state = CASE WHEN ?2 = 0 THEN 4 ELSE 0 END,"
+						" finished_at = CASE WHEN ?2 = 0 THEN created_at END"
+						" WHERE id = ?1",
+						-1, &st, NULL));
+	if (r == 0) {
+		sqlite3_bind_int64(st, 1, imp->job_id);
+		sqlite3_bind_int64(st, 2, imp->rows);
+		r = step_done(st);
+	}
+	sqlite3_finalize(st);
+	if (r == 0)
+		r = exec(imp->db, "COMMIT");
+	if (r == 0) {
+		imp->committed = true;
+		*ret_job_id = imp->job_id;
+	}
+	return r;
+}
+
+void store_import_destroy(struct store_import *imp)
+{
+	if (!imp)
+		return;
+	sqlite3_finalize(imp->insert);
+	sqlite3_finalize(imp->dup);
+	sqlite3_finalize(imp->columns);
+	if (imp->db) {
+		if (!imp->committed && !sqlite3_get_autocommit(imp->db))
+			exec(imp->db, "ROLLBACK");
+		sqlite3_close(imp->db);
+	}
+	free(imp);
+}

@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store: the only user of SQLite. Jobs and rows (schema/), row lifecycle
+ * transitions with the per-job counts kept in the same transaction, the
+ * claim of rows before they are sent, group-committed results, and the
+ * all-or-nothing import of an uploaded file.
+ *
+ * The loop-thread connection (struct store) never waits for a lock: a write
+ * that finds the database locked returns -EBUSY and the caller tries again
+ * later (results stay queued). Imports run on a worker thread with a
+ * connection of their own (struct store_import).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct csv_row;
+
+enum row_state {
+	ROW_STATE_PENDING = 0,
+	ROW_STATE_IN_FLIGHT = 1,
+	ROW_STATE_SUCCEEDED = 2,
+	ROW_STATE_FAILED = 3,
+	ROW_STATE_CANCELLED = 4,
+};
+
+enum job_state {
+	JOB_STATE_QUEUED = 0,
+	JOB_STATE_RUNNING = 1,
+	JOB_STATE_PAUSED = 2,
+	JOB_STATE_CANCELLED = 3,
+	JOB_STATE_COMPLETED = 4,
+	JOB_STATE_BLOCKED = 5, /* never stored: the tenant's block shown on an active job */
+};
+
+const char *row_state_name(int state);
+const char *job_state_name(int state);
+/* -EINVAL for an unknown name. */
+int row_state_from_name(const char *name);
+
+/* A job as shown to clients. All strings owned; release with store_job_clear(). */
+struct store_job {
+	int64_t id;
+	int64_t tenant_id;
+	char *tenant;
+	char *name; /* may be NULL */
+	int state;  /* enum job_state, JOB_STATE_BLOCKED when the tenant is blocked */
+	uint64_t created_at;
+	uint64_t finished_at; /* 0: not finished */
+	uint32_t uid;
+	char *user;
+	char *filename;
+	char *columns; /* JSON array text */
+	char *redirect_url;
+	bool send_email;
+	char *message, *language, *cc; /* may be NULL */
+	char *reason;                  /* tenant block reason, NULL if none */
+	int64_t total, succeeded, failed, cancelled, in_flight;
+};
+
+void store_job_clear(struct store_job *j);
+
+/* A row as shown to clients: strings borrowed, valid during the callback. */
+struct store_row {
+	int64_t id;
+	unsigned line;
+	const char *email;
+	const char *display_name;
+	int state;
+	unsigned attempts;
+	long http_status; /* 0: none */
+	const char *error_code, *error_message, *request_id;
+	const char *invited_user_id, *invite_redeem_url;
+	const char *fields; /* JSON array text, NULL unless asked for */
+	uint64_t updated_at;
+};
+
+/* A row claimed for sending, with the job's defaults applied. Owned by the
+ * caller; release with store_claim_free(). */
+struct store_claim {
+	int64_t row_id;
+	int64_t job_id;
+	unsigned line;
+	unsigned attempts; /* attempts made before this one */
+	bool send_email;
+	char *email, *display_name, *redirect_url, *message, *language, *cc;
+};
+
+void store_claim_free(struct store_claim *c);
+
+/* The outcome of one attempt, queued by store_row_finish(). */
+struct store_result {
+	int64_t row_id;
+	int64_t job_id;
+	int state;                /* ROW_STATE_SUCCEEDED, _FAILED, or _PENDING (retry later) */
+	unsigned attempts;        /* attempts made, this one included */
+	uint64_t next_attempt_at; /* for _PENDING */
+	long http_status;         /* 0: no HTTP answer */
+	char *error_code, *error_message, *request_id, *invited_user_id, *invite_redeem_url;
+};
+
+struct store;
+
+/* A job reached a terminal state (completed/cancelled with nothing in flight). */
+typedef void (*store_job_done_fn)(void *userdata, int64_t job_id);
+
+/* Open (create) the database at path and bring its schema up to date.
+ * On failure *ret_error (owned) says why. */
+int store_open(struct store **ret, const char *path, char **ret_error);
+/* Flushes queued results (waiting for locks up to a few seconds). NULL ok. */
+void store_close(struct store *s);
+void store_set_job_done(struct store *s, store_job_done_fn fn, void *userdata);
+const char *store_path(const struct store *s);
+
+/* Rows left in flight by a previous run go back to pending. */
+int store_recover(struct store *s, unsigned *ret_count);
+
+int store_tenant_ensure(struct store *s, const char *name, int64_t *ret_id);
+/* *ret_reason: owned, NULL when not blocked. */
+int store_tenant_block_get(struct store *s, int64_t tenant_id, char **ret_reason);
+/* reason NULL lifts the block. */
+int store_tenant_block_set(struct store *s, int64_t tenant_id, const char *reason);
+
+/* Claim up to limit due pending rows of the tenant's queued/running jobs
+ * (oldest job first, line order) and mark them in flight, in one
+ * transaction. *ret_claims: owned array of owned claims. -EBUSY: locked. */
+int store_rows_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, size_t limit,
+		     struct store_claim ***ret_claims, size_t *ret_n);
+/* Earliest next_attempt_at of a pending row in an active job; 1 and *ret_ms
+ * when there is one, 0 when there is none. */
+int store_rows_next_due(struct store *s, int64_t tenant_id, uint64_t *ret_ms);
+/* Put claimed but unsent rows back to pending. */
+int store_rows_release(struct store *s, const int64_t *row_ids, size_t n);
+
+/* Queue an attempt's outcome (takes ownership of res's strings; res itself
+ * is copied). Written by the next store_flush(). */
+int store_row_finish(struct store *s, struct store_result *res);
+/* Results queued and not yet written. */
+size_t store_queued(const struct store *s);
+/* Write queued results in one transaction. 0, -EBUSY (kept for later), or
+ * another negative errno (kept too; the caller logs). */
+int store_flush(struct store *s);
+
+/* Jobs. -ENOENT when there is no such job. */
+int store_job_get(struct store *s, int64_t id, struct store_job *ret);
+typedef int (*store_job_fn)(void *userdata, const struct store_job *job);
+/* Newest first. all=false: active jobs and those finished since since_ms. */
+int store_jobs_list(struct store *s, bool all, uint64_t since_ms, store_job_fn fn, void *userdata);
+typedef int (*store_row_fn)(void *userdata, const struct store_row *row);
+/* Up to limit rows of a job after cursor (0: from the start), state -1 for
+ * any; *ret_next is the cursor for the next page or 0 when done. */
+int store_rows_list(struct store *s, int64_t job_id, int64_t cursor, unsigned limit, int state,
+		    bool with_fields, store_row_fn fn, void *userdata, int64_t *ret_next);
+
+/* Admin actions; *ret_changed: rows (cancel, retry) or 0/1 (pause, resume). */
+int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed);
+int store_job_pause(struct store *s, int64_t id, int64_t *ret_changed);
+int store_job_resume(struct store *s, int64_t id, int64_t *ret_changed);
+int store_job_retry(struct store *s, int64_t id, int64_t *ret_changed);
+
+/* Totals over unfinished jobs, for status. */
+int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending,
+		 int64_t *ret_in_flight);
+
+/* Import: one transaction on a connection of its own (worker thread). */
+struct store_import_spec {
+	int64_t tenant_id;
+	const char *name, *filename, *redirect_url, *message, *language, *cc, *user;
+	bool send_email;
+	uint32_t uid;
+};
+struct store_import;
+int store_import_begin(const char *path, const struct store_import_spec *spec,
+		       struct store_import **ret);
+/* columns_json: JSON array text (borrowed). */
+int store_import_columns(struct store_import *imp, const char *columns_json);
+/* 0 stored; 1 the email is already in this file, at line *ret_dup_line. */
+int store_import_row(struct store_import *imp, const struct csv_row *row, const char *fields_json,
+		     unsigned *ret_dup_line);
+int store_import_commit(struct store_import *imp, int64_t *ret_job_id);
+/* Rolls back unless committed. NULL ok. */
+void store_import_destroy(struct store_import *imp);

@@ -1,0 +1,555 @@
+/* SPDX-License-Identifier: MIT */
+#include "tenant.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "buf.h"
+#include "graph.h"
+#include "http.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "store.h"
+#include "timeutil.h"
+
+#define FLUSH_INTERVAL_MS 20u  /* group commit: results written at most this late */
+#define FLUSH_BATCH 512u       /* ... or as soon as this many are waiting */
+#define BUSY_RETRY_MS 50u      /* the store was locked (an import is running) */
+#define BACKOFF_BASE_MS 1000u  /* transient errors: full jitter up to base * 2^n */
+#define BACKOFF_CAP_MS 60000u
+#define THROTTLE_DEFAULT_MS 3000u /* 429 without Retry-After (Graph SDK's base) */
+
+struct tenant {
+	uv_loop_t *loop;
+	struct store *store;
+	struct http *http;
+	struct auth *auth;
+	int64_t id;
+	char *name;
+	char *invitations_url;
+	unsigned concurrency;
+	unsigned max_attempts;
+	uint64_t request_timeout_ms;
+	struct ratelimit rl;
+
+	/* claimed rows not yet sent, a FIFO */
+	struct store_claim **ready;
+	size_t ready_head, ready_len, ready_cap;
+
+	unsigned in_flight;
+	uint64_t paused_until; /* mono ms */
+	unsigned throttle_streak;
+	char *blocked;
+	bool idle; /* the last claim found nothing due and nothing is scheduled */
+	bool draining;
+	tenant_drained_fn drained;
+	void *drained_userdata;
+	tenant_blocked_fn on_blocked;
+	void *on_blocked_userdata;
+
+	uv_timer_t *pump_timer;
+	uv_timer_t *flush_timer;
+	struct tenant_stats stats;
+	unsigned rand_state;
+};
+
+struct attempt {
+	struct tenant *tenant;
+	struct store_claim *claim;
+	char *auth_used; /* the Authorization value sent, to match a 401 */
+};
+
+static void pump(struct tenant *t);
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void on_pump_timer(uv_timer_t *timer)
+{
+	pump(timer->data);
+}
+
+static void arm_pump(struct tenant *t, uint64_t delay_ms)
+{
+	uint64_t due = uv_now(t->loop) + delay_ms;
+	if (uv_is_active((uv_handle_t *)t->pump_timer) &&
+	    uv_timer_get_due_in(t->pump_timer) + uv_now(t->loop) <= due)
+		return; /* an earlier wake-up is set already */
+	uv_timer_start(t->pump_timer, on_pump_timer, delay_ms, 0);
+}
+
+static void check_drained(struct tenant *t)
+{
+	if (!t->draining || t->in_flight > 0 || store_queued(t->store) > 0 || !t->drained)
+		return;
+	tenant_drained_fn fn = t->drained;
+	t->drained = NULL;
+	fn(t->drained_userdata);
+}
+
+static void on_flush_timer(uv_timer_t *timer);
+
+static void flush(struct tenant *t)
+{
+	int r = store_flush(t->store);
+	if (r < 0 && r != -EBUSY)
+		log_error("Failed to store %zu results in '%s': %s", store_queued(t->store),
+			  store_path(t->store), strerror(-r));
+	if (store_queued(t->store) > 0) {
+		uv_timer_start(t->flush_timer, on_flush_timer,
+			       r == 0 ? 0 : r == -EBUSY ? BUSY_RETRY_MS : 1000, 0);
+		return;
+	}
+	/* rows put back for a retry may be due: look again */
+	if (t->idle) {
+		t->idle = false;
+		arm_pump(t, 0);
+	}
+	check_drained(t);
+}
+
+static void on_flush_timer(uv_timer_t *timer)
+{
+	flush(timer->data);
+}
+
+static void queue_result(struct tenant *t, struct store_result *res)
+{
+	if (store_row_finish(t->store, res) < 0) {
+		/* row stays in flight in the store: it is sent again after a restart */
+		log_error("Failed to queue a result: out of memory");
+		free(res->error_code);
+		free(res->error_message);
+		free(res->request_id);
+		free(res->invited_user_id);
+		free(res->invite_redeem_url);
+		return;
+	}
+	if (store_queued(t->store) >= FLUSH_BATCH)
+		flush(t);
+	else if (!uv_is_active((uv_handle_t *)t->flush_timer))
+		uv_timer_start(t->flush_timer, on_flush_timer, FLUSH_INTERVAL_MS, 0);
+}
+
+static unsigned next_rand(struct tenant *t)
+{
+	/* xorshift: jitter only, no security meaning */
+	unsigned x = t->rand_state;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	t->rand_state = x;
+	return x;
+}
+
+static uint64_t backoff_ms(struct tenant *t, unsigned attempts)
+{
+	uint64_t cap = BACKOFF_BASE_MS;
+	for (unsigned i = 1; i < attempts && cap < BACKOFF_CAP_MS; i++)
+		cap *= 2;
+	if (cap > BACKOFF_CAP_MS)
+		cap = BACKOFF_CAP_MS;
+	return 1 + next_rand(t) % cap; /* full jitter */
+}
+
+static void attempt_free(struct attempt *a)
+{
+	store_claim_free(a->claim);
+	if (a->auth_used) {
+		explicit_bzero(a->auth_used, strlen(a->auth_used));
+		free(a->auth_used);
+	}
+	free(a);
+}
+
+static void set_blocked(struct tenant *t, const char *reason)
+{
+	if (t->blocked)
+		return;
+	t->blocked = strdup(reason);
+	log_error("Graph blocked invitations for tenant '%s': %s. Sending has stopped; "
+		  "'invitectl resume JOB' starts it again",
+		  t->name, reason);
+	int r = store_tenant_block_set(t->store, t->id, reason);
+	if (r < 0)
+		log_error("Failed to store the block of tenant '%s': %s", t->name, strerror(-r));
+	tenant_forget_job(t, 0);
+	if (t->on_blocked)
+		t->on_blocked(t->on_blocked_userdata);
+}
+
+void tenant_set_blocked_fn(struct tenant *t, tenant_blocked_fn fn, void *userdata)
+{
+	t->on_blocked = fn;
+	t->on_blocked_userdata = userdata;
+}
+
+static void on_answer(void *userdata, const struct http_response *resp)
+{
+	struct attempt *a = userdata;
+	struct tenant *t = a->tenant;
+	struct store_claim *c = a->claim;
+	struct graph_result g;
+	struct store_result res = {.row_id = c->row_id, .job_id = c->job_id};
+
+	t->in_flight--;
+	if (resp->error == -ECANCELED) {
+		/* shutting down past the deadline: the row stays in flight in the
+		 * store and is sent again after the restart */
+		attempt_free(a);
+		return;
+	}
+	if (graph_classify(resp, &g) < 0) {
+		attempt_free(a);
+		return;
+	}
+	res.attempts = c->attempts + 1;
+	res.http_status = g.http_status;
+	uint64_t now_wall = time_now_ms();
+
+	switch (g.outcome) {
+	case GRAPH_OUTCOME_CREATED:
+		t->stats.created++;
+		t->throttle_streak = 0;
+		res.state = ROW_STATE_SUCCEEDED;
+		break;
+	case GRAPH_OUTCOME_FAILED:
+		t->stats.failed++;
+		res.state = ROW_STATE_FAILED;
+		break;
+	case GRAPH_OUTCOME_AUTH:
+		t->stats.auth_errors++;
+		auth_reject(t->auth, a->auth_used);
+		res.state = ROW_STATE_PENDING;
+		res.next_attempt_at = now_wall;
+		break;
+	case GRAPH_OUTCOME_BLOCKED:
+		set_blocked(t, g.error_message ? g.error_message : "403 Forbidden");
+		res.state = ROW_STATE_PENDING;
+		res.attempts = c->attempts; /* not the row's fault */
+		res.next_attempt_at = now_wall;
+		break;
+	case GRAPH_OUTCOME_THROTTLED: {
+		t->stats.throttled++;
+		uint64_t wait = g.has_retry_after ? g.retry_after_ms
+						  : THROTTLE_DEFAULT_MS << (t->throttle_streak < 5 ? t->throttle_streak : 5);
+		t->throttle_streak++;
+		uint64_t until = uv_now(t->loop) + wait;
+		if (until > t->paused_until) {
+			t->paused_until = until;
+			ratelimit_drain(&t->rl, until);
+			log_info("Graph throttled tenant '%s' (HTTP %ld): pausing for %llu ms",
+				 t->name, g.http_status, (unsigned long long)wait);
+		}
+		res.state = ROW_STATE_PENDING;
+		res.next_attempt_at = now_wall + wait;
+		break;
+	}
+	case GRAPH_OUTCOME_TRANSIENT:
+		t->stats.transient++;
+		res.state = ROW_STATE_PENDING;
+		res.next_attempt_at = now_wall + backoff_ms(t, res.attempts);
+		break;
+	}
+	if (res.state == ROW_STATE_PENDING && res.attempts >= t->max_attempts) {
+		res.state = ROW_STATE_FAILED;
+		t->stats.failed++;
+	} else if (res.state == ROW_STATE_PENDING) {
+		t->stats.retries++;
+	}
+	if (res.state != ROW_STATE_SUCCEEDED) {
+		res.error_code = g.error_code;
+		res.error_message = g.error_message;
+		g.error_code = g.error_message = NULL;
+		log_debug("Row %lld (line %u, %s): %s %s: %s", (long long)c->row_id, c->line,
+			  c->email, row_state_name(res.state), res.error_code ? res.error_code : "",
+			  res.error_message ? res.error_message : "");
+	} else {
+		res.invited_user_id = g.invited_user_id;
+		res.invite_redeem_url = g.invite_redeem_url;
+		g.invited_user_id = g.invite_redeem_url = NULL;
+	}
+	res.request_id = g.request_id;
+	g.request_id = NULL;
+	graph_result_clear(&g);
+	attempt_free(a);
+	queue_result(t, &res);
+	pump(t);
+	check_drained(t);
+}
+
+static int send_row(struct tenant *t, struct store_claim *c, const char *auth)
+{
+	char *body = NULL;
+	size_t len = 0;
+	struct attempt *a = calloc(1, sizeof(*a));
+	int r = a ? graph_invitation_body(c, &body, &len) : -ENOMEM;
+	if (r < 0)
+		goto fail;
+	a->tenant = t;
+	a->claim = c;
+	a->auth_used = strdup(auth);
+	char retry_header[48];
+	if (c->attempts > 0)
+		snprintf(retry_header, sizeof(retry_header), "Retry-Attempt: %u", c->attempts);
+	struct http_post_spec spec = {
+		.url = t->invitations_url,
+		.content_type = "application/json",
+		.authorization = auth,
+		.extra_header = c->attempts > 0 ? retry_header : NULL,
+		.timeout_ms = t->request_timeout_ms,
+	};
+	r = a->auth_used ? http_post(t->http, &spec, body, len, on_answer, a) : -ENOMEM;
+	body = NULL;
+	if (r < 0)
+		goto fail;
+	t->in_flight++;
+	t->stats.requests++;
+	return 0;
+fail:
+	free(body);
+	if (a) {
+		a->claim = NULL;
+		attempt_free(a);
+	}
+	return r;
+}
+
+static struct store_claim *ready_pop(struct tenant *t)
+{
+	if (t->ready_len == 0)
+		return NULL;
+	struct store_claim *c = t->ready[t->ready_head];
+	t->ready_head = (t->ready_head + 1) % t->ready_cap;
+	t->ready_len--;
+	return c;
+}
+
+/* Claim more due rows; 1 when some came, 0 when none is due, -EBUSY. */
+static int refill(struct tenant *t)
+{
+	size_t want = t->ready_cap - t->ready_len;
+	struct store_claim **claims = NULL;
+	size_t n = 0;
+	int r = store_rows_claim(t->store, t->id, time_now_ms(), want, &claims, &n);
+	if (r < 0) {
+		if (r != -EBUSY)
+			log_error("Failed to claim rows in '%s': %s", store_path(t->store),
+				  strerror(-r));
+		return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t pos = (t->ready_head + t->ready_len) % t->ready_cap;
+		t->ready[pos] = claims[i];
+		t->ready_len++;
+	}
+	free(claims);
+	return n > 0;
+}
+
+static void pump(struct tenant *t)
+{
+	if (t->draining || t->blocked)
+		return;
+	uint64_t now = uv_now(t->loop);
+	if (now < t->paused_until) {
+		arm_pump(t, t->paused_until - now);
+		return;
+	}
+	const char *auth = auth_header(t->auth);
+	if (!auth) {
+		auth_start(t->auth); /* tenant_auth_ready pumps again */
+		return;
+	}
+	while (t->in_flight < t->concurrency) {
+		if (t->ready_len == 0) {
+			int r = refill(t);
+			if (r < 0) {
+				arm_pump(t, r == -EBUSY ? BUSY_RETRY_MS : 1000);
+				return;
+			}
+			if (r == 0) {
+				uint64_t due;
+				if (store_rows_next_due(t->store, t->id, &due) == 1) {
+					uint64_t wall = time_now_ms();
+					arm_pump(t, due > wall ? due - wall : 1);
+				} else {
+					t->idle = true;
+				}
+				return;
+			}
+		}
+		uint64_t wait = ratelimit_take(&t->rl, now);
+		if (wait > 0) {
+			arm_pump(t, wait);
+			return;
+		}
+		struct store_claim *c = ready_pop(t);
+		if (send_row(t, c, auth) < 0) {
+			log_error("Failed to start a request: out of memory");
+			ratelimit_refund(&t->rl);
+			int64_t id = c->row_id;
+			store_claim_free(c);
+			store_rows_release(t->store, &id, 1);
+			arm_pump(t, 1000);
+			return;
+		}
+	}
+}
+
+int tenant_create(uv_loop_t *loop, struct store *store, struct http *http, struct auth *auth,
+		  const struct tenant_options *opt, struct tenant **ret)
+{
+	int r = -ENOMEM;
+	struct tenant *t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->loop = loop;
+	t->store = store;
+	t->http = http;
+	t->auth = auth;
+	t->concurrency = opt->concurrency;
+	t->max_attempts = opt->max_attempts;
+	t->request_timeout_ms = opt->request_timeout_ms;
+	t->rand_state = (unsigned)time_now_ms() | 1u;
+	ratelimit_init(&t->rl, opt->rate, opt->burst, uv_now(loop));
+	t->name = strdup(opt->name);
+	t->invitations_url = graph_invitations_url(opt->graph_url);
+	/* enough claimed rows to keep every slot busy and spend a full burst */
+	t->ready_cap = opt->concurrency + opt->burst;
+	if (t->ready_cap > 1024)
+		t->ready_cap = 1024;
+	t->ready = calloc(t->ready_cap, sizeof(*t->ready));
+	t->pump_timer = malloc(sizeof(*t->pump_timer));
+	t->flush_timer = malloc(sizeof(*t->flush_timer));
+	if (!t->name || !t->invitations_url || !t->ready || !t->pump_timer || !t->flush_timer)
+		goto fail;
+	uv_timer_init(loop, t->pump_timer);
+	t->pump_timer->data = t;
+	uv_timer_init(loop, t->flush_timer);
+	t->flush_timer->data = t;
+
+	r = store_tenant_ensure(store, t->name, &t->id);
+	if (r < 0)
+		goto fail;
+	r = store_tenant_block_get(store, t->id, &t->blocked);
+	if (r < 0)
+		goto fail;
+	if (t->blocked)
+		log_warning("Tenant '%s' is blocked since an earlier run: %s", t->name, t->blocked);
+	*ret = t;
+	return 0;
+fail:
+	tenant_destroy(t);
+	return r;
+}
+
+void tenant_destroy(struct tenant *t)
+{
+	if (!t)
+		return;
+	tenant_forget_job(t, 0);
+	if (t->pump_timer)
+		uv_close((uv_handle_t *)t->pump_timer, on_handle_closed);
+	if (t->flush_timer)
+		uv_close((uv_handle_t *)t->flush_timer, on_handle_closed);
+	free(t->ready);
+	free(t->name);
+	free(t->invitations_url);
+	free(t->blocked);
+	free(t);
+}
+
+int64_t tenant_id(const struct tenant *t)
+{
+	return t->id;
+}
+
+const char *tenant_name(const struct tenant *t)
+{
+	return t->name;
+}
+
+const char *tenant_blocked(const struct tenant *t)
+{
+	return t->blocked;
+}
+
+double tenant_rate(const struct tenant *t)
+{
+	return t->rl.rate;
+}
+
+void tenant_get_stats(const struct tenant *t, struct tenant_stats *ret)
+{
+	*ret = t->stats;
+	ret->in_flight = t->in_flight;
+	ret->ready = (unsigned)t->ready_len;
+	uint64_t now = uv_now(t->loop);
+	ret->paused_ms = t->paused_until > now ? t->paused_until - now : 0;
+}
+
+void tenant_kick(struct tenant *t)
+{
+	t->idle = false;
+	arm_pump(t, 0);
+}
+
+void tenant_forget_job(struct tenant *t, int64_t job_id)
+{
+	int64_t ids[256];
+	size_t n_ids = 0;
+	size_t kept = 0;
+	if (!t->ready)
+		return;
+	for (size_t i = 0; i < t->ready_len; i++) {
+		struct store_claim *c = t->ready[(t->ready_head + i) % t->ready_cap];
+		if (job_id == 0 || c->job_id == job_id) {
+			ids[n_ids++] = c->row_id;
+			store_claim_free(c);
+			if (n_ids == sizeof(ids) / sizeof(ids[0])) {
+				store_rows_release(t->store, ids, n_ids);
+				n_ids = 0;
+			}
+		} else {
+			t->ready[(t->ready_head + kept) % t->ready_cap] = c;
+			kept++;
+		}
+	}
+	t->ready_len = kept;
+	int r = store_rows_release(t->store, ids, n_ids);
+	if (r < 0)
+		log_error("Failed to put claimed rows back: %s (they return after a restart)",
+			  strerror(-r));
+}
+
+int tenant_unblock(struct tenant *t)
+{
+	if (!t->blocked)
+		return 0;
+	int r = store_tenant_block_set(t->store, t->id, NULL);
+	if (r < 0)
+		return r;
+	log_notice("Sending for tenant '%s' resumed by an admin after: %s", t->name, t->blocked);
+	free(t->blocked);
+	t->blocked = NULL;
+	tenant_kick(t);
+	return 1;
+}
+
+void tenant_drain(struct tenant *t, tenant_drained_fn fn, void *userdata)
+{
+	t->draining = true;
+	t->drained = fn;
+	t->drained_userdata = userdata;
+	uv_timer_stop(t->pump_timer);
+	tenant_forget_job(t, 0);
+	if (store_queued(t->store) > 0)
+		flush(t);
+	check_drained(t);
+}

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tenant: one tenant's sending. It claims due rows from the store, spends
+ * the tenant's rate tokens and in-flight slots on them, sends each through
+ * graph + http, and hands every outcome back to the store: done, failed,
+ * or pending again with a later next_attempt_at. It owns the tenant-wide
+ * pause (Retry-After) and block (anti-abuse 403) state.
+ *
+ * The tenant is the unit SPEC's "planned next" multiplies: each has its own
+ * credential (auth), rate limiter and block state.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct auth;
+struct http;
+struct store;
+
+struct tenant_options {
+	const char *name; /* tenant id or domain, as configured */
+	const char *graph_url;
+	double rate;
+	unsigned burst;
+	unsigned concurrency;
+	unsigned max_attempts;
+	uint64_t request_timeout_ms;
+};
+
+struct tenant_stats {
+	uint64_t requests;    /* invitation requests sent */
+	uint64_t created;     /* 201 */
+	uint64_t failed;      /* rows failed */
+	uint64_t retries;     /* rows put back for another attempt */
+	uint64_t throttled;   /* 429 / 503 with Retry-After */
+	uint64_t transient;   /* 5xx, timeouts, connection errors */
+	uint64_t auth_errors; /* 401 */
+	unsigned in_flight;
+	unsigned ready;       /* claimed, waiting for a token or slot */
+	uint64_t paused_ms;   /* remaining Retry-After pause */
+};
+
+struct tenant;
+
+/* store, http, auth: borrowed, must outlive the tenant. */
+int tenant_create(uv_loop_t *loop, struct store *store, struct http *http, struct auth *auth,
+		  const struct tenant_options *opt, struct tenant **ret);
+void tenant_destroy(struct tenant *t);
+
+int64_t tenant_id(const struct tenant *t);
+const char *tenant_name(const struct tenant *t);
+/* Reason sending is blocked (borrowed), or NULL. */
+const char *tenant_blocked(const struct tenant *t);
+void tenant_get_stats(const struct tenant *t, struct tenant_stats *ret);
+double tenant_rate(const struct tenant *t);
+
+/* Something may be due now (a job was added, resumed, re-queued). */
+void tenant_kick(struct tenant *t);
+/* Claimed rows of this job go back to pending (before pause/cancel). */
+void tenant_forget_job(struct tenant *t, int64_t job_id);
+/* Told when Graph blocks the tenant (after the block is stored). */
+typedef void (*tenant_blocked_fn)(void *userdata);
+void tenant_set_blocked_fn(struct tenant *t, tenant_blocked_fn fn, void *userdata);
+/* Lift the anti-abuse block (an admin resumed). */
+int tenant_unblock(struct tenant *t);
+
+/* Stop sending; fn runs once nothing is in flight and results are stored. */
+typedef void (*tenant_drained_fn)(void *userdata);
+void tenant_drain(struct tenant *t, tenant_drained_fn fn, void *userdata);
