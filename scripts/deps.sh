@@ -1,0 +1,26 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Install the Debian 12 packages invited builds, tests and demos with.
+# Skips apt when everything is there already. Used by demo.sh, test.sh and CI.
+set -eu
+
+PACKAGES="build-essential meson ninja-build pkg-config python3 curl sqlite3 util-linux
+libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libinih-dev
+libsystemd-dev libmicrohttpd-dev libssl-dev scdoc"
+
+missing=
+for p in $PACKAGES; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "Installing:$missing" >&2
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=
+else
+	SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -q --no-install-recommends $missing

@@ -1,0 +1,247 @@
+# SPDX-License-Identifier: MIT
+"""Integration-test harness: the real invited, the Graph simulator and the
+real invitectl, in a fresh temporary directory, all on 127.0.0.1.
+
+Every wait has a deadline; nothing sleeps for a fixed time to "let things
+settle". Output is TAP (meson protocol 'tap').
+"""
+import csv
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+INVITED = os.environ.get("INVITED", "invited")
+INVITECTL = os.environ.get("INVITECTL", "invitectl")
+SIM = os.environ.get("INVITED_SIM", "invited-sim")
+FIXTURES = os.environ.get("FIXTURES", os.path.join(os.path.dirname(__file__), "..", "fixtures"))
+
+PORTAL_HEADER = ("Email address to invite [inviteeEmail] Required,"
+                 "Redirection url [inviteRedirectURL] Required,"
+                 "Send invitation message (true or false) [sendEmail],"
+                 "Customized invitation message [customizedMessageBody]")
+
+
+class Tap:
+    def __init__(self):
+        self.n = 0
+        self.failed = 0
+
+    def ok(self, cond, desc, diag=None):
+        self.n += 1
+        print(("ok %d - %s" if cond else "not ok %d - %s") % (self.n, desc), flush=True)
+        if not cond:
+            self.failed += 1
+            if diag is not None:
+                for line in str(diag).splitlines()[:40]:
+                    print("#   " + line, flush=True)
+        return cond
+
+    def eq(self, got, want, desc):
+        return self.ok(got == want, desc, "got:  %r\nwant: %r" % (got, want))
+
+    def diag(self, text):
+        for line in str(text).splitlines():
+            print("# " + line, flush=True)
+
+    def done(self):
+        print("1..%d" % self.n, flush=True)
+        return 1 if self.failed else 0
+
+
+def deadline_wait(cond, timeout, what, step=0.02):
+    """Poll cond() until true or the deadline passes; raise on timeout."""
+    end = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise TimeoutError("timed out after %ss waiting for %s" % (timeout, what))
+        time.sleep(step)
+
+
+def portal_file(rows, version_row=True, extra_header=""):
+    """rows: list of lists of cells after the header. Returns bytes."""
+    out = io.StringIO()
+    if version_row:
+        out.write("version:v1.0,,,\n")
+    out.write(PORTAL_HEADER + extra_header + "\n")
+    out.write("Example:    someone@something.com,https://myapplications.microsoft.com,true,Hello\n")
+    w = csv.writer(out, lineterminator="\n")
+    for r in rows:
+        w.writerow(r)
+    return out.getvalue().encode("utf-8")
+
+
+class Env:
+    """One simulator + one daemon in a temporary directory."""
+
+    def __init__(self, sim_args=(), queue=None, daemon=None, start=True):
+        self.dir = tempfile.mkdtemp(prefix="invited-it.")
+        self.sock = os.path.join(self.dir, "invited.sock")
+        self.db_path = os.path.join(self.dir, "invited.db")
+        self.record_path = os.path.join(self.dir, "record.jsonl")
+        self.secret_path = os.path.join(self.dir, "client-secret")
+        with open(self.secret_path, "w") as f:
+            f.write("sim-secret-value\n")
+        os.chmod(self.secret_path, 0o600)
+        self.sim = None
+        self.daemon = None
+        self.sim_args = list(sim_args)
+        self.queue = {"rate": "2000", "burst": "50", "concurrency": "16", "max_attempts": "8",
+                      "request_timeout": "5"}
+        self.queue.update(queue or {})
+        self.daemon_extra = daemon or {}
+        self.start_sim()
+        self.write_config()
+        if start:
+            self.start_daemon()
+
+    # -- simulator --
+    def start_sim(self):
+        port_file = os.path.join(self.dir, "sim.port")
+        self.sim_log = open(os.path.join(self.dir, "sim.log"), "ab")
+        self.sim = subprocess.Popen(
+            [SIM, "--listen", "127.0.0.1", "--port", "0", "--port-file", port_file,
+             "--record", self.record_path, "--tenant", "contoso.onmicrosoft.com",
+             "--client-id", "11111111-2222-3333-4444-555555555555",
+             "--client-secret", "sim-secret-value"] + self.sim_args,
+            stdout=self.sim_log, stderr=self.sim_log)
+        deadline_wait(lambda: os.path.exists(port_file) and open(port_file).read().strip(),
+                      10, "the simulator's port file")
+        self.port = int(open(port_file).read().strip())
+        self.base = "http://127.0.0.1:%d" % self.port
+
+    def sim_stats(self):
+        import urllib.request
+        with urllib.request.urlopen(self.base + "/sim/stats", timeout=5) as r:
+            return json.load(r)
+
+    def record(self):
+        if not os.path.exists(self.record_path):
+            return []
+        with open(self.record_path) as f:
+            return [json.loads(l) for l in f if l.strip()]
+
+    # -- daemon --
+    def write_config(self, extra_text=""):
+        self.conf = os.path.join(self.dir, "invited.conf")
+        lines = ["[graph]", "tenant = contoso.onmicrosoft.com",
+                 "client_id = 11111111-2222-3333-4444-555555555555",
+                 "client_secret_file = " + self.secret_path,
+                 "authority_url = " + self.base, "graph_url = " + self.base, "", "[queue]"]
+        lines += ["%s = %s" % kv for kv in self.queue.items()]
+        lines += ["", "[daemon]", "socket = " + self.sock, "database = " + self.db_path]
+        lines += ["%s = %s" % kv for kv in self.daemon_extra.items()]
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n" + extra_text)
+
+    def start_daemon(self):
+        self.daemon_log = open(os.path.join(self.dir, "invited.log"), "ab")
+        env = dict(os.environ)
+        env.pop("NOTIFY_SOCKET", None)
+        env.pop("LISTEN_FDS", None)
+        self.daemon = subprocess.Popen([INVITED, "-c", self.conf], stdout=self.daemon_log,
+                                       stderr=self.daemon_log, env=env)
+
+        def ready():
+            if self.daemon.poll() is not None:
+                raise RuntimeError("invited exited with %s:\n%s" % (self.daemon.returncode,
+                                                                   self.log()))
+            s = socket.socket(socket.AF_UNIX)
+            try:
+                s.connect(self.sock)
+                return True
+            except OSError:
+                return False
+            finally:
+                s.close()
+        deadline_wait(ready, 10, "the daemon's socket")
+
+    def stop_daemon(self, sig=signal.SIGTERM, timeout=30):
+        if self.daemon and self.daemon.poll() is None:
+            self.daemon.send_signal(sig)
+            self.daemon.wait(timeout)
+        rc = self.daemon.returncode if self.daemon else None
+        self.daemon = None
+        return rc
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "invited.log"), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    # -- client --
+    def ctl(self, *args, stdin=None, timeout=120, env_extra=None, user=None):
+        env = dict(os.environ)
+        env.pop("INVITED_SOCKET", None)
+        env["NO_COLOR"] = "1"
+        env.update(env_extra or {})
+        cmd = [INVITECTL, "-s", self.sock] + list(args)
+        if user:
+            cmd = ["setpriv", "--reuid", str(user[0]), "--regid", str(user[1]),
+                   "--clear-groups"] + cmd
+        return subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, env=env)
+
+    def ctl_json(self, *args, **kw):
+        p = self.ctl("--json", *args, **kw)
+        try:
+            return p, json.loads(p.stdout) if p.stdout.strip() else None
+        except ValueError:
+            return p, None
+
+    def write(self, name, data):
+        path = os.path.join(self.dir, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def db(self):
+        return sqlite3.connect("file:%s?mode=ro" % self.db_path, uri=True, timeout=10)
+
+    def wait_job(self, job_id, timeout=120):
+        p, j = self.ctl_json("wait", str(job_id), timeout=timeout)
+        return p, j
+
+    def close(self):
+        try:
+            self.stop_daemon(signal.SIGKILL if self.daemon and self.daemon.poll() is None else 0)
+        except Exception:
+            pass
+        if self.sim and self.sim.poll() is None:
+            self.sim.terminate()
+            try:
+                self.sim.wait(10)
+            except subprocess.TimeoutExpired:
+                self.sim.kill()
+        if os.environ.get("KEEP_TEST_DIR"):
+            print("# kept " + self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def run(main):
+    """Run main(tap) and exit with TAP's verdict; an exception is a failure."""
+    tap = Tap()
+    try:
+        main(tap)
+    except Exception as e:  # a crash of the test is a failed test, with its reason
+        import traceback
+        tap.ok(False, "test raised %s" % type(e).__name__, traceback.format_exc())
+    sys.exit(tap.done())

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/* Token bucket with a fake clock: bursts, steady rate, decimal rates, drain. */
+#include "ratelimit.h"
+#include "tap.h"
+
+/* Count tokens taken when trying once per ms from start to end (exclusive). */
+static unsigned taken_between(struct ratelimit *rl, uint64_t start, uint64_t end)
+{
+	unsigned n = 0;
+	for (uint64_t t = start; t < end; t++)
+		while (ratelimit_take(rl, t) == 0)
+			n++;
+	return n;
+}
+
+int main(void)
+{
+	tap_plan_none();
+	struct ratelimit rl;
+
+	ratelimit_init(&rl, 10, 10, 1000);
+	is_int(taken_between(&rl, 1000, 1001), 10, "starts full: a burst of 10");
+	is_int(ratelimit_take(&rl, 1000), 100, "then the next token is 100 ms away at 10/s");
+	is_int(taken_between(&rl, 1001, 11001), 100, "10 s at 10/s gives 100 more");
+
+	ratelimit_init(&rl, 30, 150, 0);
+	unsigned n = taken_between(&rl, 0, 5000);
+	is_int(n, 150 + 149, "150 per 5 s with a full bucket: burst + 5 s of refill");
+
+	ratelimit_init(&rl, 0.5, 1, 0);
+	is_int(ratelimit_take(&rl, 0), 0, "decimal rate: the first token");
+	is_int(ratelimit_take(&rl, 0), 2000, "0.5/s: the next in 2000 ms");
+	is_int(ratelimit_take(&rl, 1999), 1, "still 1 ms short at 1999");
+	is_int(ratelimit_take(&rl, 2000), 0, "taken at 2000");
+
+	ratelimit_init(&rl, 100, 50, 0);
+	ratelimit_drain(&rl, 0);
+	is_int(ratelimit_take(&rl, 0), 10, "drained: wait for the first token");
+	ratelimit_refund(&rl);
+	is_int(ratelimit_take(&rl, 0), 0, "a refunded token can be taken");
+
+	ratelimit_init(&rl, 10, 10, 0);
+	taken_between(&rl, 0, 1);
+	ratelimit_set(&rl, 1000, 5, 0);
+	is_int(taken_between(&rl, 1, 2), 1, "rate change keeps the clock: 1 token in 1 ms at 1000/s");
+	is_int(taken_between(&rl, 100, 101), 5, "capacity is the new burst");
+
+	ratelimit_init(&rl, 10, 10, 5000);
+	is_int(taken_between(&rl, 4000, 4001), 10, "a clock going backwards does not mint tokens");
+	is_int(ratelimit_take(&rl, 4500), 100, "nor does it break the next wait");
+	return tap_done();
+}

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+/* store: import all-or-nothing, duplicates, claim, results and counts,
+ * cancel/pause/resume/retry, recovery of rows left in flight. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "csv.h"
+#include "store.h"
+#include "tap.h"
+
+static char dir[] = "/tmp/test-store.XXXXXX";
+static char db_path[600];
+static int64_t tenant;
+
+static int64_t import_rows(unsigned n, const char *prefix, bool commit)
+{
+	struct store_import_spec spec = {.tenant_id = tenant, .redirect_url = "https://r.example",
+					 .user = "tester", .send_email = true, .uid = 1000};
+	struct store_import *imp;
+	int64_t job = 0;
+	if (store_import_begin(db_path, &spec, &imp) < 0)
+		return -1;
+	store_import_columns(imp, "[\"a\",\"b\"]");
+	for (unsigned i = 0; i < n; i++) {
+		char email[64];
+		snprintf(email, sizeof(email), "%s%u@x.example", prefix, i);
+		const char *fields[] = {email, ""};
+		struct csv_row row = {.line = i + 2, .email = email, .send_email = CSV_FLAG_UNSET,
+				      .n_fields = 2, .fields = fields};
+		unsigned dup;
+		store_import_row(imp, &row, "[\"x\"]", &dup);
+	}
+	if (commit)
+		store_import_commit(imp, &job);
+	store_import_destroy(imp);
+	return job;
+}
+
+static struct store_result result(const struct store_claim *c, int state)
+{
+	struct store_result r = {.row_id = c->row_id, .job_id = c->job_id, .state = state,
+				 .attempts = c->attempts + 1, .http_status = state == ROW_STATE_SUCCEEDED ? 201 : 400};
+	if (state == ROW_STATE_SUCCEEDED)
+		r.invited_user_id = strdup("user-id");
+	else
+		r.error_code = strdup("BadRequest");
+	return r;
+}
+
+static int64_t done_job;
+static void on_done(void *userdata, int64_t job_id)
+{
+	done_job = job_id;
+}
+
+int main(void)
+{
+	tap_plan_none();
+	struct store *s;
+	char *err = NULL;
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(db_path, sizeof(db_path), "%s/invited.db", dir);
+	is_int(store_open(&s, db_path, &err), 0, "store opens and migrates a new database");
+	store_set_job_done(s, on_done, NULL);
+	is_int(store_tenant_ensure(s, "contoso.example", &tenant), 0, "tenant row");
+	int64_t again;
+	store_tenant_ensure(s, "contoso.example", &again);
+	is_int(again, tenant, "the same tenant id the second time");
+
+	/* duplicates are found, and an uncommitted import leaves nothing */
+	struct store_import_spec spec = {.tenant_id = tenant, .redirect_url = "https://r.example",
+					 .user = "tester", .send_email = true};
+	struct store_import *imp;
+	is_int(store_import_begin(db_path, &spec, &imp), 0, "import begins");
+	const char *f[] = {"x"};
+	struct csv_row a = {.line = 3, .email = "Ann@X.example", .send_email = CSV_FLAG_TRUE, .n_fields = 1, .fields = f};
+	struct csv_row b = {.line = 9, .email = "ann@x.EXAMPLE", .send_email = CSV_FLAG_TRUE, .n_fields = 1, .fields = f};
+	unsigned dup = 0;
+	is_int(store_import_row(imp, &a, "[]", &dup), 0, "first row stored");
+	is_int(store_import_row(imp, &b, "[]", &dup), 1, "same email in another case is a duplicate");
+	is_int(dup, 3, "naming the first line");
+	store_import_destroy(imp);
+	struct store_job j;
+	is_int(store_job_get(s, 1, &j), -ENOENT, "a rolled-back import leaves no job");
+
+	int64_t job = import_rows(10, "g", true);
+	ok(job > 0, "a committed import makes a job");
+	is_int(store_job_get(s, job, &j), 0, "job readable");
+	is_int(j.total, 10, "total 10");
+	is_str(job_state_name(j.state), "queued", "queued");
+	store_job_clear(&j);
+
+	struct store_claim **claims;
+	size_t n;
+	is_int(store_rows_claim(s, tenant, 1000, 4, &claims, &n), 0, "claim");
+	is_int(n, 4, "4 rows claimed");
+	is_int(claims[0]->line, 2, "in line order");
+	is_str(claims[0]->redirect_url, "https://r.example", "the job's redirect applies");
+	ok(claims[0]->send_email, "the job's send flag applies");
+	store_job_get(s, job, &j);
+	is_str(job_state_name(j.state), "running", "job running once claimed");
+	is_int(j.in_flight, 4, "4 in flight");
+	store_job_clear(&j);
+
+	struct store_result r0 = result(claims[0], ROW_STATE_SUCCEEDED);
+	struct store_result r1 = result(claims[1], ROW_STATE_FAILED);
+	struct store_result r2 = result(claims[2], ROW_STATE_PENDING);
+	r2.next_attempt_at = 5000;
+	store_row_finish(s, &r0);
+	store_row_finish(s, &r1);
+	store_row_finish(s, &r2);
+	is_int(store_queued(s), 3, "results queued");
+	is_int(store_flush(s), 0, "one flush");
+	is_int(store_queued(s), 0, "queue empty");
+	store_job_get(s, job, &j);
+	ok(j.succeeded == 1 && j.failed == 1 && j.in_flight == 1, "counts: 1 ok, 1 failed, 1 in flight");
+	store_job_clear(&j);
+	uint64_t due;
+	/* the 4th claim stays in flight: release it */
+	store_rows_release(s, &claims[3]->row_id, 1);
+	for (size_t i = 0; i < n; i++)
+		store_claim_free(claims[i]);
+	free(claims);
+
+	is_int(store_rows_claim(s, tenant, 1000, 100, &claims, &n), 0, "claim the rest");
+	is_int(n, 7, "7 due now (the retry waits until 5000)");
+	is_int(store_rows_next_due(s, tenant, &due), 1, "a pending row is scheduled");
+	is_int(due, 5000, "at 5000");
+	for (size_t i = 0; i < n; i++) {
+		struct store_result r = result(claims[i], ROW_STATE_SUCCEEDED);
+		store_row_finish(s, &r);
+		store_claim_free(claims[i]);
+	}
+	free(claims);
+	store_flush(s);
+	is_int(done_job, 0, "not done while a retry is pending");
+	is_int(store_rows_claim(s, tenant, 6000, 100, &claims, &n), 0, "claim the retry at 6000");
+	is_int(n, 1, "the retried row");
+	is_int(claims[0]->attempts, 1, "with its attempt count");
+	struct store_result rl = result(claims[0], ROW_STATE_SUCCEEDED);
+	store_row_finish(s, &rl);
+	store_claim_free(claims[0]);
+	free(claims);
+	store_flush(s);
+	is_int(done_job, job, "job done callback");
+	store_job_get(s, job, &j);
+	ok(j.state == JOB_STATE_COMPLETED && j.finished_at > 0 && j.succeeded == 9 && j.failed == 1,
+	   "completed: 9 succeeded, 1 failed");
+	store_job_clear(&j);
+
+	int64_t changed;
+	is_int(store_job_retry(s, job, &changed), 0, "retry");
+	is_int(changed, 1, "one failed row re-queued");
+	store_job_get(s, job, &j);
+	ok(j.state == JOB_STATE_QUEUED && j.finished_at == 0 && j.failed == 0, "job queued again");
+	store_job_clear(&j);
+
+	/* pause hides the job from claims; cancel marks pending rows */
+	is_int(store_job_pause(s, job, &changed), 0, "pause");
+	is_int(changed, 1, "paused");
+	store_job_pause(s, job, &changed);
+	is_int(changed, 0, "pause is idempotent");
+	store_rows_claim(s, tenant, 10000, 100, &claims, &n);
+	is_int(n, 0, "nothing claimed from a paused job");
+	free(claims);
+	is_int(store_job_resume(s, job, &changed), 0, "resume");
+	is_int(changed, 1, "resumed");
+	done_job = 0;
+	is_int(store_job_cancel(s, job, &changed), 0, "cancel");
+	is_int(changed, 1, "one pending row cancelled");
+	store_job_get(s, job, &j);
+	ok(j.state == JOB_STATE_CANCELLED && j.cancelled == 1 && j.finished_at > 0,
+	   "job cancelled and finished");
+	store_job_clear(&j);
+	store_job_cancel(s, job, &changed);
+	is_int(changed, 0, "cancel is idempotent");
+	is_int(store_job_cancel(s, 999, &changed), -ENOENT, "no such job");
+
+	/* rows left in flight come back at start */
+	int64_t job2 = import_rows(3, "h", true);
+	store_rows_claim(s, tenant, 1000, 3, &claims, &n);
+	for (size_t i = 0; i < n; i++)
+		store_claim_free(claims[i]);
+	free(claims);
+	store_close(s);
+	is_int(store_open(&s, db_path, &err), 0, "reopen");
+	unsigned recovered = 0;
+	is_int(store_recover(s, &recovered), 0, "recover");
+	is_int(recovered, 3, "3 rows back to pending");
+	store_rows_claim(s, tenant, 1000, 10, &claims, &n);
+	is_int(n, 3, "and claimable again");
+	ok(n == 3 && claims[0]->job_id == job2, "from the unfinished job");
+	for (size_t i = 0; i < n; i++)
+		store_claim_free(claims[i]);
+	free(claims);
+
+	is_int(store_tenant_block_set(s, tenant, "blocked by Graph"), 0, "block the tenant");
+	store_job_get(s, job2, &j);
+	ok(j.state == JOB_STATE_BLOCKED && j.reason && strstr(j.reason, "Graph"),
+	   "an active job shows blocked with the reason");
+	store_job_clear(&j);
+	char *reason = NULL;
+	store_tenant_block_set(s, tenant, NULL);
+	store_tenant_block_get(s, tenant, &reason);
+	ok(reason == NULL, "unblocked");
+	store_close(s);
+
+	char cmd[700];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		tap_diag("could not remove %s", dir);
+	return tap_done();
+}
