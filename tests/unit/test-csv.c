@@ -58,7 +58,7 @@ static void log_str(struct buf *b, const char *s)
 }
 
 static int on_header(void *userdata, enum csv_format format, char separator, size_t n_columns,
-		     const char *const *columns)
+                     const char *const *columns)
 {
 	struct result *res = userdata;
 	res->n_headers++;
@@ -111,9 +111,9 @@ static int on_error(void *userdata, unsigned line, const char *message)
 }
 
 static const struct csv_callbacks callbacks = {
-	.on_header = on_header,
-	.on_row = on_row,
-	.on_error = on_error,
+    .on_header = on_header,
+    .on_row = on_row,
+    .on_error = on_error,
 };
 
 static void result_free(struct result *res)
@@ -131,7 +131,7 @@ static void result_free(struct result *res)
 
 /* Parse input in chunks of `chunk` bytes (0: all at once) into *res. */
 static void parse(const char *input, size_t len, size_t chunk, const struct csv_limits *limits,
-		  struct result *res)
+                  struct result *res)
 {
 	struct csv_reader *r = NULL;
 
@@ -152,7 +152,7 @@ static void parse(const char *input, size_t len, size_t chunk, const struct csv_
 	res->reader_errors = csv_reader_errors(r);
 	res->reader_format = csv_reader_format(r);
 	buf_printf(&res->log, "= rows %zu errors %zu format %d rc %d %d\n", res->reader_rows,
-		   res->reader_errors, (int)res->reader_format, res->feed_rc, res->finish_rc);
+	           res->reader_errors, (int)res->reader_format, res->feed_rc, res->finish_rc);
 	csv_reader_destroy(r);
 }
 
@@ -192,17 +192,17 @@ struct tcase {
 #define PS CSV_FORMAT_POWERSHELL
 #define NONE CSV_FORMAT_UNKNOWN
 
-#define PH                                                                                       \
-	"Email address to invite [inviteeEmail] Required,Redirection url [inviteRedirectURL] "  \
-	"Required,Send invitation message (true or false) [sendEmail],Customized invitation "   \
+#define PH                                                                                         \
+	"Email address to invite [inviteeEmail] Required,Redirection url [inviteRedirectURL] "     \
+	"Required,Send invitation message (true or false) [sendEmail],Customized invitation "      \
 	"message [customizedMessageBody]"
-#define PH_SEMI                                                                                  \
-	"Email address to invite [inviteeEmail] Required;Redirection url [inviteRedirectURL] "  \
-	"Required;Send invitation message (true or false) [sendEmail];Customized invitation "   \
+#define PH_SEMI                                                                                    \
+	"Email address to invite [inviteeEmail] Required;Redirection url [inviteRedirectURL] "     \
+	"Required;Send invitation message (true or false) [sendEmail];Customized invitation "      \
 	"message [customizedMessageBody]"
-#define PH_JA                                                                                    \
-	"招待するユーザーのメール アドレス [inviteeEmail] 必須,リダイレクト URL "                \
-	"[inviteRedirectURL] 必須,招待メッセージを送信する (true または false) [sendEmail],"     \
+#define PH_JA                                                                                                 \
+	"招待するユーザーのメール アドレス [inviteeEmail] 必須,リダイレクト URL "     \
+	"[inviteRedirectURL] 必須,招待メッセージを送信する (true または false) [sendEmail]," \
 	"カスタマイズされた招待メッセージ [customizedMessageBody]"
 #define EX "Example:    someone@something.com,https://myapplications.microsoft.com,true,Hi\n"
 #define URL "https://myapps.example/"
@@ -211,281 +211,253 @@ struct tcase {
 #define X250 X50 X50 X50 X50 X50
 
 static const struct tcase cases[] = {
-	{"portal: version, example, two rows",
-	 IN("version:v1.0\n" PH "\n" EX "a@partner.example," URL ",true,Welcome\n"
-	    "b@partner.example,,,\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{4, "a@partner.example", NULL, URL, T, "Welcome", 4},
-		  {5, "b@partner.example", NULL, NULL, U, NULL, 4}}},
-	{"portal: BOM, CRLF, version:v1.0,,,",
-	 IN("\xEF\xBB\xBFversion:v1.0,,,\r\n" PH "\r\n" EX "a@b.example," URL ",false,\r\n"
-	    "c@d.example,,TRUE,Hello\r\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{4, "a@b.example", NULL, URL, F, NULL, 4},
-		  {5, "c@d.example", NULL, NULL, T, "Hello", 4}}},
-	{"portal: header on line 1, no version row, no final newline",
-	 IN(PH "\na@b.example\nc@d.example," URL),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{2, "a@b.example", NULL, NULL, U, NULL, 1},
-		  {3, "c@d.example", NULL, URL, U, NULL, 2}}},
-	{"blank lines, separator-only lines and space lines are skipped",
-	 IN("version:v1.0\n\n" PH "\n,,,\n\n   \n a@b.example ,\n  , ,\r\n\t\nc@d.example\n,,,\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{7, "a@b.example", NULL, NULL, U, NULL, 2},
-		  {10, "c@d.example", NULL, NULL, U, NULL, 1}}},
-	{"quoted fields: commas and doubled quotes in the message",
-	 IN(PH "\na@b.example,\"" URL "\",\"yes\",\"Hi, \"\"friend\"\", welcome\"\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{2, "a@b.example", NULL, URL, T, "Hi, \"friend\", welcome", 4}}},
-	{"quoted newlines: the row keeps its first line, later lines shift",
-	 IN("version:v1.0\n" PH "\na@b.example,,,\"line one\nline two\n\nline four\"\n"
-	    "c@d.example,,no,\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{3, "a@b.example", NULL, NULL, U, "line one\nline two\n\nline four", 4},
-		  {7, "c@d.example", NULL, NULL, F, NULL, 4}}},
-	{"CRLF and lone CR inside quotes are data",
-	 IN(PH "\r\na@b.example,,,\"one\r\ntwo\"\r\nc@d.example,,,\"x\ry\"\r\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{2, "a@b.example", NULL, NULL, U, "one\r\ntwo", 4},
-		  {4, "c@d.example", NULL, NULL, U, "x\ry", 4}}},
-	{"trimming around unquoted and quoted cells; spaces inside quotes kept",
-	 IN(PH "\n  a@b.example\t,  \"" URL "\"  ,\t1 , \"  padded  \" \r\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{2, "a@b.example", NULL, URL, T, "  padded  ", 4}}},
-	{"fewer cells than the header: missing cells are empty",
-	 IN(PH "\na@b.example\nc@d.example,\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{2, "a@b.example", NULL, NULL, U, NULL, 1},
-		  {3, "c@d.example", NULL, NULL, U, NULL, 2}}},
-	{"more cells than the header: extras ignored but kept in fields",
-	 IN(PH "\na@b.example,,0,msg,extra1,\"extra,2\"\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{2, "a@b.example", NULL, NULL, F, "msg", 6}}},
-	{"sendEmail accepts true/false/yes/no/1/0 in any case",
-	 IN(PH "\na@b.example,,TRUE\nb@b.example,,False\nc@b.example,,YES\nd@b.example,,nO\n"
-	       "e@b.example,,1\nf@b.example,,0\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{2, "a@b.example", NULL, NULL, T, NULL, 3},
-		  {3, "b@b.example", NULL, NULL, F, NULL, 3},
-		  {4, "c@b.example", NULL, NULL, T, NULL, 3},
-		  {5, "d@b.example", NULL, NULL, F, NULL, 3},
-		  {6, "e@b.example", NULL, NULL, T, NULL, 3},
-		  {7, "f@b.example", NULL, NULL, F, NULL, 3}}},
-	{"bad sendEmail value",
-	 IN(PH "\na@b.example,,maybe\nc@d.example,,y\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 2,
-	 .errors = {{2, "invalid sendEmail value 'maybe' (use true or false)"},
-		    {3, "invalid sendEmail value 'y'"}}},
-	{"empty email", IN(PH "\n," URL ",true,hello\n  ,,,x\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 2,
-	 .errors = {{2, "empty email"}, {3, "empty email"}}},
-	{"invalid emails are quoted with the reason",
-	 IN(PH "\na@@b.example\nfirst+tag@b.example\nno-at.example\n.dot@b.example\n"
-	       "a..b@b.example\na@b\nok@b.example\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 7,
-	 .rows = {{8, "ok@b.example", NULL, NULL, U, NULL, 1}},
-	 .errors = {{2, "invalid email 'a@@b.example': more than one '@'"},
-		    {3, "invalid email 'first+tag@b.example': '+' is not permitted"},
-		    {4, "invalid email 'no-at.example': missing '@'"},
-		    {5, "user name starts with '.'"},
-		    {6, "two consecutive periods"},
-		    {7, "invalid email 'a@b': domain has no '.'"}}},
-	{"invalid redirect URL",
-	 IN(PH "\na@b.example,ftp://x.example/\nc@d.example,https://\ne@f.example,HTTPS://Ok.Example\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 3,
-	 .rows = {{4, "e@f.example", NULL, "HTTPS://Ok.Example", U, NULL, 2}},
-	 .errors = {{2, "invalid redirect URL 'ftp://x.example/': not an absolute http"},
-		    {3, "invalid redirect URL 'https://': no host"}}},
-	{"one error per bad cell of a row",
-	 IN(PH "\nbad email,http:/x,perhaps,m\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 1,
-	 .errors = {{2, "invalid email 'bad email': contains a space"},
-		    {2, "invalid redirect URL 'http:/x'"},
-		    {2, "invalid sendEmail value 'perhaps'"}}},
-	{"invalid UTF-8: one error for the line, the next rows go on",
-	 IN(PH "\na@b.example,,,caf\xe9 \xe9\nc@d.example\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 2,
-	 .rows = {{3, "c@d.example", NULL, NULL, U, NULL, 1}},
-	 .errors = {{2, "invalid UTF-8 (save the file as CSV UTF-8)"}}},
-	{"NUL bytes are invalid",
-	 IN(PH "\na@b.example,,,x\0y\nc@d.example\n\0\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 2,
-	 .rows = {{3, "c@d.example", NULL, NULL, U, NULL, 1}},
-	 .errors = {{2, "invalid UTF-8 (save"}, {4, "invalid UTF-8"}}},
-	{"overlong, surrogate and truncated sequences are invalid",
-	 IN(PH "\na@b.example,,,\xc0\xaf\nb@b.example,,,\xed\xa0\x80\nc@b.example,,,\xe3\x81\n"
-	       "d@b.example,,,\xf4\x90\x80\x80\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 4,
-	 .errors = {{2, "invalid UTF-8"},
-		    {3, "invalid UTF-8"},
-		    {4, "invalid UTF-8"},
-		    {5, "invalid UTF-8"}}},
-	{"invalid UTF-8 on the second line of a quoted field names that line",
-	 IN(PH "\na@b.example,,,\"ok\nbad \xff\"\nc@d.example\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 2,
-	 .rows = {{4, "c@d.example", NULL, NULL, U, NULL, 1}},
-	 .errors = {{3, "invalid UTF-8"}}},
-	{"UTF-8 display name and IDN domain",
-	 IN("version:v1.0\n" PH ",Name [inviteeName]\n"
-	    "taro@例え.jp,,,,山田 太郎\nzoe@bücher.example,,,\"Hi, 👋\",Zoë\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{3, "taro@例え.jp", "山田 太郎", NULL, U, NULL, 5},
-		  {4, "zoe@bücher.example", "Zoë", NULL, U, "Hi, 👋", 5}}},
-	{"Japanese-localized portal header",
-	 IN("\xEF\xBB\xBFversion:v1.0\r\n" PH_JA "\r\n" EX "guest@partner.example," URL ",true,"
-	    "ようこそ\r\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{4, "guest@partner.example", NULL, URL, T, "ようこそ", 4}}},
-	{"';' separated portal file with version:v1.0;;;",
-	 IN("version:v1.0;;;\r\n" PH_SEMI "\r\na@b.example;" URL ";false;Hi, there\r\n"
-	    "\"c@d.example\";;;\"x;y\"\r\n;;;\r\n"),
-	 .format = PORTAL, .sep = ';', .n_rows = -1,
-	 .rows = {{3, "a@b.example", NULL, URL, F, "Hi, there", 4},
-		  {4, "c@d.example", NULL, NULL, U, "x;y", 4}}},
-	{"';' separated header whose cells contain commas",
-	 IN("Email, required [inviteeEmail];Redirect, required [inviteRedirectURL]\n"
-	    "a@b.example;" URL "\n"),
-	 .format = PORTAL, .sep = ';', .n_rows = -1,
-	 .rows = {{2, "a@b.example", NULL, URL, U, NULL, 2}}},
-	{"',' separated header whose cells contain ';'",
-	 IN("version:v1.0;;;\nEmail; required [inviteeEmail],Redirect; required [inviteRedirectURL]\n"
-	    "a@b.example," URL "\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{3, "a@b.example", NULL, URL, U, NULL, 2}}},
-	{"PowerShell format",
-	 IN("Name,InvitedUserEmailAddress\nGloria Lopez,gloria@fabrikam.example\n"
-	    "\"Lopez, Ana\",ana@fabrikam.example\n"),
-	 .format = PS, .sep = ',', .n_rows = -1,
-	 .rows = {{2, "gloria@fabrikam.example", "Gloria Lopez", NULL, U, NULL, 2},
-		  {3, "ana@fabrikam.example", "Lopez, Ana", NULL, U, NULL, 2}}},
-	{"PowerShell: any order, any case, optional columns",
-	 IN("invitedUserEmailAddress,sendinvitationmessage,NAME,InviteRedirectUrl,"
-	    "CustomizedMessageBody\r\nx@y.example,false,,http://r.example,Hey\r\n"
-	    "z@y.example,sure,Zed,,\r\n"),
-	 .format = PS, .sep = ',', .n_rows = 2,
-	 .rows = {{2, "x@y.example", NULL, "http://r.example", F, "Hey", 5}},
-	 .errors = {{3, "invalid SendInvitationMessage value 'sure' (use true or false)"}}},
-	{"PowerShell: missing Name column",
-	 IN("InvitedUserEmailAddress,InviteRedirectUrl\na@b.example,\n"),
-	 .format = PS, .sep = ',', .n_rows = 1,
-	 .rows = {{2, "a@b.example", NULL, NULL, U, NULL, 2}},
-	 .errors = {{1, "missing required column Name"}}},
-	{"a generic email,name header reads as PowerShell without its email column",
-	 IN("\nemail,name\na@b.example,A\n"),
-	 .format = PS, .sep = ',', .n_rows = 0,
-	 .errors = {{2, "missing required column InvitedUserEmailAddress"}}},
-	{"portal: missing [inviteRedirectURL] column; rows still validated",
-	 IN("version:v1.0\nEmail [inviteeEmail],Send [sendEmail]\na@b.example,true\nbad,no\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 2,
-	 .rows = {{3, "a@b.example", NULL, NULL, T, NULL, 2}},
-	 .errors = {{2, "missing required column [inviteRedirectURL]"},
-		    {4, "invalid email 'bad': missing '@'"}}},
-	{"portal: missing [inviteeEmail] column stops reading",
-	 IN("version:v1.0\nRedirect [inviteRedirectURL],Name [displayName]\nx,y\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 0,
-	 .errors = {{2, "missing required column [inviteeEmail]"}}},
-	{"no recognizable header",
-	 IN("version:v1.0\n\nmail,full name\na@b.example,A\n"),
-	 .format = NONE, .n_rows = 0,
-	 .errors = {{1, "no recognizable header"}}},
-	{"empty file", IN(""), .format = NONE, .n_rows = 0,
-	 .errors = {{1, "no recognizable header"}}},
-	{"only blank lines and a version row",
-	 IN("\xEF\xBB\xBF\r\n,,,\nversion:v1.0,,,\n\n"),
-	 .format = NONE, .n_rows = 0,
-	 .errors = {{1, "no recognizable header"}}},
-	{"UTF-16 file", IN("\xff\xfe" "E\0m\0"), .format = NONE, .n_rows = 0,
-	 .errors = {{1, "UTF-16"}}},
-	{"blank lines before the header shift its line",
-	 IN("\n\nversion:v1.0\n\nEmail [inviteeEmail]\na@b.example\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 1,
-	 .rows = {{6, "a@b.example", NULL, NULL, U, NULL, 1}},
-	 .errors = {{5, "missing required column [inviteRedirectURL]"}}},
-	{"header only: no rows, no errors", IN("version:v1.0\n" PH "\n" EX),
-	 .format = PORTAL, .sep = ',', .n_rows = 0},
-	{"unterminated quote at the end, reported where it opened",
-	 IN(PH "\na@b.example,,,ok\nc@d.example,,,\"never\nclosed\nat all\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{2, "a@b.example", NULL, NULL, U, "ok", 4}},
-	 .errors = {{3, "unterminated quote"}}},
-	{"unterminated quote in the header row",
-	 IN("version:v1.0\n\"Email [inviteeEmail],Redirect [inviteRedirectURL]\na@b.example\n"),
-	 .format = NONE, .n_rows = 0,
-	 .errors = {{2, "unterminated quote"}, {1, "no recognizable header"}}},
-	{"max_rows: the next row is reported once and reading stops",
-	 IN("version:v1.0\n" PH "\n" EX "a@b.example\n\nb@b.example\nc@b.example\n"
-	    "d@b.example\nbad\n\"unterminated\n"),
-	 .max_rows = 3, .format = PORTAL, .sep = ',', .n_rows = 3,
-	 .rows = {{4, "a@b.example", NULL, NULL, U, NULL, 1},
-		  {6, "b@b.example", NULL, NULL, U, NULL, 1},
-		  {7, "c@b.example", NULL, NULL, U, NULL, 1}},
-	 .errors = {{8, "more than 3 rows"}}},
-	{"max_record_bytes: long unquoted record reported, reading resumes",
-	 IN(PH "\na@b.example,,," X250 X50 "\nc@d.example\n"),
-	 .max_record_bytes = 300, .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{3, "c@d.example", NULL, NULL, U, NULL, 1}},
-	 .errors = {{2, "record too long (more than 300 bytes)"}}},
-	{"max_record_bytes: runaway quote reported at its opening line",
-	 IN(PH "\na@b.example\nc@d.example,,,\"" X50 "\n" X50 "\n" X50 "\n" X50 "\n" X50 "\n"
-	       X50 "\ne@f.example\n"),
-	 .max_record_bytes = 300, .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{2, "a@b.example", NULL, NULL, U, NULL, 1},
-		  {9, "e@f.example", NULL, NULL, U, NULL, 1}},
-	 .errors = {{3, "quoted field longer than 300 bytes (unterminated quote?)"}}},
-	{"max_record_bytes: a header row longer than the cap",
-	 IN(PH "\na@b.example\n"), .max_record_bytes = 100, .format = NONE, .n_rows = 0,
-	 .errors = {{1, "record too long"}}},
-	{"Example: rows skipped in any case and not counted",
-	 IN(PH "\nEXAMPLE: x@y,z,maybe\n  example:\ta@b\na@b.example\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 1,
-	 .rows = {{4, "a@b.example", NULL, NULL, U, NULL, 1}}},
-	{"display name from [displayName]; columns in another order; extra columns",
-	 IN("Notes,Redirect [inviteRedirectURL],Who [displayName],Mail [INVITEEEMAIL],Msg "
-	    "[customizedmessagebody]\nn1," URL ",Ann Lee,ann@x.example,Hi\n,,,bob@x.example,\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{2, "ann@x.example", "Ann Lee", URL, U, "Hi", 5},
-		  {3, "bob@x.example", NULL, NULL, U, NULL, 5}}},
-	{"duplicate column",
-	 IN("Email [inviteeEmail],Url [inviteRedirectURL],Name [inviteeName],Also [displayName]\n"
-	    "a@b.example,,A,B\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{2, "a@b.example", "A", NULL, U, NULL, 4}},
-	 .errors = {{1, "duplicate column [inviteeName]"}}},
-	{"display name over the cap",
-	 IN(PH ",[inviteeName]\na@b.example,,,," X250 "xxxxxxx\nb@b.example,,,," X250 "xxxxxx\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 2,
-	 .rows = {{3, "b@b.example", X250 "xxxxxx", NULL, U, NULL, 5}},
-	 .errors = {{2, "display name too long (257 bytes, at most 256)"}}},
-	{"quotes inside unquoted cells are data; text after a closing quote is appended",
-	 IN(PH ",[inviteeName]\no'brien@b.example,,,,O\"Brien\n\"c\"@d.example,,,,\"Ann\" Lee\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{2, "o'brien@b.example", "O\"Brien", NULL, U, NULL, 5},
-		  {3, "c@d.example", "Ann Lee", NULL, U, NULL, 5}}},
-	{"an email that is too long is quoted with a capped excerpt",
-	 IN(PH "\n" X250 "@b.example\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 1,
-	 .errors = {{2, "invalid email '" X50 "xxxxxxxxxxxxxx...': longer than 254 bytes"}}},
-	{"control characters in a quoted value are escaped in the message",
-	 IN(PH "\n\"a\tb@c.example\"\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = 1,
-	 .errors = {{2, "invalid email 'a\\tb@c.example': contains a space or control"}}},
-	{"version row only counts first; a later one is the header candidate",
-	 IN("version:v1.0\nversion:v1.0\n" PH "\n"),
-	 .format = NONE, .n_rows = 0,
-	 .errors = {{1, "no recognizable header"}}},
-	{"invalid UTF-8 in the version row",
-	 IN("version:v1.0 \xff\n" PH "\na@b.example\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{3, "a@b.example", NULL, NULL, U, NULL, 1}},
-	 .errors = {{1, "invalid UTF-8"}}},
-	{"quoted header cells and a quoted newline in the header",
-	 IN("\"Email, required\n[inviteeEmail]\",\"Redirect [inviteRedirectURL]\"\na@b.example\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{3, "a@b.example", NULL, NULL, U, NULL, 1}}},
-	{"a row that only has an empty quoted cell is blank",
-	 IN(PH "\n\"\"\n\"\",\"\"\na@b.example\n"),
-	 .format = PORTAL, .sep = ',', .n_rows = -1,
-	 .rows = {{4, "a@b.example", NULL, NULL, U, NULL, 1}}},
+    {"portal: version, example, two rows",
+     IN("version:v1.0\n" PH "\n" EX "a@partner.example," URL ",true,Welcome\n"
+        "b@partner.example,,,\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{4, "a@partner.example", NULL, URL, T, "Welcome", 4},
+              {5, "b@partner.example", NULL, NULL, U, NULL, 4}}},
+    {"portal: BOM, CRLF, version:v1.0,,,",
+     IN("\xEF\xBB\xBFversion:v1.0,,,\r\n" PH "\r\n" EX "a@b.example," URL ",false,\r\n"
+        "c@d.example,,TRUE,Hello\r\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{4, "a@b.example", NULL, URL, F, NULL, 4},
+              {5, "c@d.example", NULL, NULL, T, "Hello", 4}}},
+    {"portal: header on line 1, no version row, no final newline",
+     IN(PH "\na@b.example\nc@d.example," URL), .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{2, "a@b.example", NULL, NULL, U, NULL, 1},
+              {3, "c@d.example", NULL, URL, U, NULL, 2}}},
+    {"blank lines, separator-only lines and space lines are skipped",
+     IN("version:v1.0\n\n" PH "\n,,,\n\n   \n a@b.example ,\n  , ,\r\n\t\nc@d.example\n,,,\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{7, "a@b.example", NULL, NULL, U, NULL, 2},
+              {10, "c@d.example", NULL, NULL, U, NULL, 1}}},
+    {"quoted fields: commas and doubled quotes in the message",
+     IN(PH "\na@b.example,\"" URL "\",\"yes\",\"Hi, \"\"friend\"\", welcome\"\n"), .format = PORTAL,
+     .sep = ',', .n_rows = -1,
+     .rows = {{2, "a@b.example", NULL, URL, T, "Hi, \"friend\", welcome", 4}}},
+    {"quoted newlines: the row keeps its first line, later lines shift",
+     IN("version:v1.0\n" PH "\na@b.example,,,\"line one\nline two\n\nline four\"\n"
+        "c@d.example,,no,\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{3, "a@b.example", NULL, NULL, U, "line one\nline two\n\nline four", 4},
+              {7, "c@d.example", NULL, NULL, F, NULL, 4}}},
+    {"CRLF and lone CR inside quotes are data",
+     IN(PH "\r\na@b.example,,,\"one\r\ntwo\"\r\nc@d.example,,,\"x\ry\"\r\n"), .format = PORTAL,
+     .sep = ',', .n_rows = -1,
+     .rows = {{2, "a@b.example", NULL, NULL, U, "one\r\ntwo", 4},
+              {4, "c@d.example", NULL, NULL, U, "x\ry", 4}}},
+    {"trimming around unquoted and quoted cells; spaces inside quotes kept",
+     IN(PH "\n  a@b.example\t,  \"" URL "\"  ,\t1 , \"  padded  \" \r\n"), .format = PORTAL,
+     .sep = ',', .n_rows = -1, .rows = {{2, "a@b.example", NULL, URL, T, "  padded  ", 4}}},
+    {"fewer cells than the header: missing cells are empty", IN(PH "\na@b.example\nc@d.example,\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{2, "a@b.example", NULL, NULL, U, NULL, 1},
+              {3, "c@d.example", NULL, NULL, U, NULL, 2}}},
+    {"more cells than the header: extras ignored but kept in fields",
+     IN(PH "\na@b.example,,0,msg,extra1,\"extra,2\"\n"), .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{2, "a@b.example", NULL, NULL, F, "msg", 6}}},
+    {"sendEmail accepts true/false/yes/no/1/0 in any case",
+     IN(PH "\na@b.example,,TRUE\nb@b.example,,False\nc@b.example,,YES\nd@b.example,,nO\n"
+           "e@b.example,,1\nf@b.example,,0\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{2, "a@b.example", NULL, NULL, T, NULL, 3},
+              {3, "b@b.example", NULL, NULL, F, NULL, 3},
+              {4, "c@b.example", NULL, NULL, T, NULL, 3},
+              {5, "d@b.example", NULL, NULL, F, NULL, 3},
+              {6, "e@b.example", NULL, NULL, T, NULL, 3},
+              {7, "f@b.example", NULL, NULL, F, NULL, 3}}},
+    {"bad sendEmail value", IN(PH "\na@b.example,,maybe\nc@d.example,,y\n"), .format = PORTAL,
+     .sep = ',', .n_rows = 2,
+     .errors = {{2, "invalid sendEmail value 'maybe' (use true or false)"},
+                {3, "invalid sendEmail value 'y'"}}},
+    {"empty email", IN(PH "\n," URL ",true,hello\n  ,,,x\n"), .format = PORTAL, .sep = ',',
+     .n_rows = 2, .errors = {{2, "empty email"}, {3, "empty email"}}},
+    {"invalid emails are quoted with the reason",
+     IN(PH "\na@@b.example\nfirst+tag@b.example\nno-at.example\n.dot@b.example\n"
+           "a..b@b.example\na@b\nok@b.example\n"),
+     .format = PORTAL, .sep = ',', .n_rows = 7,
+     .rows = {{8, "ok@b.example", NULL, NULL, U, NULL, 1}},
+     .errors = {{2, "invalid email 'a@@b.example': more than one '@'"},
+                {3, "invalid email 'first+tag@b.example': '+' is not permitted"},
+                {4, "invalid email 'no-at.example': missing '@'"},
+                {5, "user name starts with '.'"},
+                {6, "two consecutive periods"},
+                {7, "invalid email 'a@b': domain has no '.'"}}},
+    {"invalid redirect URL",
+     IN(PH
+        "\na@b.example,ftp://x.example/\nc@d.example,https://\ne@f.example,HTTPS://Ok.Example\n"),
+     .format = PORTAL, .sep = ',', .n_rows = 3,
+     .rows = {{4, "e@f.example", NULL, "HTTPS://Ok.Example", U, NULL, 2}},
+     .errors = {{2, "invalid redirect URL 'ftp://x.example/': not an absolute http"},
+                {3, "invalid redirect URL 'https://': no host"}}},
+    {"one error per bad cell of a row", IN(PH "\nbad email,http:/x,perhaps,m\n"), .format = PORTAL,
+     .sep = ',', .n_rows = 1,
+     .errors = {{2, "invalid email 'bad email': contains a space"},
+                {2, "invalid redirect URL 'http:/x'"},
+                {2, "invalid sendEmail value 'perhaps'"}}},
+    {"invalid UTF-8: one error for the line, the next rows go on",
+     IN(PH "\na@b.example,,,caf\xe9 \xe9\nc@d.example\n"), .format = PORTAL, .sep = ',',
+     .n_rows = 2, .rows = {{3, "c@d.example", NULL, NULL, U, NULL, 1}},
+     .errors = {{2, "invalid UTF-8 (save the file as CSV UTF-8)"}}},
+    {"NUL bytes are invalid", IN(PH "\na@b.example,,,x\0y\nc@d.example\n\0\n"), .format = PORTAL,
+     .sep = ',', .n_rows = 2, .rows = {{3, "c@d.example", NULL, NULL, U, NULL, 1}},
+     .errors = {{2, "invalid UTF-8 (save"}, {4, "invalid UTF-8"}}},
+    {"overlong, surrogate and truncated sequences are invalid",
+     IN(PH "\na@b.example,,,\xc0\xaf\nb@b.example,,,\xed\xa0\x80\nc@b.example,,,\xe3\x81\n"
+           "d@b.example,,,\xf4\x90\x80\x80\n"),
+     .format = PORTAL, .sep = ',', .n_rows = 4,
+     .errors =
+         {{2, "invalid UTF-8"}, {3, "invalid UTF-8"}, {4, "invalid UTF-8"}, {5, "invalid UTF-8"}}},
+    {"invalid UTF-8 on the second line of a quoted field names that line",
+     IN(PH "\na@b.example,,,\"ok\nbad \xff\"\nc@d.example\n"), .format = PORTAL, .sep = ',',
+     .n_rows = 2, .rows = {{4, "c@d.example", NULL, NULL, U, NULL, 1}},
+     .errors = {{3, "invalid UTF-8"}}},
+    {"UTF-8 display name and IDN domain",
+     IN("version:v1.0\n" PH ",Name [inviteeName]\n"
+        "taro@例え.jp,,,,山田 太郎\nzoe@bücher.example,,,\"Hi, 👋\",Zoë\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{3, "taro@例え.jp", "山田 太郎", NULL, U, NULL, 5},
+              {4, "zoe@bücher.example", "Zoë", NULL, U, "Hi, 👋", 5}}},
+    {"Japanese-localized portal header",
+     IN("\xEF\xBB\xBFversion:v1.0\r\n" PH_JA "\r\n" EX "guest@partner.example," URL ",true,"
+        "ようこそ\r\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{4, "guest@partner.example", NULL, URL, T, "ようこそ", 4}}},
+    {"';' separated portal file with version:v1.0;;;",
+     IN("version:v1.0;;;\r\n" PH_SEMI "\r\na@b.example;" URL ";false;Hi, there\r\n"
+        "\"c@d.example\";;;\"x;y\"\r\n;;;\r\n"),
+     .format = PORTAL, .sep = ';', .n_rows = -1,
+     .rows = {{3, "a@b.example", NULL, URL, F, "Hi, there", 4},
+              {4, "c@d.example", NULL, NULL, U, "x;y", 4}}},
+    {"';' separated header whose cells contain commas",
+     IN("Email, required [inviteeEmail];Redirect, required [inviteRedirectURL]\n"
+        "a@b.example;" URL "\n"),
+     .format = PORTAL, .sep = ';', .n_rows = -1,
+     .rows = {{2, "a@b.example", NULL, URL, U, NULL, 2}}},
+    {"',' separated header whose cells contain ';'",
+     IN("version:v1.0;;;\nEmail; required [inviteeEmail],Redirect; required [inviteRedirectURL]\n"
+        "a@b.example," URL "\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{3, "a@b.example", NULL, URL, U, NULL, 2}}},
+    {"PowerShell format",
+     IN("Name,InvitedUserEmailAddress\nGloria Lopez,gloria@fabrikam.example\n"
+        "\"Lopez, Ana\",ana@fabrikam.example\n"),
+     .format = PS, .sep = ',', .n_rows = -1,
+     .rows = {{2, "gloria@fabrikam.example", "Gloria Lopez", NULL, U, NULL, 2},
+              {3, "ana@fabrikam.example", "Lopez, Ana", NULL, U, NULL, 2}}},
+    {"PowerShell: any order, any case, optional columns",
+     IN("invitedUserEmailAddress,sendinvitationmessage,NAME,InviteRedirectUrl,"
+        "CustomizedMessageBody\r\nx@y.example,false,,http://r.example,Hey\r\n"
+        "z@y.example,sure,Zed,,\r\n"),
+     .format = PS, .sep = ',', .n_rows = 2,
+     .rows = {{2, "x@y.example", NULL, "http://r.example", F, "Hey", 5}},
+     .errors = {{3, "invalid SendInvitationMessage value 'sure' (use true or false)"}}},
+    {"PowerShell: missing Name column",
+     IN("InvitedUserEmailAddress,InviteRedirectUrl\na@b.example,\n"), .format = PS, .sep = ',',
+     .n_rows = 1, .rows = {{2, "a@b.example", NULL, NULL, U, NULL, 2}},
+     .errors = {{1, "missing required column Name"}}},
+    {"a generic email,name header reads as PowerShell without its email column",
+     IN("\nemail,name\na@b.example,A\n"), .format = PS, .sep = ',', .n_rows = 0,
+     .errors = {{2, "missing required column InvitedUserEmailAddress"}}},
+    {"portal: missing [inviteRedirectURL] column; rows still validated",
+     IN("version:v1.0\nEmail [inviteeEmail],Send [sendEmail]\na@b.example,true\nbad,no\n"),
+     .format = PORTAL, .sep = ',', .n_rows = 2,
+     .rows = {{3, "a@b.example", NULL, NULL, T, NULL, 2}},
+     .errors = {{2, "missing required column [inviteRedirectURL]"},
+                {4, "invalid email 'bad': missing '@'"}}},
+    {"portal: missing [inviteeEmail] column stops reading",
+     IN("version:v1.0\nRedirect [inviteRedirectURL],Name [displayName]\nx,y\n"), .format = PORTAL,
+     .sep = ',', .n_rows = 0, .errors = {{2, "missing required column [inviteeEmail]"}}},
+    {"no recognizable header", IN("version:v1.0\n\nmail,full name\na@b.example,A\n"),
+     .format = NONE, .n_rows = 0, .errors = {{1, "no recognizable header"}}},
+    {"empty file", IN(""), .format = NONE, .n_rows = 0, .errors = {{1, "no recognizable header"}}},
+    {"only blank lines and a version row", IN("\xEF\xBB\xBF\r\n,,,\nversion:v1.0,,,\n\n"),
+     .format = NONE, .n_rows = 0, .errors = {{1, "no recognizable header"}}},
+    {"UTF-16 file",
+     IN("\xff\xfe"
+        "E\0m\0"),
+     .format = NONE, .n_rows = 0, .errors = {{1, "UTF-16"}}},
+    {"blank lines before the header shift its line",
+     IN("\n\nversion:v1.0\n\nEmail [inviteeEmail]\na@b.example\n"), .format = PORTAL, .sep = ',',
+     .n_rows = 1, .rows = {{6, "a@b.example", NULL, NULL, U, NULL, 1}},
+     .errors = {{5, "missing required column [inviteRedirectURL]"}}},
+    {"header only: no rows, no errors", IN("version:v1.0\n" PH "\n" EX), .format = PORTAL,
+     .sep = ',', .n_rows = 0},
+    {"unterminated quote at the end, reported where it opened",
+     IN(PH "\na@b.example,,,ok\nc@d.example,,,\"never\nclosed\nat all\n"), .format = PORTAL,
+     .sep = ',', .n_rows = -1, .rows = {{2, "a@b.example", NULL, NULL, U, "ok", 4}},
+     .errors = {{3, "unterminated quote"}}},
+    {"unterminated quote in the header row",
+     IN("version:v1.0\n\"Email [inviteeEmail],Redirect [inviteRedirectURL]\na@b.example\n"),
+     .format = NONE, .n_rows = 0,
+     .errors = {{2, "unterminated quote"}, {1, "no recognizable header"}}},
+    {"max_rows: the next row is reported once and reading stops",
+     IN("version:v1.0\n" PH "\n" EX "a@b.example\n\nb@b.example\nc@b.example\n"
+        "d@b.example\nbad\n\"unterminated\n"),
+     .max_rows = 3, .format = PORTAL, .sep = ',', .n_rows = 3,
+     .rows = {{4, "a@b.example", NULL, NULL, U, NULL, 1},
+              {6, "b@b.example", NULL, NULL, U, NULL, 1},
+              {7, "c@b.example", NULL, NULL, U, NULL, 1}},
+     .errors = {{8, "more than 3 rows"}}},
+    {"max_record_bytes: long unquoted record reported, reading resumes",
+     IN(PH "\na@b.example,,," X250 X50 "\nc@d.example\n"), .max_record_bytes = 300,
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{3, "c@d.example", NULL, NULL, U, NULL, 1}},
+     .errors = {{2, "record too long (more than 300 bytes)"}}},
+    {"max_record_bytes: runaway quote reported at its opening line",
+     IN(PH "\na@b.example\nc@d.example,,,\"" X50 "\n" X50 "\n" X50 "\n" X50 "\n" X50 "\n" X50
+           "\ne@f.example\n"),
+     .max_record_bytes = 300, .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{2, "a@b.example", NULL, NULL, U, NULL, 1},
+              {9, "e@f.example", NULL, NULL, U, NULL, 1}},
+     .errors = {{3, "quoted field longer than 300 bytes (unterminated quote?)"}}},
+    {"max_record_bytes: a header row longer than the cap", IN(PH "\na@b.example\n"),
+     .max_record_bytes = 100, .format = NONE, .n_rows = 0, .errors = {{1, "record too long"}}},
+    {"Example: rows skipped in any case and not counted",
+     IN(PH "\nEXAMPLE: x@y,z,maybe\n  example:\ta@b\na@b.example\n"), .format = PORTAL, .sep = ',',
+     .n_rows = 1, .rows = {{4, "a@b.example", NULL, NULL, U, NULL, 1}}},
+    {"display name from [displayName]; columns in another order; extra columns",
+     IN("Notes,Redirect [inviteRedirectURL],Who [displayName],Mail [INVITEEEMAIL],Msg "
+        "[customizedmessagebody]\nn1," URL ",Ann Lee,ann@x.example,Hi\n,,,bob@x.example,\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{2, "ann@x.example", "Ann Lee", URL, U, "Hi", 5},
+              {3, "bob@x.example", NULL, NULL, U, NULL, 5}}},
+    {"duplicate column",
+     IN("Email [inviteeEmail],Url [inviteRedirectURL],Name [inviteeName],Also [displayName]\n"
+        "a@b.example,,A,B\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{2, "a@b.example", "A", NULL, U, NULL, 4}},
+     .errors = {{1, "duplicate column [inviteeName]"}}},
+    {"display name over the cap",
+     IN(PH ",[inviteeName]\na@b.example,,,," X250 "xxxxxxx\nb@b.example,,,," X250 "xxxxxx\n"),
+     .format = PORTAL, .sep = ',', .n_rows = 2,
+     .rows = {{3, "b@b.example", X250 "xxxxxx", NULL, U, NULL, 5}},
+     .errors = {{2, "display name too long (257 bytes, at most 256)"}}},
+    {"quotes inside unquoted cells are data; text after a closing quote is appended",
+     IN(PH ",[inviteeName]\no'brien@b.example,,,,O\"Brien\n\"c\"@d.example,,,,\"Ann\" Lee\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{2, "o'brien@b.example", "O\"Brien", NULL, U, NULL, 5},
+              {3, "c@d.example", "Ann Lee", NULL, U, NULL, 5}}},
+    {"an email that is too long is quoted with a capped excerpt", IN(PH "\n" X250 "@b.example\n"),
+     .format = PORTAL, .sep = ',', .n_rows = 1,
+     .errors = {{2, "invalid email '" X50 "xxxxxxxxxxxxxx...': longer than 254 bytes"}}},
+    {"control characters in a quoted value are escaped in the message",
+     IN(PH "\n\"a\tb@c.example\"\n"), .format = PORTAL, .sep = ',', .n_rows = 1,
+     .errors = {{2, "invalid email 'a\\tb@c.example': contains a space or control"}}},
+    {"version row only counts first; a later one is the header candidate",
+     IN("version:v1.0\nversion:v1.0\n" PH "\n"), .format = NONE, .n_rows = 0,
+     .errors = {{1, "no recognizable header"}}},
+    {"invalid UTF-8 in the version row", IN("version:v1.0 \xff\n" PH "\na@b.example\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{3, "a@b.example", NULL, NULL, U, NULL, 1}}, .errors = {{1, "invalid UTF-8"}}},
+    {"quoted header cells and a quoted newline in the header",
+     IN("\"Email, required\n[inviteeEmail]\",\"Redirect [inviteRedirectURL]\"\na@b.example\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{3, "a@b.example", NULL, NULL, U, NULL, 1}}},
+    {"a row that only has an empty quoted cell is blank", IN(PH "\n\"\"\n\"\",\"\"\na@b.example\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{4, "a@b.example", NULL, NULL, U, NULL, 1}}},
 };
 
 static bool has_substr(const char *s, const char *sub)
@@ -539,7 +511,7 @@ static void check_case(const struct tcase *tc)
 		const struct seen_error *g = &whole.errors[i];
 		is_int(g->line, e->line, "%s: error %zu line", tc->name, i);
 		if (!ok(has_substr(g->message, e->substr), "%s: error %zu has '%s'", tc->name, i,
-			e->substr))
+		        e->substr))
 			tap_diag("got '%s'", g->message);
 	}
 
@@ -547,7 +519,7 @@ static void check_case(const struct tcase *tc)
 	for (size_t k = 0; k < sizeof(chunks) / sizeof(chunks[0]); k++) {
 		parse(tc->input, tc->len, chunks[k], &limits, &split);
 		if (!ok(strcmp(whole.log.data, split.log.data) == 0,
-			"%s: same result fed in %zu-byte chunks", tc->name, chunks[k]))
+		        "%s: same result fed in %zu-byte chunks", tc->name, chunks[k]))
 			tap_diag("whole:\n%s# split:\n%s", whole.log.data, split.log.data);
 		result_free(&split);
 	}
@@ -562,56 +534,56 @@ static void test_email_check(void)
 		const char *email;
 		const char *why; /* NULL: valid */
 	} t[] = {
-		{"someone@something.com", NULL},
-		{"first.last@sub.example.co.uk", NULL},
-		{"first-last@example.com", NULL},
-		{"_under_@example.com", NULL},
-		{"o'brien@example.com", NULL},
-		{"a@b-c.example", NULL},
-		{"user@例え.jp", NULL},
-		{"x1@123.example", NULL},
-		{"", "empty"},
-		{"plainaddress", "missing '@'"},
-		{"a@b@c.example", "more than one '@'"},
-		{"@example.com", "nothing before '@'"},
-		{"a@", "nothing after '@'"},
-		{"a@localhost", "domain has no '.'"},
-		{"a+b@example.com", "'+' is not permitted"},
-		{"a~b@example.com", "'~' is not permitted"},
-		{"a!b@example.com", "'!' is not permitted"},
-		{"a#b@example.com", "'#' is not permitted"},
-		{"a%b@example.com", "'%' is not permitted"},
-		{"a/b@example.com", "'/' is not permitted"},
-		{"a\\b@example.com", "'\\' is not permitted"},
-		{"a,b@example.com", "',' is not permitted"},
-		{"a:b@example.com", "':' is not permitted"},
-		{"<a@example.com>", "'<' is not permitted"},
-		{"a b@example.com", "space or control"},
-		{"a\x01@example.com", "space or control"},
-		{".a@example.com", "starts with '.'"},
-		{"a.@example.com", "ends with '.'"},
-		{"-a@example.com", "starts with '-'"},
-		{"a-@example.com", "ends with '-'"},
-		{"a..b@example.com", "two consecutive periods"},
-		{"a@example..com", "empty label"},
-		{"a@.example.com", "empty label"},
-		{"a@example.com.", "empty label"},
-		{"a@-example.com", "starts or ends with '-'"},
-		{"a@example-.com", "starts or ends with '-'"},
-		{"a@exa_mple.com", "invalid character in the domain"},
-		{"a@exa'mple.com", "invalid character in the domain"},
-		{"a@b\xff.example", "invalid UTF-8"},
-		{"a@b.example\u00a0", "Unicode space"},
-		{"a\u200b@b.example", "invisible character"},
-		{"a@b\u3000.example", "Unicode space"},
-		{"\ufeffa@b.example", "invisible character"},
-		{"taro\uff20example.jp", "full-width character"},
-		{"a@b.\uff45xample", "full-width character"},
-		{"a\u0085@b.example", "control character"},
-		{"josé@b.example", NULL},
-		{X50 "xxxxxxxxxxxxxxx@example.com", "user name longer than 64 bytes"},
-		{"a@" X50 X10 "xxxx.com", "domain label longer than 63 bytes"},
-		{X250 "@b.cd", "longer than 254 bytes"},
+	    {"someone@something.com", NULL},
+	    {"first.last@sub.example.co.uk", NULL},
+	    {"first-last@example.com", NULL},
+	    {"_under_@example.com", NULL},
+	    {"o'brien@example.com", NULL},
+	    {"a@b-c.example", NULL},
+	    {"user@例え.jp", NULL},
+	    {"x1@123.example", NULL},
+	    {"", "empty"},
+	    {"plainaddress", "missing '@'"},
+	    {"a@b@c.example", "more than one '@'"},
+	    {"@example.com", "nothing before '@'"},
+	    {"a@", "nothing after '@'"},
+	    {"a@localhost", "domain has no '.'"},
+	    {"a+b@example.com", "'+' is not permitted"},
+	    {"a~b@example.com", "'~' is not permitted"},
+	    {"a!b@example.com", "'!' is not permitted"},
+	    {"a#b@example.com", "'#' is not permitted"},
+	    {"a%b@example.com", "'%' is not permitted"},
+	    {"a/b@example.com", "'/' is not permitted"},
+	    {"a\\b@example.com", "'\\' is not permitted"},
+	    {"a,b@example.com", "',' is not permitted"},
+	    {"a:b@example.com", "':' is not permitted"},
+	    {"<a@example.com>", "'<' is not permitted"},
+	    {"a b@example.com", "space or control"},
+	    {"a\x01@example.com", "space or control"},
+	    {".a@example.com", "starts with '.'"},
+	    {"a.@example.com", "ends with '.'"},
+	    {"-a@example.com", "starts with '-'"},
+	    {"a-@example.com", "ends with '-'"},
+	    {"a..b@example.com", "two consecutive periods"},
+	    {"a@example..com", "empty label"},
+	    {"a@.example.com", "empty label"},
+	    {"a@example.com.", "empty label"},
+	    {"a@-example.com", "starts or ends with '-'"},
+	    {"a@example-.com", "starts or ends with '-'"},
+	    {"a@exa_mple.com", "invalid character in the domain"},
+	    {"a@exa'mple.com", "invalid character in the domain"},
+	    {"a@b\xff.example", "invalid UTF-8"},
+	    {"a@b.example\u00a0", "Unicode space"},
+	    {"a\u200b@b.example", "invisible character"},
+	    {"a@b\u3000.example", "Unicode space"},
+	    {"\ufeffa@b.example", "invisible character"},
+	    {"taro\uff20example.jp", "full-width character"},
+	    {"a@b.\uff45xample", "full-width character"},
+	    {"a\xc2\x85@b.example", "control character"},
+	    {"josé@b.example", NULL},
+	    {X50 "xxxxxxxxxxxxxxx@example.com", "user name longer than 64 bytes"},
+	    {"a@" X50 X10 "xxxx.com", "domain label longer than 63 bytes"},
+	    {X250 "@b.cd", "longer than 254 bytes"},
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -621,19 +593,19 @@ static void test_email_check(void)
 			if (!ok(valid, "email '%s' valid", t[i].email))
 				tap_diag("why: %s", why);
 		} else {
-			ok(!valid && has_substr(why, t[i].why), "email '%s' invalid: %s", t[i].email,
-			   t[i].why);
+			ok(!valid && has_substr(why, t[i].why), "email '%s' invalid: %s",
+			   t[i].email, t[i].why);
 		}
 	}
 	ok(!csv_email_check(NULL, NULL), "NULL email invalid, NULL why accepted");
 	/* exactly 64 bytes of user name and 254 bytes in all are fine */
 	ok(csv_email_check(X50 "xxxxxxxxxxxxxx@example.com", NULL), "64-byte user name");
-	static const char max254[] = X50 "xxxxxxxxxxxxxx@" X50 "xxxxxxxxxxxxx." X50 "xxxxxxxxxxxxx."
-				     X50 "xxxxxxxxxxx";
+	static const char max254[] =
+	    X50 "xxxxxxxxxxxxxx@" X50 "xxxxxxxxxxxxx." X50 "xxxxxxxxxxxxx." X50 "xxxxxxxxxxx";
 	is_int(strlen(max254), 254, "max254 fixture length");
 	ok(csv_email_check(max254, NULL), "254-byte email valid");
-	static const char max255[] = X50 "xxxxxxxxxxxxxx@" X50 "xxxxxxxxxxxxx." X50 "xxxxxxxxxxxxx."
-				     X50 "xxxxxxxxxxxx";
+	static const char max255[] =
+	    X50 "xxxxxxxxxxxxxx@" X50 "xxxxxxxxxxxxx." X50 "xxxxxxxxxxxxx." X50 "xxxxxxxxxxxx";
 	ok(!csv_email_check(max255, NULL), "255-byte email invalid");
 }
 
@@ -643,27 +615,27 @@ static void test_url_check(void)
 		const char *url;
 		const char *why;
 	} t[] = {
-		{"https://myapplications.microsoft.com", NULL},
-		{"http://example.com/path?q=1#frag", NULL},
-		{"HTTPS://EXAMPLE.COM", NULL},
-		{"https://user:pw@example.com:8443/x", NULL},
-		{"https://[2001:db8::1]:443/", NULL},
-		{"https://例え.jp/パス", NULL},
-		{"", "empty"},
-		{"example.com", "not an absolute"},
-		{"ftp://example.com", "not an absolute"},
-		{"https:/example.com", "not an absolute"},
-		{"https://", "no host"},
-		{"https:///path", "no host"},
-		{"https://:443/", "no host"},
-		{"https://user@/x", "no host"},
-		{"https://[]/", "no host"},
-		{"https://[::1/", "unterminated '['"},
-		{"https://host:port/", "invalid port"},
-		{"https://exa mple.com", "space or control"},
-		{"https://example.com/\t", "space or control"},
-		{"https://example.com/\x7f", "space or control"},
-		{"https://example.com/\xc3", "invalid UTF-8"},
+	    {"https://myapplications.microsoft.com", NULL},
+	    {"http://example.com/path?q=1#frag", NULL},
+	    {"HTTPS://EXAMPLE.COM", NULL},
+	    {"https://user:pw@example.com:8443/x", NULL},
+	    {"https://[2001:db8::1]:443/", NULL},
+	    {"https://例え.jp/パス", NULL},
+	    {"", "empty"},
+	    {"example.com", "not an absolute"},
+	    {"ftp://example.com", "not an absolute"},
+	    {"https:/example.com", "not an absolute"},
+	    {"https://", "no host"},
+	    {"https:///path", "no host"},
+	    {"https://:443/", "no host"},
+	    {"https://user@/x", "no host"},
+	    {"https://[]/", "no host"},
+	    {"https://[::1/", "unterminated '['"},
+	    {"https://host:port/", "invalid port"},
+	    {"https://exa mple.com", "space or control"},
+	    {"https://example.com/\t", "space or control"},
+	    {"https://example.com/\x7f", "space or control"},
+	    {"https://example.com/\xc3", "invalid UTF-8"},
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -685,7 +657,8 @@ static void test_url_check(void)
 	ok(csv_url_check(b.data, NULL), "URL of exactly 2048 bytes valid");
 	buf_append_str(&b, "a");
 	const char *why = NULL;
-	ok(!csv_url_check(b.data, &why) && has_substr(why, "longer than 2048"), "2049 bytes invalid");
+	ok(!csv_url_check(b.data, &why) && has_substr(why, "longer than 2048"),
+	   "2049 bytes invalid");
 	buf_finish(&b);
 }
 
@@ -696,11 +669,11 @@ static void test_parse_flag(void)
 		int rc;
 		bool value;
 	} t[] = {
-		{"true", 0, true},   {"TRUE", 0, true},     {"True", 0, true},  {"false", 0, false},
-		{"FaLsE", 0, false}, {"yes", 0, true},      {"YES", 0, true},   {"no", 0, false},
-		{"No", 0, false},    {"1", 0, true},        {"0", 0, false},    {"", -EINVAL, 0},
-		{"y", -EINVAL, 0},   {"truee", -EINVAL, 0}, {"2", -EINVAL, 0},  {" true", -EINVAL, 0},
-		{"10", -EINVAL, 0},  {"tru", -EINVAL, 0},   {"on", -EINVAL, 0}, {"n", -EINVAL, 0},
+	    {"true", 0, true},   {"TRUE", 0, true},     {"True", 0, true},  {"false", 0, false},
+	    {"FaLsE", 0, false}, {"yes", 0, true},      {"YES", 0, true},   {"no", 0, false},
+	    {"No", 0, false},    {"1", 0, true},        {"0", 0, false},    {"", -EINVAL, 0},
+	    {"y", -EINVAL, 0},   {"truee", -EINVAL, 0}, {"2", -EINVAL, 0},  {" true", -EINVAL, 0},
+	    {"10", -EINVAL, 0},  {"tru", -EINVAL, 0},   {"on", -EINVAL, 0}, {"n", -EINVAL, 0},
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -717,11 +690,11 @@ static void test_parse_flag(void)
 static void test_template(void)
 {
 	static const char expected[] =
-		"version:v1.0\nEmail address to invite [inviteeEmail] Required,Redirection url "
-		"[inviteRedirectURL] Required,Send invitation message (true or false) [sendEmail],"
-		"Customized invitation message [customizedMessageBody]\nExample:    "
-		"someone@something.com,https://myapplications.microsoft.com,true,Hello! You are "
-		"invited.\n";
+	    "version:v1.0\nEmail address to invite [inviteeEmail] Required,Redirection url "
+	    "[inviteRedirectURL] Required,Send invitation message (true or false) [sendEmail],"
+	    "Customized invitation message [customizedMessageBody]\nExample:    "
+	    "someone@something.com,https://myapplications.microsoft.com,true,Hello! You are "
+	    "invited.\n";
 	const char *tpl = csv_template();
 	struct result res;
 
@@ -741,7 +714,7 @@ static void test_template(void)
 	const char *ex = strstr(tpl, "Example:");
 	buf_append(&b, tpl, (size_t)(ex - tpl));
 	buf_append_str(&b, "guest@partner.example,https://myapplications.microsoft.com,true,"
-			   "Hello! You are invited.\n");
+	                   "Hello! You are invited.\n");
 	parse(b.data, b.len, 1, NULL, &res);
 	is_int(res.n_errors, 0, "filled template: no errors");
 	is_int(res.n_rows, 1, "filled template: one row");
@@ -771,13 +744,15 @@ static void test_message_cap(void)
 	parse(b.data, b.len, 0, NULL, &res);
 	is_int(res.n_rows, 2, "message cap: two valid rows");
 	if (res.n_rows == 2) {
-		is_int(strlen(res.rows[0].message), CSV_MAX_MESSAGE_BYTES, "message at the cap kept");
+		is_int(strlen(res.rows[0].message), CSV_MAX_MESSAGE_BYTES,
+		       "message at the cap kept");
 		is_int(res.rows[1].line, 2 + CSV_MAX_MESSAGE_BYTES / 100 + 2,
 		       "row two lines after a message with 100 newlines");
 	}
 	is_int(res.n_errors, 1, "message cap: one error");
 	if (res.n_errors == 1) {
-		is_int(res.errors[0].line, 2 + CSV_MAX_MESSAGE_BYTES / 100 + 1, "message cap: line");
+		is_int(res.errors[0].line, 2 + CSV_MAX_MESSAGE_BYTES / 100 + 1,
+		       "message cap: line");
 		ok(has_substr(res.errors[0].message, "customized message too long (10001 bytes"),
 		   "message cap: text");
 	}
@@ -785,8 +760,8 @@ static void test_message_cap(void)
 	buf_finish(&b);
 }
 
-static int abort_header(void *userdata, enum csv_format format, char separator,
-			size_t n_columns, const char *const *columns)
+static int abort_header(void *userdata, enum csv_format format, char separator, size_t n_columns,
+                        const char *const *columns)
 {
 	return -ECANCELED;
 }
@@ -876,16 +851,16 @@ static void test_fixtures(void)
 		unsigned first_error_line;
 		const char *first_error;
 	} t[] = {
-		{"portal-template.csv", CSV_FORMAT_PORTAL, ',', 3, 3, 0, 0, NULL},
-		{"portal-ja.csv", CSV_FORMAT_PORTAL, ',', 3, 3, 0, 0, NULL},
-		{"powershell.csv", CSV_FORMAT_POWERSHELL, ',', 4, 4, 0, 0, NULL},
-		{"portal-semicolon.csv", CSV_FORMAT_PORTAL, ';', 3, 3, 0, 0, NULL},
-		{"example-portal.csv", CSV_FORMAT_PORTAL, ',', 300, 300, 0, 0, NULL},
-		{"invalid-no-header.csv", CSV_FORMAT_UNKNOWN, 0, 0, 0, 1, 1, "no recognizable header"},
-		{"invalid-missing-redirect.csv", CSV_FORMAT_PORTAL, ',', 2, 2, 1, 2,
-		 "missing required column [inviteRedirectURL]"},
-		{"invalid-rows.csv", CSV_FORMAT_PORTAL, ',', 8, 1, 8, 4, "invalid email"},
-		{"invalid-unterminated.csv", CSV_FORMAT_PORTAL, ',', 1, 1, 1, 4, "unterminated quote"},
+	    {"portal-template.csv", CSV_FORMAT_PORTAL, ',', 3, 3, 0, 0, NULL},
+	    {"portal-ja.csv", CSV_FORMAT_PORTAL, ',', 3, 3, 0, 0, NULL},
+	    {"powershell.csv", CSV_FORMAT_POWERSHELL, ',', 4, 4, 0, 0, NULL},
+	    {"portal-semicolon.csv", CSV_FORMAT_PORTAL, ';', 3, 3, 0, 0, NULL},
+	    {"example-portal.csv", CSV_FORMAT_PORTAL, ',', 300, 300, 0, 0, NULL},
+	    {"invalid-no-header.csv", CSV_FORMAT_UNKNOWN, 0, 0, 0, 1, 1, "no recognizable header"},
+	    {"invalid-missing-redirect.csv", CSV_FORMAT_PORTAL, ',', 2, 2, 1, 2,
+	     "missing required column [inviteRedirectURL]"},
+	    {"invalid-rows.csv", CSV_FORMAT_PORTAL, ',', 8, 1, 8, 4, "invalid email"},
+	    {"invalid-unterminated.csv", CSV_FORMAT_PORTAL, ',', 1, 1, 1, 4, "unterminated quote"},
 	};
 	const char *dir = getenv("FIXTURES");
 
@@ -936,7 +911,8 @@ static void test_example_fixture(void)
 	is_int(res.n_rows, 300, "example-portal: 300 rows");
 	is_int(res.n_errors, 0, "example-portal: no errors");
 	if (res.n_rows >= 1) {
-		is_str(res.rows[0].email, "guest0001@partner-a.example", "example-portal: first row");
+		is_str(res.rows[0].email, "guest0001@partner-a.example",
+		       "example-portal: first row");
 		is_int(res.rows[0].line, 3, "example-portal: first row on line 3");
 	}
 	ok(has_substr(res.log.data, "|0|"), "example-portal: some rows with sendEmail false");
@@ -955,8 +931,8 @@ static void test_speed(void)
 	buf_append_str(&b, "version:v1.0\n" PH "\n");
 	for (unsigned i = 1; i <= 100000; i++)
 		buf_printf(&b, "guest%06u@partner-%c.example,https://myapps.example/%u,%s,%s\n", i,
-			   'a' + (char)(i % 5), i, i % 3 ? "true" : "false",
-			   i % 7 ? "" : "\"Hello, \"\"friend\"\"\"");
+		           'a' + (char)(i % 5), i, i % 3 ? "true" : "false",
+		           i % 7 ? "" : "\"Hello, \"\"friend\"\"\"");
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	parse(b.data, b.len, 65536, NULL, &res);
