@@ -81,6 +81,7 @@ def main(tap):
 
         p = env.ctl("results", str(job["id"]))
         tap.eq(p.returncode, 0, "results exits 0")
+        stdout_bytes = p.stdout
         text = p.stdout.decode("utf-8-sig")
         table = list(csv.DictReader(io.StringIO(text)))
         tap.eq(len(table), 1000, "results has one line per row")
@@ -105,7 +106,7 @@ def main(tap):
 
         out = env.write("results.csv", b"")
         p = env.ctl("results", str(job["id"]), "-o", out)
-        tap.ok(p.returncode == 0 and open(out, encoding="utf-8-sig").read() == text,
+        tap.ok(p.returncode == 0 and open(out, "rb").read() == stdout_bytes,
                "results -o FILE writes the same CSV")
 
 

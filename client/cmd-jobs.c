@@ -1,0 +1,252 @@
+/* SPDX-License-Identifier: MIT */
+/* jobs and show: the job list, one job and its rows. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "client.h"
+#include "table.h"
+
+#define TIME_TEXT_MAX 64
+
+static const struct table_column job_columns[] = {
+    {"ID", TABLE_RIGHT},      {"STATE", TABLE_LEFT},    {"SUBMITTED", TABLE_LEFT},
+    {"BY", TABLE_LEFT},       {"TOTAL", TABLE_RIGHT},   {"SUCCESS", TABLE_RIGHT},
+    {"FAILURE", TABLE_RIGHT}, {"PENDING", TABLE_RIGHT}, {"NAME", TABLE_LEFT},
+};
+#define N_JOB_COLUMNS (sizeof(job_columns) / sizeof(job_columns[0]))
+
+static const char *submitter(const json_t *job)
+{
+	const char *user = cli_str(json_object_get(job, "submitted_by"), "user");
+	return user ? user : "?";
+}
+
+static int add_job_row(const struct cli *cli, struct table *t, const json_t *job)
+{
+	char id[CLI_INT_MAX], total[CLI_INT_MAX], ok[CLI_INT_MAX], failed[CLI_INT_MAX],
+	    pending[CLI_INT_MAX], when[TIME_TEXT_MAX];
+	const char *state = cli_str(job, "state");
+	cli_local_time(cli_str(job, "created_at"), when, sizeof(when));
+	const char *cells[N_JOB_COLUMNS] = {
+	    cli_int_text(job, "id", id),
+	    state,
+	    when,
+	    submitter(job),
+	    cli_int_text(job, "total", total),
+	    cli_int_text(job, "succeeded", ok),
+	    cli_int_text(job, "failed", failed),
+	    cli_int_text(job, "pending", pending),
+	    cli_str(job, "name"),
+	};
+	const char *sgr[N_JOB_COLUMNS] = {NULL, cli_state_sgr(cli, state)};
+	return table_add_row(t, cells, sgr);
+}
+
+static int print_jobs(const struct cli *cli, const json_t *jobs)
+{
+	struct table *t = NULL;
+	int r = table_create(&t, N_JOB_COLUMNS, job_columns);
+	for (size_t i = 0; r == 0 && i < json_array_size(jobs); i++)
+		r = add_job_row(cli, t, json_array_get(jobs, i));
+	if (r == 0)
+		r = table_flush(t, stdout);
+	table_destroy(t);
+	if (r == -ENOMEM)
+		cli_error("out of memory");
+	return r == -ENOMEM ? EXIT_TEMPFAIL : EXIT_DONE; /* write errors: main checks stdout */
+}
+
+int cmd_jobs(struct cli *cli, int argc, char **argv)
+{
+	json_t *req = NULL, *reply = NULL, *jobs = NULL;
+	bool all = false;
+	int r = cli_parse_simple(cli, argc, argv, "all", &all, 0);
+	if (r != CLI_CONTINUE)
+		return r;
+	req = cli_request("jobs", 0);
+	if (req && all && json_object_set_new(req, "all", json_true()) < 0) {
+		json_decref(req);
+		req = NULL;
+	}
+	r = cli_call(cli, req, &reply);
+	if (r == EXIT_DONE)
+		r = cli_take(reply, "jobs", JSON_ARRAY, &jobs);
+	if (r == EXIT_DONE && cli->json)
+		cli_print_json(jobs);
+	else if (r == EXIT_DONE)
+		r = print_jobs(cli, jobs);
+	json_decref(jobs);
+	json_decref(reply);
+	return r;
+}
+
+static const char *const row_states[] = {"pending", "in_flight", "succeeded", "failed",
+                                         "cancelled"};
+
+static const struct table_column row_columns[] = {
+    {"LINE", TABLE_RIGHT},     {"EMAIL", TABLE_LEFT},  {"STATE", TABLE_LEFT},
+    {"ATTEMPTS", TABLE_RIGHT}, {"RESULT", TABLE_LEFT},
+};
+#define N_ROW_COLUMNS (sizeof(row_columns) / sizeof(row_columns[0]))
+
+struct show {
+	struct cli *cli;
+	struct table *table; /* human output */
+	struct buf result;   /* the RESULT cell being built */
+	size_t printed;      /* --json: rows printed so far */
+};
+
+/* RESULT: the user id of a succeeded row, why a failed row failed. */
+static int result_text(const json_t *row, struct buf *b)
+{
+	const char *state = cli_str(row, "state");
+	const char *code = cli_str(row, "error_code"), *msg = cli_str(row, "error_message");
+	json_int_t http = cli_int(row, "http_status");
+	buf_clear(b);
+	if (state && strcmp(state, "succeeded") == 0) {
+		const char *id = cli_str(row, "invited_user_id");
+		return buf_append_str(b, id ? id : "-");
+	}
+	if (!state || strcmp(state, "failed") != 0)
+		return buf_append_str(b, "-");
+	if (code)
+		return msg ? buf_printf(b, "%s: %s", code, msg) : buf_append_str(b, code);
+	if (http > 0)
+		return msg ? buf_printf(b, "HTTP %" JSON_INTEGER_FORMAT ": %s", http, msg)
+		           : buf_printf(b, "HTTP %" JSON_INTEGER_FORMAT, http);
+	return buf_append_str(b, msg ? msg : "-");
+}
+
+static int add_row(struct show *s, const json_t *row)
+{
+	char line[CLI_INT_MAX], attempts[CLI_INT_MAX];
+	const char *state = cli_str(row, "state");
+	int r = result_text(row, &s->result);
+	if (r < 0)
+		return r;
+	const char *cells[N_ROW_COLUMNS] = {
+	    cli_int_text(row, "line", line),         cli_str(row, "email"), state,
+	    cli_int_text(row, "attempts", attempts), s->result.data,
+	};
+	const char *sgr[N_ROW_COLUMNS] = {NULL, NULL, cli_state_sgr(s->cli, state)};
+	return table_add_row(s->table, cells, sgr);
+}
+
+static int show_page(void *userdata, const json_t *reply)
+{
+	struct show *s = userdata;
+	const json_t *rows = json_object_get(reply, "rows");
+	int r = 0;
+	for (size_t i = 0; r == 0 && i < json_array_size(rows); i++) {
+		const json_t *row = json_array_get(rows, i);
+		if (!s->cli->json) {
+			r = add_row(s, row);
+			continue;
+		}
+		if (s->printed++ > 0)
+			fputc(',', stdout);
+		json_dumpf(row, stdout, CLI_JSON_FLAGS);
+	}
+	if (r == 0 && !s->cli->json)
+		r = table_flush(s->table, stdout);
+	if (r == -ENOMEM) {
+		cli_error("out of memory");
+		return EXIT_TEMPFAIL;
+	}
+	if (ferror(stdout)) {
+		cli_error("cannot write to standard output");
+		return EXIT_TEMPFAIL;
+	}
+	return EXIT_DONE;
+}
+
+static void print_summary(const json_t *job)
+{
+	char id[CLI_INT_MAX], total[CLI_INT_MAX], ok[CLI_INT_MAX], failed[CLI_INT_MAX],
+	    cancelled[CLI_INT_MAX], pending[CLI_INT_MAX], created[TIME_TEXT_MAX],
+	    finished[TIME_TEXT_MAX];
+	const char *name = cli_str(job, "name"), *fin = cli_str(job, "finished_at");
+	cli_local_time(cli_str(job, "created_at"), created, sizeof(created));
+	cli_local_time(fin, finished, sizeof(finished));
+	const struct cli_kv kv[] = {
+	    {"Job", cli_int_text(job, "id", id)},
+	    {"Name", name ? name : "-"},
+	    {"State", cli_str(job, "state")},
+	    {"Reason", cli_str(job, "reason")},
+	    {"Submitted", created},
+	    {"Finished", fin ? finished : NULL},
+	    {"By", submitter(job)},
+	    {"Total", cli_int_text(job, "total", total)},
+	    {"Succeeded", cli_int_text(job, "succeeded", ok)},
+	    {"Failed", cli_int_text(job, "failed", failed)},
+	    {"Cancelled", cli_int_text(job, "cancelled", cancelled)},
+	    {"Pending", cli_int_text(job, "pending", pending)},
+	};
+	cli_print_kv(kv, sizeof(kv) / sizeof(kv[0]));
+}
+
+static int parse_show_args(struct cli *cli, int argc, char **argv, struct cli_rows_query *q)
+{
+	enum { OPT_STATE = CLI_OPT_FIRST_LOCAL };
+	static const struct option opts[] = {
+	    {"state", required_argument, NULL, OPT_STATE},
+	    CLI_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c != OPT_STATE) {
+			int r = cli_common_option(cli, c);
+			if (r != CLI_CONTINUE)
+				return r;
+			continue;
+		}
+		q->state = NULL;
+		for (size_t i = 0; i < sizeof(row_states) / sizeof(row_states[0]); i++)
+			if (strcmp(optarg, row_states[i]) == 0)
+				q->state = row_states[i];
+		if (!q->state)
+			return cli_usage(cli,
+			                 "invalid state '%s': one of pending, in_flight, "
+			                 "succeeded, failed, cancelled expected",
+			                 optarg);
+	}
+	return cli_job_operand(cli, argc - optind, argv + optind, &q->id);
+}
+
+int cmd_show(struct cli *cli, int argc, char **argv)
+{
+	struct cli_rows_query q = {.id = 0, .state = NULL, .input = false};
+	struct show s = {.cli = cli, .table = NULL, .result = BUF_INIT, .printed = 0};
+	json_t *job = NULL;
+	int r = parse_show_args(cli, argc, argv, &q);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (table_create(&s.table, N_ROW_COLUMNS, row_columns) < 0) {
+		cli_error("out of memory");
+		r = EXIT_TEMPFAIL;
+		goto out;
+	}
+	r = cli_fetch_job(cli, q.id, &job);
+	if (r != EXIT_DONE)
+		goto out;
+	if (cli->json) {
+		/* streamed page by page: memory stays bounded whatever the job's size */
+		fputs("{\"job\":", stdout);
+		json_dumpf(job, stdout, CLI_JSON_FLAGS);
+		fputs(",\"rows\":[", stdout);
+	} else {
+		print_summary(job);
+		fputc('\n', stdout);
+	}
+	r = cli_rows_foreach(cli, &q, show_page, &s);
+	if (r == EXIT_DONE && cli->json)
+		fputs("]}\n", stdout);
+out:
+	json_decref(job);
+	table_destroy(s.table);
+	buf_finish(&s.result);
+	return r;
+}

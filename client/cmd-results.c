@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: MIT */
+/* results: a job's outcome as CSV (RFC 4180), the input columns first. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "client.h"
+
+/* -o FILE is created with this mode: readable by the admin's group, since
+ * results hold invitees' addresses and redeem URLs but no secret. */
+#define RESULTS_FILE_MODE 0640
+
+static const char *const result_columns[] = {
+    "status",          "http_status",       "error_code", "error_message",
+    "invited_user_id", "invite_redeem_url", "attempts",   "finished_at",
+};
+#define N_RESULT_COLUMNS (sizeof(result_columns) / sizeof(result_columns[0]))
+
+struct results {
+	FILE *out;        /* stdout or the temporary file */
+	const char *name; /* for messages: "standard output" or FILE */
+	size_t ncols;     /* input columns, from the first page's "columns" */
+	bool header_done;
+};
+
+/* One field, quoted when RFC 4180 needs it (and when surrounding spaces
+ * would be trimmed by a reader like ours). */
+static void put_field(FILE *out, const char *s, bool first)
+{
+	if (!first)
+		fputc(',', out);
+	if (!s)
+		return;
+	size_t len = strlen(s);
+	bool quote =
+	    strpbrk(s, ",\"\r\n") != NULL ||
+	    (len > 0 && (s[0] == ' ' || s[0] == '\t' || s[len - 1] == ' ' || s[len - 1] == '\t'));
+	if (!quote) {
+		fputs(s, out);
+		return;
+	}
+	fputc('"', out);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', out);
+		fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+static void put_header(struct results *res, const json_t *columns)
+{
+	res->ncols = json_array_size(columns);
+	for (size_t i = 0; i < res->ncols; i++)
+		put_field(res->out, json_string_value(json_array_get(columns, i)), i == 0);
+	for (size_t i = 0; i < N_RESULT_COLUMNS; i++)
+		put_field(res->out, result_columns[i], res->ncols == 0 && i == 0);
+	fputs("\r\n", res->out);
+	res->header_done = true;
+}
+
+/* A member as CSV text: strings as they are, integers in decimal, null and
+ * anything else empty. */
+static const char *member_text(const json_t *row, const char *key, char num[CLI_INT_MAX])
+{
+	const json_t *v = json_object_get(row, key);
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (json_is_integer(v))
+		return cli_int_text(row, key, num);
+	return NULL;
+}
+
+static void put_row(struct results *res, const json_t *row)
+{
+	static const char *const members[N_RESULT_COLUMNS] = {
+	    "state",           "http_status",       "error_code", "error_message",
+	    "invited_user_id", "invite_redeem_url", "attempts",   "finished_at",
+	};
+	const json_t *fields = json_object_get(row, "fields");
+	char num[CLI_INT_MAX];
+	/* as many input cells as the header has: short rows padded, trailing
+	 * extra cells (Excel's ",,,") dropped */
+	for (size_t i = 0; i < res->ncols; i++)
+		put_field(res->out, json_string_value(json_array_get(fields, i)), i == 0);
+	for (size_t i = 0; i < N_RESULT_COLUMNS; i++)
+		put_field(res->out, member_text(row, members[i], num), res->ncols == 0 && i == 0);
+	fputs("\r\n", res->out);
+}
+
+static int write_error(const char *what, int err)
+{
+	cli_error("cannot write %s: %s", what, strerror(err));
+	return err == EACCES || err == EPERM ? EXIT_NOPERM : EXIT_TEMPFAIL;
+}
+
+static int results_page(void *userdata, const json_t *reply)
+{
+	struct results *res = userdata;
+	const json_t *rows = json_object_get(reply, "rows");
+	if (!res->header_done)
+		put_header(res, json_object_get(reply, "columns"));
+	for (size_t i = 0; i < json_array_size(rows); i++)
+		put_row(res, json_array_get(rows, i));
+	/* once a page, so that a full disk stops the paging at once */
+	return fflush(res->out) == 0 ? EXIT_DONE : write_error(res->name, errno);
+}
+
+static int parse_results_args(struct cli *cli, int argc, char **argv, json_int_t *ret_id,
+                              const char **ret_file)
+{
+	static const struct option opts[] = {
+	    {"output", required_argument, NULL, 'o'},
+	    CLI_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+		if (c == 'o') {
+			*ret_file = optarg;
+			continue;
+		}
+		int r = cli_common_option(cli, c);
+		if (r != CLI_CONTINUE)
+			return r;
+	}
+	if (*ret_file && (*ret_file)[0] == '\0')
+		return cli_usage(cli, "-o: empty file name");
+	return cli_job_operand(cli, argc - optind, argv + optind, ret_id);
+}
+
+/* Create FILE.XXXXXX beside file, its name in tmp; *ret is owned by the caller. */
+static int open_temp(const char *file, struct buf *tmp, FILE **ret)
+{
+	if (buf_printf(tmp, "%s.XXXXXX", file) < 0)
+		return write_error(file, ENOMEM);
+	int fd = mkstemp(tmp->data);
+	if (fd < 0)
+		return write_error(file, errno);
+	if (fchmod(fd, RESULTS_FILE_MODE) < 0 || !(*ret = fdopen(fd, "w"))) {
+		int err = errno;
+		close(fd);
+		unlink(tmp->data);
+		return write_error(file, err);
+	}
+	return EXIT_DONE;
+}
+
+/* Flush, sync, close and rename into place; the temporary file is gone
+ * afterwards whatever happens. */
+static int commit_temp(FILE *f, const char *tmp, const char *file)
+{
+	int err = 0;
+	errno = 0;
+	if (fflush(f) != 0 || ferror(f))
+		err = errno ? errno : EIO;
+	else if (fsync(fileno(f)) < 0)
+		err = errno;
+	if (fclose(f) != 0 && err == 0)
+		err = errno;
+	if (err == 0 && rename(tmp, file) < 0)
+		err = errno;
+	if (err == 0)
+		return EXIT_DONE;
+	unlink(tmp);
+	return write_error(file, err);
+}
+
+int cmd_results(struct cli *cli, int argc, char **argv)
+{
+	struct cli_rows_query q = {.id = 0, .state = NULL, .input = true};
+	struct results res = {.out = stdout, .name = "standard output", .ncols = 0};
+	struct buf tmp = BUF_INIT;
+	const char *file = NULL;
+	int r = parse_results_args(cli, argc, argv, &q.id, &file);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (file) {
+		res.name = file;
+		r = open_temp(file, &tmp, &res.out);
+		if (r != EXIT_DONE)
+			goto out;
+	}
+	r = cli_rows_foreach(cli, &q, results_page, &res);
+	if (!file)
+		goto out;
+	if (r == EXIT_DONE) {
+		r = commit_temp(res.out, tmp.data, file);
+	} else {
+		fclose(res.out);
+		unlink(tmp.data);
+	}
+out:
+	buf_finish(&tmp);
+	return r;
+}

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: MIT */
+/* invitectl: the command-line client of invited (SPEC §3). Wiring only. */
+#include <errno.h>
+#include <getopt.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "build-config.h"
+
+static int cmd_help(struct cli *cli, int argc, char **argv);
+
+#define JOB_HELP(verb, what)                                                                       \
+	"Usage: invitectl " verb " [--json] JOB\n\n" what "\n\nOptions:\n"                         \
+	"      --json  print the job as JSON on stdout\n"                                          \
+	"  -h, --help  show this help\n"
+
+static const struct command commands[] = {
+    {"template", cmd_template, "print the CSV template (the Entra portal's)",
+     "Usage: invitectl template\n\n"
+     "Print the Entra portal's bulk-invite template: the version row, the header\n"
+     "and one Example: row. Replace the example with your guests and submit it.\n"},
+    {"validate", cmd_validate, "check a guest list; nothing is stored",
+     "Usage: invitectl validate [OPTIONS] FILE|-\n\n"
+     "Check FILE (- for standard input) by the rules of submit, without storing\n"
+     "anything. Prints \"FILE: N rows, valid\", or every problem as FILE:LINE: message\n"
+     "(exit status 65). Accepts the job options of submit, which are checked too.\n\n"
+     "Options:\n"
+     "      --json  print {\"valid\":bool,\"rows\":int,\"errors\":[...]} on stdout\n"
+     "  -h, --help  show this help\n"},
+    {"submit", cmd_submit, "create a job from a guest list; prints its id",
+     "Usage: invitectl submit [OPTIONS] FILE|-\n\n"
+     "Validate FILE (- for standard input) and store it as a job; prints the job id.\n"
+     "A file with any problem is refused whole (exit status 65).\n\n"
+     "Options:\n"
+     "      --name TEXT          a name for the job\n"
+     "      --redirect-url URL   where invitees land after redeeming\n"
+     "                           (default https://myapplications.microsoft.com)\n"
+     "      --send-email         send the invitation email (the default)\n"
+     "      --no-send-email      do not send it; share the redeem URL yourself\n"
+     "      --message TEXT       customized message body of the email\n"
+     "      --language CODE      language of the email, e.g. en-US\n"
+     "      --cc EMAIL           copy the email to this address\n"
+     "      --wait               then wait for the job to end, as `invitectl wait`\n"
+     "      --watch              then watch it, as `invitectl watch`\n"
+     "      --json               print the job (with --wait/--watch: once it ended)\n"
+     "  -h, --help               show this help\n\n"
+     "A row's own redirect URL, send flag or message wins over these options.\n"},
+    {"jobs", cmd_jobs, "list jobs",
+     "Usage: invitectl jobs [--all] [--json]\n\n"
+     "List jobs, newest first: those not finished and those finished in the last\n"
+     "24 hours.\n\n"
+     "Options:\n"
+     "      --all   every job\n"
+     "      --json  print the array of jobs on stdout\n"
+     "  -h, --help  show this help\n"},
+    {"show", cmd_show, "show a job and its rows",
+     "Usage: invitectl show [--state STATE] [--json] JOB\n\n"
+     "Show a job's summary and one line per row: LINE, EMAIL, STATE, ATTEMPTS and\n"
+     "RESULT (the invited user's id, or why the row failed).\n\n"
+     "Options:\n"
+     "      --state STATE  only rows in STATE: pending, in_flight, succeeded,\n"
+     "                     failed or cancelled\n"
+     "      --json         print {\"job\":{...},\"rows\":[...]} on stdout\n"
+     "  -h, --help         show this help\n"},
+    {"results", cmd_results, "write a job's results as CSV",
+     "Usage: invitectl results [-o FILE] JOB\n\n"
+     "Write the job's results as CSV (RFC 4180, CRLF line ends): the input\n"
+     "columns, then status, http_status, error_code, error_message,\n"
+     "invited_user_id, invite_redeem_url, attempts, finished_at.\n\n"
+     "Options:\n"
+     "  -o, --output FILE  write FILE (mode 0640, replaced atomically), not stdout\n"
+     "  -h, --help         show this help\n"},
+    {"watch", cmd_watch, "follow a job's progress until it ends",
+     JOB_HELP("watch", "Print a line on stderr each time the job's progress changes, until it\n"
+                       "ends. Exit status as for wait.")},
+    {"wait", cmd_wait, "block until a job ends",
+     JOB_HELP("wait", "Block until the job is completed, cancelled or blocked. Exit status:\n"
+                      "0 every row succeeded, 1 some rows failed or were cancelled,\n"
+                      "75 the job is blocked.")},
+    {"cancel", cmd_cancel, "cancel a job's rows not yet sent",
+     JOB_HELP("cancel", "Mark every row of the job not yet sent cancelled. Idempotent.")},
+    {"pause", cmd_pause, "stop sending a job's invitations for now",
+     JOB_HELP("pause", "Stop sending the job's invitations until resume. Idempotent.")},
+    {"resume", cmd_resume, "resume a paused or blocked job",
+     JOB_HELP("resume", "Resume a paused job; for a blocked job, lift the tenant's block.\n"
+                        "Idempotent.")},
+    {"retry", cmd_retry, "re-queue a job's failed rows",
+     JOB_HELP("retry", "Send the job's failed rows again.")},
+    {"stats", cmd_stats, "daemon counters and gauges",
+     "Usage: invitectl stats [--prometheus | --json]\n\n"
+     "Print the daemon's counters and gauges, one \"name value\" per line.\n\n"
+     "Options:\n"
+     "      --prometheus  Prometheus text format (invited_NAME, with TYPE lines)\n"
+     "      --json        print the stats object on stdout\n"
+     "  -h, --help        show this help\n"},
+    {"status", cmd_status, "daemon health",
+     "Usage: invitectl status [--json]\n\n"
+     "Print the daemon's version, uptime, tenant, token state, rate and queue.\n\n"
+     "Options:\n"
+     "      --json  print the status object on stdout\n"
+     "  -h, --help  show this help\n"},
+    {"help", cmd_help, "show the help of invitectl or of a command",
+     "Usage: invitectl help [COMMAND]\n"},
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_usage(FILE *out)
+{
+	fputs("Usage: invitectl [OPTIONS] COMMAND [ARGS...]\n\n"
+	      "Bulk-invite guest users into Microsoft Entra ID through the invited daemon.\n\n"
+	      "Commands:\n",
+	      out);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fputs("\nOptions:\n"
+	      "  -s, --socket PATH  the daemon's socket (else $INVITED_SOCKET, else\n"
+	      "                     " INVITED_DEFAULT_SOCKET ")\n"
+	      "      --json         JSON on stdout (also accepted after the command)\n"
+	      "  -h, --help         show this help\n"
+	      "      --version      show the version\n\n"
+	      "Run 'invitectl COMMAND --help' for a command's options.\n\n"
+	      "Exit status: 0 done; 1 the job ended with failed or cancelled rows;\n"
+	      "64 usage; 65 invalid input file; 66 cannot read input; 69 daemon\n"
+	      "unreachable; 75 temporary failure; 77 permission denied.\n",
+	      out);
+}
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+static int cmd_help(struct cli *cli, int argc, char **argv)
+{
+	int r = cli_parse_simple(cli, argc, argv, NULL, NULL, 1);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (optind == argc) {
+		print_usage(stdout);
+		return EXIT_DONE;
+	}
+	const struct command *cmd = find_command(argv[optind]);
+	if (!cmd)
+		return cli_usage(cli, "unknown command '%s'", argv[optind]);
+	fputs(cmd->help, stdout);
+	return EXIT_DONE;
+}
+
+/* Options before the command. CLI_CONTINUE with optind at the command. */
+static int parse_global(struct cli *cli, int argc, char **argv)
+{
+	enum { OPT_VERSION = CLI_OPT_FIRST_LOCAL };
+	static const struct option opts[] = {
+	    {"socket", required_argument, NULL, 's'},
+	    {"version", no_argument, NULL, OPT_VERSION},
+	    CLI_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "+hs:", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			cli->socket_path = optarg;
+			break;
+		case CLI_OPT_JSON:
+			cli->json = true;
+			break;
+		case 'h':
+			print_usage(stdout);
+			return EXIT_DONE;
+		case OPT_VERSION:
+			puts("invitectl " INVITED_VERSION);
+			return EXIT_DONE;
+		default:
+			fputs("Try 'invitectl --help'.\n", stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc)
+		return cli_usage(cli, "missing command");
+	return CLI_CONTINUE;
+}
+
+static void configure(struct cli *cli)
+{
+	const char *env = getenv("INVITED_SOCKET");
+	const char *term = getenv("TERM");
+	if (!cli->socket_path)
+		cli->socket_path = env && env[0] ? env : INVITED_DEFAULT_SOCKET;
+	cli->color =
+	    isatty(STDOUT_FILENO) && !getenv("NO_COLOR") && !(term && strcmp(term, "dumb") == 0);
+}
+
+/* Buffered output that could not be written is a failure too. */
+static int check_stdout(int r)
+{
+	int err = 0;
+	if (fflush(stdout) != 0)
+		err = errno;
+	else if (ferror(stdout))
+		err = EIO;
+	if (err == 0)
+		return r;
+	cli_error("cannot write to standard output: %s", strerror(err));
+	return r == EXIT_DONE ? EXIT_TEMPFAIL : r;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli;
+	struct buf argv0 = BUF_INIT;
+	setlocale(LC_ALL, "");
+	setlocale(LC_NUMERIC, "C"); /* numbers we print are read by programs */
+	cli_init(&cli);
+
+	int r = parse_global(&cli, argc, argv);
+	if (r != CLI_CONTINUE)
+		goto out;
+	cli.cmd = find_command(argv[optind]);
+	if (!cli.cmd) {
+		r = cli_usage(&cli, "unknown command '%s'", argv[optind]);
+		goto out;
+	}
+	configure(&cli);
+	/* getopt's own messages then read "invitectl show: ..." */
+	if (buf_printf(&argv0, "invitectl %s", cli.cmd->name) < 0) {
+		cli_error("out of memory");
+		r = EXIT_TEMPFAIL;
+		goto out;
+	}
+	int first = optind;
+	argv[first] = argv0.data;
+	optind = 0; /* glibc: start the next getopt from scratch */
+	r = cli.cmd->fn(&cli, argc - first, argv + first);
+out:
+	r = check_stdout(r);
+	cli_finish(&cli);
+	buf_finish(&argv0);
+	return r;
+}
