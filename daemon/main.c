@@ -159,16 +159,21 @@ static void finish(struct daemon *d)
 	log_info("Stopped");
 }
 
-static void on_drained(void *userdata)
-{
-	finish(userdata);
-}
+static bool drained;
 
 static void on_deadline(uv_timer_t *t)
 {
-	log_warning("Requests still in flight at the shutdown deadline: their rows are sent "
-		    "again after the restart");
+	if (!drained)
+		log_warning("Requests still in flight at the shutdown deadline: their rows are "
+			    "sent again after the restart");
 	finish(t->data);
+}
+
+static void on_drained(void *userdata)
+{
+	/* called from deep inside the tenant: finish on the next loop turn */
+	drained = true;
+	uv_timer_start(&sig.deadline, on_deadline, 0, 0);
 }
 
 static void shutdown_daemon(struct daemon *d)

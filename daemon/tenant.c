@@ -179,6 +179,8 @@ static void set_blocked(struct tenant *t, const char *reason)
 	if (r < 0)
 		log_error("Failed to store the block of tenant '%s': %s", t->name, strerror(-r));
 	tenant_forget_job(t, 0);
+	/* what waiters read next must include every result so far */
+	store_flush(t->store);
 	if (t->on_blocked)
 		t->on_blocked(t->on_blocked_userdata);
 }
@@ -196,6 +198,7 @@ static void on_answer(void *userdata, const struct http_response *resp)
 	struct store_claim *c = a->claim;
 	struct graph_result g;
 	struct store_result res = {.row_id = c->row_id, .job_id = c->job_id};
+	char *block_reason = NULL;
 
 	t->in_flight--;
 	if (resp->error == -ECANCELED) {
@@ -229,7 +232,7 @@ static void on_answer(void *userdata, const struct http_response *resp)
 		res.next_attempt_at = now_wall;
 		break;
 	case GRAPH_OUTCOME_BLOCKED:
-		set_blocked(t, g.error_message ? g.error_message : "403 Forbidden");
+		block_reason = strdup(g.error_message ? g.error_message : "403 Forbidden");
 		res.state = ROW_STATE_PENDING;
 		res.attempts = c->attempts; /* not the row's fault */
 		res.next_attempt_at = now_wall;
@@ -279,6 +282,10 @@ static void on_answer(void *userdata, const struct http_response *resp)
 	graph_result_clear(&g);
 	attempt_free(a);
 	queue_result(t, &res);
+	if (block_reason) {
+		set_blocked(t, block_reason);
+		free(block_reason);
+	}
 	pump(t);
 	check_drained(t);
 }
