@@ -23,6 +23,19 @@
 #define MAX_NAME_BYTES 256u
 #define ROWS_PAGE_DEFAULT 1000
 #define ROWS_PAGE_MAX 5000
+/* a reply must fit one frame (PROTO_MAX_FRAME): pages end early past this */
+#define REPLY_BUDGET (PROTO_MAX_FRAME / 4 * 3)
+
+struct page {
+	json_t *items;
+	size_t bytes; /* estimate of the encoded size so far */
+};
+
+static size_t text_cost(const char *s)
+{
+	/* escaping may double a string; \uXXXX is rarer */
+	return s ? 2 * strlen(s) + 8 : 8;
+}
 
 struct waiter {
 	struct daemon *d;
@@ -374,21 +387,26 @@ static void op_validate(struct daemon *d, struct ctl_conn *conn, json_t *req)
 
 static int add_job(void *userdata, const struct store_job *j)
 {
-	return json_array_append_new(userdata, job_json(j)) == 0 ? 0 : -ENOMEM;
+	struct page *pg = userdata;
+	if (json_array_append_new(pg->items, job_json(j)) < 0)
+		return -ENOMEM;
+	pg->bytes += 600 + text_cost(j->name) + text_cost(j->filename) + text_cost(j->message) +
+		     text_cost(j->reason) + text_cost(j->redirect_url);
+	return pg->bytes > REPLY_BUDGET;
 }
 
 static void op_jobs(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
 	bool all = json_is_true(json_object_get(req, "all"));
-	json_t *jobs = json_array();
+	struct page pg = {.items = json_array()};
 	uint64_t now = time_now_ms();
-	int r = store_jobs_list(d->store, all, now > RECENT_MS ? now - RECENT_MS : 0, add_job, jobs);
+	int r = store_jobs_list(d->store, all, now > RECENT_MS ? now - RECENT_MS : 0, add_job, &pg);
 	if (r < 0) {
-		json_decref(jobs);
+		json_decref(pg.items);
 		reply_store_error(conn, r, 0);
 		return;
 	}
-	ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "jobs", jobs));
+	ctl_conn_reply(conn, json_pack("{s:b,s:o,s:b}", "ok", 1, "jobs", pg.items, "truncated", r > 0));
 }
 
 static void op_job(struct daemon *d, struct ctl_conn *conn, json_t *req)
@@ -400,6 +418,7 @@ static void op_job(struct daemon *d, struct ctl_conn *conn, json_t *req)
 
 static int add_row(void *userdata, const struct store_row *row)
 {
+	struct page *pg = userdata;
 	json_t *o = json_pack(
 		"{s:I,s:s,s:o,s:s,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "line", (json_int_t)row->line,
 		"email", row->email, "display_name", str_or_null(row->display_name), "state",
@@ -417,7 +436,12 @@ static int add_row(void *userdata, const struct store_row *row)
 		json_t *f = json_loads(row->fields, 0, NULL);
 		json_object_set_new(o, "fields", f ? f : json_array());
 	}
-	return json_array_append_new(userdata, o) == 0 ? 0 : -ENOMEM;
+	if (json_array_append_new(pg->items, o) < 0)
+		return -ENOMEM;
+	pg->bytes += 400 + text_cost(row->email) + text_cost(row->display_name) +
+		     text_cost(row->error_message) + text_cost(row->invite_redeem_url) +
+		     text_cost(row->fields);
+	return pg->bytes > REPLY_BUDGET;
 }
 
 static void op_rows(struct daemon *d, struct ctl_conn *conn, json_t *req)
@@ -453,16 +477,16 @@ static void op_rows(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		reply_store_error(conn, r, id);
 		return;
 	}
-	json_t *rows = json_array();
+	struct page pg = {.items = json_array()};
 	int64_t next = 0;
-	r = store_rows_list(d->store, id, cursor, (unsigned)limit, state, input, add_row, rows, &next);
+	r = store_rows_list(d->store, id, cursor, (unsigned)limit, state, input, add_row, &pg, &next);
 	if (r < 0) {
 		store_job_clear(&j);
-		json_decref(rows);
+		json_decref(pg.items);
 		reply_store_error(conn, r, id);
 		return;
 	}
-	json_t *reply = json_pack("{s:b,s:o,s:o}", "ok", 1, "rows", rows, "next",
+	json_t *reply = json_pack("{s:b,s:o,s:o}", "ok", 1, "rows", pg.items, "next",
 				  next ? json_integer(next) : json_null());
 	if (input) {
 		json_t *cols = json_loads(j.columns, 0, NULL);

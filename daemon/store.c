@@ -756,6 +756,10 @@ int store_jobs_list(struct store *s, bool all, uint64_t since_ms, store_job_fn f
 		store_job_clear(&j);
 		if (r < 0)
 			goto out;
+		if (r > 0) {
+			r = 1;
+			goto out;
+		}
 	}
 	if (rc != SQLITE_DONE)
 		r = sqlite_errno(rc);
@@ -814,6 +818,11 @@ int store_rows_list(struct store *s, int64_t job_id, int64_t cursor, unsigned li
 			goto out;
 		last = row.id;
 		n++;
+		if (r > 0) { /* the caller has enough for one page */
+			r = 0;
+			*ret_next = last;
+			break;
+		}
 	}
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		r = sqlite_errno(rc);

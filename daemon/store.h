@@ -146,11 +146,13 @@ int store_flush(struct store *s);
 /* Jobs. -ENOENT when there is no such job. */
 int store_job_get(struct store *s, int64_t id, struct store_job *ret);
 typedef int (*store_job_fn)(void *userdata, const struct store_job *job);
-/* Newest first. all=false: active jobs and those finished since since_ms. */
+/* Newest first. all=false: active jobs and those finished since since_ms.
+ * fn returns <0 to fail, >0 to stop early (then the list returns 1). */
 int store_jobs_list(struct store *s, bool all, uint64_t since_ms, store_job_fn fn, void *userdata);
 typedef int (*store_row_fn)(void *userdata, const struct store_row *row);
 /* Up to limit rows of a job after cursor (0: from the start), state -1 for
- * any; *ret_next is the cursor for the next page or 0 when done. */
+ * any; *ret_next is the cursor for the next page or 0 when done. fn returns
+ * <0 to fail, >0 to end the page after this row. */
 int store_rows_list(struct store *s, int64_t job_id, int64_t cursor, unsigned limit, int state,
 		    bool with_fields, store_row_fn fn, void *userdata, int64_t *ret_next);
 

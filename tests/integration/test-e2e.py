@@ -109,6 +109,18 @@ def main(tap):
         tap.ok(p.returncode == 0 and open(out, "rb").read() == stdout_bytes,
                "results -o FILE writes the same CSV")
 
+        # long messages: a page of rows would not fit one frame; pages end early
+        long_rows = [["long%03d@partner.example" % i, "", "false", "x" * 9000] for i in range(300)]
+        path = env.write("long.csv", portal_file(long_rows))
+        p = env.ctl("submit", path, "--wait")
+        job2 = p.stdout.decode().split()[0] if p.returncode == 0 else "0"
+        p = env.ctl("results", job2)
+        table = list(csv.DictReader(io.StringIO(p.stdout.decode("utf-8-sig"))))
+        tap.ok(p.returncode == 0 and len(table) == 300 and
+               all(len(t[cols[3]]) == 9000 for t in table),
+               "results of 300 rows with 9,000-byte messages (2.7 MB) come through whole",
+               p.stderr.decode())
+
 
 if __name__ == "__main__":
     run(main)
