@@ -37,11 +37,11 @@ wait_for() { # wait_for WHAT COMMAND...: up to 10 s
 	done
 }
 
-step "Starting the Graph simulator (127.0.0.1, 20 ms latency, one address it refuses)"
+step "Starting the Graph simulator (127.0.0.1, 20 ms latency, two addresses it refuses)"
 printf 'demo-secret\n' >"$dir/client-secret"
 chmod 600 "$dir/client-secret"
 "$SIM" --port 0 --port-file "$dir/sim.port" --record "$dir/record.jsonl" \
-	--latency-ms 20 --reject blocked.user@fabrikam.example 2>"$dir/sim.log" &
+	--latency-ms 20 --reject guest0041@partner-a.example --reject guest0107@contoso-partner.example 2>"$dir/sim.log" &
 sim_pid=$!
 wait_for "the simulator" test -s "$dir/sim.port"
 port=$(cat "$dir/sim.port")

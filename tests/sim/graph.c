@@ -1,0 +1,1085 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * graph: what the simulated login.microsoftonline.com and graph.microsoft.com
+ * answer. See docs/simulator.md for the behaviour and GRAPH.md for the facts
+ * it imitates.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jsonout.h"
+#include "log.h"
+#include "sim.h"
+#include "timeutil.h"
+#include "validate.h"
+
+#define GRAPH_CONTEXT "https://graph.microsoft.com/v1.0/$metadata#invitations/$entity"
+#define ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+#define RETRY_AFTER_MAX 3600u
+
+/* ---- small helpers ---- */
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void max_update(atomic_uint_fast64_t *max, uint_fast64_t v)
+{
+	uint_fast64_t cur = atomic_load_explicit(max, memory_order_relaxed);
+	while (v > cur && !atomic_compare_exchange_weak(max, &cur, v))
+		;
+}
+
+void sim_count_status(struct sim *s, unsigned status)
+{
+	if (status < SIM_STATUS_MAX)
+		atomic_fetch_add_explicit(&s->stats.status[status], 1, memory_order_relaxed);
+}
+
+static void count_invitation(struct sim *s, unsigned status)
+{
+	if (status < SIM_STATUS_MAX)
+		atomic_fetch_add_explicit(&s->stats.invitation_status[status], 1,
+					  memory_order_relaxed);
+}
+
+/* Graph's innerError date has no fraction: "2024-05-01T12:00:00". */
+static void graph_date(char out[TIME_RFC3339_MAX])
+{
+	time_format_rfc3339(time_now_ms(), out);
+	char *dot = strchr(out, '.');
+	if (dot)
+		*dot = '\0';
+}
+
+static bool is_content_type(const char *value, const char *want)
+{
+	size_t n = strlen(want);
+	if (!value || strncasecmp(value, want, n) != 0)
+		return false;
+	return value[n] == '\0' || value[n] == ';' || value[n] == ' ';
+}
+
+void reply_finish(struct reply *r)
+{
+	free(r->body);
+	r->body = NULL;
+}
+
+/* Takes ownership of j (may be NULL after a failed allocation). */
+static void reply_json(struct reply *r, unsigned status, json_t *j)
+{
+	free(r->body);
+	r->body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	r->status = r->body ? status : 500;
+	json_decref(j);
+}
+
+/* Takes the text in b (which is left empty); err < 0 (a failed append)
+ * turns the reply into an empty 500. */
+static void reply_buf(struct reply *r, unsigned status, struct buf *b, int err)
+{
+	free(r->body);
+	r->body = NULL;
+	if (err < 0 || !b->data) {
+		buf_finish(b);
+		r->status = 500;
+		return;
+	}
+	r->body = buf_steal(b);
+	r->status = status;
+}
+
+/* Appends {"error":{"code","message","innerError":{...}}}. 0 or -ENOMEM. */
+static int graph_error(struct buf *b, const char *code, const char *message,
+		       const char *request_id, const char *client_request_id)
+{
+	char date[TIME_RFC3339_MAX];
+	int r = 0;
+	graph_date(date);
+	r |= buf_append_str(b, "{\"error\":{");
+	r |= jsonout_member(b, "code", code, 1);
+	r |= jsonout_member(b, "message", message, 0);
+	r |= buf_append_str(b, ",\"innerError\":{");
+	r |= jsonout_member(b, "date", date, 1);
+	r |= jsonout_member(b, "request-id", request_id, 0);
+	r |= jsonout_member(b, "client-request-id", client_request_id, 0);
+	r |= buf_append_str(b, "}}}");
+	return r;
+}
+
+void sim_error_reply(struct reply *r, unsigned status, const char *code, const char *message)
+{
+	struct buf b = BUF_INIT;
+	int err = graph_error(&b, code, message, r->request_id, r->client_request_id);
+	reply_buf(r, status, &b, err);
+}
+
+static void aad_error(struct reply *r, unsigned status, const char *error, unsigned code,
+		      const char *description)
+{
+	char date[TIME_RFC3339_MAX], correlation[RNG_UUID_LEN + 1];
+	char text[1280], uri[128];
+	time_format_rfc3339(time_now_ms(), date);
+	rng_uuid(correlation);
+	snprintf(text, sizeof(text), "AADSTS%u: %s\r\nTrace ID: %s\r\nCorrelation ID: %s\r\nTimestamp: %s",
+		 code, description, r->request_id, correlation, date);
+	snprintf(uri, sizeof(uri), "https://login.microsoftonline.com/error?code=%u", code);
+	r->no_store = true;
+	reply_json(r, status,
+		   json_pack("{s:s,s:s,s:[i],s:s,s:s,s:s,s:s}", "error", error,
+			     "error_description", text, "error_codes", (int)code, "timestamp", date,
+			     "trace_id", r->request_id, "correlation_id", correlation, "error_uri",
+			     uri));
+}
+
+static bool token_failing(struct sim *s)
+{
+	if (s->cfg.token_fail_for_s &&
+	    time_mono_ms() - s->start_ms < s->cfg.token_fail_for_s * 1000u)
+		return true;
+	uint_fast64_t left = atomic_load(&s->token_failures_left);
+	while (left > 0)
+		if (atomic_compare_exchange_weak(&s->token_failures_left, &left, left - 1))
+			return true;
+	return false;
+}
+
+static void token_issue(struct sim *s, char out[SIM_TOKEN_LEN + 1])
+{
+	uint_fast64_t seq = atomic_fetch_add(&s->token_seq, 1);
+	unsigned slot = (unsigned)(seq % SIM_TOKENS_MAX);
+	char random[SIM_TOKEN_LEN - 4 + 1];
+	rng_hex(random, SIM_TOKEN_LEN - 4);
+	snprintf(out, SIM_TOKEN_LEN + 1, "%04x%s", slot, random);
+
+	pthread_rwlock_wrlock(&s->tokens_lock);
+	memcpy(s->tokens[slot].value, out, SIM_TOKEN_LEN + 1);
+	s->tokens[slot].expires_ms = time_mono_ms() + s->cfg.token_ttl_s * 1000u;
+	pthread_rwlock_unlock(&s->tokens_lock);
+	atomic_fetch_add(&s->stats.tokens_issued, 1);
+}
+
+/* Looks up a form field; *ret_value owned by the caller. 1 found, 0 absent,
+ * negative errno. An empty value counts as absent. */
+static int form_field(const char *body, size_t len, const char *key, char **ret_value)
+{
+	char *v = NULL;
+	int r = validate_form_get(body, len, key, &v);
+	if (r == 1 && v[0] == '\0') {
+		free(v);
+		r = 0;
+	}
+	if (r == 1)
+		*ret_value = v;
+	return r;
+}
+
+void sim_token_request(struct sim *s, const char *tenant, const char *content_type,
+		       const char *body, size_t len, struct reply *r)
+{
+	enum { F_GRANT, F_CLIENT_ID, F_SCOPE, F_SECRET, F_ASSERTION, F_ASSERTION_TYPE, F_N };
+	static const char *const names[F_N] = {"grant_type",	 "client_id",
+					       "scope",		 "client_secret",
+					       "client_assertion", "client_assertion_type"};
+	char *f[F_N] = {NULL};
+	char msg[768];
+
+	if (token_failing(s)) {
+		aad_error(r, 503, "temporarily_unavailable", 90033,
+			  "A transient error has occurred. Please try again.");
+		r->retry_after = 1;
+		goto out;
+	}
+	if (s->cfg.tenant && strcmp(tenant, s->cfg.tenant) != 0) {
+		snprintf(msg, sizeof(msg),
+			 "Tenant '%.256s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.",
+			 tenant);
+		aad_error(r, 400, "invalid_request", 90002, msg);
+		goto out;
+	}
+	if (!is_content_type(content_type, "application/x-www-form-urlencoded"))
+		len = 0; /* AAD reads nothing and then misses grant_type */
+	for (int i = 0; i < F_N; i++) {
+		int rr = form_field(body, len, names[i], &f[i]);
+		if (rr == -ENOMEM) {
+			aad_error(r, 500, "server_error", 90000, "Out of memory.");
+			goto out;
+		}
+		if (rr < 0) {
+			aad_error(r, 400, "invalid_request", 900144,
+				  "The request body is not valid application/x-www-form-urlencoded.");
+			goto out;
+		}
+	}
+	for (int i = F_GRANT; i <= F_SCOPE; i++) {
+		if (!f[i]) {
+			snprintf(msg, sizeof(msg),
+				 "The request body must contain the following parameter: '%s'.",
+				 names[i]);
+			aad_error(r, 400, "invalid_request", 900144, msg);
+			goto out;
+		}
+	}
+	if (strcmp(f[F_GRANT], "client_credentials") != 0) {
+		snprintf(msg, sizeof(msg),
+			 "The provided value for the 'grant_type' is not valid. The grant type '%.64s' is not supported by this simulator.",
+			 f[F_GRANT]);
+		aad_error(r, 400, "unsupported_grant_type", 70003, msg);
+		goto out;
+	}
+	if (s->cfg.client_id && strcmp(f[F_CLIENT_ID], s->cfg.client_id) != 0) {
+		snprintf(msg, sizeof(msg),
+			 "Application with identifier '%.128s' was not found in the directory '%.256s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
+			 f[F_CLIENT_ID], tenant);
+		aad_error(r, 400, "unauthorized_client", 700016, msg);
+		goto out;
+	}
+	size_t sl = strlen(f[F_SCOPE]);
+	if (sl < 9 || strcmp(f[F_SCOPE] + sl - 9, "/.default") != 0 || strchr(f[F_SCOPE], ' ')) {
+		snprintf(msg, sizeof(msg),
+			 "The provided value for scope %.256s is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
+			 f[F_SCOPE]);
+		aad_error(r, 400, "invalid_scope", 1002012, msg);
+		goto out;
+	}
+	if (f[F_SECRET]) {
+		if (s->cfg.client_secret && strcmp(f[F_SECRET], s->cfg.client_secret) != 0) {
+			snprintf(msg, sizeof(msg),
+				 "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%.128s'.",
+				 f[F_CLIENT_ID]);
+			aad_error(r, 401, "invalid_client", 7000215, msg);
+			goto out;
+		}
+	} else if (f[F_ASSERTION]) {
+		if (!f[F_ASSERTION_TYPE] || strcmp(f[F_ASSERTION_TYPE], ASSERTION_TYPE) != 0) {
+			aad_error(r, 400, "invalid_request", 900144,
+				  "The request body must contain the following parameter: 'client_assertion_type'.");
+			goto out;
+		}
+		/* TODO: verify the JWT (signature, aud, iss/sub, exp) */
+	} else {
+		aad_error(r, 401, "invalid_client", 7000218,
+			  "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+		goto out;
+	}
+
+	char token[SIM_TOKEN_LEN + 1];
+	token_issue(s, token);
+	r->no_store = true;
+	reply_json(r, 200,
+		   json_pack("{s:s,s:I,s:I,s:s}", "token_type", "Bearer", "expires_in",
+			     (json_int_t)s->cfg.token_ttl_s, "ext_expires_in",
+			     (json_int_t)s->cfg.token_ttl_s, "access_token", token));
+out:
+	for (int i = 0; i < F_N; i++)
+		free(f[i]);
+}
+
+/* 0 when authorization carries a valid unexpired token; else fills r (401). */
+static int check_auth(struct sim *s, const char *authorization, struct reply *r)
+{
+	const char *why = NULL;
+	const char *t = authorization;
+	if (!t || strncasecmp(t, "Bearer ", 7) != 0) {
+		why = "Access token is empty.";
+		goto fail;
+	}
+	t += 7;
+	while (*t == ' ')
+		t++;
+	if (*t == '\0') {
+		why = "Access token is empty.";
+		goto fail;
+	}
+	why = "CompactToken parsing failed with error code: 80049217";
+	if (strlen(t) != SIM_TOKEN_LEN)
+		goto fail;
+	char hex[5];
+	memcpy(hex, t, 4);
+	hex[4] = '\0';
+	char *end;
+	unsigned long slot = strtoul(hex, &end, 16);
+	if (*end != '\0' || slot >= SIM_TOKENS_MAX)
+		goto fail;
+	pthread_rwlock_rdlock(&s->tokens_lock);
+	bool known = memcmp(s->tokens[slot].value, t, SIM_TOKEN_LEN) == 0;
+	bool live = s->tokens[slot].expires_ms > time_mono_ms();
+	pthread_rwlock_unlock(&s->tokens_lock);
+	if (!known)
+		goto fail;
+	if (!live) {
+		why = "Lifetime validation failed, the token is expired.";
+		goto fail;
+	}
+	return 0;
+fail:
+	sim_error_reply(r, 401, "InvalidAuthenticationToken", why);
+	return -EACCES;
+}
+
+/* ---- invitations ---- */
+
+/* 0 when a request may go through; else whole seconds until it may (>= 1). */
+static unsigned bucket_take(struct sim *s)
+{
+	if (s->cfg.rate <= 0)
+		return 0;
+	double per_us = s->cfg.rate / (s->cfg.period_s * 1e6);
+	unsigned wait = 0;
+	pthread_mutex_lock(&s->bucket_lock);
+	uint64_t now = mono_us();
+	s->bucket_level += (double)(now - s->bucket_us) * per_us;
+	if (s->bucket_level > s->cfg.rate)
+		s->bucket_level = s->cfg.rate;
+	s->bucket_us = now;
+	if (s->bucket_level >= 1.0) {
+		s->bucket_level -= 1.0;
+	} else {
+		double secs = ceil((1.0 - s->bucket_level) / per_us / 1e6);
+		wait = secs < 1.0 ? 1u : secs > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : (unsigned)secs;
+	}
+	pthread_mutex_unlock(&s->bucket_lock);
+	return wait;
+}
+
+static bool blocked(struct sim *s)
+{
+	return s->cfg.block_after_set &&
+	       atomic_load(&s->stats.invitations_accepted) >= s->cfg.block_after;
+}
+
+static const char blocked_message[] =
+	"Invitations are blocked for this directory due to suspicious activity. Please contact Microsoft support.";
+
+struct invitation {
+	const char *address;
+	const char *display_name;
+	const char *redirect;
+	bool send;
+	const char *message;
+	const char *language;
+	const char *cc;
+	const char *cc_name;
+};
+
+static const char *const known_properties[] = {
+	"invitedUserEmailAddress", "inviteRedirectUrl", "invitedUserDisplayName",
+	"sendInvitationMessage",   "invitedUserMessageInfo", "invitedUserType",
+	"resetRedemption",	   "invitedUser",	     "@odata.type",
+};
+
+/* Optional string member; NULL when absent or null. false for another type. */
+static bool opt_string(json_t *obj, const char *key, const char **ret)
+{
+	json_t *v = json_object_get(obj, key);
+	*ret = NULL;
+	if (!v || json_is_null(v))
+		return true;
+	if (!json_is_string(v))
+		return false;
+	*ret = json_string_value(v);
+	return true;
+}
+
+/* 0, or fills msg and returns -EINVAL. */
+static int parse_invitation(json_t *body, struct invitation *inv, char *msg, size_t msglen)
+{
+	const char *key;
+	json_t *value;
+	const char *why;
+
+	memset(inv, 0, sizeof(*inv));
+	if (!json_is_object(body)) {
+		snprintf(msg, msglen, "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.");
+		return -EINVAL;
+	}
+	json_object_foreach(body, key, value) {
+		bool known = false;
+		for (size_t i = 0; i < sizeof(known_properties) / sizeof(known_properties[0]); i++)
+			known = known || strcmp(key, known_properties[i]) == 0;
+		if (!known) {
+			snprintf(msg, msglen,
+				 "The property '%.128s' does not exist on type 'microsoft.graph.invitation'. Make sure to only use property names that are defined by the type.",
+				 key);
+			return -EINVAL;
+		}
+	}
+#define WANT_STRING(obj, name, dst)                                                               \
+	do {                                                                                      \
+		if (!opt_string(obj, name, dst)) {                                                \
+			snprintf(msg, msglen,                                                     \
+				 "Cannot convert the value of property '%s' to the expected type 'Edm.String'.", \
+				 name);                                                           \
+			return -EINVAL;                                                           \
+		}                                                                                 \
+	} while (0)
+	WANT_STRING(body, "invitedUserEmailAddress", &inv->address);
+	WANT_STRING(body, "inviteRedirectUrl", &inv->redirect);
+	WANT_STRING(body, "invitedUserDisplayName", &inv->display_name);
+	const char *user_type;
+	WANT_STRING(body, "invitedUserType", &user_type);
+
+	if (!inv->address) {
+		snprintf(msg, msglen, "Invalid input: the 'invitedUserEmailAddress' property is required.");
+		return -EINVAL;
+	}
+	why = validate_email(inv->address);
+	if (why) {
+		snprintf(msg, msglen, "The invited user email address is invalid: %s.", why);
+		return -EINVAL;
+	}
+	if (!inv->redirect) {
+		snprintf(msg, msglen, "Invalid input: the 'inviteRedirectUrl' property is required.");
+		return -EINVAL;
+	}
+	why = validate_redirect_url(inv->redirect);
+	if (why) {
+		snprintf(msg, msglen, "The invite redirect URL is invalid: %s.", why);
+		return -EINVAL;
+	}
+	if (inv->display_name && strlen(inv->display_name) > 256) {
+		snprintf(msg, msglen, "The invited user display name is longer than 256 characters.");
+		return -EINVAL;
+	}
+	if (user_type && strcasecmp(user_type, "Guest") != 0 && strcasecmp(user_type, "Member") != 0) {
+		snprintf(msg, msglen, "The invited user type must be 'Guest' or 'Member'.");
+		return -EINVAL;
+	}
+	json_t *send = json_object_get(body, "sendInvitationMessage");
+	if (send && !json_is_null(send)) {
+		if (!json_is_boolean(send)) {
+			snprintf(msg, msglen, "Cannot convert the value of property 'sendInvitationMessage' to the expected type 'Edm.Boolean'.");
+			return -EINVAL;
+		}
+		inv->send = json_is_true(send);
+	}
+	json_t *reset = json_object_get(body, "resetRedemption");
+	if (reset && !json_is_null(reset) && !json_is_boolean(reset)) {
+		snprintf(msg, msglen, "Cannot convert the value of property 'resetRedemption' to the expected type 'Edm.Boolean'.");
+		return -EINVAL;
+	}
+
+	json_t *info = json_object_get(body, "invitedUserMessageInfo");
+	if (!info || json_is_null(info))
+		return 0;
+	if (!json_is_object(info)) {
+		snprintf(msg, msglen, "Cannot convert the value of property 'invitedUserMessageInfo' to the expected type 'microsoft.graph.invitedUserMessageInfo'.");
+		return -EINVAL;
+	}
+	json_object_foreach(info, key, value) {
+		if (strcmp(key, "customizedMessageBody") != 0 && strcmp(key, "messageLanguage") != 0 &&
+		    strcmp(key, "ccRecipients") != 0 && strcmp(key, "@odata.type") != 0) {
+			snprintf(msg, msglen,
+				 "The property '%.128s' does not exist on type 'microsoft.graph.invitedUserMessageInfo'. Make sure to only use property names that are defined by the type.",
+				 key);
+			return -EINVAL;
+		}
+	}
+	WANT_STRING(info, "customizedMessageBody", &inv->message);
+	WANT_STRING(info, "messageLanguage", &inv->language);
+	if (inv->language) {
+		size_t n = strlen(inv->language);
+		bool ok = n >= 2 && n <= 35;
+		for (size_t i = 0; ok && i < n; i++) {
+			char c = inv->language[i];
+			ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			     (c >= '0' && c <= '9') || c == '-';
+		}
+		if (!ok) {
+			snprintf(msg, msglen, "The message language is not a valid language tag such as 'en-US'.");
+			return -EINVAL;
+		}
+	}
+	json_t *cc = json_object_get(info, "ccRecipients");
+	if (!cc || json_is_null(cc))
+		return 0;
+	if (!json_is_array(cc)) {
+		snprintf(msg, msglen, "Cannot convert the value of property 'ccRecipients' to a collection of 'microsoft.graph.recipient'.");
+		return -EINVAL;
+	}
+	if (json_array_size(cc) > 1) {
+		snprintf(msg, msglen, "Only one cc recipient is supported in invitedUserMessageInfo.ccRecipients.");
+		return -EINVAL;
+	}
+	if (json_array_size(cc) == 1) {
+		json_t *ea = json_object_get(json_array_get(cc, 0), "emailAddress");
+		if (!json_is_object(ea)) {
+			snprintf(msg, msglen, "A cc recipient must have an 'emailAddress' object.");
+			return -EINVAL;
+		}
+		WANT_STRING(ea, "address", &inv->cc);
+		WANT_STRING(ea, "name", &inv->cc_name);
+		if (!inv->cc) {
+			snprintf(msg, msglen, "A cc recipient must have an 'emailAddress.address'.");
+			return -EINVAL;
+		}
+		why = validate_email(inv->cc);
+		if (why) {
+			snprintf(msg, msglen, "The cc recipient email address is invalid: %s.", why);
+			return -EINVAL;
+		}
+	}
+#undef WANT_STRING
+	return 0;
+}
+
+static char *lowercase_dup(const char *s)
+{
+	char *d = strdup(s);
+	if (!d)
+		return NULL;
+	for (char *p = d; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	return d;
+}
+
+static bool rejected(struct sim *s, const char *lower)
+{
+	for (size_t i = 0; i < s->cfg.n_reject; i++)
+		if (strcmp(s->cfg.reject[i], lower) == 0)
+			return true;
+	return false;
+}
+
+static int record_write(struct sim *s, const struct invitation *inv, const char *user_id,
+			const char *via)
+{
+	struct buf b = BUF_INIT;
+	int r = 0;
+
+	if (s->record_fd < 0)
+		return 0;
+	r |= buf_printf(&b, "{\"t_ms\":%llu", (unsigned long long)time_now_ms());
+	r |= jsonout_member(&b, "address", inv->address, 0);
+	r |= jsonout_member(&b, "display_name", inv->display_name, 0);
+	r |= buf_append_str(&b, inv->send ? ",\"send\":true" : ",\"send\":false");
+	r |= jsonout_member(&b, "redirect", inv->redirect, 0);
+	r |= jsonout_member(&b, "message", inv->message, 0);
+	r |= jsonout_member(&b, "language", inv->language, 0);
+	r |= jsonout_member(&b, "cc", inv->cc, 0);
+	r |= jsonout_member(&b, "user_id", user_id, 0);
+	r |= jsonout_member(&b, "via", via, 0);
+	r |= buf_append_str(&b, "}\n");
+	if (r < 0)
+		goto out;
+	/* One write() on an O_APPEND file: the line lands whole, after every
+	 * other line, and before the response is sent; no lock, no buffer. */
+	ssize_t w;
+	do
+		w = write(s->record_fd, b.data, b.len);
+	while (w < 0 && errno == EINTR);
+	r = w == (ssize_t)b.len ? 0 : w < 0 ? -errno : -EIO;
+	if (r < 0)
+		log_error("Failed to write record file '%s': %s", s->cfg.record_path, strerror(-r));
+out:
+	buf_finish(&b);
+	return r;
+}
+
+/* Appends the 201 body. 0 or -ENOMEM. */
+static int invitation_created(struct buf *b, const struct invitation *inv, const char *user_id)
+{
+	char id[RNG_UUID_LEN + 1], ticket[33];
+	int r = 0;
+
+	rng_uuid(id);
+	rng_hex(ticket, 32);
+	r |= buf_append_str(b, "{\"@odata.context\":\"" GRAPH_CONTEXT "\"");
+	r |= jsonout_member(b, "id", id, 0);
+	r |= buf_append_str(b, ",\"inviteRedeemUrl\":\"https://login.microsoftonline.com/redeem?rd="
+			       "https%3a%2f%2finvitations.microsoft.com%2fredeem%2f%3fticket%3d");
+	r |= buf_append_str(b, ticket);
+	r |= buf_append_str(b, "%26ver%3d2.0\"");
+	r |= jsonout_member(b, "invitedUserDisplayName", inv->display_name, 0);
+	r |= jsonout_member(b, "invitedUserType", "Guest", 0);
+	r |= jsonout_member(b, "invitedUserEmailAddress", inv->address, 0);
+	r |= buf_append_str(b, inv->send ? ",\"sendInvitationMessage\":true"
+					 : ",\"sendInvitationMessage\":false");
+	r |= buf_append_str(b, ",\"resetRedemption\":false");
+	r |= jsonout_member(b, "inviteRedirectUrl", inv->redirect, 0);
+	r |= jsonout_member(b, "status", "PendingAcceptance", 0);
+	r |= buf_append_str(b, ",\"invitedUserMessageInfo\":{");
+	r |= jsonout_member(b, "messageLanguage", inv->language, 1);
+	r |= jsonout_member(b, "customizedMessageBody", inv->message, 0);
+	r |= buf_append_str(b, ",\"ccRecipients\":[");
+	if (inv->cc) {
+		r |= buf_append_str(b, "{\"emailAddress\":{");
+		r |= jsonout_member(b, "name", inv->cc_name, 1);
+		r |= jsonout_member(b, "address", inv->cc, 0);
+		r |= buf_append_str(b, "}}");
+	}
+	r |= buf_append_str(b, "]},\"invitedUser\":{");
+	r |= jsonout_member(b, "id", user_id, 1);
+	r |= buf_append_str(b, "}}");
+	return r;
+}
+
+static void fault_5xx(unsigned *status, const char **code, const char **message,
+		      unsigned *retry_after)
+{
+	uint64_t pick = rng_below(10);
+	*retry_after = 0;
+	if (pick < 4) {
+		*status = 500;
+		*code = "UnknownError";
+		*message = "Unable to find target address";
+	} else if (pick < 5) {
+		*status = 502;
+		*code = "BadGateway";
+		*message = "The service is temporarily unavailable (simulated bad gateway).";
+	} else if (pick < 8) {
+		*status = 503;
+		*code = "ServiceNotAvailable";
+		*message = "The service is temporarily unavailable. Please retry later.";
+		if (rng_below(2))
+			*retry_after = 1;
+	} else {
+		*status = 504;
+		*code = "GatewayTimeout";
+		*message = "The request timed out (simulated gateway timeout).";
+	}
+}
+
+struct item {
+	json_t *body;         /* borrowed; NULL when unreadable */
+	unsigned err_status;  /* non-zero: the payload could not be read */
+	const char *err_code;
+	const char *err_message;
+	const char *via;
+	/* results */
+	unsigned status;
+	unsigned retry_after;
+	struct buf out; /* owned response body (JSON text) */
+	int out_err;    /* an append to out failed */
+	char request_id[RNG_UUID_LEN + 1];
+	const char *client_request_id;
+};
+
+static void item_error(struct item *it, unsigned status, const char *code, const char *message)
+{
+	it->status = status;
+	buf_clear(&it->out);
+	it->out_err = graph_error(&it->out, code, message, it->request_id, it->client_request_id);
+}
+
+/* One invitation attempt, single or inside a batch. */
+static void item_process(struct sim *s, struct item *it)
+{
+	unsigned f_status = 0, f_retry = 0;
+	const char *f_code = NULL, *f_message = NULL;
+	char msg[512];
+	struct invitation inv;
+	char *lower = NULL;
+
+	if (s->cfg.fail_5xx > 0 && rng_percent() < s->cfg.fail_5xx) {
+		fault_5xx(&f_status, &f_code, &f_message, &f_retry);
+		if (!(s->cfg.fail_after_accept > 0 && rng_percent() < s->cfg.fail_after_accept)) {
+			item_error(it, f_status, f_code, f_message);
+			it->retry_after = f_retry;
+			goto out;
+		}
+	}
+	if (s->cfg.fail_429 > 0 && rng_percent() < s->cfg.fail_429) {
+		item_error(it, 429, "TooManyRequests",
+			   "Too many requests. Please retry after the time in the Retry-After header.");
+		it->retry_after = 1;
+		goto out;
+	}
+	if (blocked(s)) {
+		item_error(it, 403, "Forbidden", blocked_message);
+		goto out;
+	}
+	unsigned wait = bucket_take(s);
+	if (wait) {
+		item_error(it, 429, "TooManyRequests",
+			   "Too many requests. Please retry after the time in the Retry-After header.");
+		it->retry_after = wait;
+		goto out;
+	}
+	if (it->err_status) {
+		item_error(it, it->err_status, it->err_code, it->err_message);
+		goto out;
+	}
+	if (parse_invitation(it->body, &inv, msg, sizeof(msg)) < 0) {
+		item_error(it, 400, "BadRequest", msg);
+		goto out;
+	}
+	lower = lowercase_dup(inv.address);
+	if (!lower) {
+		item_error(it, 500, "UnknownError", "Out of memory.");
+		goto out;
+	}
+	if (rejected(s, lower)) {
+		item_error(it, 400, "BadRequest",
+			   "The invitation could not be sent to this address: it is blocked by the tenant's cross-tenant access or collaboration settings.");
+		goto out;
+	}
+	if (s->cfg.block_after_set &&
+	    atomic_fetch_add(&s->accept_reserved, 1) >= s->cfg.block_after) {
+		item_error(it, 403, "Forbidden", blocked_message);
+		goto out;
+	}
+	char user_id[RNG_UUID_LEN + 1];
+	rng_uuid_from_name(lower, user_id);
+	if (record_write(s, &inv, user_id, it->via) < 0) {
+		item_error(it, 500, "UnknownError", "The simulator failed to write its record.");
+		goto out;
+	}
+	atomic_fetch_add(&s->stats.invitations_accepted, 1);
+	if (f_status) {
+		/* the invitation exists, but the client hears of a failure */
+		item_error(it, f_status, f_code, f_message);
+		it->retry_after = f_retry;
+		goto out;
+	}
+	it->status = 201;
+	it->out_err = invitation_created(&it->out, &inv, user_id);
+out:
+	count_invitation(s, it->status);
+	free(lower);
+}
+
+/* Draw the connection-level faults. Returns true when the request must not
+ * be processed at all; *after is set when the fault strikes after
+ * processing. */
+static bool envelope_fault(struct sim *s, struct reply *r, bool *after)
+{
+	*after = false;
+	if (s->cfg.fail_reset > 0 && rng_percent() < s->cfg.fail_reset)
+		r->action = REPLY_RESET;
+	else if (s->cfg.fail_hang > 0 && rng_percent() < s->cfg.fail_hang)
+		r->action = REPLY_HANG;
+	else
+		return false;
+	if (s->cfg.fail_after_accept > 0 && rng_percent() < s->cfg.fail_after_accept) {
+		*after = true;
+		return false;
+	}
+	return true;
+}
+
+static void read_json(const char *content_type, const char *body, size_t len, struct item *it,
+		      json_t **ret)
+{
+	json_error_t jerr;
+	*ret = NULL;
+	if (!is_content_type(content_type, "application/json")) {
+		it->err_status = 415;
+		it->err_code = "UnsupportedMediaType";
+		it->err_message = "The Content-Type header must be application/json.";
+		return;
+	}
+	*ret = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!*ret) {
+		it->err_status = 400;
+		it->err_code = "BadRequest";
+		it->err_message = "Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.";
+	}
+}
+
+void sim_invite_request(struct sim *s, const char *authorization, const char *content_type,
+			const char *body, size_t len, struct reply *r)
+{
+	struct item it = {.via = "single", .client_request_id = r->client_request_id};
+	json_t *j = NULL;
+	bool after;
+
+	r->delay = true;
+	if (check_auth(s, authorization, r) < 0) {
+		count_invitation(s, 401);
+		return;
+	}
+	if (envelope_fault(s, r, &after))
+		return;
+	memcpy(it.request_id, r->request_id, sizeof(it.request_id));
+	read_json(content_type, body, len, &it, &j);
+	it.body = j;
+	item_process(s, &it);
+	r->retry_after = it.retry_after;
+	reply_buf(r, it.status, &it.out, it.out_err);
+	json_decref(j);
+}
+
+/* Appends one element of "responses" and empties it->out. */
+static int batch_item_reply(struct buf *b, struct item *it, const char *id)
+{
+	int r = it->out_err;
+	r |= buf_append_str(b, "{");
+	r |= jsonout_member(b, "id", id, 1);
+	r |= buf_printf(b, ",\"status\":%u,\"headers\":{\"Content-Type\":\"application/json\"",
+			it->status);
+	if (it->retry_after)
+		r |= buf_printf(b, ",\"Retry-After\":\"%u\"", it->retry_after);
+	r |= buf_append_str(b, "},\"body\":");
+	r |= it->out.data ? buf_append(b, it->out.data, it->out.len) : buf_append_str(b, "null");
+	r |= buf_append_str(b, "}");
+	buf_finish(&it->out);
+	return r;
+}
+
+static bool is_invitations_url(const char *url)
+{
+	return strcmp(url, "/invitations") == 0 || strcmp(url, "invitations") == 0;
+}
+
+/* 0 when the envelope is well formed; else fills msg. */
+static int check_batch(json_t *doc, char *msg, size_t msglen, json_t **ret_requests)
+{
+	json_t *reqs = json_object_get(doc, "requests");
+	if (!json_is_object(doc) || !json_is_array(reqs)) {
+		snprintf(msg, msglen, "Invalid batch payload format: a 'requests' array is required.");
+		return -EINVAL;
+	}
+	size_t n = json_array_size(reqs);
+	if (n == 0 || n > SIM_BATCH_MAX) {
+		snprintf(msg, msglen, "Invalid batch payload format: a batch holds 1 to 20 requests, not %zu.", n);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *q = json_array_get(reqs, i);
+		json_t *id = json_object_get(q, "id");
+		json_t *method = json_object_get(q, "method");
+		json_t *url = json_object_get(q, "url");
+		if (!json_is_object(q) || !json_is_string(id) || json_string_length(id) == 0 ||
+		    !json_is_string(method) || !json_is_string(url)) {
+			snprintf(msg, msglen, "Invalid batch payload format: request %zu needs string 'id', 'method' and 'url'.", i + 1);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < i; k++) {
+			if (strcmp(json_string_value(json_object_get(json_array_get(reqs, k), "id")),
+				   json_string_value(id)) == 0) {
+				snprintf(msg, msglen, "Request id '%.64s' is duplicated in the batch.",
+					 json_string_value(id));
+				return -EINVAL;
+			}
+		}
+		json_t *headers = json_object_get(q, "headers");
+		if (headers && !json_is_object(headers)) {
+			snprintf(msg, msglen, "Invalid batch payload format: 'headers' of request '%.64s' is not an object.",
+				 json_string_value(id));
+			return -EINVAL;
+		}
+		bool has_ct = false;
+		const char *hk;
+		json_t *hv;
+		json_object_foreach(headers, hk, hv) {
+			if (strcasecmp(hk, "Content-Type") == 0 && json_is_string(hv))
+				has_ct = true;
+		}
+		json_t *body = json_object_get(q, "body");
+		bool write = strcasecmp(json_string_value(method), "POST") == 0 ||
+			     strcasecmp(json_string_value(method), "PATCH") == 0 ||
+			     strcasecmp(json_string_value(method), "PUT") == 0;
+		if (write && (!body || !has_ct)) {
+			snprintf(msg, msglen, "Write request id : %.64s does not contain Content-Type header or body.",
+				 json_string_value(id));
+			return -EINVAL;
+		}
+	}
+	*ret_requests = reqs;
+	return 0;
+}
+
+static const char *header_value(json_t *headers, const char *name)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(headers, k, v) {
+		if (strcasecmp(k, name) == 0)
+			return json_string_value(v);
+	}
+	return NULL;
+}
+
+void sim_batch_request(struct sim *s, const char *authorization, const char *content_type,
+		       const char *body, size_t len, struct reply *r)
+{
+	json_t *doc = NULL, *reqs = NULL;
+	struct buf out = BUF_INIT;
+	int err = 0;
+	struct item probe = {0};
+	char msg[256];
+	bool after;
+
+	r->delay = true;
+	atomic_fetch_add(&s->stats.batches, 1);
+	if (check_auth(s, authorization, r) < 0)
+		return;
+	if (envelope_fault(s, r, &after))
+		return;
+	read_json(content_type, body, len, &probe, &doc);
+	if (probe.err_status) {
+		sim_error_reply(r, probe.err_status, probe.err_code, probe.err_message);
+		goto out;
+	}
+	if (check_batch(doc, msg, sizeof(msg), &reqs) < 0) {
+		sim_error_reply(r, 400, "BadRequest", msg);
+		goto out;
+	}
+	size_t n = json_array_size(reqs);
+	size_t order[SIM_BATCH_MAX];
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	/* answers come back in any order (GRAPH.md §5): shuffle them */
+	for (size_t i = n; i > 1; i--) {
+		size_t k = (size_t)rng_below(i);
+		size_t t = order[i - 1];
+		order[i - 1] = order[k];
+		order[k] = t;
+	}
+	err |= buf_append_str(&out, "{\"responses\":[");
+	for (size_t i = 0; i < n; i++) {
+		json_t *q = json_array_get(reqs, order[i]);
+		const char *id = json_string_value(json_object_get(q, "id"));
+		const char *method = json_string_value(json_object_get(q, "method"));
+		const char *url = json_string_value(json_object_get(q, "url"));
+		struct item it = {.via = "batch", .body = json_object_get(q, "body")};
+		rng_uuid(it.request_id);
+		it.client_request_id = it.request_id;
+		atomic_fetch_add(&s->stats.batch_items, 1);
+		if (!is_invitations_url(url)) {
+			snprintf(msg, sizeof(msg), "Resource not found for the segment '%.64s'.",
+				 url[0] == '/' ? url + 1 : url);
+			item_error(&it, 404, "NotFound", msg);
+		} else if (strcasecmp(method, "POST") != 0) {
+			item_error(&it, 405, "BadRequest",
+				   "The HTTP method is not allowed for /invitations.");
+		} else if (s->cfg.no_batch_invitations) {
+			item_error(&it, 400, "BadRequest",
+				   "Invalid batch request: /invitations is not supported in a JSON batch.");
+			count_invitation(s, 400);
+		} else {
+			if (!is_content_type(header_value(json_object_get(q, "headers"),
+							  "Content-Type"),
+					     "application/json")) {
+				it.err_status = 415;
+				it.err_code = "UnsupportedMediaType";
+				it.err_message = "The Content-Type header must be application/json.";
+			}
+			item_process(s, &it);
+		}
+		if (i > 0)
+			err |= buf_append_str(&out, ",");
+		err |= batch_item_reply(&out, &it, id);
+	}
+	err |= buf_append_str(&out, "]}");
+	reply_buf(r, 200, &out, err);
+out:
+	buf_finish(&out);
+	json_decref(doc);
+}
+
+/* ---- /sim/stats ---- */
+
+static json_t *status_object(atomic_uint_fast64_t *counts)
+{
+	json_t *o = json_object();
+	for (unsigned i = 0; o && i < SIM_STATUS_MAX; i++) {
+		uint_fast64_t v = atomic_load_explicit(&counts[i], memory_order_relaxed);
+		if (!v)
+			continue;
+		char key[8];
+		snprintf(key, sizeof(key), "%u", i);
+		json_object_set_new(o, key, json_integer((json_int_t)v));
+	}
+	return o;
+}
+
+void sim_stats_request(struct sim *s, struct reply *r)
+{
+	struct sim_stats *st = &s->stats;
+#define V(x) (json_int_t) atomic_load(&st->x)
+	reply_json(r, 200,
+		   json_pack("{s:I,s:I,s:o*,s:o*,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+			     V(requests), "invitations_accepted", V(invitations_accepted),
+			     "status", status_object(st->status), "invitation_status",
+			     status_object(st->invitation_status), "tokens_issued",
+			     V(tokens_issued), "resets", V(resets), "hangs", V(hangs),
+			     "hangs_held", V(hangs_held), "batches", V(batches), "batch_items",
+			     V(batch_items), "in_flight", V(in_flight), "max_in_flight",
+			     V(max_in_flight), "uptime_ms",
+			     (json_int_t)(time_mono_ms() - s->start_ms)));
+#undef V
+}
+
+/* ---- lifecycle ---- */
+
+int sim_init(struct sim *s)
+{
+	int r;
+
+	memset(&s->stats, 0, sizeof(s->stats));
+	s->record_fd = -1;
+	s->start_ms = time_mono_ms();
+	rng_seed(s->cfg.seed);
+	atomic_store(&s->token_failures_left, s->cfg.token_fail_count);
+	s->bucket_level = s->cfg.rate;
+	s->bucket_us = mono_us();
+	s->tokens = calloc(SIM_TOKENS_MAX, sizeof(*s->tokens));
+	if (!s->tokens)
+		return -ENOMEM;
+	r = pthread_rwlock_init(&s->tokens_lock, NULL);
+	if (r) {
+		free(s->tokens);
+		s->tokens = NULL;
+		return -r;
+	}
+	pthread_mutex_init(&s->bucket_lock, NULL);
+	s->initialized = true;
+	if (s->cfg.record_path) {
+		s->record_fd = open(s->cfg.record_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (s->record_fd < 0) {
+			r = -errno;
+			log_error("Failed to open record file '%s': %s", s->cfg.record_path,
+				  strerror(-r));
+			return r;
+		}
+	}
+	return 0;
+}
+
+void sim_finish(struct sim *s)
+{
+	if (s->initialized && s->record_fd >= 0) {
+		if (close(s->record_fd) < 0)
+			log_error("Failed to close record file '%s': %s", s->cfg.record_path,
+				  strerror(errno));
+		s->record_fd = -1;
+	}
+	if (s->initialized) {
+		pthread_rwlock_destroy(&s->tokens_lock);
+		pthread_mutex_destroy(&s->bucket_lock);
+		s->initialized = false;
+	}
+	free(s->tokens);
+	s->tokens = NULL;
+	for (size_t i = 0; i < s->cfg.n_reject; i++)
+		free(s->cfg.reject[i]);
+	free(s->cfg.reject);
+	s->cfg.reject = NULL;
+	s->cfg.n_reject = 0;
+	free(s->cfg.client_secret);
+	s->cfg.client_secret = NULL;
+}
+
+void sim_note_in_flight(struct sim *s, int delta)
+{
+	if (delta > 0)
+		max_update(&s->stats.max_in_flight,
+			   atomic_fetch_add(&s->stats.in_flight, 1) + 1);
+	else
+		atomic_fetch_sub(&s->stats.in_flight, 1);
+}

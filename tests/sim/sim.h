@@ -1,0 +1,136 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sim: state and Graph behaviour of the invited Graph simulator. sim.c owns
+ * the command line and the HTTP server (the only libmicrohttpd user besides
+ * delay.c); graph.c turns a parsed request into a struct reply and never
+ * touches a connection, so every endpoint is a plain function call.
+ */
+#pragma once
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rng.h"
+
+#define SIM_BODY_MAX (4u * 1024u * 1024u) /* larger bodies get 413 */
+#define SIM_TOKENS_MAX 4096u /* issued tokens kept; the oldest is forgotten */
+#define SIM_TOKEN_LEN 48u
+#define SIM_BATCH_MAX 20u
+#define SIM_STATUS_MAX 600u
+#define SIM_TENANT_MAX 256u
+#define SIM_REJECT_MAX 1024u
+#define SIM_CLIENT_REQUEST_ID_MAX 128u
+
+struct sim_config {
+	const char *listen;      /* borrowed from argv */
+	unsigned port;
+	const char *port_file;   /* NULL: none */
+	const char *record_path; /* NULL: none */
+	const char *tenant;      /* NULL: any */
+	const char *client_id;   /* NULL: any non-empty */
+	char *client_secret;     /* owned; NULL: any non-empty */
+	uint64_t token_ttl_s;
+	double rate;     /* requests per period; 0 = unlimited */
+	double period_s;
+	uint64_t latency_ms, latency_jitter_ms;
+	double fail_5xx, fail_429, fail_reset, fail_hang; /* percent */
+	double fail_after_accept; /* percent of 5xx/reset/hang faults that strike after acceptance */
+	char **reject; /* owned, lowercased */
+	size_t n_reject;
+	uint64_t seed;
+	bool seed_set;
+	uint64_t block_after;
+	bool block_after_set;
+	uint64_t token_fail_for_s;
+	uint64_t token_fail_count;
+	bool no_batch_invitations;
+	unsigned threads;
+	unsigned max_connections;
+	unsigned max_hangs;
+	bool verbose;
+};
+
+struct sim_stats {
+	atomic_uint_fast64_t requests;
+	atomic_uint_fast64_t invitations_accepted;
+	atomic_uint_fast64_t tokens_issued;
+	atomic_uint_fast64_t resets;
+	atomic_uint_fast64_t hangs;
+	atomic_uint_fast64_t hangs_held;
+	atomic_uint_fast64_t batches;
+	atomic_uint_fast64_t batch_items;
+	atomic_uint_fast64_t in_flight;
+	atomic_uint_fast64_t max_in_flight;
+	atomic_uint_fast64_t status[SIM_STATUS_MAX];            /* HTTP responses */
+	atomic_uint_fast64_t invitation_status[SIM_STATUS_MAX]; /* each invitation attempt */
+};
+
+struct sim_token {
+	char value[SIM_TOKEN_LEN + 1];
+	uint64_t expires_ms; /* time_mono_ms() */
+};
+
+struct sim {
+	struct sim_config cfg;
+	uint64_t start_ms; /* time_mono_ms() at sim_init */
+	struct sim_stats stats;
+
+	pthread_rwlock_t tokens_lock;
+	struct sim_token *tokens; /* SIM_TOKENS_MAX slots, owned */
+	atomic_uint_fast64_t token_seq;
+	atomic_uint_fast64_t token_failures_left;
+
+	pthread_mutex_t bucket_lock;
+	double bucket_level;
+	uint64_t bucket_us; /* last refill, monotonic microseconds */
+
+	atomic_uint_fast64_t accept_reserved; /* for --block-after */
+
+	int record_fd; /* owned; -1 without --record (sim_init sets it) */
+	bool initialized;
+};
+
+enum reply_action {
+	REPLY_RESPOND,
+	REPLY_RESET, /* close the connection without an answer */
+	REPLY_HANG,  /* never answer */
+};
+
+struct reply {
+	enum reply_action action;
+	unsigned status;
+	char *body;           /* owned JSON text; NULL: empty body */
+	unsigned retry_after; /* seconds for a Retry-After header; 0: none */
+	bool delay;           /* subject to --latency-ms */
+	bool no_store;        /* Cache-Control: no-store (token responses) */
+	char request_id[RNG_UUID_LEN + 1];
+	const char *client_request_id; /* borrowed; the client's or request_id */
+};
+
+/* Set up state for s->cfg (filled by the caller; the sim takes ownership of
+ * cfg's owned members). 0 or negative errno; logs the reason. */
+int sim_init(struct sim *s);
+/* Flush and free; accepts a half-initialized sim. */
+void sim_finish(struct sim *s);
+
+/* Each endpoint fills *r (r->request_id and r->client_request_id preset by
+ * the caller). All string arguments are borrowed and may be NULL when the
+ * header is absent; body need not be NUL-terminated. */
+void sim_token_request(struct sim *s, const char *tenant, const char *content_type,
+		       const char *body, size_t len, struct reply *r);
+void sim_invite_request(struct sim *s, const char *authorization, const char *content_type,
+			const char *body, size_t len, struct reply *r);
+void sim_batch_request(struct sim *s, const char *authorization, const char *content_type,
+		       const char *body, size_t len, struct reply *r);
+void sim_stats_request(struct sim *s, struct reply *r);
+/* A Graph-style error: {"error":{"code","message","innerError":{...}}}. */
+void sim_error_reply(struct reply *r, unsigned status, const char *code, const char *message);
+void reply_finish(struct reply *r);
+
+/* Statistics kept by the HTTP layer. */
+void sim_count_status(struct sim *s, unsigned status);
+/* delta +1 when a request starts, -1 when it is over. */
+void sim_note_in_flight(struct sim *s, int delta);
