@@ -79,7 +79,9 @@ static void schedule(struct auth *a, uint64_t delay_ms)
 
 static void set_error(struct auth *a, char *why)
 {
-	if (!a->error || strcmp(a->error, why) != 0)
+	if (!why)
+		why = strdup("out of memory");
+	if (why && (!a->error || strcmp(a->error, why) != 0))
 		log_error("Failed to get a Graph token from %s: %s", a->token_url, why);
 	free(a->error);
 	a->error = why;
@@ -89,6 +91,52 @@ static void set_error(struct auth *a, char *why)
 	schedule(a, a->retry_ms);
 }
 
+int auth_parse_reply(long status, const char *body, size_t len, char **ret_token,
+		     long long *ret_ttl_s, char **ret_why)
+{
+	struct buf why = BUF_INIT;
+	json_t *root = json_loadb(body, len, 0, NULL);
+	int r = -EINVAL;
+	if (status != 200) {
+		const char *desc = json_string_value(json_object_get(root, "error_description"));
+		const char *code = json_string_value(json_object_get(root, "error"));
+		buf_printf(&why, "HTTP %ld%s%s%s%s", status, code ? " " : "", code ? code : "",
+			   desc ? ": " : "", desc ? desc : "");
+		goto out;
+	}
+	const char *token = json_string_value(json_object_get(root, "access_token"));
+	json_t *exp = json_object_get(root, "expires_in");
+	/* expires_in is a number, but some servers send it as a string */
+	long long ttl = 0;
+	if (json_is_integer(exp))
+		ttl = json_integer_value(exp);
+	else if (json_is_string(exp)) {
+		char *end;
+		errno = 0;
+		ttl = strtoll(json_string_value(exp), &end, 10);
+		if (errno || *end)
+			ttl = 0;
+	}
+	if (!token || !*token || ttl <= 0 || ttl > 86400 * 366) {
+		buf_printf(&why, "the token endpoint's answer has no usable access_token/expires_in");
+		goto out;
+	}
+	*ret_token = strdup(token);
+	if (!*ret_token) {
+		r = -ENOMEM;
+		buf_printf(&why, "out of memory");
+		goto out;
+	}
+	*ret_ttl_s = ttl;
+	r = 0;
+out:
+	json_decref(root);
+	if (r < 0)
+		*ret_why = buf_steal(&why);
+	buf_finish(&why);
+	return r;
+}
+
 static void on_reply(void *userdata, const struct http_response *resp)
 {
 	struct fetch *f = userdata;
@@ -96,42 +144,31 @@ static void on_reply(void *userdata, const struct http_response *resp)
 	free(f);
 	if (!a)
 		return;
-	struct buf why = BUF_INIT;
-	json_t *root = NULL;
+	char *why = NULL, *token = NULL;
+	long long ttl = 0;
 
 	a->fetching = false;
 	a->fetch = NULL;
 	if (resp->error) {
-		buf_printf(&why, "no answer: %s", resp->error_text ? resp->error_text : "error");
-		goto fail;
+		struct buf m = BUF_INIT;
+		buf_printf(&m, "no answer: %s", resp->error_text ? resp->error_text : "error");
+		set_error(a, buf_steal(&m));
+		return;
 	}
-	root = json_loadb(resp->body, resp->body_len, 0, NULL);
-	if (resp->status != 200) {
-		const char *desc = json_string_value(json_object_get(root, "error_description"));
-		const char *code = json_string_value(json_object_get(root, "error"));
-		buf_printf(&why, "HTTP %ld%s%s%s%s", resp->status, code ? " " : "", code ? code : "",
-			   desc ? ": " : "", desc ? desc : "");
-		goto fail;
-	}
-	const char *token = json_string_value(json_object_get(root, "access_token"));
-	json_t *exp = json_object_get(root, "expires_in");
-	/* expires_in is a number, but some servers send it as a string */
-	long long ttl = json_is_integer(exp) ? json_integer_value(exp)
-			: json_is_string(exp)  ? strtoll(json_string_value(exp), NULL, 10)
-					       : 0;
-	if (!token || !*token || ttl <= 0) {
-		buf_printf(&why, "the token endpoint's answer has no access_token/expires_in");
-		goto fail;
+	if (auth_parse_reply(resp->status, resp->body, resp->body_len, &token, &ttl, &why) < 0) {
+		set_error(a, why);
+		return;
 	}
 	struct buf h = BUF_INIT;
-	if (buf_printf(&h, "Bearer %s", token) < 0) {
-		buf_printf(&why, "out of memory");
-		goto fail;
+	int r = buf_printf(&h, "Bearer %s", token);
+	wipe_free(token);
+	if (r < 0) {
+		set_error(a, strdup("out of memory"));
+		return;
 	}
 	wipe_free(a->header);
 	a->header = buf_steal(&h);
-	uint64_t now = time_mono_ms();
-	a->expires_at = now + (uint64_t)ttl * 1000u;
+	a->expires_at = time_mono_ms() + (uint64_t)ttl * 1000u;
 	a->refreshes++;
 	if (a->error)
 		log_notice("Got a Graph token again after: %s", a->error);
@@ -139,13 +176,8 @@ static void on_reply(void *userdata, const struct http_response *resp)
 	a->error = NULL;
 	a->retry_ms = 0;
 	schedule(a, (uint64_t)ttl * 800u); /* refresh at 80% of the lifetime */
-	json_decref(root);
 	if (a->ready)
 		a->ready(a->userdata);
-	return;
-fail:
-	json_decref(root);
-	set_error(a, buf_steal(&why));
 }
 
 static void fetch(struct auth *a)

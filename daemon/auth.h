@@ -46,6 +46,12 @@ const char *auth_header(struct auth *a);
  * and fetch a new one. */
 void auth_reject(struct auth *a, const char *header);
 
+/* Read the token endpoint's answer (pure; no I/O). On success returns 0 with
+ * *ret_token (owned; the bare access token) and *ret_ttl_s; otherwise
+ * -EINVAL with *ret_why (owned): Graph's error and error_description. */
+int auth_parse_reply(long status, const char *body, size_t len, char **ret_token,
+		     long long *ret_ttl_s, char **ret_why);
+
 enum auth_state auth_state(const struct auth *a);
 /* Seconds until the held token expires, or -1. */
 int64_t auth_expires_in_s(const struct auth *a);
