@@ -8,9 +8,13 @@
 #include <string.h>
 
 #include "buf.h"
+#include "crypto.h"
 #include "http.h"
 #include "log.h"
+#include "secret.h"
 #include "timeutil.h"
+
+#define ASSERTION_TYPE "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 #define RETRY_MIN_MS 1000u
 #define RETRY_MAX_MS 60000u
@@ -22,12 +26,13 @@ struct auth {
 	char *token_url;
 	char *client_id;
 	char *scope;
-	char *secret;
+	char *secret;                  /* secret memory; NULL with a certificate */
+	const struct crypto_cert *cert;
 	uint64_t timeout_ms;
 	auth_ready_fn ready;
 	void *userdata;
 
-	char *header;         /* "Bearer ..." or NULL */
+	char *header;         /* "Bearer ..." (secret memory) or NULL */
 	uint64_t expires_at;  /* mono ms */
 	bool fetching;
 	char *error;
@@ -159,15 +164,19 @@ static void on_reply(void *userdata, const struct http_response *resp)
 		set_error(a, why);
 		return;
 	}
-	struct buf h = BUF_INIT;
-	int r = buf_printf(&h, "Bearer %s", token);
+	size_t len = strlen(token);
+	char *header = secret_alloc(7 + len);
+	if (header) {
+		memcpy(header, "Bearer ", 7);
+		memcpy(header + 7, token, len);
+	}
 	wipe_free(token);
-	if (r < 0) {
+	if (!header) {
 		set_error(a, strdup("out of memory"));
 		return;
 	}
-	wipe_free(a->header);
-	a->header = buf_steal(&h);
+	secret_free(a->header);
+	a->header = header;
 	a->expires_at = time_mono_ms() + (uint64_t)ttl * 1000u;
 	a->refreshes++;
 	if (a->error)
@@ -187,15 +196,35 @@ static void fetch(struct auth *a)
 	struct buf body = BUF_INIT;
 	char *id = http_form_escape(a->client_id);
 	char *scope = http_form_escape(a->scope);
-	char *secret = http_form_escape(a->secret);
+	char *credential = NULL, *jwt = NULL;
 	int r = -ENOMEM;
-	if (id && scope && secret)
+	if (a->cert) {
+		r = crypto_cert_assertion(a->cert, a->token_url, a->client_id,
+					  (int64_t)(time_now_ms() / 1000u), &jwt);
+		if (r < 0) {
+			free(id);
+			free(scope);
+			set_error(a, strdup("cannot sign the client assertion with the certificate"));
+			return;
+		}
+		credential = http_form_escape(jwt);
+		secret_free(jwt);
+	} else {
+		credential = http_form_escape(a->secret);
+	}
+	r = -ENOMEM;
+	if (id && scope && credential && a->cert)
+		r = buf_printf(&body,
+			       "grant_type=client_credentials&client_id=%s&scope=%s"
+			       "&client_assertion_type=%s&client_assertion=%s",
+			       id, scope, ASSERTION_TYPE, credential);
+	else if (id && scope && credential)
 		r = buf_printf(&body,
 			       "grant_type=client_credentials&client_id=%s&scope=%s&client_secret=%s",
-			       id, scope, secret);
+			       id, scope, credential);
 	free(id);
 	free(scope);
-	wipe_free(secret);
+	wipe_free(credential);
 	struct fetch *f = NULL;
 	if (r == 0) {
 		f = malloc(sizeof(*f));
@@ -241,7 +270,8 @@ int auth_create(uv_loop_t *loop, struct http *http, const struct auth_options *o
 	buf_printf(&url, "%s/%s/oauth2/v2.0/token", opt->authority_url, opt->tenant);
 	a->token_url = buf_steal(&url);
 	a->client_id = strdup(opt->client_id);
-	a->secret = strdup(secret);
+	a->cert = opt->cert;
+	a->secret = secret ? secret_strdup(secret) : NULL;
 	char *origin = origin_of(opt->graph_url);
 	struct buf scope = BUF_INIT;
 	if (origin)
@@ -249,7 +279,7 @@ int auth_create(uv_loop_t *loop, struct http *http, const struct auth_options *o
 	free(origin);
 	a->scope = buf_steal(&scope);
 	a->timer = malloc(sizeof(*a->timer));
-	if (!a->token_url || !a->client_id || !a->secret || !a->scope || !a->timer) {
+	if (!a->token_url || !a->client_id || (!a->secret && !a->cert) || !a->scope || !a->timer) {
 		free(a->timer);
 		a->timer = NULL;
 		auth_destroy(a);
@@ -273,8 +303,8 @@ void auth_destroy(struct auth *a)
 	free(a->token_url);
 	free(a->client_id);
 	free(a->scope);
-	wipe_free(a->secret);
-	wipe_free(a->header);
+	secret_free(a->secret);
+	secret_free(a->header);
 	free(a->error);
 	free(a);
 }
@@ -290,7 +320,7 @@ const char *auth_header(struct auth *a)
 	if (!a->header)
 		return NULL;
 	if (time_mono_ms() + EXPIRY_MARGIN_MS >= a->expires_at) {
-		wipe_free(a->header);
+		secret_free(a->header);
 		a->header = NULL;
 		if (!a->fetching) {
 			uv_timer_stop(a->timer);
@@ -306,7 +336,7 @@ void auth_reject(struct auth *a, const char *header)
 	if (!a->header || strcmp(a->header, header) != 0)
 		return; /* already replaced */
 	log_warning("Graph refused the token (401); fetching a new one");
-	wipe_free(a->header);
+	secret_free(a->header);
 	a->header = NULL;
 	if (!a->fetching) {
 		uv_timer_stop(a->timer);
@@ -341,4 +371,9 @@ const char *auth_error(const struct auth *a)
 uint64_t auth_refreshes(const struct auth *a)
 {
 	return a->refreshes;
+}
+
+void auth_set_timeout(struct auth *a, uint64_t timeout_ms)
+{
+	a->timeout_ms = timeout_ms;
 }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+struct crypto_cert;
 struct http;
 
 enum auth_state {
@@ -25,6 +26,9 @@ struct auth_options {
 	const char *client_id;
 	const char *graph_url;     /* the scope is its origin + "/.default" */
 	uint64_t timeout_ms;
+	/* borrowed, outlives the module: sign a client assertion with it
+	 * instead of sending a secret (GRAPH.md §2) */
+	const struct crypto_cert *cert;
 };
 
 /* Called on the loop when a token became usable (state VALID). */
@@ -32,7 +36,8 @@ typedef void (*auth_ready_fn)(void *userdata);
 
 struct auth;
 
-/* secret: borrowed; copied into memory the module wipes on destroy. */
+/* secret: borrowed; copied into secret memory (secret.h). NULL when
+ * opt->cert is set. The token is kept in secret memory too. */
 int auth_create(uv_loop_t *loop, struct http *http, const struct auth_options *opt,
 		const char *secret, auth_ready_fn ready, void *userdata, struct auth **ret);
 void auth_destroy(struct auth *a);
@@ -58,3 +63,5 @@ int64_t auth_expires_in_s(const struct auth *a);
 /* Why the last request failed (borrowed), or NULL. */
 const char *auth_error(const struct auth *a);
 uint64_t auth_refreshes(const struct auth *a);
+/* The request timeout for the token endpoint (on reload). */
+void auth_set_timeout(struct auth *a, uint64_t timeout_ms);

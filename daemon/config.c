@@ -24,6 +24,7 @@ int config_init(struct config *c)
 	memset(c, 0, sizeof(*c));
 	c->authority_url = strdup("https://login.microsoftonline.com");
 	c->graph_url = strdup("https://graph.microsoft.com");
+	c->cloud = strdup("global");
 	c->socket_path = strdup("/run/invited/invited.sock");
 	c->database = strdup("/var/lib/invited/invited.db");
 	c->allow_group = strdup("invite");
@@ -35,7 +36,7 @@ int config_init(struct config *c)
 	c->max_upload_bytes = 64u * 1024u * 1024u;
 	c->max_rows = 1000000;
 	if (!c->authority_url || !c->graph_url || !c->socket_path || !c->database ||
-	    !c->allow_group) {
+	    !c->allow_group || !c->cloud) {
 		config_finish(c);
 		return -ENOMEM;
 	}
@@ -49,6 +50,8 @@ void config_finish(struct config *c)
 	free(c->client_secret_file);
 	free(c->authority_url);
 	free(c->graph_url);
+	free(c->certificate_file);
+	free(c->cloud);
 	free(c->socket_path);
 	free(c->database);
 	free(c->allow_group);
@@ -103,6 +106,33 @@ static bool parse_seconds_ms(const char *v, uint64_t *ret)
 	return true;
 }
 
+/* GRAPH.md §2, https://learn.microsoft.com/en-us/graph/deployments */
+static const struct {
+	const char *name, *authority_url, *graph_url;
+} clouds[] = {
+	{"global", "https://login.microsoftonline.com", "https://graph.microsoft.com"},
+	{"usgov", "https://login.microsoftonline.us", "https://graph.microsoft.us"},
+	{"usgov-dod", "https://login.microsoftonline.us", "https://dod-graph.microsoft.us"},
+	{"china", "https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"},
+};
+
+static int set_cloud(struct config *c, const char *value)
+{
+	for (size_t i = 0; i < sizeof(clouds) / sizeof(clouds[0]); i++) {
+		if (strcmp(value, clouds[i].name) != 0)
+			continue;
+		if (set_string(&c->cloud, value) < 0)
+			return -ENOMEM;
+		/* an explicit URL wins, whichever line comes first */
+		if (!c->authority_url_set && set_string(&c->authority_url, clouds[i].authority_url) < 0)
+			return -ENOMEM;
+		if (!c->graph_url_set && set_string(&c->graph_url, clouds[i].graph_url) < 0)
+			return -ENOMEM;
+		return 0;
+	}
+	return -EINVAL;
+}
+
 static bool http_url(const char *v)
 {
 	return csv_url_check(v, NULL);
@@ -126,15 +156,25 @@ static int handle(void *user, const char *section, const char *name, const char 
 				return fail(st, "%s: '%s' is not an application (client) id", name, value);
 			return set_string(&c->client_id, value) == 0;
 		}
-		if (strcmp(name, "client_secret_file") == 0) {
+		if (strcmp(name, "client_secret_file") == 0 || strcmp(name, "certificate_file") == 0) {
 			if (value[0] != '/')
 				return fail(st, "%s: '%s' is not an absolute path", name, value);
-			return set_string(&c->client_secret_file, value) == 0;
+			return set_string(name[0] == 'c' && name[1] == 'l' ? &c->client_secret_file
+									 : &c->certificate_file,
+					  value) == 0;
+		}
+		if (strcmp(name, "cloud") == 0) {
+			int r = set_cloud(c, value);
+			if (r == -EINVAL)
+				return fail(st, "%s: '%s' is not global, usgov, usgov-dod or china", name,
+					    value);
+			return r == 0;
 		}
 		if (strcmp(name, "authority_url") == 0 || strcmp(name, "graph_url") == 0) {
 			if (!http_url(value))
 				return fail(st, "%s: '%s' is not an absolute http(s) URL", name, value);
 			char **slot = name[0] == 'a' ? &c->authority_url : &c->graph_url;
+			*(name[0] == 'a' ? &c->authority_url_set : &c->graph_url_set) = true;
 			if (set_string(slot, value) < 0)
 				return 0;
 			size_t len = strlen(*slot);
@@ -279,6 +319,9 @@ int config_check(const struct config *c, char **ret_error)
 		why = "[graph] tenant is not set";
 	else if (!c->client_id)
 		why = "[graph] client_id is not set";
+	else if (c->client_secret_file && c->certificate_file)
+		why = "[graph] client_secret_file and certificate_file are both set: choose one "
+		      "credential";
 	if (!why)
 		return 0;
 	*ret_error = strdup(why);
@@ -290,10 +333,14 @@ void config_dump(const struct config *c, FILE *f)
 	fprintf(f, "[graph]\n");
 	fprintf(f, "tenant = %s\n", c->tenant ? c->tenant : "");
 	fprintf(f, "client_id = %s\n", c->client_id ? c->client_id : "");
-	if (c->client_secret_file)
+	if (c->certificate_file)
+		fprintf(f, "certificate_file = %s\n", c->certificate_file);
+	else if (c->client_secret_file)
 		fprintf(f, "client_secret_file = %s\n", c->client_secret_file);
 	else
-		fprintf(f, "# client secret: credential \"client-secret\" in $CREDENTIALS_DIRECTORY\n");
+		fprintf(f, "# credential: \"client-secret\" or \"client-certificate\" in "
+			   "$CREDENTIALS_DIRECTORY\n");
+	fprintf(f, "cloud = %s\n", c->cloud);
 	fprintf(f, "authority_url = %s\n", c->authority_url);
 	fprintf(f, "graph_url = %s\n", c->graph_url);
 	fprintf(f, "\n[queue]\nrate = %g\nburst = %u\nconcurrency = %u\nmax_attempts = %u\n",

@@ -16,6 +16,9 @@ struct config {
 	char *client_secret_file; /* NULL: $CREDENTIALS_DIRECTORY/client-secret */
 	char *authority_url;
 	char *graph_url;
+	char *certificate_file; /* PEM certificate + key: sign a client assertion */
+	char *cloud;            /* global, usgov, usgov-dod, china */
+	bool authority_url_set, graph_url_set; /* explicit: cloud does not override */
 	/* [queue] */
 	double rate;      /* invitations per second, whole tenant */
 	unsigned burst;   /* bucket capacity */

@@ -125,6 +125,55 @@ static void test_dropins_and_missing(void)
 	config_finish(&c);
 }
 
+static void test_clouds(void)
+{
+	static const struct {
+		const char *text, *authority, *graph;
+	} cases[] = {
+		{"cloud = usgov\n", "https://login.microsoftonline.us", "https://graph.microsoft.us"},
+		{"cloud = usgov-dod\n", "https://login.microsoftonline.us",
+		 "https://dod-graph.microsoft.us"},
+		{"cloud = china\n", "https://login.chinacloudapi.cn",
+		 "https://microsoftgraph.chinacloudapi.cn"},
+		{"cloud = global\n", "https://login.microsoftonline.com", "https://graph.microsoft.com"},
+		/* explicit URLs win, before or after the cloud line */
+		{"graph_url = http://127.0.0.1:1\ncloud = china\n", "https://login.chinacloudapi.cn",
+		 "http://127.0.0.1:1"},
+		{"cloud = usgov\nauthority_url = http://127.0.0.1:2/\n", "http://127.0.0.1:2",
+		 "https://graph.microsoft.us"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config c;
+		char *err = NULL, text[512];
+		config_init(&c);
+		snprintf(text, sizeof(text), "[graph]\ntenant = t\nclient_id = 1\n%s", cases[i].text);
+		is_int(config_load(&c, write_file("cloud.conf", text), true, &err), 0, "cloud case %zu loads",
+		       i);
+		is_str(c.authority_url, cases[i].authority, "cloud case %zu: authority_url", i);
+		is_str(c.graph_url, cases[i].graph, "cloud case %zu: graph_url", i);
+		free(err);
+		config_finish(&c);
+	}
+	struct config c;
+	char *err = NULL;
+	config_init(&c);
+	ok(config_load(&c, write_file("cloud.conf", "[graph]\ncloud = mars\n"), true, &err) < 0 &&
+		   err && strstr(err, "cloud.conf:2: cloud: 'mars' is not global, usgov"),
+	   "an unknown cloud is refused with file:line (%s)", err ? err : "");
+	free(err);
+	err = NULL;
+	config_finish(&c);
+	config_init(&c);
+	is_int(config_load(&c, write_file("both.conf", "[graph]\ntenant = t\nclient_id = 1\n"
+							 "client_secret_file = /a\ncertificate_file = /b\n"),
+			   true, &err),
+	       0, "secret and certificate both load");
+	ok(config_check(&c, &err) < 0 && err && strstr(err, "choose one"),
+	   "but the check asks to choose one credential");
+	free(err);
+	config_finish(&c);
+}
+
 int main(void)
 {
 	tap_plan_none();
@@ -133,6 +182,7 @@ int main(void)
 	test_good();
 	test_bad();
 	test_dropins_and_missing();
+	test_clouds();
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
