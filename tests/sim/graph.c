@@ -169,6 +169,12 @@ static void token_issue(struct sim *s, char out[SIM_TOKEN_LEN + 1])
 	s->tokens[slot].expires_ms = time_mono_ms() + s->cfg.token_ttl_s * 1000u;
 	pthread_rwlock_unlock(&s->tokens_lock);
 	atomic_fetch_add(&s->stats.tokens_issued, 1);
+	if (s->token_fd >= 0) {
+		char line[SIM_TOKEN_LEN + 2];
+		int n = snprintf(line, sizeof(line), "%s\n", out);
+		if (write(s->token_fd, line, (size_t)n) != n)
+			log_error("Failed to write the token file '%s'", s->cfg.token_file);
+	}
 }
 
 /* Looks up a form field; *ret_value owned by the caller. 1 found, 0 absent,
@@ -268,7 +274,15 @@ void sim_token_request(struct sim *s, const char *tenant, const char *content_ty
 				  "The request body must contain the following parameter: 'client_assertion_type'.");
 			goto out;
 		}
-		/* TODO: verify the JWT (signature, aud, iss/sub, exp) */
+		unsigned code = 0;
+		const char *why = s->cfg.client_cert
+					  ? jwt_check_assertion(s->cfg.client_cert, f[F_ASSERTION], tenant,
+								f[F_CLIENT_ID], (int64_t)time(NULL), &code)
+					  : NULL;
+		if (why) {
+			aad_error(r, 401, "invalid_client", code, why);
+			goto out;
+		}
 	} else {
 		aad_error(r, 401, "invalid_client", 7000218,
 			  "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
@@ -1023,6 +1037,7 @@ int sim_init(struct sim *s)
 
 	memset(&s->stats, 0, sizeof(s->stats));
 	s->record_fd = -1;
+	s->token_fd = -1;
 	s->start_ms = time_mono_ms();
 	rng_seed(s->cfg.seed);
 	atomic_store(&s->token_failures_left, s->cfg.token_fail_count);
@@ -1048,11 +1063,24 @@ int sim_init(struct sim *s)
 			return r;
 		}
 	}
+	if (s->cfg.token_file) {
+		s->token_fd = open(s->cfg.token_file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		if (s->token_fd < 0) {
+			r = -errno;
+			log_error("Failed to open token file '%s': %s", s->cfg.token_file,
+				  strerror(-r));
+			return r;
+		}
+	}
 	return 0;
 }
 
 void sim_finish(struct sim *s)
 {
+	if (s->initialized && s->token_fd >= 0) {
+		close(s->token_fd);
+		s->token_fd = -1;
+	}
 	if (s->initialized && s->record_fd >= 0) {
 		if (close(s->record_fd) < 0)
 			log_error("Failed to close record file '%s': %s", s->cfg.record_path,
@@ -1073,6 +1101,8 @@ void sim_finish(struct sim *s)
 	s->cfg.n_reject = 0;
 	free(s->cfg.client_secret);
 	s->cfg.client_secret = NULL;
+	jwt_cert_free(s->cfg.client_cert);
+	s->cfg.client_cert = NULL;
 }
 
 void sim_note_in_flight(struct sim *s, int delta)

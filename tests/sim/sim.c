@@ -91,6 +91,8 @@ enum {
 	OPT_CLIENT_ID,
 	OPT_CLIENT_SECRET,
 	OPT_CLIENT_SECRET_FILE,
+	OPT_CLIENT_CERT,
+	OPT_TOKEN_FILE,
 	OPT_TOKEN_TTL,
 	OPT_TOKEN_FAIL_FOR,
 	OPT_TOKEN_FAIL_COUNT,
@@ -124,6 +126,8 @@ static const struct option options[] = {
 	{"client-id", required_argument, NULL, OPT_CLIENT_ID},
 	{"client-secret", required_argument, NULL, OPT_CLIENT_SECRET},
 	{"client-secret-file", required_argument, NULL, OPT_CLIENT_SECRET_FILE},
+	{"client-cert", required_argument, NULL, OPT_CLIENT_CERT},
+	{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
 	{"token-ttl", required_argument, NULL, OPT_TOKEN_TTL},
 	{"token-fail-for", required_argument, NULL, OPT_TOKEN_FAIL_FOR},
 	{"token-fail-count", required_argument, NULL, OPT_TOKEN_FAIL_COUNT},
@@ -162,6 +166,10 @@ static void usage(FILE *f)
 	      "  --client-id ID             expected client id (default: any non-empty)\n"
 	      "  --client-secret SECRET     expected client secret (default: any non-empty)\n"
 	      "  --client-secret-file FILE  read the expected secret from FILE\n"
+	      "  --client-cert FILE         PEM certificate client assertions must be signed\n"
+	      "                             for (PS256, x5t#S256; default: any assertion)\n"
+	      "  --token-file FILE          append every issued token to FILE (for tests that\n"
+	      "                             look for leaks)\n"
 	      "  --token-ttl SECONDS        token lifetime (default 3599)\n"
 	      "  --token-fail-for SECONDS   token endpoint answers 503 for this long after start\n"
 	      "  --token-fail-count N       token endpoint answers 503 to the first N requests\n"
@@ -323,6 +331,19 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg)
 					  strerror(-r));
 				return r;
 			}
+			break;
+		case OPT_CLIENT_CERT:
+			jwt_cert_free(cfg->client_cert);
+			cfg->client_cert = NULL;
+			r = jwt_cert_load(optarg, &cfg->client_cert);
+			if (r < 0) {
+				log_error("Failed to read the certificate '%s': %s", optarg,
+					  r == -EINVAL ? "no PEM certificate" : strerror(-r));
+				return r;
+			}
+			break;
+		case OPT_TOKEN_FILE:
+			cfg->token_file = optarg;
 			break;
 		case OPT_TOKEN_TTL:
 			r = parse_u64(optarg, 86400u * 365u, &cfg->token_ttl_s);

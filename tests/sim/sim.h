@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "jwt.h"
 #include "rng.h"
 
 #define SIM_BODY_MAX (4u * 1024u * 1024u) /* larger bodies get 413 */
@@ -29,9 +30,11 @@ struct sim_config {
 	unsigned port;
 	const char *port_file;   /* NULL: none */
 	const char *record_path; /* NULL: none */
+	const char *token_file;  /* NULL: none; every issued token, a line each (tests) */
 	const char *tenant;      /* NULL: any */
 	const char *client_id;   /* NULL: any non-empty */
 	char *client_secret;     /* owned; NULL: any non-empty */
+	struct jwt_cert *client_cert; /* owned; NULL: any client assertion */
 	uint64_t token_ttl_s;
 	double rate;     /* requests per period; 0 = unlimited */
 	double period_s;
@@ -90,6 +93,7 @@ struct sim {
 	atomic_uint_fast64_t accept_reserved; /* for --block-after */
 
 	int record_fd; /* owned; -1 without --record (sim_init sets it) */
+	int token_fd;  /* owned; -1 without --token-file */
 	bool initialized;
 };
 
