@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,12 +19,14 @@
 #include "build-config.h"
 #include "buf.h"
 #include "config.h"
+#include "crypto.h"
 #include "ctl.h"
 #include "daemon.h"
 #include "http.h"
 #include "log.h"
 #include "ops.h"
 #include "proto.h"
+#include "secret.h"
 #include "store.h"
 #include "tenant.h"
 #include "timeutil.h"
@@ -57,32 +60,44 @@ static void usage(FILE *f)
 		INVITED_DEFAULT_CONFIG);
 }
 
-/* The client secret: client_secret_file, else $CREDENTIALS_DIRECTORY/client-secret. */
-static int read_secret(const struct config *c, char **ret, char **ret_error)
-{
-	struct buf path = BUF_INIT;
-	struct buf err = BUF_INIT;
-	const char *creds = getenv("CREDENTIALS_DIRECTORY");
-	int r = 0, fd = -1;
-	char *data = NULL;
+/* Where the credential comes from, decided once at start. */
+struct credential {
+	char *secret;            /* secret memory; or NULL */
+	struct crypto_cert *cert; /* or NULL */
+	char *source;            /* the file it came from, for messages */
+};
 
-	if (c->client_secret_file)
-		buf_append_str(&path, c->client_secret_file);
-	else if (creds)
-		buf_printf(&path, "%s/client-secret", creds);
-	else {
-		buf_printf(&err, "no client secret: set client_secret_file in [graph] or pass the "
-				 "credential \"client-secret\" (systemd LoadCredential=)");
-		r = -ENOENT;
-		goto out;
-	}
-	fd = open(path.data, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
+static void credential_finish(struct credential *c)
+{
+	secret_free(c->secret);
+	crypto_cert_destroy(c->cert);
+	free(c->source);
+	memset(c, 0, sizeof(*c));
+}
+
+/* A secret file: readable by its owner only, at most MAX_SECRET_BYTES. */
+static int read_secret(const char *path, char **ret, char **ret_error)
+{
+	struct buf err = BUF_INIT;
+	int r = 0;
+	char *data = NULL;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		r = -errno;
-		buf_printf(&err, "cannot read the client secret '%s': %s", path.data, strerror(errno));
+		buf_printf(&err, "cannot read the client secret '%s': %s", path, strerror(errno));
 		goto out;
 	}
-	data = calloc(1, MAX_SECRET_BYTES + 1);
+	if (st.st_mode & 077) {
+		r = -EPERM;
+		buf_printf(&err,
+			   "refusing the client secret '%s': it is accessible by group or others "
+			   "(mode %04o); make it readable by its owner only (chmod 0600), or pass it "
+			   "with systemd's LoadCredential=",
+			   path, (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	data = secret_alloc(MAX_SECRET_BYTES);
 	if (!data) {
 		r = -ENOMEM;
 		goto out;
@@ -94,7 +109,7 @@ static int read_secret(const struct config *c, char **ret, char **ret_error)
 			continue;
 		if (n < 0) {
 			r = -errno;
-			buf_printf(&err, "cannot read the client secret '%s': %s", path.data,
+			buf_printf(&err, "cannot read the client secret '%s': %s", path,
 				   strerror(errno));
 			goto out;
 		}
@@ -103,8 +118,8 @@ static int read_secret(const struct config *c, char **ret, char **ret_error)
 		len += (size_t)n;
 		if (len == MAX_SECRET_BYTES) {
 			r = -EFBIG;
-			buf_printf(&err, "the client secret '%s' is larger than %u bytes", path.data,
-				   MAX_SECRET_BYTES);
+			buf_printf(&err, "the client secret '%s' is larger than %u bytes", path,
+				   MAX_SECRET_BYTES - 1);
 			goto out;
 		}
 	}
@@ -112,7 +127,7 @@ static int read_secret(const struct config *c, char **ret, char **ret_error)
 		data[--len] = '\0';
 	if (len == 0) {
 		r = -EINVAL;
-		buf_printf(&err, "the client secret '%s' is empty", path.data);
+		buf_printf(&err, "the client secret '%s' is empty", path);
 		goto out;
 	}
 	*ret = data;
@@ -120,15 +135,74 @@ static int read_secret(const struct config *c, char **ret, char **ret_error)
 out:
 	if (fd >= 0)
 		close(fd);
-	if (data) {
-		explicit_bzero(data, MAX_SECRET_BYTES);
-		free(data);
-	}
-	buf_finish(&path);
+	secret_free(data);
 	if (r < 0)
-		*ret_error = buf_steal(&err);
+		*ret_error = err.data ? buf_steal(&err) : strdup("out of memory");
 	buf_finish(&err);
 	return r;
+}
+
+/*
+ * The credential: certificate_file, else client_secret_file, else the
+ * systemd credential "client-secret" or "client-certificate" in
+ * creds_dir ($CREDENTIALS_DIRECTORY, read once at start).
+ */
+static int load_credential(const struct config *c, const char *creds_dir, struct credential *ret,
+			   char **ret_error)
+{
+	struct buf path = BUF_INIT;
+	bool cert = false;
+	int r;
+	if (c->certificate_file) {
+		buf_append_str(&path, c->certificate_file);
+		cert = true;
+	} else if (c->client_secret_file) {
+		buf_append_str(&path, c->client_secret_file);
+	} else if (creds_dir) {
+		buf_printf(&path, "%s/client-secret", creds_dir);
+		if (path.data && access(path.data, F_OK) < 0) {
+			buf_clear(&path);
+			buf_printf(&path, "%s/client-certificate", creds_dir);
+			cert = access(path.data, F_OK) == 0;
+			if (!cert) {
+				buf_finish(&path);
+				*ret_error = strdup(
+					"no credential: $CREDENTIALS_DIRECTORY has neither "
+					"\"client-secret\" nor \"client-certificate\"");
+				return -ENOENT;
+			}
+		}
+	} else {
+		*ret_error = strdup("no credential: set client_secret_file or certificate_file in "
+				    "[graph], or pass the credential \"client-secret\" (systemd "
+				    "LoadCredential=)");
+		return -ENOENT;
+	}
+	if (!path.data)
+		return -ENOMEM;
+	if (cert)
+		r = crypto_cert_load(path.data, &ret->cert, ret_error);
+	else
+		r = read_secret(path.data, &ret->secret, ret_error);
+	if (r == 0)
+		ret->source = buf_steal(&path);
+	buf_finish(&path);
+	return r;
+}
+
+static void credential_dump(const struct credential *cr, FILE *f)
+{
+	if (cr->cert) {
+		char t[TIME_RFC3339_MAX];
+		time_format_rfc3339((uint64_t)crypto_cert_not_after(cr->cert) * 1000u, t);
+		fprintf(f, "\n# credential: certificate from '%s'\n#   subject %s\n"
+			   "#   x5t#S256 %s\n#   not after %s\n",
+			cr->source, crypto_cert_subject(cr->cert), crypto_cert_thumbprint(cr->cert), t);
+	} else {
+		fprintf(f, "\n# credential: client secret from '%s': ******** (%zu characters, "
+			   "not shown)\n",
+			cr->source, strlen(cr->secret));
+	}
 }
 
 struct signals {
@@ -273,8 +347,23 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct daemon d = {0};
-	char *error = NULL, *secret = NULL;
+	struct credential cred = {0};
+	char *error = NULL, *creds_dir = NULL;
 	int exit_code = EXIT_CONFIG, r;
+
+	/* Nothing secret lives in the environment, but the credentials'
+	 * directory is nobody else's business: children (on_complete) do not
+	 * inherit it. Core dumps are off: the process holds the credential
+	 * (secret memory is MADV_DONTDUMP as well, for when they are on). */
+	if (getenv("CREDENTIALS_DIRECTORY")) {
+		creds_dir = strdup(getenv("CREDENTIALS_DIRECTORY"));
+		unsetenv("CREDENTIALS_DIRECTORY");
+		if (!creds_dir)
+			return EXIT_TEMPFAIL;
+	}
+#ifndef __SANITIZE_ADDRESS__ /* LeakSanitizer needs to ptrace itself */
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
 
 	if (config_init(&d.config) < 0)
 		return EXIT_TEMPFAIL;
@@ -287,19 +376,24 @@ int main(int argc, char **argv)
 	}
 	if (check_only) {
 		config_dump(&d.config, stdout);
-		r = read_secret(&d.config, &secret, &error);
+		r = load_credential(&d.config, creds_dir, &cred, &error);
 		if (r < 0) {
 			fprintf(stderr, "invited: %s\n", error);
 			goto out;
 		}
+		credential_dump(&cred, stdout);
 		exit_code = 0;
 		goto out;
 	}
-	r = read_secret(&d.config, &secret, &error);
+	r = load_credential(&d.config, creds_dir, &cred, &error);
 	if (r < 0) {
 		log_error("%s", error);
 		goto out;
 	}
+	if (cred.cert)
+		log_info("Signing in with the certificate %s (x5t#S256 %s) from '%s'",
+			 crypto_cert_subject(cred.cert), crypto_cert_thumbprint(cred.cert),
+			 cred.source);
 
 	d.loop = uv_default_loop();
 	d.started_mono_ms = time_mono_ms();
@@ -330,9 +424,11 @@ int main(int argc, char **argv)
 		.client_id = d.config.client_id,
 		.graph_url = d.config.graph_url,
 		.timeout_ms = d.config.request_timeout_ms,
+		.cert = cred.cert,
 	};
-	r = auth_create(d.loop, d.http, &ao, secret, on_token_ready, &d, &d.auth);
-	explicit_bzero(secret, strlen(secret));
+	r = auth_create(d.loop, d.http, &ao, cred.secret, on_token_ready, &d, &d.auth);
+	secret_free(cred.secret); /* auth keeps its own copy */
+	cred.secret = NULL;
 	if (r < 0)
 		goto out;
 	struct tenant_options to = {
@@ -385,10 +481,8 @@ out:
 		uv_loop_close(d.loop);
 	}
 	store_close(d.store);
-	if (secret) {
-		explicit_bzero(secret, strlen(secret));
-		free(secret);
-	}
+	credential_finish(&cred); /* after auth: it borrows the certificate */
+	free(creds_dir);
 	free(error);
 	config_finish(&d.config);
 	return exit_code;

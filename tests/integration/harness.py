@@ -68,6 +68,11 @@ def deadline_wait(cond, timeout, what, step=0.02):
         time.sleep(step)
 
 
+def user_gid(name):
+    import pwd
+    return str(pwd.getpwnam(name).pw_gid)
+
+
 def portal_file(rows, version_row=True, extra_header=""):
     """rows: list of lists of cells after the header. Returns bytes."""
     out = io.StringIO()
@@ -84,7 +89,8 @@ def portal_file(rows, version_row=True, extra_header=""):
 class Env:
     """One simulator + one daemon in a temporary directory."""
 
-    def __init__(self, sim_args=(), queue=None, daemon=None, start=True):
+    def __init__(self, sim_args=(), queue=None, daemon=None, start=True, graph=None,
+                 daemon_env=None):
         self.dir = tempfile.mkdtemp(prefix="invited-it.")
         self.sock = os.path.join(self.dir, "invited.sock")
         self.db_path = os.path.join(self.dir, "invited.db")
@@ -100,6 +106,9 @@ class Env:
                       "request_timeout": "5"}
         self.queue.update(queue or {})
         self.daemon_extra = daemon or {}
+        # [graph] keys to add or (value None) to leave out, e.g. a certificate
+        self.graph_extra = graph or {}
+        self.daemon_env = daemon_env or {}
         self.start_sim()
         self.write_config()
         if start:
@@ -134,10 +143,13 @@ class Env:
     # -- daemon --
     def write_config(self, extra_text=""):
         self.conf = os.path.join(self.dir, "invited.conf")
-        lines = ["[graph]", "tenant = contoso.onmicrosoft.com",
-                 "client_id = 11111111-2222-3333-4444-555555555555",
-                 "client_secret_file = " + self.secret_path,
-                 "authority_url = " + self.base, "graph_url = " + self.base, "", "[queue]"]
+        graph = {"tenant": "contoso.onmicrosoft.com",
+                 "client_id": "11111111-2222-3333-4444-555555555555",
+                 "client_secret_file": self.secret_path,
+                 "authority_url": self.base, "graph_url": self.base}
+        graph.update(self.graph_extra)
+        lines = ["[graph]"] + ["%s = %s" % kv for kv in graph.items() if kv[1] is not None]
+        lines += ["", "[queue]"]
         lines += ["%s = %s" % kv for kv in self.queue.items()]
         lines += ["", "[daemon]", "socket = " + self.sock, "database = " + self.db_path]
         lines += ["%s = %s" % kv for kv in self.daemon_extra.items()]
@@ -149,6 +161,7 @@ class Env:
         env = dict(os.environ)
         env.pop("NOTIFY_SOCKET", None)
         env.pop("LISTEN_FDS", None)
+        env.update(self.daemon_env)
         self.daemon = subprocess.Popen([INVITED, "-c", self.conf], stdout=self.daemon_log,
                                        stderr=self.daemon_log, env=env)
 
@@ -188,7 +201,10 @@ class Env:
         env["NO_COLOR"] = "1"
         env.update(env_extra or {})
         cmd = [INVITECTL, "-s", self.sock] + list(args)
-        if user:
+        if isinstance(user, str):
+            # a real user with the supplementary groups /etc/group gives it
+            cmd = ["setpriv", "--reuid", user, "--regid", user_gid(user), "--init-groups"] + cmd
+        elif user:
             cmd = ["setpriv", "--reuid", str(user[0]), "--regid", str(user[1]),
                    "--clear-groups"] + cmd
         return subprocess.run(cmd, input=stdin, capture_output=True, timeout=timeout, env=env)
