@@ -103,6 +103,21 @@ static const struct command commands[] = {
      "Options:\n"
      "      --json  print the status object on stdout\n"
      "  -h, --help  show this help\n"},
+    {"audit", cmd_audit, "who changed what: the audit trail",
+     "Usage: invitectl audit [--job JOB] [--limit N] [--json]\n\n"
+     "List the audit trail, newest first: every submit, cancel, pause, resume,\n"
+     "retry and reload, with its time, uid, user name, job and, for a submit,\n"
+     "the SHA-256 of the uploaded file. The trail is append-only.\n\n"
+     "Options:\n"
+     "      --job JOB  only this job's entries\n"
+     "      --limit N  at most N entries (default 100)\n"
+     "      --json     print the array of entries on stdout\n"
+     "  -h, --help     show this help\n"},
+    {"reload", cmd_reload, "make the daemon re-read its configuration",
+     "Usage: invitectl reload [--json]\n\n"
+     "Ask invited to re-read its configuration, as systemctl reload invited does:\n"
+     "[queue] and the upload limits apply at once; the keys that need a restart\n"
+     "are named. A bad configuration changes nothing (exit status 78).\n"},
     {"help", cmd_help, "show the help of invitectl or of a command",
      "Usage: invitectl help [COMMAND]\n"},
 };

@@ -15,6 +15,7 @@ int proto_error_exit_code(const char *code)
 		{PROTO_ERR_INVALID_INPUT, EXIT_DATAERR},
 		{PROTO_ERR_PERMISSION, EXIT_NOPERM},
 		{PROTO_ERR_TEMPORARY, EXIT_TEMPFAIL},
+		{PROTO_ERR_CONFIG, EXIT_CONFIG},
 	};
 	if (code)
 		for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)

@@ -36,6 +36,7 @@ enum proto_exit {
 #define PROTO_ERR_PERMISSION "permission_denied"    /* peer uid not allowed */
 #define PROTO_ERR_TEMPORARY "temporary"             /* busy, shutting down, store locked: try again */
 #define PROTO_ERR_INTERNAL "internal"               /* a fault in the daemon; see its log */
+#define PROTO_ERR_CONFIG "config"                   /* reload: the configuration is not valid */
 
 /* Map an error code string to the exit code invitectl uses. */
 int proto_error_exit_code(const char *code);

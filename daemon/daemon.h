@@ -29,4 +29,15 @@ struct daemon {
 	uint64_t started_mono_ms;
 	struct waiter *waiters; /* `wait` requests not answered yet (ops.c) */
 	bool stopping;
+	const char *config_path; /* for reload: the file given at start */
+	bool config_required;
 };
+
+/*
+ * Re-read the configuration (reload.c): [queue] and the upload limits take
+ * effect at once; keys that need a restart are named in the log and in
+ * *ret_message (owned). A bad file changes nothing and returns -EINVAL
+ * with the reason in *ret_message. Recorded in the audit trail as done by
+ * uid/user (uid -1: a signal).
+ */
+int daemon_reload(struct daemon *d, int64_t uid, const char *user, char **ret_message);

@@ -208,9 +208,65 @@ static void credential_dump(const struct credential *cr, FILE *f)
 struct signals {
 	uv_signal_t term, intr, hup;
 	uv_timer_t deadline;
+	uv_timer_t status;   /* STATUS= for systemctl status */
+	uv_timer_t watchdog; /* WATCHDOG=1 while the loop turns */
+	uint64_t status_requests; /* requests sent at the last STATUS= */
+	uint64_t status_at_ms;
 };
 
 static struct signals sig;
+
+#define STATUS_INTERVAL_MS 5000u
+
+/* 1234567 -> "1,234,567" */
+static void thousands(long long n, char *out, size_t size)
+{
+	char digits[32];
+	int len = snprintf(digits, sizeof(digits), "%lld", n < 0 ? 0 : n);
+	size_t o = 0;
+	for (int i = 0; i < len && o + 2 < size; i++) {
+		if (i > 0 && (len - i) % 3 == 0)
+			out[o++] = ',';
+		out[o++] = digits[i];
+	}
+	out[o] = '\0';
+}
+
+static void on_status(uv_timer_t *t)
+{
+	struct daemon *d = t->data;
+	int64_t active = 0, pending = 0, in_flight = 0;
+	if (!d->tenant || store_totals(d->store, &active, &pending, &in_flight) < 0)
+		return;
+	struct tenant_stats ts;
+	tenant_get_stats(d->tenant, &ts);
+	uint64_t now = time_mono_ms();
+	double rate = 0;
+	if (sig.status_at_ms && now > sig.status_at_ms)
+		rate = (double)(ts.requests - sig.status_requests) * 1000.0 /
+		       (double)(now - sig.status_at_ms);
+	sig.status_requests = ts.requests;
+	sig.status_at_ms = now;
+	char p[40];
+	thousands(pending, p, sizeof(p));
+	const char *blocked = tenant_blocked(d->tenant);
+	const char *token = auth_error(d->auth);
+#if HAVE_SYSTEMD
+	sd_notifyf(0, "STATUS=%lld job%s, %s pending, %.0f/s%s%s", (long long)active,
+		   active == 1 ? "" : "s", p, rate, blocked ? "; BLOCKED by Graph" : "",
+		   token ? "; no token" : "");
+#else
+	(void)blocked;
+	(void)token;
+	(void)rate;
+#endif
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+	notify("WATCHDOG=1");
+}
+
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -220,6 +276,8 @@ static void on_handle_closed(uv_handle_t *h)
 static void finish(struct daemon *d)
 {
 	uv_timer_stop(&sig.deadline);
+	uv_timer_stop(&sig.status);
+	uv_timer_stop(&sig.watchdog);
 	http_destroy(d->http); /* late requests: their rows stay in flight, resent after restart */
 	d->http = NULL;
 	tenant_destroy(d->tenant);
@@ -230,6 +288,8 @@ static void finish(struct daemon *d)
 	uv_close((uv_handle_t *)&sig.intr, on_handle_closed);
 	uv_close((uv_handle_t *)&sig.hup, on_handle_closed);
 	uv_close((uv_handle_t *)&sig.deadline, on_handle_closed);
+	uv_close((uv_handle_t *)&sig.status, on_handle_closed);
+	uv_close((uv_handle_t *)&sig.watchdog, on_handle_closed);
 	log_info("Stopped");
 }
 
@@ -268,8 +328,12 @@ static void on_signal(uv_signal_t *s, int signum)
 {
 	struct daemon *d = s->data;
 	if (signum == SIGHUP) {
-		log_notice("SIGHUP: reloading the configuration is not supported yet; restart "
-			   "invited to apply changes");
+		char *message = NULL;
+		notify("RELOADING=1");
+		daemon_reload(d, -1, "SIGHUP", &message);
+		free(message);
+		notify("READY=1");
+		on_status(&sig.status);
 		return;
 	}
 	shutdown_daemon(d);
@@ -364,6 +428,8 @@ int main(int argc, char **argv)
 #ifndef __SANITIZE_ADDRESS__ /* LeakSanitizer needs to ptrace itself */
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 #endif
+	d.config_path = config_path;
+	d.config_required = explicit_config;
 
 	if (config_init(&d.config) < 0)
 		return EXIT_TEMPFAIL;
@@ -455,7 +521,9 @@ int main(int argc, char **argv)
 	uv_signal_init(d.loop, &sig.intr);
 	uv_signal_init(d.loop, &sig.hup);
 	uv_timer_init(d.loop, &sig.deadline);
-	sig.term.data = sig.intr.data = sig.hup.data = &d;
+	uv_timer_init(d.loop, &sig.status);
+	uv_timer_init(d.loop, &sig.watchdog);
+	sig.term.data = sig.intr.data = sig.hup.data = sig.status.data = &d;
 	uv_signal_start(&sig.term, on_signal, SIGTERM);
 	uv_signal_start(&sig.intr, on_signal, SIGINT);
 	uv_signal_start(&sig.hup, on_signal, SIGHUP);
@@ -465,6 +533,14 @@ int main(int argc, char **argv)
 		 INVITED_VERSION, d.config.tenant, d.config.socket_path, d.config.database,
 		 d.config.rate, d.config.concurrency);
 	notify("READY=1");
+	uv_timer_start(&sig.status, on_status, 0, STATUS_INTERVAL_MS);
+#if HAVE_SYSTEMD
+	uint64_t watchdog_us = 0;
+	if (sd_watchdog_enabled(0, &watchdog_us) > 0 && watchdog_us > 0) {
+		uint64_t every = watchdog_us / 2000u; /* twice per period */
+		uv_timer_start(&sig.watchdog, on_watchdog, 0, every ? every : 1);
+	}
+#endif
 	auth_start(d.auth);
 	tenant_kick(d.tenant);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "build-config.h"
 #include "csv.h"
@@ -254,9 +255,10 @@ static void on_upload_done(void *userdata, const struct upload_result *res)
 					  errors_json(res), "error_count", (json_int_t)res->error_count);
 		ctl_conn_reply(conn, reply);
 	} else {
-		log_notice("Job %lld submitted by %s (uid %u): %zu rows from '%s'",
-			   (long long)res->job_id, ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn),
-			   res->rows, ctx->filename);
+		audit_log("submit", (int64_t)ctl_conn_uid(conn), ctl_conn_user(conn), res->job_id,
+			  res->sha256, "Job %lld submitted by %s (uid %u): %zu rows from '%s', sha256 %s",
+			  (long long)res->job_id, ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn),
+			  res->rows, ctx->filename, res->sha256);
 		json_t *warnings = json_array();
 		if (res->has_message || ctx->job_message)
 			json_array_append_new(
@@ -585,20 +587,22 @@ void ops_tenant_blocked(struct daemon *d)
 /* ---- cancel, pause, resume, retry ---- */
 
 static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
-		      int (*action)(struct store *, int64_t, int64_t *), const char *verb)
+		      enum store_action action)
 {
 	int64_t id, changed = 0;
+	const char *verb = store_action_name(action);
 	if (!get_id(conn, req, &id))
 		return;
-	if (action == store_job_cancel || action == store_job_pause)
+	if (action == STORE_ACTION_CANCEL || action == STORE_ACTION_PAUSE)
 		tenant_forget_job(d->tenant, id);
-	int r = action(d->store, id, &changed);
+	struct store_actor who = {.uid = (int64_t)ctl_conn_uid(conn), .user = ctl_conn_user(conn)};
+	int r = store_job_action(d->store, action, id, &who, &changed);
 	if (r < 0) {
 		reply_store_error(conn, r, id);
 		tenant_kick(d->tenant);
 		return;
 	}
-	if (action == store_job_resume) {
+	if (action == STORE_ACTION_RESUME) {
 		int u = tenant_unblock(d->tenant);
 		if (u < 0) {
 			reply_store_error(conn, u, id);
@@ -606,30 +610,88 @@ static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
 		}
 		changed += u;
 	}
-	log_notice("Job %lld: %s by %s (uid %u), %lld changed", (long long)id, verb,
-		   ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn), (long long)changed);
+	audit_log(verb, who.uid, who.user, id, NULL, "Job %lld: %s by %s (uid %u), %lld changed",
+		  (long long)id, verb, ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn),
+		  (long long)changed);
 	tenant_kick(d->tenant);
 	reply_job(d, conn, id, "changed", json_integer(changed));
 }
 
 static void op_cancel(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	op_action(d, conn, req, store_job_cancel, "cancel");
+	op_action(d, conn, req, STORE_ACTION_CANCEL);
 }
 
 static void op_pause(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	op_action(d, conn, req, store_job_pause, "pause");
+	op_action(d, conn, req, STORE_ACTION_PAUSE);
 }
 
 static void op_resume(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	op_action(d, conn, req, store_job_resume, "resume");
+	op_action(d, conn, req, STORE_ACTION_RESUME);
 }
 
 static void op_retry(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	op_action(d, conn, req, store_job_retry, "retry");
+	op_action(d, conn, req, STORE_ACTION_RETRY);
+}
+
+/* ---- reload, audit ---- */
+
+static void op_reload(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	char *message = NULL;
+	int r = daemon_reload(d, (int64_t)ctl_conn_uid(conn), ctl_conn_user(conn), &message);
+	if (r < 0)
+		ctl_conn_error(conn, PROTO_ERR_CONFIG, "%s", message ? message : strerror(-r));
+	else
+		ctl_conn_reply(conn, json_pack("{s:b,s:s}", "ok", 1, "message",
+					       message ? message : ""));
+	free(message);
+}
+
+#define AUDIT_PAGE_DEFAULT 100
+#define AUDIT_PAGE_MAX 1000
+
+static int add_audit(void *userdata, const struct store_audit *a)
+{
+	struct page *pg = userdata;
+	json_t *o = json_pack("{s:I,s:o,s:o,s:s,s:s,s:o,s:o,s:o}", "id", (json_int_t)a->id, "at",
+			      time_or_null(a->at), "uid",
+			      a->uid >= 0 ? json_integer(a->uid) : json_null(), "user",
+			      a->user ? a->user : "", "action", a->action ? a->action : "", "job",
+			      a->job_id > 0 ? json_integer(a->job_id) : json_null(), "sha256",
+			      str_or_null(a->sha256), "detail", str_or_null(a->detail));
+	if (!o || json_array_append_new(pg->items, o) < 0)
+		return -ENOMEM;
+	pg->bytes += 300 + text_cost(a->user) + text_cost(a->detail);
+	return pg->bytes > REPLY_BUDGET;
+}
+
+static void op_audit(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	json_t *v = json_object_get(req, "job");
+	json_int_t job = json_is_integer(v) ? json_integer_value(v) : 0;
+	v = json_object_get(req, "before");
+	json_int_t before = json_is_integer(v) ? json_integer_value(v) : 0;
+	v = json_object_get(req, "limit");
+	json_int_t limit = json_is_integer(v) ? json_integer_value(v) : AUDIT_PAGE_DEFAULT;
+	if (job < 0 || before < 0 || limit < 1 || limit > AUDIT_PAGE_MAX) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE,
+			       "'limit' must be 1 to %d, 'job' and 'before' positive", AUDIT_PAGE_MAX);
+		return;
+	}
+	struct page pg = {.items = json_array()};
+	int64_t next = 0;
+	int r = store_audit_list(d->store, job, before, (unsigned)limit, add_audit, &pg, &next);
+	if (r < 0) {
+		json_decref(pg.items);
+		reply_store_error(conn, r, 0);
+		return;
+	}
+	ctl_conn_reply(conn, json_pack("{s:b,s:o,s:o}", "ok", 1, "entries", pg.items, "next",
+				       next ? json_integer(next) : json_null()));
 }
 
 static const struct {
@@ -639,6 +701,7 @@ static const struct {
 	{"status", op_status}, {"stats", op_stats},   {"submit", op_submit}, {"validate", op_validate},
 	{"jobs", op_jobs},     {"job", op_job},       {"rows", op_rows},     {"wait", op_wait},
 	{"cancel", op_cancel}, {"pause", op_pause},   {"resume", op_resume}, {"retry", op_retry},
+	{"reload", op_reload}, {"audit", op_audit},
 };
 
 void ops_dispatch(struct daemon *d, struct ctl_conn *conn, json_t *req)

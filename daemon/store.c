@@ -832,8 +832,37 @@ out:
 }
 
 /* Run one admin statement on a job inside a transaction, after checking the job exists. */
-static int job_action(struct store *s, int64_t id, const char *const *sqls, size_t n_sql,
-		      int64_t *ret_changed)
+static int audit_insert(sqlite3 *db, const struct store_audit *a, uint64_t now)
+{
+	sqlite3_stmt *st = NULL;
+	int r = sqlite_errno(sqlite3_prepare_v2(
+		db,
+		"INSERT INTO audit(at, uid, user, action, job_id, sha256, detail)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+		-1, &st, NULL));
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	if (a->uid >= 0)
+		sqlite3_bind_int64(st, 2, a->uid);
+	else
+		sqlite3_bind_null(st, 2);
+	sqlite3_bind_text(st, 3, a->user ? a->user : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, a->action, -1, SQLITE_STATIC);
+	if (a->job_id > 0)
+		sqlite3_bind_int64(st, 5, a->job_id);
+	else
+		sqlite3_bind_null(st, 5);
+	bind_text_or_null(st, 6, a->sha256);
+	bind_text_or_null(st, 7, a->detail);
+	r = step_done(st);
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* who and action NULL: no audit entry. */
+static int job_action_by(struct store *s, int64_t id, const char *const *sqls, size_t n_sql,
+			 const char *action, const struct store_actor *who, int64_t *ret_changed)
 {
 	int js;
 	int64_t changed = 0;
@@ -853,6 +882,13 @@ static int job_action(struct store *s, int64_t id, const char *const *sqls, size
 		if (i == 0)
 			changed = sqlite3_changes(s->db);
 	}
+	if (r == 0 && who) {
+		char detail[64];
+		snprintf(detail, sizeof(detail), "%lld changed", (long long)changed);
+		struct store_audit a = {.uid = who->uid, .user = who->user, .action = action,
+					.job_id = id, .detail = detail};
+		r = audit_insert(s->db, &a, time_now_ms());
+	}
 	if (r == 0)
 		r = commit(s);
 	else
@@ -862,42 +898,25 @@ static int job_action(struct store *s, int64_t id, const char *const *sqls, size
 	return r;
 }
 
-int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed)
-{
-	static const char *const sql[] = {
+static const char *const cancel_sql[] = {
 		"UPDATE rows SET state = 4, updated_at = ?2 WHERE job_id = ?1 AND state = 0"
 		" AND (SELECT state FROM jobs WHERE id = ?1) IN (0, 1, 2)",
 		"UPDATE jobs SET cancelled = cancelled + changes(), state = 3 WHERE id = ?1 AND state IN (0, 1, 2)",
 		"UPDATE jobs SET finished_at = ?2 WHERE id = ?1 AND state = 3 AND finished_at IS NULL"
 		" AND total = succeeded + failed + cancelled",
-	};
-	int r = job_action(s, id, sql, 3, ret_changed);
-	if (r == 0 && s->job_done)
-		s->job_done(s->job_done_userdata, id);
-	return r;
-}
+};
 
-int store_job_pause(struct store *s, int64_t id, int64_t *ret_changed)
-{
-	static const char *const sql[] = {
-		"UPDATE jobs SET state = 2 WHERE id = ?1 AND state IN (0, 1)",
-	};
-	return job_action(s, id, sql, 1, ret_changed);
-}
+static const char *const pause_sql[] = {
+	"UPDATE jobs SET state = 2 WHERE id = ?1 AND state IN (0, 1)",
+};
 
-int store_job_resume(struct store *s, int64_t id, int64_t *ret_changed)
-{
-	static const char *const sql[] = {
-		"UPDATE jobs SET state = 0 WHERE id = ?1 AND state = 2",
-		"UPDATE jobs SET state = 4, finished_at = ?2 WHERE id = ?1 AND state = 0"
-		" AND total = succeeded + failed + cancelled",
-	};
-	return job_action(s, id, sql, 2, ret_changed);
-}
+static const char *const resume_sql[] = {
+	"UPDATE jobs SET state = 0 WHERE id = ?1 AND state = 2",
+	"UPDATE jobs SET state = 4, finished_at = ?2 WHERE id = ?1 AND state = 0"
+	" AND total = succeeded + failed + cancelled",
+};
 
-int store_job_retry(struct store *s, int64_t id, int64_t *ret_changed)
-{
-	static const char *const sql[] = {
+static const char *const retry_sql[] = {
 		"UPDATE rows SET state = 0, attempts = 0, next_attempt_at = 0, http_status = NULL,"
 		" error_code = NULL, error_message = NULL, request_id = NULL, updated_at = ?2"
 		" WHERE job_id = ?1 AND state = 3 AND (SELECT state FROM jobs WHERE id = ?1) <> 3",
@@ -905,8 +924,112 @@ int store_job_retry(struct store *s, int64_t id, int64_t *ret_changed)
 		" state = CASE WHEN changes() > 0 AND state = 4 THEN 0 ELSE state END,"
 		" finished_at = CASE WHEN changes() > 0 AND state = 4 THEN NULL ELSE finished_at END"
 		" WHERE id = ?1",
-	};
-	return job_action(s, id, sql, 2, ret_changed);
+};
+
+static const struct {
+	const char *name;
+	const char *const *sql;
+	size_t n;
+} actions[] = {
+	[STORE_ACTION_CANCEL] = {"cancel", cancel_sql, 3},
+	[STORE_ACTION_PAUSE] = {"pause", pause_sql, 1},
+	[STORE_ACTION_RESUME] = {"resume", resume_sql, 2},
+	[STORE_ACTION_RETRY] = {"retry", retry_sql, 2},
+};
+
+const char *store_action_name(enum store_action a)
+{
+	return actions[a].name;
+}
+
+int store_job_action(struct store *s, enum store_action action, int64_t id,
+		     const struct store_actor *who, int64_t *ret_changed)
+{
+	int r = job_action_by(s, id, actions[action].sql, actions[action].n, actions[action].name,
+			      who, ret_changed);
+	if (r == 0 && action == STORE_ACTION_CANCEL && s->job_done)
+		s->job_done(s->job_done_userdata, id);
+	return r;
+}
+
+int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed)
+{
+	return store_job_action(s, STORE_ACTION_CANCEL, id, NULL, ret_changed);
+}
+
+int store_job_pause(struct store *s, int64_t id, int64_t *ret_changed)
+{
+	return store_job_action(s, STORE_ACTION_PAUSE, id, NULL, ret_changed);
+}
+
+int store_job_resume(struct store *s, int64_t id, int64_t *ret_changed)
+{
+	return store_job_action(s, STORE_ACTION_RESUME, id, NULL, ret_changed);
+}
+
+int store_job_retry(struct store *s, int64_t id, int64_t *ret_changed)
+{
+	return store_job_action(s, STORE_ACTION_RETRY, id, NULL, ret_changed);
+}
+
+int store_audit_add(struct store *s, const struct store_audit *a)
+{
+	sqlite3_busy_timeout(s->db, 2000);
+	int r = audit_insert(s->db, a, time_now_ms());
+	sqlite3_busy_timeout(s->db, 0);
+	return r;
+}
+
+int store_audit_list(struct store *s, int64_t job_id, int64_t before, unsigned limit,
+		     store_audit_fn fn, void *userdata, int64_t *ret_next)
+{
+	sqlite3_stmt *st = NULL;
+	int r = sqlite_errno(sqlite3_prepare_v2(
+		s->db,
+		"SELECT id, at, uid, user, action, job_id, sha256, detail FROM audit"
+		" WHERE (?1 = 0 OR job_id = ?1) AND (?2 = 0 OR id < ?2) ORDER BY id DESC LIMIT ?3",
+		-1, &st, NULL));
+	if (r < 0)
+		return r;
+	sqlite3_bind_int64(st, 1, job_id);
+	sqlite3_bind_int64(st, 2, before);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);
+	int64_t next = 0;
+	unsigned n = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_audit a = {
+			.id = sqlite3_column_int64(st, 0),
+			.at = (uint64_t)sqlite3_column_int64(st, 1),
+			.uid = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1
+									 : sqlite3_column_int64(st, 2),
+			.user = col_text(st, 3),
+			.action = col_text(st, 4),
+			.job_id = sqlite3_column_int64(st, 5),
+			.sha256 = col_text(st, 6),
+			.detail = col_text(st, 7),
+		};
+		if (n == limit) {
+			next = a.id + 1;
+			break;
+		}
+		n++;
+		int f = fn(userdata, &a);
+		if (f < 0) {
+			r = f;
+			break;
+		}
+		if (f > 0) {
+			next = a.id;
+			break;
+		}
+	}
+	if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = sqlite_errno(rc);
+	sqlite3_finalize(st);
+	if (r == 0 && ret_next)
+		*ret_next = next;
+	return r;
 }
 
 int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending,
@@ -938,6 +1061,8 @@ out:
 
 struct store_import {
 	sqlite3 *db;
+	int64_t uid;
+	char *user;
 	sqlite3_stmt *insert, *dup, *columns;
 	int64_t job_id;
 	int64_t rows;
@@ -954,6 +1079,12 @@ int store_import_begin(const char *path, const struct store_import_spec *spec,
 	if (!imp)
 		return -ENOMEM;
 	imp->now = time_now_ms();
+	imp->uid = spec->uid;
+	imp->user = strdup(spec->user ? spec->user : "");
+	if (!imp->user) {
+		r = -ENOMEM;
+		goto out;
+	}
 	r = open_db(path, &imp->db, NULL);
 	if (r < 0)
 		goto out;
@@ -1050,6 +1181,15 @@ int store_import_row(struct store_import *imp, const struct csv_row *row, const 
 	return 1;
 }
 
+int store_import_audit(struct store_import *imp, const char *sha256_hex)
+{
+	char detail[64];
+	snprintf(detail, sizeof(detail), "%lld rows", (long long)imp->rows);
+	struct store_audit a = {.uid = imp->uid, .user = imp->user, .action = "submit",
+				.job_id = imp->job_id, .sha256 = sha256_hex, .detail = detail};
+	return audit_insert(imp->db, &a, imp->now);
+}
+
 int store_import_commit(struct store_import *imp, int64_t *ret_job_id)
 {
 	sqlite3_stmt *st = NULL;
@@ -1086,5 +1226,6 @@ void store_import_destroy(struct store_import *imp)
 			exec(imp->db, "ROLLBACK");
 		sqlite3_close(imp->db);
 	}
+	free(imp->user);
 	free(imp);
 }

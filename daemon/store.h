@@ -162,6 +162,40 @@ int store_job_pause(struct store *s, int64_t id, int64_t *ret_changed);
 int store_job_resume(struct store *s, int64_t id, int64_t *ret_changed);
 int store_job_retry(struct store *s, int64_t id, int64_t *ret_changed);
 
+/* The same, recorded in the audit trail (schema/0002-audit.sql) in the
+ * same transaction as the change. who: borrowed. */
+enum store_action {
+	STORE_ACTION_CANCEL,
+	STORE_ACTION_PAUSE,
+	STORE_ACTION_RESUME,
+	STORE_ACTION_RETRY,
+};
+const char *store_action_name(enum store_action a);
+struct store_actor {
+	int64_t uid; /* -1: none (a signal) */
+	const char *user;
+};
+int store_job_action(struct store *s, enum store_action action, int64_t id,
+		     const struct store_actor *who, int64_t *ret_changed);
+
+/* One audit entry; strings borrowed (valid during a list callback). */
+struct store_audit {
+	int64_t id;
+	uint64_t at;
+	int64_t uid; /* -1: none */
+	const char *user, *action;
+	int64_t job_id; /* 0: none */
+	const char *sha256, *detail; /* may be NULL */
+};
+/* Append an entry of its own (reload). at, id ignored. */
+int store_audit_add(struct store *s, const struct store_audit *a);
+typedef int (*store_audit_fn)(void *userdata, const struct store_audit *a);
+/* Newest first, up to limit entries with id < before (0: from the newest),
+ * of one job (job_id > 0) or all; *ret_next: the before of the next page, 0
+ * when done. fn returns <0 to fail, >0 to end the page after this entry. */
+int store_audit_list(struct store *s, int64_t job_id, int64_t before, unsigned limit,
+		     store_audit_fn fn, void *userdata, int64_t *ret_next);
+
 /* Totals over unfinished jobs, for status. */
 int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending,
 		 int64_t *ret_in_flight);
@@ -181,6 +215,9 @@ int store_import_columns(struct store_import *imp, const char *columns_json);
 /* 0 stored; 1 the email is already in this file, at line *ret_dup_line. */
 int store_import_row(struct store_import *imp, const struct csv_row *row, const char *fields_json,
 		     unsigned *ret_dup_line);
+/* Record the submit in the audit trail, in the import's transaction (commit
+ * after). sha256_hex: of the uploaded file, borrowed. */
+int store_import_audit(struct store_import *imp, const char *sha256_hex);
 int store_import_commit(struct store_import *imp, int64_t *ret_job_id);
 /* Rolls back unless committed. NULL ok. */
 void store_import_destroy(struct store_import *imp);

@@ -487,6 +487,16 @@ const char *tenant_blocked(const struct tenant *t)
 	return t->blocked;
 }
 
+void tenant_reconfigure(struct tenant *t, const struct tenant_options *opt)
+{
+	/* ready_cap (the claim look-ahead) stays as sized at start */
+	t->concurrency = opt->concurrency;
+	t->max_attempts = opt->max_attempts;
+	t->request_timeout_ms = opt->request_timeout_ms;
+	ratelimit_set(&t->rl, opt->rate, opt->burst, uv_now(t->loop));
+	tenant_kick(t);
+}
+
 double tenant_rate(const struct tenant *t)
 {
 	return t->rl.rate;

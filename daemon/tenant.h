@@ -56,6 +56,10 @@ const char *tenant_blocked(const struct tenant *t);
 void tenant_get_stats(const struct tenant *t, struct tenant_stats *ret);
 double tenant_rate(const struct tenant *t);
 
+/* Apply a reloaded [queue]: rate, burst, concurrency, max_attempts,
+ * request_timeout (opt's name and graph_url are ignored). */
+void tenant_reconfigure(struct tenant *t, const struct tenant_options *opt);
+
 /* Something may be due now (a job was added, resumed, re-queued). */
 void tenant_kick(struct tenant *t);
 /* Claimed rows of this job go back to pending (before pause/cancel). */

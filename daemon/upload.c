@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "crypto.h"
 #include "csv.h"
 
 #define HIGH_WATER (4u << 20) /* bytes buffered before the socket is paused */
@@ -50,6 +51,7 @@ struct upload {
 
 	/* worker side */
 	struct store_import *imp;
+	struct crypto_sha256 *sha; /* of the bytes fed, for the audit trail */
 	struct buf fields;
 	struct upload_result result;
 };
@@ -188,9 +190,14 @@ static void work(uv_work_t *req)
 	r = csv_reader_create(&reader, &limits, &cb, u);
 	if (r < 0)
 		goto out;
+	r = crypto_sha256_create(&u->sha);
+	if (r < 0)
+		goto out;
 	struct chunk *c;
 	while ((c = next_chunk(u))) {
-		r = csv_reader_feed(reader, c->data, c->len);
+		r = crypto_sha256_update(u->sha, c->data, c->len);
+		if (r == 0)
+			r = csv_reader_feed(reader, c->data, c->len);
 		free(c);
 		if (r < 0)
 			goto out;
@@ -206,13 +213,18 @@ static void work(uv_work_t *req)
 	if (r < 0)
 		goto out;
 	res->rows = csv_reader_rows(reader);
+	r = crypto_sha256_finish(u->sha, res->sha256);
+	if (r < 0)
+		goto out;
 	if (u->too_large) /* set before ended, read after: ordered by the lock */
 		add_error(u, u->newlines + 1, "the file is larger than max_upload_bytes (%llu bytes)",
 			  (unsigned long long)u->max_bytes);
 	if (res->error_count > 0) {
 		res->status = 1;
 	} else if (!u->validate_only) {
-		r = store_import_commit(u->imp, &res->job_id);
+		r = store_import_audit(u->imp, res->sha256);
+		if (r == 0)
+			r = store_import_commit(u->imp, &res->job_id);
 		if (r < 0)
 			res->failure = strdup(r == -ENOSPC ? "the disk is full" : "cannot commit to the database");
 	}
@@ -223,6 +235,8 @@ out:
 			res->failure = strdup(r == -ENOMEM ? "out of memory" : strerror(-r));
 	}
 	csv_reader_destroy(reader);
+	crypto_sha256_destroy(u->sha);
+	u->sha = NULL;
 	store_import_destroy(u->imp); /* rolls back unless committed */
 	u->imp = NULL;
 }

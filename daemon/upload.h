@@ -31,6 +31,7 @@ struct upload_result {
 	size_t n_errors; /* the first UPLOAD_MAX_ERRORS */
 	struct upload_error errors[UPLOAD_MAX_ERRORS];
 	bool has_message; /* some row carries a customized message */
+	char sha256[65];  /* of the uploaded bytes, hex; "" if not computed */
 };
 
 struct upload_spec {
