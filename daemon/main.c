@@ -456,10 +456,20 @@ int main(int argc, char **argv)
 		log_error("%s", error);
 		goto out;
 	}
-	if (cred.cert)
+	if (cred.cert) {
+		int64_t left_s = crypto_cert_not_after(cred.cert) - (int64_t)(time_now_ms() / 1000u);
 		log_info("Signing in with the certificate %s (x5t#S256 %s) from '%s'",
 			 crypto_cert_subject(cred.cert), crypto_cert_thumbprint(cred.cert),
 			 cred.source);
+		if (left_s <= 0)
+			log_error("The certificate %s has expired: Entra ID will refuse it; upload "
+				  "a new one to the app registration and install it here",
+				  crypto_cert_subject(cred.cert));
+		else if (left_s < 30 * 86400)
+			log_warning("The certificate %s expires in %lld day%s: renew it",
+				    crypto_cert_subject(cred.cert), (long long)(left_s / 86400),
+				    left_s / 86400 == 1 ? "" : "s");
+	}
 
 	d.loop = uv_default_loop();
 	d.started_mono_ms = time_mono_ms();

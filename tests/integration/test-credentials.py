@@ -111,6 +111,8 @@ def main(tap):
             tap.eq((st or {}).get("token", {}).get("state"), "valid", "status: token valid")
             tap.ok("Signing in with the certificate" in env.log() and x5t(crt1) in env.log(),
                    "the log names the certificate by its x5t#S256", env.log())
+            tap.ok("invited test one expires in 1 day: renew it" in env.log(),
+                   "and warns that it expires within 30 days", env.log())
 
             # the simulator's check itself, with assertions made by openssl(1)
             aud = env.base + "/contoso.onmicrosoft.com/oauth2/v2.0/token"
