@@ -7,7 +7,7 @@ _invitectl()
 	_init_completion || return
 
 	local commands="template validate submit jobs show results watch wait cancel
-		pause resume retry stats status audit help"
+		pause resume retry stats status audit reload help"
 	local i cmd=
 	for ((i = 1; i < cword; i++)); do
 		case ${words[i]} in
