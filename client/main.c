@@ -140,7 +140,8 @@ static void print_usage(FILE *out)
 	      "Run 'invitectl COMMAND --help' for a command's options.\n\n"
 	      "Exit status: 0 done; 1 the job ended with failed or cancelled rows;\n"
 	      "64 usage; 65 invalid input file; 66 cannot read input; 69 daemon\n"
-	      "unreachable; 75 temporary failure; 77 permission denied.\n",
+	      "unreachable; 75 temporary failure; 77 permission denied; 78 bad\n"
+	      "configuration (reload).\n",
 	      out);
 }
 
