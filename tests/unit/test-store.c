@@ -56,6 +56,69 @@ static void on_done(void *userdata, int64_t job_id)
 	done_job = job_id;
 }
 
+struct audit_seen {
+	int n;
+	int64_t ids[16];
+	char actions[16][16];
+};
+
+static int on_audit(void *userdata, const struct store_audit *a)
+{
+	struct audit_seen *seen = userdata;
+	if (seen->n < 16) {
+		seen->ids[seen->n] = a->id;
+		snprintf(seen->actions[seen->n], sizeof(seen->actions[0]), "%s", a->action);
+	}
+	seen->n++;
+	return 0;
+}
+
+/* The audit trail: written with the change, listed newest first in pages. */
+static void test_audit(struct store *s)
+{
+	struct store_import_spec spec = {.tenant_id = tenant, .redirect_url = "https://r.example",
+					 .user = "auditor", .send_email = true, .uid = 1234};
+	struct store_import *imp;
+	int64_t job = 0, changed = 0;
+	store_import_begin(db_path, &spec, &imp);
+	struct csv_row row = {.line = 2, .email = "audit@x.example", .send_email = CSV_FLAG_UNSET};
+	unsigned dup;
+	store_import_row(imp, &row, "[]", &dup);
+	is_int(store_import_audit(imp, "ab12"), 0, "submit entry inside the import");
+	store_import_destroy(imp); /* rolled back: no job, no entry */
+	struct audit_seen seen = {0};
+	int64_t next = -1;
+	is_int(store_audit_list(s, 0, 0, 10, on_audit, &seen, &next), 0, "list");
+	is_int(seen.n, 0, "a rolled-back import leaves no entry");
+
+	store_import_begin(db_path, &spec, &imp);
+	store_import_row(imp, &row, "[]", &dup);
+	store_import_audit(imp, "ab12");
+	store_import_commit(imp, &job);
+	store_import_destroy(imp);
+	struct store_actor who = {.uid = 1234, .user = "auditor"};
+	is_int(store_job_action(s, STORE_ACTION_PAUSE, job, &who, &changed), 0, "pause, audited");
+	is_int(store_job_action(s, STORE_ACTION_RESUME, job, &who, &changed), 0, "resume, audited");
+	is_int(store_job_action(s, STORE_ACTION_CANCEL, 999, &who, &changed), -ENOENT,
+	       "no such job: nothing changes, nothing recorded");
+	struct store_audit r = {.uid = -1, .user = "SIGHUP", .action = "reload", .detail = "x"};
+	is_int(store_audit_add(s, &r), 0, "a reload entry of its own");
+
+	memset(&seen, 0, sizeof(seen));
+	is_int(store_audit_list(s, 0, 0, 2, on_audit, &seen, &next), 0, "page 1");
+	ok(seen.n == 2 && strcmp(seen.actions[0], "reload") == 0 &&
+		   strcmp(seen.actions[1], "resume") == 0 && next > 0,
+	   "newest first, two per page, and a next cursor");
+	memset(&seen, 0, sizeof(seen));
+	is_int(store_audit_list(s, 0, next, 2, on_audit, &seen, &next), 0, "page 2");
+	ok(seen.n == 2 && strcmp(seen.actions[0], "pause") == 0 &&
+		   strcmp(seen.actions[1], "submit") == 0 && next == 0,
+	   "the rest, and no next cursor");
+	memset(&seen, 0, sizeof(seen));
+	store_audit_list(s, job, 0, 10, on_audit, &seen, &next);
+	is_int(seen.n, 3, "three entries name the job");
+}
+
 int main(void)
 {
 	tap_plan_none();
@@ -207,6 +270,7 @@ int main(void)
 	store_tenant_block_set(s, tenant, NULL);
 	store_tenant_block_get(s, tenant, &reason);
 	ok(reason == NULL, "unblocked");
+	test_audit(s);
 	store_close(s);
 
 	char cmd[700];
