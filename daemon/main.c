@@ -327,6 +327,10 @@ static void shutdown_daemon(struct daemon *d)
 static void on_signal(uv_signal_t *s, int signum)
 {
 	struct daemon *d = s->data;
+	if (signum == SIGHUP && d->stopping) {
+		log_notice("SIGHUP while stopping: not reloading");
+		return;
+	}
 	if (signum == SIGHUP) {
 		char *message = NULL;
 		notify("RELOADING=1");
