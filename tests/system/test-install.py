@@ -13,7 +13,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
-from harness import run  # noqa: E402
+from harness import run, skip_all  # noqa: E402
 
 BUILD = os.environ.get("MESON_BUILD_DIR", "build")
 
@@ -21,8 +21,7 @@ BUILD = os.environ.get("MESON_BUILD_DIR", "build")
 def main(tap):
     meson = shutil.which("meson")
     if not meson:
-        print("1..0 # SKIP meson is not installed")
-        sys.exit(77)
+        skip_all("meson is not installed")
     opts = json.loads(subprocess.run([meson, "introspect", "--buildoptions", BUILD],
                                      capture_output=True, text=True, timeout=60, check=True).stdout)
     opt = {o["name"]: o["value"] for o in opts}
