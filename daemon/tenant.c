@@ -243,6 +243,7 @@ static void on_answer(void *userdata, const struct http_response *resp)
 						  : THROTTLE_DEFAULT_MS << (t->throttle_streak < 5 ? t->throttle_streak : 5);
 		t->throttle_streak++;
 		uint64_t until = uv_now(t->loop) + wait;
+		ratelimit_throttled(&t->rl, uv_now(t->loop));
 		if (until > t->paused_until) {
 			t->paused_until = until;
 			ratelimit_drain(&t->rl, until);
@@ -487,9 +488,9 @@ const char *tenant_blocked(const struct tenant *t)
 	return t->blocked;
 }
 
-double tenant_rate(const struct tenant *t)
+double tenant_rate(struct tenant *t)
 {
-	return t->rl.rate;
+	return ratelimit_rate(&t->rl, uv_now(t->loop));
 }
 
 void tenant_get_stats(const struct tenant *t, struct tenant_stats *ret)

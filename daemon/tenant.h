@@ -54,7 +54,8 @@ const char *tenant_name(const struct tenant *t);
 /* Reason sending is blocked (borrowed), or NULL. */
 const char *tenant_blocked(const struct tenant *t);
 void tenant_get_stats(const struct tenant *t, struct tenant_stats *ret);
-double tenant_rate(const struct tenant *t);
+/* The current sending rate (below the configured one after 429s). */
+double tenant_rate(struct tenant *t);
 
 /* Something may be due now (a job was added, resumed, re-queued). */
 void tenant_kick(struct tenant *t);
