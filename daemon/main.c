@@ -134,7 +134,41 @@ out:
 struct signals {
 	uv_signal_t term, intr, hup;
 	uv_timer_t deadline;
+	uv_timer_t checkpoint;
 };
+
+#define CHECKPOINT_INTERVAL_MS 2000u
+
+struct checkpoint_work {
+	uv_work_t req;
+	char *path;
+	int result;
+	bool busy;
+};
+
+static struct checkpoint_work ckpt;
+
+static void checkpoint_work(uv_work_t *req)
+{
+	ckpt.result = store_checkpoint(ckpt.path, NULL);
+}
+
+static void checkpoint_done(uv_work_t *req, int status)
+{
+	ckpt.busy = false;
+	if (ckpt.result < 0 && ckpt.result != -EBUSY)
+		log_warning("Failed to checkpoint '%s': %s", ckpt.path, strerror(-ckpt.result));
+}
+
+/* The loop's writes and imports grow the WAL; a worker copies it back. */
+static void on_checkpoint_timer(uv_timer_t *t)
+{
+	if (ckpt.busy)
+		return;
+	ckpt.busy = true;
+	if (uv_queue_work(t->loop, &ckpt.req, checkpoint_work, checkpoint_done) < 0)
+		ckpt.busy = false;
+}
 
 static struct signals sig;
 
@@ -156,6 +190,7 @@ static void finish(struct daemon *d)
 	uv_close((uv_handle_t *)&sig.intr, on_handle_closed);
 	uv_close((uv_handle_t *)&sig.hup, on_handle_closed);
 	uv_close((uv_handle_t *)&sig.deadline, on_handle_closed);
+	uv_close((uv_handle_t *)&sig.checkpoint, on_handle_closed);
 	log_info("Stopped");
 }
 
@@ -359,6 +394,10 @@ int main(int argc, char **argv)
 	uv_signal_init(d.loop, &sig.intr);
 	uv_signal_init(d.loop, &sig.hup);
 	uv_timer_init(d.loop, &sig.deadline);
+	uv_timer_init(d.loop, &sig.checkpoint);
+	ckpt.path = d.config.database;
+	uv_timer_start(&sig.checkpoint, on_checkpoint_timer, CHECKPOINT_INTERVAL_MS,
+		       CHECKPOINT_INTERVAL_MS);
 	sig.term.data = sig.intr.data = sig.hup.data = &d;
 	uv_signal_start(&sig.term, on_signal, SIGTERM);
 	uv_signal_start(&sig.intr, on_signal, SIGINT);

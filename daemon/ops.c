@@ -29,6 +29,8 @@
 struct page {
 	json_t *items;
 	size_t bytes; /* estimate of the encoded size so far */
+	int64_t *ids; /* rows: the id of each item, to cut a page that is still too big */
+	size_t n_ids, cap_ids;
 };
 
 static size_t text_cost(const char *s)
@@ -416,6 +418,35 @@ static void op_job(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		reply_job(d, conn, id, NULL, NULL);
 }
 
+/* Put back the cells stored as STORE_FIELD_* numbers (takes f's reference). */
+static json_t *input_cells(json_t *f, const struct store_row *row)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(f, i, v)
+	{
+		if (!json_is_integer(v))
+			continue;
+		const char *text = NULL;
+		switch (json_integer_value(v)) {
+		case 0:
+			text = row->email;
+			break;
+		case 1:
+			text = row->display_name;
+			break;
+		case 2:
+			text = row->redirect_url;
+			break;
+		case 3:
+			text = row->message;
+			break;
+		}
+		json_array_set_new(f, i, json_string(text ? text : ""));
+	}
+	return f;
+}
+
 static int add_row(void *userdata, const struct store_row *row)
 {
 	struct page *pg = userdata;
@@ -434,13 +465,23 @@ static int add_row(void *userdata, const struct store_row *row)
 		return -ENOMEM;
 	if (row->fields) {
 		json_t *f = json_loads(row->fields, 0, NULL);
-		json_object_set_new(o, "fields", f ? f : json_array());
+		json_object_set_new(o, "fields", f ? input_cells(f, row) : json_array());
 	}
 	if (json_array_append_new(pg->items, o) < 0)
 		return -ENOMEM;
+	if (pg->n_ids == pg->cap_ids) {
+		size_t cap = pg->cap_ids ? 2 * pg->cap_ids : 256;
+		int64_t *ids = realloc(pg->ids, cap * sizeof(*ids));
+		if (!ids)
+			return -ENOMEM;
+		pg->ids = ids;
+		pg->cap_ids = cap;
+	}
+	pg->ids[pg->n_ids++] = row->id;
 	pg->bytes += 400 + text_cost(row->email) + text_cost(row->display_name) +
 		     text_cost(row->error_message) + text_cost(row->invite_redeem_url) +
-		     text_cost(row->fields);
+		     text_cost(row->fields) + text_cost(row->redirect_url) + text_cost(row->message) +
+		     text_cost(row->email);
 	return pg->bytes > REPLY_BUDGET;
 }
 
@@ -483,6 +524,7 @@ static void op_rows(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	if (r < 0) {
 		store_job_clear(&j);
 		json_decref(pg.items);
+		free(pg.ids);
 		reply_store_error(conn, r, id);
 		return;
 	}
@@ -493,6 +535,15 @@ static void op_rows(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		json_object_set_new(reply, "columns", cols ? cols : json_array());
 	}
 	store_job_clear(&j);
+	/* the estimate was short (heavily escaped text): halve the page until it fits */
+	size_t n = pg.n_ids;
+	while (n > 1 && json_dumpb(reply, NULL, 0, JSON_COMPACT) > PROTO_MAX_FRAME) {
+		n /= 2; /* keep rows [0, n) */
+		while (json_array_size(json_object_get(reply, "rows")) > n)
+			json_array_remove(json_object_get(reply, "rows"), n);
+		json_object_set_new(reply, "next", json_integer(pg.ids[n - 1]));
+	}
+	free(pg.ids);
 	ctl_conn_reply(conn, reply);
 }
 

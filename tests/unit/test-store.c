@@ -30,8 +30,7 @@ static int64_t import_rows(unsigned n, const char *prefix, bool commit)
 		const char *fields[] = {email, ""};
 		struct csv_row row = {.line = i + 2, .email = email, .send_email = CSV_FLAG_UNSET,
 				      .n_fields = 2, .fields = fields};
-		unsigned dup;
-		store_import_row(imp, &row, "[\"x\"]", &dup);
+		store_import_row(imp, &row, "[\"x\"]");
 	}
 	if (commit)
 		store_import_commit(imp, &job);
@@ -48,6 +47,21 @@ static struct store_result result(const struct store_claim *c, int state)
 	else
 		r.error_code = strdup("BadRequest");
 	return r;
+}
+
+struct dups {
+	unsigned n, line[8], first[8];
+};
+
+static int collect_dup(void *userdata, unsigned line, const char *email, unsigned first)
+{
+	struct dups *d = userdata;
+	if (d->n < 8) {
+		d->line[d->n] = line;
+		d->first[d->n] = first;
+	}
+	d->n++;
+	return 0;
 }
 
 static int64_t done_job;
@@ -79,10 +93,19 @@ int main(void)
 	const char *f[] = {"x"};
 	struct csv_row a = {.line = 3, .email = "Ann@X.example", .send_email = CSV_FLAG_TRUE, .n_fields = 1, .fields = f};
 	struct csv_row b = {.line = 9, .email = "ann@x.EXAMPLE", .send_email = CSV_FLAG_TRUE, .n_fields = 1, .fields = f};
-	unsigned dup = 0;
-	is_int(store_import_row(imp, &a, "[]", &dup), 0, "first row stored");
-	is_int(store_import_row(imp, &b, "[]", &dup), 1, "same email in another case is a duplicate");
-	is_int(dup, 3, "naming the first line");
+	struct csv_row c2 = {.line = 12, .email = "ann@x.example", .send_email = CSV_FLAG_TRUE, .n_fields = 1, .fields = f};
+	struct csv_row d = {.line = 5, .email = "bob@x.example", .send_email = CSV_FLAG_TRUE, .n_fields = 1, .fields = f};
+	is_int(store_import_row(imp, &a, "[]"), 0, "first row stored");
+	is_int(store_import_row(imp, &d, "[]"), 0, "another address stored");
+	is_int(store_import_row(imp, &b, "[]"), 0, "a duplicate is stored too (found at the end)");
+	is_int(store_import_row(imp, &c2, "[]"), 0, "and a third copy");
+	struct dups got = {0};
+	size_t count = 0;
+	is_int(store_import_duplicates(imp, 50, collect_dup, &got, &count), 0, "duplicates listed");
+	is_int(got.n, 2, "the second and third copies, not the first");
+	is_int(count, 2, "and counted");
+	ok(got.n == 2 && got.line[0] == 9 && got.first[0] == 3 && got.line[1] == 12 && got.first[1] == 3,
+	   "in line order, each naming line 3 (case-insensitive)");
 	store_import_destroy(imp);
 	struct store_job j;
 	is_int(store_job_get(s, 1, &j), -ENOENT, "a rolled-back import leaves no job");
