@@ -14,7 +14,7 @@
 
 #define RETRY_MIN_MS 1000u
 #define RETRY_MAX_MS 60000u
-#define EXPIRY_MARGIN_MS 30000u /* a token this close to expiry is not used */
+#define EXPIRY_MARGIN_MS 30000u /* a token this close to expiry is not used (or 1/10 of its life) */
 
 struct auth {
 	uv_loop_t *loop;
@@ -29,6 +29,7 @@ struct auth {
 
 	char *header;         /* "Bearer ..." or NULL */
 	uint64_t expires_at;  /* mono ms */
+	uint64_t margin_ms;   /* not used this close to expires_at */
 	bool fetching;
 	char *error;
 	uint64_t retry_ms;
@@ -169,6 +170,7 @@ static void on_reply(void *userdata, const struct http_response *resp)
 	wipe_free(a->header);
 	a->header = buf_steal(&h);
 	a->expires_at = time_mono_ms() + (uint64_t)ttl * 1000u;
+	a->margin_ms = (uint64_t)ttl * 100u < EXPIRY_MARGIN_MS ? (uint64_t)ttl * 100u : EXPIRY_MARGIN_MS;
 	a->refreshes++;
 	if (a->error)
 		log_notice("Got a Graph token again after: %s", a->error);
@@ -289,7 +291,7 @@ const char *auth_header(struct auth *a)
 {
 	if (!a->header)
 		return NULL;
-	if (time_mono_ms() + EXPIRY_MARGIN_MS >= a->expires_at) {
+	if (time_mono_ms() + a->margin_ms >= a->expires_at) {
 		wipe_free(a->header);
 		a->header = NULL;
 		if (!a->fetching) {

@@ -139,25 +139,41 @@ struct signals {
 
 #define CHECKPOINT_INTERVAL_MS 2000u
 
+#define PRUNE_INTERVAL_MS (3600u * 1000u)
+
 struct checkpoint_work {
 	uv_work_t req;
 	char *path;
 	int result;
 	bool busy;
+	uint64_t retention_ms;  /* 0: keep finished jobs */
+	uint64_t next_prune_ms; /* mono */
+	bool prune;
+	unsigned pruned;
 };
 
 static struct checkpoint_work ckpt;
 
 static void checkpoint_work(uv_work_t *req)
 {
-	ckpt.result = store_checkpoint(ckpt.path, NULL);
+	ckpt.pruned = 0;
+	ckpt.result = 0;
+	if (ckpt.prune)
+		ckpt.result = store_prune(ckpt.path, time_now_ms() - ckpt.retention_ms, &ckpt.pruned);
+	int r = store_checkpoint(ckpt.path, NULL);
+	if (ckpt.result == 0)
+		ckpt.result = r;
 }
 
 static void checkpoint_done(uv_work_t *req, int status)
 {
 	ckpt.busy = false;
+	if (ckpt.pruned)
+		log_info("Deleted %u jobs that finished more than %llu days ago (retention_days)",
+			 ckpt.pruned, (unsigned long long)(ckpt.retention_ms / 86400000u));
 	if (ckpt.result < 0 && ckpt.result != -EBUSY)
-		log_warning("Failed to checkpoint '%s': %s", ckpt.path, strerror(-ckpt.result));
+		log_warning("Failed to checkpoint or prune '%s': %s", ckpt.path,
+			    strerror(-ckpt.result));
 }
 
 /* The loop's writes and imports grow the WAL; a worker copies it back. */
@@ -166,6 +182,9 @@ static void on_checkpoint_timer(uv_timer_t *t)
 	if (ckpt.busy)
 		return;
 	ckpt.busy = true;
+	ckpt.prune = ckpt.retention_ms && time_mono_ms() >= ckpt.next_prune_ms;
+	if (ckpt.prune)
+		ckpt.next_prune_ms = time_mono_ms() + PRUNE_INTERVAL_MS;
 	if (uv_queue_work(t->loop, &ckpt.req, checkpoint_work, checkpoint_done) < 0)
 		ckpt.busy = false;
 }
@@ -378,6 +397,7 @@ int main(int argc, char **argv)
 		.concurrency = d.config.concurrency,
 		.max_attempts = d.config.max_attempts,
 		.request_timeout_ms = d.config.request_timeout_ms,
+		.batch = d.config.batch,
 	};
 	r = tenant_create(d.loop, d.store, d.http, d.auth, &to, &d.tenant);
 	if (r < 0) {
@@ -396,6 +416,7 @@ int main(int argc, char **argv)
 	uv_timer_init(d.loop, &sig.deadline);
 	uv_timer_init(d.loop, &sig.checkpoint);
 	ckpt.path = d.config.database;
+	ckpt.retention_ms = (uint64_t)d.config.retention_days * 86400000u;
 	uv_timer_start(&sig.checkpoint, on_checkpoint_timer, CHECKPOINT_INTERVAL_MS,
 		       CHECKPOINT_INTERVAL_MS);
 	sig.term.data = sig.intr.data = sig.hup.data = &d;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "buf.h"
 #include "build-config.h"
 #include "csv.h"
 #include "ctl.h"
@@ -27,6 +28,7 @@
 #define REPLY_BUDGET (PROTO_MAX_FRAME / 4 * 3)
 
 struct page {
+	struct daemon *d;
 	json_t *items;
 	size_t bytes; /* estimate of the encoded size so far */
 	int64_t *ids; /* rows: the id of each item, to cut a page that is still too big */
@@ -60,10 +62,25 @@ static json_t *str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-static json_t *job_json(const struct store_job *j)
+/* Why an active job is not moving, if it is not: the tenant's block, or no token. */
+static const char *job_reason(struct daemon *d, const struct store_job *j)
+{
+	if (j->reason)
+		return j->reason;
+	if ((j->state == JOB_STATE_QUEUED || j->state == JOB_STATE_RUNNING) && d->auth &&
+	    auth_state(d->auth) == AUTH_STATE_ERROR)
+		return auth_error(d->auth);
+	return NULL;
+}
+
+static json_t *job_json(struct daemon *d, const struct store_job *j)
 {
 	int64_t pending = j->total - j->succeeded - j->failed - j->cancelled;
-	return json_pack(
+	const char *reason = job_reason(d, j);
+	struct buf why = BUF_INIT;
+	if (reason && reason != j->reason)
+		buf_printf(&why, "cannot get a Graph token: %s", reason);
+	json_t *o = json_pack(
 		"{s:I,s:o,s:s,s:o,s:o,s:{s:I,s:s},s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:o,s:o,"
 		"s:{s:s,s:b,s:o,s:o,s:o}}",
 		"id", (json_int_t)j->id, "name", str_or_null(j->name), "state",
@@ -72,10 +89,12 @@ static json_t *job_json(const struct store_job *j)
 		j->user, "total", (json_int_t)j->total, "succeeded", (json_int_t)j->succeeded,
 		"failed", (json_int_t)j->failed, "pending", (json_int_t)pending, "cancelled",
 		(json_int_t)j->cancelled, "in_flight", (json_int_t)j->in_flight, "tenant", j->tenant,
-		"reason", str_or_null(j->reason), "filename", str_or_null(j->filename), "options",
+		"reason", why.data ? json_string(why.data) : str_or_null(reason), "filename", str_or_null(j->filename), "options",
 		"redirect_url", j->redirect_url, "send_email", j->send_email, "message",
 		str_or_null(j->message), "language", str_or_null(j->language), "cc",
 		str_or_null(j->cc));
+	buf_finish(&why);
+	return o;
 }
 
 static bool job_ended(const struct store_job *j)
@@ -149,7 +168,7 @@ static void reply_job(struct daemon *d, struct ctl_conn *conn, int64_t id, const
 		reply_store_error(conn, r, id);
 		return;
 	}
-	json_t *reply = json_pack("{s:b,s:o}", "ok", 1, "job", job_json(&j));
+	json_t *reply = json_pack("{s:b,s:o}", "ok", 1, "job", job_json(d, &j));
 	if (extra_key)
 		json_object_set_new(reply, extra_key, extra);
 	store_job_clear(&j);
@@ -390,7 +409,7 @@ static void op_validate(struct daemon *d, struct ctl_conn *conn, json_t *req)
 static int add_job(void *userdata, const struct store_job *j)
 {
 	struct page *pg = userdata;
-	if (json_array_append_new(pg->items, job_json(j)) < 0)
+	if (json_array_append_new(pg->items, job_json(pg->d, j)) < 0)
 		return -ENOMEM;
 	pg->bytes += 600 + text_cost(j->name) + text_cost(j->filename) + text_cost(j->message) +
 		     text_cost(j->reason) + text_cost(j->redirect_url);
@@ -400,7 +419,7 @@ static int add_job(void *userdata, const struct store_job *j)
 static void op_jobs(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
 	bool all = json_is_true(json_object_get(req, "all"));
-	struct page pg = {.items = json_array()};
+	struct page pg = {.d = d, .items = json_array()};
 	uint64_t now = time_now_ms();
 	int r = store_jobs_list(d->store, all, now > RECENT_MS ? now - RECENT_MS : 0, add_job, &pg);
 	if (r < 0) {
@@ -573,7 +592,7 @@ static void op_wait(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		return;
 	}
 	if (job_ended(&j)) {
-		ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "job", job_json(&j)));
+		ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "job", job_json(d, &j)));
 		store_job_clear(&j);
 		return;
 	}
@@ -606,7 +625,7 @@ static void answer_waiters(struct daemon *d, int64_t job_id)
 					struct ctl_conn *conn = w->conn;
 					waiter_remove(w);
 					ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "job",
-								       job_json(&j)));
+								       job_json(d, &j)));
 				}
 				store_job_clear(&j);
 			}

@@ -57,6 +57,20 @@ uint64_t ratelimit_take(struct ratelimit *rl, uint64_t now_ms)
 	return wait < 1.0 ? 1 : (uint64_t)wait;
 }
 
+uint64_t ratelimit_take_n(struct ratelimit *rl, unsigned n, uint64_t now_ms)
+{
+	update(rl, now_ms);
+	double want = n < rl->burst ? (double)n : rl->burst;
+	if (rl->tokens >= want - EPSILON) {
+		rl->tokens -= want;
+		if (rl->tokens < 0)
+			rl->tokens = 0;
+		return 0;
+	}
+	double wait = ceil((want - rl->tokens) * 1000.0 / rl->rate);
+	return wait < 1.0 ? 1 : (uint64_t)wait;
+}
+
 void ratelimit_refund(struct ratelimit *rl)
 {
 	rl->tokens += 1.0;

@@ -32,6 +32,9 @@ void ratelimit_init(struct ratelimit *rl, double rate, unsigned burst, uint64_t 
 void ratelimit_set(struct ratelimit *rl, double rate, unsigned burst, uint64_t now_ms);
 /* Take one token: 0 when taken, else the ms until one will be available. */
 uint64_t ratelimit_take(struct ratelimit *rl, uint64_t now_ms);
+/* Take n tokens at once (at most burst): 0 when taken, else the ms until
+ * that many will be available. */
+uint64_t ratelimit_take_n(struct ratelimit *rl, unsigned n, uint64_t now_ms);
 /* Give a token back (a taken token that was not used). */
 void ratelimit_refund(struct ratelimit *rl);
 /* Drop all tokens until until_ms: after a Retry-After pause sending restarts

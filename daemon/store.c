@@ -1074,6 +1074,57 @@ int store_checkpoint(const char *path, int *ret_wal_pages)
 	return r;
 }
 
+int store_prune(const char *path, uint64_t finished_before_ms, unsigned *ret_jobs)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *pick = NULL, *del_rows = NULL, *del_job = NULL;
+	unsigned jobs = 0;
+	int r = open_db(path, &db, NULL);
+	if (r < 0)
+		return r;
+	sqlite3_busy_timeout(db, 5000);
+	exec(db, "PRAGMA wal_autocheckpoint = 0");
+	r = sqlite_errno(sqlite3_prepare_v2(
+		db,
+		"SELECT id, COALESCE(first_row, 0), COALESCE(last_row, -1) FROM jobs"
+		" WHERE finished_at IS NOT NULL AND finished_at < ?1 AND state IN (3, 4)"
+		" ORDER BY id LIMIT 1",
+		-1, &pick, NULL));
+	if (r == 0)
+		r = sqlite_errno(sqlite3_prepare_v2(
+			db, "DELETE FROM rows WHERE id BETWEEN ?1 AND ?2 AND job_id = ?3", -1,
+			&del_rows, NULL));
+	if (r == 0)
+		r = sqlite_errno(sqlite3_prepare_v2(db, "DELETE FROM jobs WHERE id = ?1", -1,
+						    &del_job, NULL));
+	sqlite3_bind_int64(pick, 1, (sqlite3_int64)finished_before_ms);
+	while (r == 0 && sqlite3_step(pick) == SQLITE_ROW) {
+		int64_t job = sqlite3_column_int64(pick, 0);
+		int64_t first = sqlite3_column_int64(pick, 1);
+		int64_t last = sqlite3_column_int64(pick, 2);
+		sqlite3_reset(pick);
+		/* in slices, so the loop's short writes never wait long for the lock */
+		for (int64_t from = first; from <= last && r == 0; from += 5000) {
+			sqlite3_bind_int64(del_rows, 1, from);
+			sqlite3_bind_int64(del_rows, 2, from + 4999 < last ? from + 4999 : last);
+			sqlite3_bind_int64(del_rows, 3, job);
+			r = step_done(del_rows);
+		}
+		if (r == 0) {
+			sqlite3_bind_int64(del_job, 1, job);
+			r = step_done(del_job);
+		}
+		if (r == 0)
+			jobs++;
+	}
+	sqlite3_finalize(pick);
+	sqlite3_finalize(del_rows);
+	sqlite3_finalize(del_job);
+	sqlite3_close(db);
+	*ret_jobs = jobs;
+	return r;
+}
+
 /* ---- import (worker thread) ---- */
 
 struct store_import {

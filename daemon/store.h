@@ -179,6 +179,10 @@ int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending
  * checkpoint on their own (wal_autocheckpoint = 0). */
 int store_checkpoint(const char *path, int *ret_wal_pages);
 
+/* Delete the jobs (and their rows) that finished before the time given.
+ * Blocking, short transactions: call from a worker thread. */
+int store_prune(const char *path, uint64_t finished_before_ms, unsigned *ret_jobs);
+
 /* Import: one transaction on a connection of its own (worker thread). */
 struct store_import_spec {
 	int64_t tenant_id;

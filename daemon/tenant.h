@@ -27,6 +27,7 @@ struct tenant_options {
 	unsigned concurrency;
 	unsigned max_attempts;
 	uint64_t request_timeout_ms;
+	unsigned batch; /* invitations per $batch request (1..20); 1: single requests */
 };
 
 struct tenant_stats {

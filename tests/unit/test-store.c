@@ -10,6 +10,7 @@
 #include "csv.h"
 #include "store.h"
 #include "tap.h"
+#include "timeutil.h"
 
 static char dir[] = "/tmp/test-store.XXXXXX";
 static char db_path[600];
@@ -230,6 +231,15 @@ int main(void)
 	store_tenant_block_set(s, tenant, NULL);
 	store_tenant_block_get(s, tenant, &reason);
 	ok(reason == NULL, "unblocked");
+	/* retention: finished jobs older than the cut are deleted with their rows */
+	unsigned pruned = 0;
+	is_int(store_prune(db_path, 1, &pruned), 0, "prune before the epoch's first ms");
+	is_int(pruned, 0, "nothing that old");
+	is_int(store_prune(db_path, time_now_ms() + 1000, &pruned), 0, "prune everything finished");
+	is_int(pruned, 1, "the one finished (cancelled) job went");
+	is_int(store_job_get(s, job, &j), -ENOENT, "it is gone");
+	is_int(store_job_get(s, job2, &j), 0, "the unfinished job stays");
+	store_job_clear(&j);
 	store_close(s);
 
 	char cmd[700];
