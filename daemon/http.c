@@ -18,6 +18,8 @@ struct http {
 	uv_timer_t timer;
 	struct request *requests; /* under way, for http_destroy() */
 	unsigned active;
+	CURL *idle[64]; /* easy handles kept for reuse (curl_easy_reset) */
+	unsigned n_idle;
 	bool closing;
 };
 
@@ -78,8 +80,15 @@ static void request_free(struct request *rq)
 {
 	if (!rq)
 		return;
-	if (rq->easy)
-		curl_easy_cleanup(rq->easy);
+	if (rq->easy) {
+		struct http *h = rq->http;
+		if (h && h->n_idle < sizeof(h->idle) / sizeof(h->idle[0]) && !h->closing) {
+			curl_easy_reset(rq->easy);
+			h->idle[h->n_idle++] = rq->easy;
+		} else {
+			curl_easy_cleanup(rq->easy);
+		}
+	}
 	curl_slist_free_all(rq->headers);
 	if (rq->body) /* may hold a secret (token request) */
 		explicit_bzero(rq->body, rq->body_len);
@@ -310,6 +319,7 @@ void http_destroy(struct http *h)
 {
 	if (!h)
 		return;
+	h->closing = true;
 	while (h->requests) {
 		struct request *rq = h->requests;
 		curl_multi_remove_handle(h->multi, rq->easy);
@@ -318,6 +328,8 @@ void http_destroy(struct http *h)
 		rq->fn(rq->userdata, &resp);
 		request_free(rq);
 	}
+	while (h->n_idle)
+		curl_easy_cleanup(h->idle[--h->n_idle]);
 	curl_multi_cleanup(h->multi);
 	uv_close((uv_handle_t *)&h->timer, on_timer_closed);
 }
@@ -337,7 +349,7 @@ int http_post(struct http *h, const struct http_post_spec *spec, char *body, siz
 	rq->fn = fn;
 	rq->userdata = userdata;
 	buf_init(&rq->response);
-	rq->easy = curl_easy_init();
+	rq->easy = h->n_idle ? h->idle[--h->n_idle] : curl_easy_init();
 	if (!rq->easy)
 		goto fail;
 
