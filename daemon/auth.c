@@ -303,9 +303,14 @@ const char *auth_header(struct auth *a)
 	return a->header;
 }
 
-void auth_reject(struct auth *a, const char *header)
+uint64_t auth_generation(const struct auth *a)
 {
-	if (!a->header || strcmp(a->header, header) != 0)
+	return a->refreshes;
+}
+
+void auth_reject(struct auth *a, uint64_t generation)
+{
+	if (!a->header || generation != a->refreshes)
 		return; /* already replaced */
 	log_warning("Graph refused the token (401); fetching a new one");
 	wipe_free(a->header);

@@ -706,17 +706,36 @@ static int job_maybe_complete(struct store *s, int64_t job_id, uint64_t now)
 	return sqlite3_changes(s->db) > 0;
 }
 
+/* Per-job counts of one flush, written once per job. */
+struct tally {
+	int64_t job_id;
+	int succeeded, failed, cancelled;
+	bool done;
+};
+
+static struct tally *tally_of(struct tally *t, size_t *n, int64_t job_id)
+{
+	for (size_t i = *n; i-- > 0;)
+		if (t[i].job_id == job_id)
+			return &t[i];
+	t[*n] = (struct tally){.job_id = job_id};
+	return &t[(*n)++];
+}
+
 int store_flush(struct store *s)
 {
 	if (s->queue_len == 0)
 		return 0;
 	size_t n = s->queue_len < FLUSH_MAX ? s->queue_len : FLUSH_MAX;
 	uint64_t now = time_now_ms();
-	int64_t done_jobs[16];
-	size_t n_done = 0;
+	/* at most one tally per result */
+	struct tally *tallies = calloc(n, sizeof(*tallies));
+	size_t n_tallies = 0;
+	if (!tallies)
+		return -ENOMEM;
 	int r = begin(s);
 	if (r < 0)
-		return r;
+		goto out;
 
 	sqlite3_stmt *up = s->stmt[ST_FINISH_ROW];
 	for (size_t i = 0; i < n && r == 0; i++) {
@@ -746,19 +765,21 @@ int store_flush(struct store *s)
 		bind_text_or_null(up, 10, res->invite_redeem_url);
 		sqlite3_bind_int64(up, 11, (sqlite3_int64)now);
 		r = step_done(up);
-		if (r < 0 || sqlite3_changes(s->db) == 0)
-			continue; /* not in flight any more (cannot happen): counts untouched */
-		if (state == ROW_STATE_PENDING)
+		/* a row no longer in flight (cannot happen) leaves the counts alone */
+		if (r < 0 || sqlite3_changes(s->db) == 0 || state == ROW_STATE_PENDING)
 			continue;
-		r = job_count(s, res->job_id, state == ROW_STATE_SUCCEEDED,
-			      state == ROW_STATE_FAILED, state == ROW_STATE_CANCELLED);
+		struct tally *t = tally_of(tallies, &n_tallies, res->job_id);
+		t->succeeded += state == ROW_STATE_SUCCEEDED;
+		t->failed += state == ROW_STATE_FAILED;
+		t->cancelled += state == ROW_STATE_CANCELLED;
+	}
+	for (size_t i = 0; i < n_tallies && r == 0; i++) {
+		struct tally *t = &tallies[i];
+		r = job_count(s, t->job_id, t->succeeded, t->failed, t->cancelled);
 		if (r == 0) {
-			r = job_maybe_complete(s, res->job_id, now);
-			if (r == 1) {
-				if (n_done < sizeof(done_jobs) / sizeof(done_jobs[0]))
-					done_jobs[n_done++] = res->job_id;
-				r = 0;
-			}
+			r = job_maybe_complete(s, t->job_id, now);
+			t->done = r == 1;
+			r = r < 0 ? r : 0;
 		}
 	}
 	if (r == 0)
@@ -766,15 +787,18 @@ int store_flush(struct store *s)
 	else
 		rollback(s);
 	if (r < 0)
-		return r;
+		goto out;
 
 	for (size_t i = 0; i < n; i++)
 		result_clear(&s->queue[i]);
 	memmove(s->queue, s->queue + n, (s->queue_len - n) * sizeof(*s->queue));
 	s->queue_len -= n;
-	for (size_t i = 0; i < n_done && s->job_done; i++)
-		s->job_done(s->job_done_userdata, done_jobs[i]);
-	return 0;
+	for (size_t i = 0; i < n_tallies && s->job_done; i++)
+		if (tallies[i].done)
+			s->job_done(s->job_done_userdata, tallies[i].job_id);
+out:
+	free(tallies);
+	return r;
 }
 
 void store_job_clear(struct store_job *j)

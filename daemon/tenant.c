@@ -63,7 +63,7 @@ struct attempt {
 	struct store_claim *claim;               /* a single request */
 	struct store_claim *batch[GRAPH_BATCH_MAX]; /* or a $batch of n_batch */
 	size_t n_batch;
-	char *auth_used; /* the Authorization value sent, to match a 401 */
+	uint64_t token; /* auth_generation() of the token sent, to match a 401 */
 };
 
 static void pump(struct tenant *t);
@@ -166,10 +166,6 @@ static void attempt_free(struct attempt *a)
 	store_claim_free(a->claim);
 	for (size_t i = 0; i < a->n_batch; i++)
 		store_claim_free(a->batch[i]);
-	if (a->auth_used) {
-		explicit_bzero(a->auth_used, strlen(a->auth_used));
-		free(a->auth_used);
-	}
 	free(a);
 }
 
@@ -199,7 +195,7 @@ void tenant_set_blocked_fn(struct tenant *t, tenant_blocked_fn fn, void *userdat
 
 /* What one attempt at one row came to: queue its result, adjust the tenant.
  * Takes g's strings. *block_reason is set (owned) on the anti-abuse block. */
-static void settle(struct tenant *t, const struct store_claim *c, const char *auth_used,
+static void settle(struct tenant *t, const struct store_claim *c, uint64_t token,
 		   struct graph_result *g, char **block_reason)
 {
 	struct store_result res = {.row_id = c->row_id, .job_id = c->job_id};
@@ -219,7 +215,7 @@ static void settle(struct tenant *t, const struct store_claim *c, const char *au
 		break;
 	case GRAPH_OUTCOME_AUTH:
 		t->stats.auth_errors++;
-		auth_reject(t->auth, auth_used);
+		auth_reject(t->auth, token);
 		res.state = ROW_STATE_PENDING;
 		res.next_attempt_at = now_wall;
 		break;
@@ -306,7 +302,7 @@ static void on_answer(void *userdata, const struct http_response *resp)
 	/* shutting down past the deadline: the row stays in flight in the store
 	 * and is sent again after the restart */
 	if (resp->error != -ECANCELED && graph_classify(resp, &g) == 0)
-		settle(t, a->claim, a->auth_used, &g, &block_reason);
+		settle(t, a->claim, a->token, &g, &block_reason);
 	attempt_free(a);
 	after_answer(t, block_reason);
 }
@@ -352,7 +348,7 @@ static void on_batch_answer(void *userdata, const struct http_response *resp)
 			 * fails: a batch answer alone never fails a row */
 			if (results[i].outcome == GRAPH_OUTCOME_FAILED && a->batch[i]->attempts == 0)
 				results[i].outcome = GRAPH_OUTCOME_RETRY_ALONE;
-			settle(t, a->batch[i], a->auth_used, &results[i], &block_reason);
+			settle(t, a->batch[i], a->token, &results[i], &block_reason);
 		}
 	}
 	attempt_free(a);
@@ -369,7 +365,7 @@ static int send_row(struct tenant *t, struct store_claim *c, const char *auth)
 		goto fail;
 	a->tenant = t;
 	a->claim = c;
-	a->auth_used = strdup(auth);
+	a->token = auth_generation(t->auth);
 	char retry_header[48];
 	if (c->attempts > 0)
 		snprintf(retry_header, sizeof(retry_header), "Retry-Attempt: %u", c->attempts);
@@ -380,7 +376,7 @@ static int send_row(struct tenant *t, struct store_claim *c, const char *auth)
 		.extra_header = c->attempts > 0 ? retry_header : NULL,
 		.timeout_ms = t->request_timeout_ms,
 	};
-	r = a->auth_used ? http_post(t->http, &spec, body, len, on_answer, a) : -ENOMEM;
+	r = http_post(t->http, &spec, body, len, on_answer, a);
 	body = NULL;
 	if (r < 0)
 		goto fail;
@@ -406,14 +402,14 @@ static int send_batch(struct tenant *t, struct store_claim **claims, size_t n, c
 	if (r < 0)
 		goto fail;
 	a->tenant = t;
-	a->auth_used = strdup(auth);
+	a->token = auth_generation(t->auth);
 	struct http_post_spec spec = {
 		.url = t->batch_url,
 		.content_type = "application/json",
 		.authorization = auth,
 		.timeout_ms = t->request_timeout_ms,
 	};
-	r = a->auth_used ? http_post(t->http, &spec, body, len, on_batch_answer, a) : -ENOMEM;
+	r = http_post(t->http, &spec, body, len, on_batch_answer, a);
 	body = NULL;
 	if (r < 0)
 		goto fail;

@@ -162,10 +162,16 @@ def p3(a):
 
 
 def p4(a):
-    """Daemon CPU per invitation at about 1,000/s."""
+    """Daemon CPU per invitation at about 1,000/s (single requests, and $batch)."""
+    for batch in a.batch or [1, 20]:
+        p4_one(a, batch)
+
+
+def p4_one(a, batch):
     n = int(a.rate * a.seconds)
     with Env(sim_args=["--latency-ms", "5"],
-             queue={"rate": str(a.rate), "burst": "50", "concurrency": "32"}) as env:
+             queue={"rate": str(a.rate), "burst": "50", "concurrency": "32",
+                    "batch": str(batch)}) as env:
         path = env.write("job.csv", portal_file(rows(n)))
         pid = env.daemon.pid
         p, job = env.ctl_json("submit", path)
@@ -176,7 +182,7 @@ def p4(a):
                       "90% done", step=0.2)
         c1, t1, s1 = proc_cpu_s(pid), time.monotonic(), env.ctl_json("jobs")[1][0]["succeeded"]
     per = (c1 - c0) / max(s1 - s0, 1) * 1e6
-    report("P4", rate=a.rate, invitations=s1 - s0, seconds=round(t1 - t0, 1),
+    report("P4", rate=a.rate, batch=batch, invitations=s1 - s0, seconds=round(t1 - t0, 1),
            achieved_per_s=round((s1 - s0) / (t1 - t0)), cpu_s=round(c1 - c0, 3),
            cpu_us_per_invitation=round(per, 1), target="<= 50")
 
@@ -267,6 +273,7 @@ def main():
     s.add_argument("--point", dest="points", type=lambda v: tuple(int(x) for x in v.split("/")),
                    action="append", help="CONC/LATENCY_MS (repeatable)")
     s = sub.add_parser("p4"); s.add_argument("--rate", type=int, default=1000)
+    s.add_argument("--batch", type=int, action="append")
     s.add_argument("--seconds", type=float, default=20)
     s = sub.add_parser("p5"); s.add_argument("--rows", type=int, default=1000000)
     s.add_argument("--seconds", type=float, default=10)
