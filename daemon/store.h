@@ -161,10 +161,19 @@ int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed);
 int store_job_pause(struct store *s, int64_t id, int64_t *ret_changed);
 int store_job_resume(struct store *s, int64_t id, int64_t *ret_changed);
 int store_job_retry(struct store *s, int64_t id, int64_t *ret_changed);
+/* retry limited to failed rows whose error_code is error_code (borrowed;
+ * NULL: every failed row, as store_job_retry). */
+int store_job_retry_code(struct store *s, int64_t id, const char *error_code,
+			 int64_t *ret_changed);
 
 /* Totals over unfinished jobs, for status. */
 int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending,
 		 int64_t *ret_in_flight);
+
+/* Rows in a terminal state over every stored job (from the jobs' counts,
+ * no scan of rows), for stats. */
+int store_row_totals(struct store *s, int64_t *ret_succeeded, int64_t *ret_failed,
+		     int64_t *ret_cancelled);
 
 /* Import: one transaction on a connection of its own (worker thread). */
 struct store_import_spec {
