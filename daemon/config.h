@@ -28,6 +28,7 @@ struct config {
 	char *allow_group; /* NULL or empty: root and the daemon's own uid only */
 	uint64_t max_upload_bytes;
 	uint64_t max_rows;
+	char **on_complete; /* NULL, or the argv of the completion command (hook.h) */
 };
 
 /* Fill in the built-in defaults (owned strings). */
