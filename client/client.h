@@ -45,6 +45,12 @@ struct command {
 	const char *help;    /* the whole text of `invitectl NAME --help` */
 };
 
+/* How jobs and show print: -q ids only, --no-legend no header or summary. */
+struct cli_list_opts {
+	bool quiet;
+	bool no_legend;
+};
+
 /* Long options every command accepts after its name. */
 enum {
 	CLI_OPT_JSON = 0x100,
