@@ -259,8 +259,10 @@ static void tty_update(struct progress *p, const json_t *job, uint64_t now_ms)
 {
 	(void)now_ms;
 	unsigned cols = terminal_columns();
-	/* one column short of the edge: a full line would wrap on some terminals */
-	if (status_line(p, job, cols > 1 ? cols - 1 : 1) < 0)
+	/* three columns short of the edge: a full line would wrap on some
+	 * terminals, and so would the "^C" the terminal echoes after it, leaving
+	 * the line behind when the signal handler erases "the" line */
+	if (status_line(p, job, cols > 3 ? cols - 3 : 1) < 0)
 		return;
 	if (!p->drawn) {
 		set_fatal_handlers(on_fatal_signal);
