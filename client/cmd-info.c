@@ -135,7 +135,7 @@ static const struct {
     {"claimed", "Rows claimed for sending, waiting for a rate token or a slot."},
     {"pending", "Rows of unfinished jobs not yet in a final state (queue depth)."},
     {"active_jobs", "Jobs not finished."},
-    {"rate", "Invitations sent per second, measured now."},
+    {"rate", "Rate limit in force now, in invitations per second."},
     {"paused_ms", "Time left of a Retry-After pause of the whole tenant."},
     {"connections", "Control socket connections open."},
     {"uptime_seconds", "Time since invited started."},
