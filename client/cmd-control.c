@@ -23,9 +23,10 @@ static const struct control controls[] = {
     {"retry", "re-queued", "failed row", NULL, "no failed rows to re-queue"},
 };
 
-/* code: retry's --error-code, or NULL */
+/* code: retry's --error-code, or NULL; before: the job's state before the
+ * request, when known (NULL otherwise) */
 static void say(const struct control *c, const json_t *job, json_int_t id, json_int_t changed,
-                const char *code)
+                const char *code, const char *before)
 {
 	const char *state = cli_str(job, "state");
 	char n[CLI_GROUPED_MAX];
@@ -35,6 +36,11 @@ static void say(const struct control *c, const json_t *job, json_int_t id, json_
 		        cli_plural(changed));
 	else if (changed > 0)
 		fputs(c->verb, stderr);
+	else if (c->same_state && state && strcmp(state, c->same_state) == 0 && before &&
+	         strcmp(before, state) != 0)
+		/* the job changed state, no row did: nothing was pending (rows in
+		 * flight, if any, finish) */
+		fprintf(stderr, "%s; %s", c->verb, c->nothing);
 	else if (c->same_state && state && strcmp(state, c->same_state) == 0)
 		fprintf(stderr, "already %s", c->same_state);
 	else if (code)
@@ -49,7 +55,14 @@ static void say(const struct control *c, const json_t *job, json_int_t id, json_
 
 static int control(struct cli *cli, json_int_t id, const struct control *c, const char *code)
 {
-	json_t *req = cli_request(c->op, id), *reply = NULL, *job = NULL;
+	json_t *req = NULL, *reply = NULL, *job = NULL, *old = NULL;
+	/* "already cancelled" must not be said of a job this request cancelled */
+	if (c->same_state) {
+		int r = cli_fetch_job(cli, id, &old);
+		if (r != EXIT_DONE)
+			return r;
+	}
+	req = cli_request(c->op, id);
 	if (req && code) {
 		json_t *s = json_string(code);
 		if (!s) {
@@ -66,13 +79,14 @@ static int control(struct cli *cli, json_int_t id, const struct control *c, cons
 		r = cli_take(reply, "job", JSON_OBJECT, &job);
 	if (r == EXIT_DONE) {
 		json_int_t changed = cli_int(reply, "changed");
-		say(c, job, id, changed, code);
+		say(c, job, id, changed, code, cli_str(old, "state"));
 		if (cli->json) {
 			/* the job, plus what this request changed */
 			json_object_set_new(job, "changed", json_integer(changed));
 			cli_print_json(job);
 		}
 	}
+	json_decref(old);
 	json_decref(job);
 	json_decref(reply);
 	return r;
