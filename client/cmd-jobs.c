@@ -49,7 +49,8 @@ static int print_jobs(const struct cli *cli, const json_t *jobs, const struct cl
 	struct table *t = NULL;
 	if (lo->quiet) {
 		for (size_t i = 0; i < json_array_size(jobs); i++)
-			printf("%" JSON_INTEGER_FORMAT "\n", cli_int(json_array_get(jobs, i), "id"));
+			printf("%" JSON_INTEGER_FORMAT "\n",
+			       cli_int(json_array_get(jobs, i), "id"));
 		return EXIT_DONE;
 	}
 	int r = table_create(&t, N_JOB_COLUMNS, job_columns);
@@ -334,8 +335,8 @@ static int parse_show_args(struct cli *cli, int argc, char **argv, struct cli_ro
 int cmd_show(struct cli *cli, int argc, char **argv)
 {
 	struct cli_rows_query q = {.id = 0, .state = NULL, .input = false};
-	struct show s = {.cli = cli, .lo = {false, false}, .table = NULL, .result = BUF_INIT,
-	                 .printed = 0};
+	struct show s = {
+	    .cli = cli, .lo = {false, false}, .table = NULL, .result = BUF_INIT, .printed = 0};
 	json_t *job = NULL;
 	int r = parse_show_args(cli, argc, argv, &q, &s.lo);
 	if (r != CLI_CONTINUE)

@@ -85,11 +85,11 @@ int cli_wait_job(struct cli *cli, json_int_t id)
  * - otherwise: one plain line per change, at most one a second (the last
  *   state is always printed).
  */
-#define RATE_SAMPLES 32          /* polls kept for the rate: 16 s at 500 ms */
-#define RATE_WINDOW_MS 10000u    /* the rate is measured over the last 10 s */
+#define RATE_SAMPLES 32       /* polls kept for the rate: 16 s at 500 ms */
+#define RATE_WINDOW_MS 10000u /* the rate is measured over the last 10 s */
 #define LINES_MIN_INTERVAL_MS 1000u
-#define BAR_MIN 10u              /* narrower than this: no bar */
-#define LINE_MAX_COLUMNS 400u    /* a wider terminal still gets a line this long */
+#define BAR_MIN 10u           /* narrower than this: no bar */
+#define LINE_MAX_COLUMNS 400u /* a wider terminal still gets a line this long */
 
 struct sample {
 	uint64_t ms;
@@ -98,12 +98,12 @@ struct sample {
 
 struct progress {
 	bool tty;
-	json_t *last;            /* owned: the job as last shown, or NULL */
-	uint64_t last_print_ms;  /* lines: when the last line was printed */
-	bool pending_line;       /* lines: a change not printed yet (too soon) */
+	json_t *last;           /* owned: the job as last shown, or NULL */
+	uint64_t last_print_ms; /* lines: when the last line was printed */
+	bool pending_line;      /* lines: a change not printed yet (too soon) */
 	struct sample samples[RATE_SAMPLES];
-	size_t n_samples, head;  /* ring: head is the next slot */
-	bool drawn;              /* tty: a line is on the screen */
+	size_t n_samples, head; /* ring: head is the next slot */
+	bool drawn;             /* tty: a line is on the screen */
 	struct buf line;
 };
 
@@ -128,7 +128,8 @@ static double current_rate(const struct progress *p)
 	const struct sample *now = &p->samples[(p->head + RATE_SAMPLES - 1) % RATE_SAMPLES];
 	const struct sample *old = NULL;
 	for (size_t i = p->n_samples; i-- > 1;) {
-		const struct sample *s = &p->samples[(p->head + RATE_SAMPLES - 1 - i) % RATE_SAMPLES];
+		const struct sample *s =
+		    &p->samples[(p->head + RATE_SAMPLES - 1 - i) % RATE_SAMPLES];
 		if (now->ms - s->ms <= RATE_WINDOW_MS) {
 			old = s;
 			break;
