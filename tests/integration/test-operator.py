@@ -107,6 +107,29 @@ def main(tap):
         tap.ok(p.returncode == 0 and "warning" not in err(p), "no message, no warning", err(p))
         env.ctl("wait", out(p).strip())
 
+        # -- validate, submit --watch, watch --json, pause/resume in both forms --
+        small = env.write("small.csv", portal_file([["w%d@partner.example" % i, "", "false", ""]
+                                                    for i in range(3)]))
+        p = env.ctl("validate", small)
+        tap.eq((p.returncode, out(p)), (0, "%s: 3 rows, valid\n" % small), "validate: valid")
+        p, v = env.ctl_json("validate", small)
+        tap.eq(v, {"valid": True, "rows": 3, "errors": [], "error_count": 0},
+               "validate --json")
+        p = env.ctl("submit", "--watch", small)
+        jw3 = out(p).strip()
+        tap.ok(p.returncode == 0 and re.fullmatch(r"\d+", jw3) and
+               "Job %s completed: 3 succeeded, 0 failed, 0 cancelled of 3" % jw3 in err(p),
+               "submit --watch: the id, then progress and the summary", out(p) + err(p))
+        p, j = env.ctl_json("watch", jw3)
+        tap.ok(p.returncode == 0 and j and j["state"] == "completed" and j["succeeded"] == 3,
+               "watch --json of an ended job prints it at once")
+        p, j = env.ctl_json("pause", jw3)
+        tap.ok(p.returncode == 0 and j["changed"] == 0 and "nothing to pause (job is completed)"
+               in err(p), "pause of a completed job: nothing, said so", err(p))
+        p = env.ctl("resume", jw3)
+        tap.ok(p.returncode == 0 and "not paused or blocked (job is completed)" in err(p),
+               "resume of a completed job: nothing, said so", err(p))
+
         # -- show: plain words with Graph's code beside them --
         p = env.ctl("show", j1, "--state", "failed")
         tap.eq(p.returncode, 0, "show exits 0")
@@ -240,8 +263,9 @@ def main(tap):
         jf = out(p).strip()
         env.ctl("wait", jf)
         # job ends so far: j1 three times (end, retry, retry), the --message job, the plain
-        # job, the wide job, the cancelled big job, the evil job and the failing one
-        want_ends = 9
+        # job, the --watch job, the wide job, the cancelled big job, the evil job and the
+        # failing one
+        want_ends = 10
         runs = deadline_wait(lambda: (lambda r: len(r) >= want_ends and r)(hook_runs(hook_log)),
                              20, "%d on_complete runs" % want_ends)
         deadline_wait(lambda: "on_complete '%s' for job %s: exit status 3" % (hook, jf)
@@ -250,7 +274,7 @@ def main(tap):
         by_id = {}
         for r in runs:
             by_id.setdefault(r["env"].get("INVITED_JOB_ID"), []).append(r)
-        tap.eq(sorted(len(v) for v in by_id.values()), [1, 1, 1, 1, 1, 1, 3],
+        tap.eq(sorted(len(v) for v in by_id.values()), [1, 1, 1, 1, 1, 1, 1, 3],
                "three runs for the job ended three times, one for each other")
         r = by_id[jb][0]
         tap.eq({k: v for k, v in r["env"].items() if k.startswith("INVITED_")},
