@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "csv.h"
+#include "hook.h"
 
 struct parse_state {
 	struct config *config;
@@ -54,6 +55,7 @@ void config_finish(struct config *c)
 	free(c->socket_path);
 	free(c->database);
 	free(c->allow_group);
+	hook_argv_free(c->on_complete);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -215,6 +217,23 @@ static int handle(void *user, const char *section, const char *name, const char 
 			c->retention_days = (unsigned)n;
 			return 1;
 		}
+		if (strcmp(name, "on_complete") == 0) {
+			char **argv = NULL;
+			const char *why = NULL;
+			if (*value == '\0') { /* empty: no command (a drop-in may unset it) */
+				hook_argv_free(c->on_complete);
+				c->on_complete = NULL;
+				return 1;
+			}
+			int r = hook_split_command(value, &argv, &why);
+			if (r == -EINVAL)
+				return fail(st, "%s: %s", name, why);
+			if (r < 0)
+				return 0;
+			hook_argv_free(c->on_complete);
+			c->on_complete = argv;
+			return 1;
+		}
 		if (strcmp(name, "max_rows") == 0) {
 			if (!parse_u64(value, 1, 100000000, &c->max_rows))
 				return fail(st, "%s: '%s' is not a whole number from 1 to 100000000",
@@ -321,4 +340,18 @@ void config_dump(const struct config *c, FILE *f)
 	fprintf(f, "max_upload_bytes = %llu\nmax_rows = %llu\nretention_days = %u\n",
 		(unsigned long long)c->max_upload_bytes, (unsigned long long)c->max_rows,
 		c->retention_days);
+	if (c->on_complete) {
+		/* each word single-quoted, so the line reads back the same */
+		fputs("on_complete =", f);
+		for (char **a = c->on_complete; *a; a++) {
+			fputs(" '", f);
+			for (const char *p = *a; *p; p++)
+				if (*p == '\'')
+					fputs("'\\''", f);
+				else
+					fputc(*p, f);
+			fputc('\'', f);
+		}
+		fputc('\n', f);
+	}
 }

@@ -31,6 +31,7 @@ struct config {
 	unsigned retention_days; /* finished jobs older than this are deleted; 0 keeps them */
 	/* [queue] */
 	unsigned batch; /* invitations per $batch request; 1: single requests */
+	char **on_complete; /* NULL, or the argv of the completion command (hook.h) */
 };
 
 /* Fill in the built-in defaults (owned strings). */

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "daemon.h"
+#include "hook.h"
 #include "http.h"
 #include "log.h"
 #include "ops.h"
@@ -205,6 +206,8 @@ static void finish(struct daemon *d)
 	d->tenant = NULL;
 	auth_destroy(d->auth);
 	d->auth = NULL;
+	hook_destroy(d->hook);
+	d->hook = NULL;
 	uv_close((uv_handle_t *)&sig.term, on_handle_closed);
 	uv_close((uv_handle_t *)&sig.intr, on_handle_closed);
 	uv_close((uv_handle_t *)&sig.hup, on_handle_closed);
@@ -406,6 +409,12 @@ int main(int argc, char **argv)
 	}
 	tenant_set_blocked_fn(d.tenant, on_blocked, &d);
 
+	if (d.config.on_complete) {
+		r = hook_create(d.loop, d.config.on_complete, &d.hook);
+		if (r < 0)
+			goto out;
+	}
+
 	r = ctl_create(&d, d.config.socket_path, listen_fd_from_systemd(), &d.ctl);
 	if (r < 0)
 		goto out;
@@ -441,6 +450,7 @@ out:
 		http_destroy(d.http);
 		tenant_destroy(d.tenant);
 		auth_destroy(d.auth);
+		hook_destroy(d.hook);
 		uv_run(d.loop, UV_RUN_DEFAULT);
 		uv_loop_close(d.loop);
 	}

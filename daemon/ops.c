@@ -12,6 +12,7 @@
 #include "csv.h"
 #include "ctl.h"
 #include "daemon.h"
+#include "hook.h"
 #include "log.h"
 #include "proto.h"
 #include "store.h"
@@ -22,6 +23,7 @@
 #define DEFAULT_REDIRECT "https://myapplications.microsoft.com"
 #define RECENT_MS (24u * 3600u * 1000u) /* `jobs` without --all: finished in the last day */
 #define MAX_NAME_BYTES 256u
+#define MAX_ERROR_CODE_BYTES 256u
 #define ROWS_PAGE_DEFAULT 1000
 #define ROWS_PAGE_MAX 5000
 /* a reply must fit one frame (PROTO_MAX_FRAME): pages end early past this */
@@ -216,6 +218,16 @@ static void op_stats(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		"paused_ms", (json_int_t)ts.paused_ms, "connections",
 		(json_int_t)ctl_connections(d->ctl), "uptime_seconds",
 		(json_int_t)((time_mono_ms() - d->started_mono_ms) / 1000u));
+	/* rows by state over every stored job; pending and in_flight are above */
+	int64_t succeeded = 0, failed = 0, cancelled = 0;
+	if (stats && store_row_totals(d->store, &succeeded, &failed, &cancelled) == 0) {
+		json_object_set_new(stats, "rows_succeeded", json_integer(succeeded));
+		json_object_set_new(stats, "rows_failed", json_integer(failed));
+		json_object_set_new(stats, "rows_cancelled", json_integer(cancelled));
+	}
+	if (stats)
+		json_object_set_new(stats, "on_complete_running",
+				    json_integer(hook_running(d->hook)));
 	ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "stats", stats));
 }
 
@@ -638,10 +650,22 @@ void ops_job_done(struct daemon *d, int64_t job_id)
 {
 	struct store_job j;
 	if (store_job_get(d->store, job_id, &j) == 0) {
-		if (j.finished_at)
+		if (j.finished_at) {
 			log_notice("Job %lld %s: %lld succeeded, %lld failed, %lld cancelled of %lld",
 				   (long long)j.id, job_state_name(j.state), (long long)j.succeeded,
 				   (long long)j.failed, (long long)j.cancelled, (long long)j.total);
+			struct hook_job hj = {
+				.id = j.id,
+				.name = j.name,
+				.state = job_state_name(j.state),
+				.total = j.total,
+				.succeeded = j.succeeded,
+				.failed = j.failed,
+				.cancelled = j.cancelled,
+			};
+			if (d->hook)
+				hook_run(d->hook, &hj); /* logs its own failure */
+		}
 		store_job_clear(&j);
 	}
 	answer_waiters(d, job_id);
@@ -654,15 +678,18 @@ void ops_tenant_blocked(struct daemon *d)
 
 /* ---- cancel, pause, resume, retry ---- */
 
+/* code: retry only the failed rows with this error_code (NULL: all). */
 static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
-		      int (*action)(struct store *, int64_t, int64_t *), const char *verb)
+		      int (*action)(struct store *, int64_t, int64_t *), const char *verb,
+		      const char *code)
 {
 	int64_t id, changed = 0;
 	if (!get_id(conn, req, &id))
 		return;
 	if (action == store_job_cancel || action == store_job_pause)
 		tenant_forget_job(d->tenant, id);
-	int r = action(d->store, id, &changed);
+	int r = code ? store_job_retry_code(d->store, id, code, &changed)
+		     : action(d->store, id, &changed);
 	if (r < 0) {
 		reply_store_error(conn, r, id);
 		tenant_kick(d->tenant);
@@ -676,30 +703,39 @@ static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
 		}
 		changed += u;
 	}
-	log_notice("Job %lld: %s by %s (uid %u), %lld changed", (long long)id, verb,
-		   ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn), (long long)changed);
+	log_notice("Job %lld: %s%s%s by %s (uid %u), %lld changed", (long long)id, verb,
+		   code ? " of rows failed with " : "", code ? code : "", ctl_conn_user(conn),
+		   (unsigned)ctl_conn_uid(conn), (long long)changed);
 	tenant_kick(d->tenant);
 	reply_job(d, conn, id, "changed", json_integer(changed));
 }
 
 static void op_cancel(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	op_action(d, conn, req, store_job_cancel, "cancel");
+	op_action(d, conn, req, store_job_cancel, "cancel", NULL);
 }
 
 static void op_pause(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	op_action(d, conn, req, store_job_pause, "pause");
+	op_action(d, conn, req, store_job_pause, "pause", NULL);
 }
 
 static void op_resume(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	op_action(d, conn, req, store_job_resume, "resume");
+	op_action(d, conn, req, store_job_resume, "resume", NULL);
 }
 
 static void op_retry(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	op_action(d, conn, req, store_job_retry, "retry");
+	const char *code;
+	if (!get_str(conn, req, "error_code", &code))
+		return;
+	if (code && (!*code || strlen(code) > MAX_ERROR_CODE_BYTES)) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "'error_code' must be 1 to %u bytes",
+			       MAX_ERROR_CODE_BYTES);
+		return;
+	}
+	op_action(d, conn, req, store_job_retry, "retry", code);
 }
 
 static const struct {

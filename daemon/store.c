@@ -976,12 +976,14 @@ out:
 	return r;
 }
 
-/* Run one admin statement on a job inside a transaction, after checking the job exists. */
-static int job_action(struct store *s, int64_t id, const char *const *sqls, size_t n_sql,
-		      int64_t *ret_changed)
+/* Run admin statements on a job inside a transaction, after checking the job
+ * exists. ?1 is the id, ?2 now, ?3 arg (NULL binds null). *ret_changed: the
+ * first statement's changes; *ret_last_changed (may be NULL): the last one's. */
+static int job_action_arg(struct store *s, int64_t id, const char *const *sqls, size_t n_sql,
+			  const char *arg, int64_t *ret_changed, int64_t *ret_last_changed)
 {
 	int js;
-	int64_t changed = 0;
+	int64_t changed = 0, last_changed = 0;
 	int r = begin_patient(s);
 	if (r < 0)
 		return r;
@@ -993,18 +995,29 @@ static int job_action(struct store *s, int64_t id, const char *const *sqls, size
 			break;
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)time_now_ms());
+		bind_text_or_null(st, 3, arg);
 		r = step_done(st);
 		sqlite3_finalize(st);
 		if (i == 0)
 			changed = sqlite3_changes(s->db);
+		last_changed = sqlite3_changes(s->db);
 	}
 	if (r == 0)
 		r = commit(s);
 	else
 		rollback(s);
-	if (r == 0)
+	if (r == 0) {
 		*ret_changed = changed;
+		if (ret_last_changed)
+			*ret_last_changed = last_changed;
+	}
 	return r;
+}
+
+static int job_action(struct store *s, int64_t id, const char *const *sqls, size_t n_sql,
+		      int64_t *ret_changed)
+{
+	return job_action_arg(s, id, sqls, n_sql, NULL, ret_changed, NULL);
 }
 
 int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed)
@@ -1016,8 +1029,10 @@ int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed)
 		"UPDATE jobs SET finished_at = ?2 WHERE id = ?1 AND state = 3 AND finished_at IS NULL"
 		" AND total = succeeded + failed + cancelled",
 	};
-	int r = job_action(s, id, sql, 3, ret_changed);
-	if (r == 0 && s->job_done)
+	int64_t finished = 0;
+	int r = job_action_arg(s, id, sql, 3, NULL, ret_changed, &finished);
+	/* only when this cancel ended the job: a repeated cancel is no new end */
+	if (r == 0 && finished > 0 && s->job_done)
 		s->job_done(s->job_done_userdata, id);
 	return r;
 }
@@ -1042,16 +1057,23 @@ int store_job_resume(struct store *s, int64_t id, int64_t *ret_changed)
 
 int store_job_retry(struct store *s, int64_t id, int64_t *ret_changed)
 {
+	return store_job_retry_code(s, id, NULL, ret_changed);
+}
+
+int store_job_retry_code(struct store *s, int64_t id, const char *error_code,
+			 int64_t *ret_changed)
+{
 	static const char *const sql[] = {
 		"UPDATE rows SET state = 0, attempts = 0, next_attempt_at = 1, http_status = NULL,"
 		" error_code = NULL, error_message = NULL, request_id = NULL, updated_at = ?2"
-		" WHERE job_id = ?1 AND state = 3 AND (SELECT state FROM jobs WHERE id = ?1) <> 3",
+		" WHERE job_id = ?1 AND state = 3 AND (SELECT state FROM jobs WHERE id = ?1) <> 3"
+		" AND (?3 IS NULL OR error_code = ?3)",
 		"UPDATE jobs SET failed = failed - changes(),"
 		" state = CASE WHEN changes() > 0 AND state = 4 THEN 0 ELSE state END,"
 		" finished_at = CASE WHEN changes() > 0 AND state = 4 THEN NULL ELSE finished_at END"
 		" WHERE id = ?1",
 	};
-	return job_action(s, id, sql, 2, ret_changed);
+	return job_action_arg(s, id, sql, 2, error_code, ret_changed, NULL);
 }
 
 int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending,
@@ -1445,4 +1467,28 @@ void store_import_destroy(struct store_import *imp)
 		sqlite3_close(imp->db);
 	}
 	free(imp);
+}
+
+int store_row_totals(struct store *s, int64_t *ret_succeeded, int64_t *ret_failed,
+		     int64_t *ret_cancelled)
+{
+	sqlite3_stmt *st = NULL;
+	int r = sqlite_errno(sqlite3_prepare_v2(
+		s->db,
+		"SELECT COALESCE(SUM(succeeded), 0), COALESCE(SUM(failed), 0),"
+		" COALESCE(SUM(cancelled), 0) FROM jobs",
+		-1, &st, NULL));
+	if (r < 0)
+		goto out;
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		r = sqlite_errno(rc);
+		goto out;
+	}
+	*ret_succeeded = sqlite3_column_int64(st, 0);
+	*ret_failed = sqlite3_column_int64(st, 1);
+	*ret_cancelled = sqlite3_column_int64(st, 2);
+out:
+	sqlite3_finalize(st);
+	return r;
 }

@@ -169,6 +169,10 @@ int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed);
 int store_job_pause(struct store *s, int64_t id, int64_t *ret_changed);
 int store_job_resume(struct store *s, int64_t id, int64_t *ret_changed);
 int store_job_retry(struct store *s, int64_t id, int64_t *ret_changed);
+/* retry limited to failed rows whose error_code is error_code (borrowed;
+ * NULL: every failed row, as store_job_retry). */
+int store_job_retry_code(struct store *s, int64_t id, const char *error_code,
+			 int64_t *ret_changed);
 
 /* Totals over unfinished jobs, for status. */
 int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending,
@@ -182,6 +186,10 @@ int store_checkpoint(const char *path, int *ret_wal_pages);
 /* Delete the jobs (and their rows) that finished before the time given.
  * Blocking, short transactions: call from a worker thread. */
 int store_prune(const char *path, uint64_t finished_before_ms, unsigned *ret_jobs);
+/* Rows in a terminal state over every stored job (from the jobs' counts,
+ * no scan of rows), for stats. */
+int store_row_totals(struct store *s, int64_t *ret_succeeded, int64_t *ret_failed,
+		     int64_t *ret_cancelled);
 
 /* Import: one transaction on a connection of its own (worker thread). */
 struct store_import_spec {
