@@ -363,6 +363,24 @@ const char *cli_int_text(const json_t *obj, const char *key, char out[CLI_INT_MA
 	return out;
 }
 
+const char *cli_grouped(json_int_t n, char out[CLI_GROUPED_MAX])
+{
+	char digits[CLI_INT_MAX];
+	/* the magnitude as unsigned, so INT64_MIN has one too */
+	unsigned long long m = n < 0 ? 0ull - (unsigned long long)n : (unsigned long long)n;
+	int len = snprintf(digits, sizeof(digits), "%llu", m);
+	size_t o = 0;
+	if (n < 0)
+		out[o++] = '-';
+	for (int i = 0; i < len; i++) {
+		if (i > 0 && (len - i) % 3 == 0)
+			out[o++] = ',';
+		out[o++] = digits[i];
+	}
+	out[o] = '\0';
+	return out;
+}
+
 const char *cli_plural(json_int_t n)
 {
 	return n == 1 ? "" : "s";

@@ -45,6 +45,12 @@ struct command {
 	const char *help;    /* the whole text of `invitectl NAME --help` */
 };
 
+/* How jobs and show print: -q ids only, --no-legend no header or summary. */
+struct cli_list_opts {
+	bool quiet;
+	bool no_legend;
+};
+
 /* Long options every command accepts after its name. */
 enum {
 	CLI_OPT_JSON = 0x100,
@@ -126,6 +132,10 @@ const char *cli_int_text(const json_t *obj, const char *key, char out[CLI_INT_MA
 void cli_local_time(const char *rfc3339, char *out, size_t size);
 /* The SGR escape colouring a job or row state word, or NULL (no colour). */
 const char *cli_state_sgr(const struct cli *cli, const char *state);
+/* n in decimal with a comma every three digits ("3,112"), whatever the
+ * locale: what a person reads, never what a program parses. Returns out. */
+#define CLI_GROUPED_MAX 40
+const char *cli_grouped(json_int_t n, char out[CLI_GROUPED_MAX]);
 /* "s" unless n == 1. */
 const char *cli_plural(json_int_t n);
 

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* cancel, pause, resume, retry: idempotent job controls. */
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "client.h"
 
-/* What changed, said on stderr: "Job 7: cancelled 3112 pending rows",
+/* What changed, said on stderr: "Job 7: cancelled 3,112 pending rows",
  * "Job 7: paused", "Job 7: already paused". */
 struct control {
 	const char *op;
@@ -22,58 +23,119 @@ static const struct control controls[] = {
     {"retry", "re-queued", "failed row", NULL, "no failed rows to re-queue"},
 };
 
-static void say(const struct control *c, const json_t *job, json_int_t id, json_int_t changed)
+/* code: retry's --error-code, or NULL; before: the job's state before the
+ * request, when known (NULL otherwise) */
+static void say(const struct control *c, const json_t *job, json_int_t id, json_int_t changed,
+                const char *code, const char *before)
 {
 	const char *state = cli_str(job, "state");
+	char n[CLI_GROUPED_MAX];
 	fprintf(stderr, "Job %" JSON_INTEGER_FORMAT ": ", id);
 	if (changed > 0 && c->rows)
-		fprintf(stderr, "%s %" JSON_INTEGER_FORMAT " %s%s", c->verb, changed, c->rows,
+		fprintf(stderr, "%s %s %s%s", c->verb, cli_grouped(changed, n), c->rows,
 		        cli_plural(changed));
 	else if (changed > 0)
 		fputs(c->verb, stderr);
+	else if (c->same_state && state && strcmp(state, c->same_state) == 0 && before &&
+	         strcmp(before, state) != 0)
+		/* the job changed state, no row did: nothing was pending (rows in
+		 * flight, if any, finish) */
+		fprintf(stderr, "%s; %s", c->verb, c->nothing);
 	else if (c->same_state && state && strcmp(state, c->same_state) == 0)
 		fprintf(stderr, "already %s", c->same_state);
+	else if (code)
+		fprintf(stderr, "no failed rows with error code %s to re-queue (job is %s)", code,
+		        state ? state : "?");
 	else
 		fprintf(stderr, "%s (job is %s)", c->nothing, state ? state : "?");
+	if (changed > 0 && code)
+		fprintf(stderr, " with error code %s", code);
 	fputc('\n', stderr);
 }
 
-static int control(struct cli *cli, int argc, char **argv, const struct control *c)
+static int control(struct cli *cli, json_int_t id, const struct control *c, const char *code)
 {
-	json_t *reply = NULL, *job = NULL;
-	json_int_t id;
-	int r = cli_parse_job_args(cli, argc, argv, &id);
-	if (r != CLI_CONTINUE)
-		return r;
-	r = cli_call(cli, cli_request(c->op, id), &reply);
+	json_t *req = NULL, *reply = NULL, *job = NULL, *old = NULL;
+	/* "already cancelled" must not be said of a job this request cancelled */
+	if (c->same_state) {
+		int r = cli_fetch_job(cli, id, &old);
+		if (r != EXIT_DONE)
+			return r;
+	}
+	req = cli_request(c->op, id);
+	if (req && code) {
+		json_t *s = json_string(code);
+		if (!s) {
+			json_decref(req);
+			return cli_usage(cli, "--error-code: not valid UTF-8");
+		}
+		if (json_object_set_new(req, "error_code", s) < 0) {
+			json_decref(req);
+			req = NULL;
+		}
+	}
+	int r = cli_call(cli, req, &reply);
 	if (r == EXIT_DONE)
 		r = cli_take(reply, "job", JSON_OBJECT, &job);
 	if (r == EXIT_DONE) {
-		say(c, job, id, cli_int(reply, "changed"));
-		if (cli->json)
+		json_int_t changed = cli_int(reply, "changed");
+		say(c, job, id, changed, code, cli_str(old, "state"));
+		if (cli->json) {
+			/* the job, plus what this request changed */
+			json_object_set_new(job, "changed", json_integer(changed));
 			cli_print_json(job);
+		}
 	}
+	json_decref(old);
 	json_decref(job);
 	json_decref(reply);
 	return r;
 }
 
+static int simple_control(struct cli *cli, int argc, char **argv, const struct control *c)
+{
+	json_int_t id;
+	int r = cli_parse_job_args(cli, argc, argv, &id);
+	return r == CLI_CONTINUE ? control(cli, id, c, NULL) : r;
+}
+
 int cmd_cancel(struct cli *cli, int argc, char **argv)
 {
-	return control(cli, argc, argv, &controls[0]);
+	return simple_control(cli, argc, argv, &controls[0]);
 }
 
 int cmd_pause(struct cli *cli, int argc, char **argv)
 {
-	return control(cli, argc, argv, &controls[1]);
+	return simple_control(cli, argc, argv, &controls[1]);
 }
 
 int cmd_resume(struct cli *cli, int argc, char **argv)
 {
-	return control(cli, argc, argv, &controls[2]);
+	return simple_control(cli, argc, argv, &controls[2]);
 }
 
 int cmd_retry(struct cli *cli, int argc, char **argv)
 {
-	return control(cli, argc, argv, &controls[3]);
+	enum { OPT_ERROR_CODE = CLI_OPT_FIRST_LOCAL };
+	static const struct option opts[] = {
+	    {"error-code", required_argument, NULL, OPT_ERROR_CODE},
+	    CLI_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	const char *code = NULL;
+	json_int_t id;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == OPT_ERROR_CODE) {
+			code = optarg;
+			continue;
+		}
+		int r = cli_common_option(cli, c);
+		if (r != CLI_CONTINUE)
+			return r;
+	}
+	if (code && code[0] == '\0')
+		return cli_usage(cli, "--error-code: empty code");
+	int r = cli_job_operand(cli, argc - optind, argv + optind, &id);
+	return r == CLI_CONTINUE ? control(cli, id, &controls[3], code) : r;
 }

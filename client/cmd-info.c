@@ -115,21 +115,73 @@ out:
 	return r;
 }
 
-/* Prometheus' names are [a-zA-Z_:][a-zA-Z0-9_:]*; ours get a prefix. */
-static void put_metric_name(const char *key)
+/* What each known stat means: the HELP line of --prometheus, and the order
+ * of the human list. Stats the daemon adds later still print, with a
+ * generic HELP. Keys ending in _total are counters; "_ms" values are
+ * exposed in seconds (Prometheus' base unit). */
+static const struct {
+	const char *key;
+	const char *help;
+} stat_help[] = {
+    {"requests_total", "Invitation requests sent to Microsoft Graph."},
+    {"invitations_created_total", "Invitations Graph created (HTTP 201)."},
+    {"rows_failed_total", "Rows that ended failed."},
+    {"retries_total", "Rows put back for another attempt after a transient error."},
+    {"throttled_total", "Answers that throttled the tenant (429, or 503 with Retry-After)."},
+    {"transient_errors_total", "5xx answers, timeouts and connection errors."},
+    {"auth_errors_total", "Requests refused with 401 (token refreshed and retried)."},
+    {"token_refreshes_total", "Access tokens fetched."},
+    {"in_flight", "Invitation requests in flight now."},
+    {"claimed", "Rows claimed for sending, waiting for a rate token or a slot."},
+    {"pending", "Rows of unfinished jobs not yet in a final state (queue depth)."},
+    {"active_jobs", "Jobs not finished."},
+    {"rate", "Rate limit in force now, in invitations per second."},
+    {"paused_ms", "Time left of a Retry-After pause of the whole tenant."},
+    {"connections", "Control socket connections open."},
+    {"uptime_seconds", "Time since invited started."},
+    {"rows_succeeded", "Rows succeeded, over every stored job."},
+    {"rows_failed", "Rows failed, over every stored job."},
+    {"rows_cancelled", "Rows cancelled, over every stored job."},
+    {"on_complete_running", "on_complete commands running now."},
+};
+
+static bool ends_with(const char *s, const char *suffix)
 {
-	fputs("invited_", stdout);
-	for (const char *p = key; *p; p++) {
-		char c = *p;
-		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		          (c >= '0' && c <= '9') || c == '_' || c == ':';
-		fputc(ok ? c : '_', stdout);
-	}
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* The text exposition format: a TYPE line, then the sample. */
+/* Prometheus' names are [a-zA-Z_:][a-zA-Z0-9_:]*; ours get a prefix, and
+ * "_ms" becomes "_seconds". */
+static void metric_name(const char *key, struct buf *b)
+{
+	size_t len = strlen(key);
+	bool ms = ends_with(key, "_ms");
+	buf_clear(b);
+	buf_append_str(b, "invited_");
+	for (size_t i = 0; i < (ms ? len - 3 : len); i++) {
+		char c = key[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		          (c >= '0' && c <= '9') || c == '_' || c == ':';
+		buf_append(b, ok ? &c : "_", 1);
+	}
+	if (ms)
+		buf_append_str(b, "_seconds");
+}
+
+static const char *help_of(const char *key)
+{
+	for (size_t i = 0; i < sizeof(stat_help) / sizeof(stat_help[0]); i++)
+		if (strcmp(stat_help[i].key, key) == 0)
+			return stat_help[i].help;
+	return NULL;
+}
+
+/* The text exposition format (version 0.0.4), fit for node_exporter's
+ * textfile collector: HELP and TYPE, then the sample, no timestamp. */
 static void print_prometheus(const json_t *stats)
 {
+	struct buf name = BUF_INIT;
 	const char *key;
 	const json_t *v;
 	json_object_foreach((json_t *)stats, key, v)
@@ -137,15 +189,20 @@ static void print_prometheus(const json_t *stats)
 		char num[NUMBER_TEXT_MAX];
 		if (!json_is_number(v) && !json_is_boolean(v))
 			continue;
-		number_text(v, num, sizeof(num));
-		size_t len = strlen(key);
-		bool counter = len >= 6 && strcmp(key + len - 6, "_total") == 0;
-		fputs("# TYPE ", stdout);
-		put_metric_name(key);
-		printf(" %s\n", counter ? "counter" : "gauge");
-		put_metric_name(key);
-		printf(" %s\n", num);
+		if (ends_with(key, "_ms"))
+			snprintf(num, sizeof(num), "%.15g", json_number_value(v) / 1000.0);
+		else
+			number_text(v, num, sizeof(num));
+		metric_name(key, &name);
+		if (!name.data)
+			break; /* out of memory */
+		const char *help = help_of(key);
+		/* HELP text escapes only backslash and newline; ours have neither */
+		printf("# HELP %s %s\n", name.data, help ? help : "A counter or gauge of invited.");
+		printf("# TYPE %s %s\n", name.data, ends_with(key, "_total") ? "counter" : "gauge");
+		printf("%s %s\n", name.data, num);
 	}
+	buf_finish(&name);
 }
 
 static void print_stats(const json_t *stats)

@@ -44,10 +44,18 @@ static int add_job_row(const struct cli *cli, struct table *t, const json_t *job
 	return table_add_row(t, cells, sgr);
 }
 
-static int print_jobs(const struct cli *cli, const json_t *jobs)
+static int print_jobs(const struct cli *cli, const json_t *jobs, const struct cli_list_opts *lo)
 {
 	struct table *t = NULL;
+	if (lo->quiet) {
+		for (size_t i = 0; i < json_array_size(jobs); i++)
+			printf("%" JSON_INTEGER_FORMAT "\n",
+			       cli_int(json_array_get(jobs, i), "id"));
+		return EXIT_DONE;
+	}
 	int r = table_create(&t, N_JOB_COLUMNS, job_columns);
+	if (r == 0 && lo->no_legend)
+		table_hide_header(t);
 	for (size_t i = 0; r == 0 && i < json_array_size(jobs); i++)
 		r = add_job_row(cli, t, json_array_get(jobs, i));
 	if (r == 0)
@@ -58,11 +66,58 @@ static int print_jobs(const struct cli *cli, const json_t *jobs)
 	return r == -ENOMEM ? EXIT_TEMPFAIL : EXIT_DONE; /* write errors: main checks stdout */
 }
 
+enum {
+	OPT_ALL = CLI_OPT_FIRST_LOCAL,
+	OPT_NO_LEGEND,
+	OPT_STATE,
+};
+
+/* -q, --no-legend (both commands); CLI_CONTINUE when opt was one of them. */
+static int list_option(struct cli_list_opts *lo, int opt)
+{
+	if (opt == 'q')
+		lo->quiet = true;
+	else if (opt == OPT_NO_LEGEND)
+		lo->no_legend = true;
+	else
+		return 0;
+	return CLI_CONTINUE;
+}
+
+static int check_list_opts(struct cli *cli, const struct cli_list_opts *lo)
+{
+	if (lo->quiet && cli->json)
+		return cli_usage(cli, "-q and --json exclude each other");
+	return CLI_CONTINUE;
+}
+
 int cmd_jobs(struct cli *cli, int argc, char **argv)
 {
+	static const struct option opts[] = {
+	    {"all", no_argument, NULL, OPT_ALL},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"no-legend", no_argument, NULL, OPT_NO_LEGEND},
+	    CLI_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
 	json_t *req = NULL, *reply = NULL, *jobs = NULL;
+	struct cli_list_opts lo = {false, false};
 	bool all = false;
-	int r = cli_parse_simple(cli, argc, argv, "all", &all, 0);
+	int c, r;
+	while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
+		if (c == OPT_ALL) {
+			all = true;
+			continue;
+		}
+		if (list_option(&lo, c) == CLI_CONTINUE)
+			continue;
+		r = cli_common_option(cli, c);
+		if (r != CLI_CONTINUE)
+			return r;
+	}
+	if (optind < argc)
+		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
+	r = check_list_opts(cli, &lo);
 	if (r != CLI_CONTINUE)
 		return r;
 	req = cli_request("jobs", 0);
@@ -76,7 +131,7 @@ int cmd_jobs(struct cli *cli, int argc, char **argv)
 	if (r == EXIT_DONE && cli->json)
 		cli_print_json(jobs);
 	else if (r == EXIT_DONE)
-		r = print_jobs(cli, jobs);
+		r = print_jobs(cli, jobs, &lo);
 	json_decref(jobs);
 	json_decref(reply);
 	return r;
@@ -93,17 +148,58 @@ static const struct table_column row_columns[] = {
 
 struct show {
 	struct cli *cli;
+	struct cli_list_opts lo;
 	struct table *table; /* human output */
 	struct buf result;   /* the RESULT cell being built */
 	size_t printed;      /* --json: rows printed so far */
 };
 
-/* RESULT: the user id of a succeeded row, why a failed row failed. */
+/* Plain words for Graph's codes and for failures without an answer, shown
+ * before Graph's own code. */
+static const struct {
+	const char *code; /* error_code, or NULL to match http alone */
+	long http;        /* 0: any */
+	const char *words;
+} reasons[] = {
+    {"Timeout", 0, "Graph did not answer in time"},
+    {"ConnectionRefused", 0, "could not connect to Graph"},
+    {"ConnectionReset", 0, "the connection to Graph broke"},
+    {"HostUnreachable", 0, "Graph's host is unreachable"},
+    {"ResponseTooLarge", 0, "Graph's answer was too large to read"},
+    {"BadResponse", 0, "Graph's answer could not be read"},
+    {"TransportError", 0, "no answer from Graph"},
+    {NULL, 400, "Graph refused the invitation"},
+    {NULL, 401, "Graph refused invited's sign-in"},
+    {NULL, 403,
+     "not allowed: the app needs User.Invite.All and the tenant must allow B2B invitations"},
+    {NULL, 404, "Graph does not know the invitations endpoint (check graph_url)"},
+    {NULL, 429, "throttled by Graph on every attempt"},
+    {NULL, 500, "Graph failed on every attempt (server error)"},
+    {NULL, 502, "Graph failed on every attempt (server error)"},
+    {NULL, 503, "Graph was unavailable on every attempt"},
+    {NULL, 504, "Graph timed out on every attempt"},
+};
+
+static const char *plain_words(const char *code, long http)
+{
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++) {
+		if (reasons[i].code && code && strcmp(reasons[i].code, code) == 0)
+			return reasons[i].words;
+		if (!reasons[i].code && http > 0 && reasons[i].http == http)
+			return reasons[i].words;
+	}
+	return NULL;
+}
+
+/* RESULT: the user id of a succeeded row; for a failed row why, in plain
+ * words (Graph's message, or ours when there is none or no answer came),
+ * then Graph's code and the HTTP status: "Graph refused the invitation
+ * (BadRequest, HTTP 400)". */
 static int result_text(const json_t *row, struct buf *b)
 {
 	const char *state = cli_str(row, "state");
 	const char *code = cli_str(row, "error_code"), *msg = cli_str(row, "error_message");
-	json_int_t http = cli_int(row, "http_status");
+	long http = (long)cli_int(row, "http_status");
 	buf_clear(b);
 	if (state && strcmp(state, "succeeded") == 0) {
 		const char *id = cli_str(row, "invited_user_id");
@@ -111,12 +207,21 @@ static int result_text(const json_t *row, struct buf *b)
 	}
 	if (!state || strcmp(state, "failed") != 0)
 		return buf_append_str(b, "-");
-	if (code)
-		return msg ? buf_printf(b, "%s: %s", code, msg) : buf_append_str(b, code);
-	if (http > 0)
-		return msg ? buf_printf(b, "HTTP %" JSON_INTEGER_FORMAT ": %s", http, msg)
-		           : buf_printf(b, "HTTP %" JSON_INTEGER_FORMAT, http);
-	return buf_append_str(b, msg ? msg : "-");
+	const char *words = plain_words(code, http);
+	int r;
+	if (http <= 0 && words) /* no HTTP answer: say what happened, then the detail */
+		r = msg ? buf_printf(b, "%s: %s", words, msg) : buf_append_str(b, words);
+	else if (msg)
+		r = buf_append_str(b, msg);
+	else
+		r = buf_append_str(b, words ? words : "the invitation failed");
+	if (r == 0 && code && http > 0)
+		r = buf_printf(b, " (%s, HTTP %ld)", code, http);
+	else if (r == 0 && code)
+		r = buf_printf(b, " (%s)", code);
+	else if (r == 0 && http > 0)
+		r = buf_printf(b, " (HTTP %ld)", http);
+	return r;
 }
 
 static int add_row(struct show *s, const json_t *row)
@@ -141,6 +246,10 @@ static int show_page(void *userdata, const json_t *reply)
 	int r = 0;
 	for (size_t i = 0; r == 0 && i < json_array_size(rows); i++) {
 		const json_t *row = json_array_get(rows, i);
+		if (s->lo.quiet) {
+			printf("%" JSON_INTEGER_FORMAT "\n", cli_int(row, "line"));
+			continue;
+		}
 		if (!s->cli->json) {
 			r = add_row(s, row);
 			continue;
@@ -149,7 +258,7 @@ static int show_page(void *userdata, const json_t *reply)
 			fputc(',', stdout);
 		json_dumpf(row, stdout, CLI_JSON_FLAGS);
 	}
-	if (r == 0 && !s->cli->json)
+	if (r == 0 && !s->cli->json && !s->lo.quiet)
 		r = table_flush(s->table, stdout);
 	if (r == -ENOMEM) {
 		cli_error("out of memory");
@@ -187,16 +296,20 @@ static void print_summary(const json_t *job)
 	cli_print_kv(kv, sizeof(kv) / sizeof(kv[0]));
 }
 
-static int parse_show_args(struct cli *cli, int argc, char **argv, struct cli_rows_query *q)
+static int parse_show_args(struct cli *cli, int argc, char **argv, struct cli_rows_query *q,
+                           struct cli_list_opts *lo)
 {
-	enum { OPT_STATE = CLI_OPT_FIRST_LOCAL };
 	static const struct option opts[] = {
 	    {"state", required_argument, NULL, OPT_STATE},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"no-legend", no_argument, NULL, OPT_NO_LEGEND},
 	    CLI_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
+		if (list_option(lo, c) == CLI_CONTINUE)
+			continue;
 		if (c != OPT_STATE) {
 			int r = cli_common_option(cli, c);
 			if (r != CLI_CONTINUE)
@@ -213,15 +326,19 @@ static int parse_show_args(struct cli *cli, int argc, char **argv, struct cli_ro
 			                 "succeeded, failed, cancelled expected",
 			                 optarg);
 	}
+	int r = check_list_opts(cli, lo);
+	if (r != CLI_CONTINUE)
+		return r;
 	return cli_job_operand(cli, argc - optind, argv + optind, &q->id);
 }
 
 int cmd_show(struct cli *cli, int argc, char **argv)
 {
 	struct cli_rows_query q = {.id = 0, .state = NULL, .input = false};
-	struct show s = {.cli = cli, .table = NULL, .result = BUF_INIT, .printed = 0};
+	struct show s = {
+	    .cli = cli, .lo = {false, false}, .table = NULL, .result = BUF_INIT, .printed = 0};
 	json_t *job = NULL;
-	int r = parse_show_args(cli, argc, argv, &q);
+	int r = parse_show_args(cli, argc, argv, &q, &s.lo);
 	if (r != CLI_CONTINUE)
 		return r;
 	if (table_create(&s.table, N_ROW_COLUMNS, row_columns) < 0) {
@@ -237,10 +354,12 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 		fputs("{\"job\":", stdout);
 		json_dumpf(job, stdout, CLI_JSON_FLAGS);
 		fputs(",\"rows\":[", stdout);
-	} else {
+	} else if (!s.lo.quiet && !s.lo.no_legend) {
 		print_summary(job);
 		fputc('\n', stdout);
 	}
+	if (s.lo.no_legend)
+		table_hide_header(s.table);
 	r = cli_rows_foreach(cli, &q, show_page, &s);
 	if (r == EXIT_DONE && cli->json)
 		fputs("]}\n", stdout);

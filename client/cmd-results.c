@@ -111,10 +111,12 @@ static int results_page(void *userdata, const json_t *reply)
 }
 
 static int parse_results_args(struct cli *cli, int argc, char **argv, json_int_t *ret_id,
-                              const char **ret_file)
+                              const char **ret_file, bool *ret_bom)
 {
+	enum { OPT_BOM = CLI_OPT_FIRST_LOCAL };
 	static const struct option opts[] = {
 	    {"output", required_argument, NULL, 'o'},
+	    {"bom", no_argument, NULL, OPT_BOM},
 	    CLI_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
@@ -122,6 +124,10 @@ static int parse_results_args(struct cli *cli, int argc, char **argv, json_int_t
 	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
 		if (c == 'o') {
 			*ret_file = optarg;
+			continue;
+		}
+		if (c == OPT_BOM) {
+			*ret_bom = true;
 			continue;
 		}
 		int r = cli_common_option(cli, c);
@@ -176,7 +182,8 @@ int cmd_results(struct cli *cli, int argc, char **argv)
 	struct results res = {.out = stdout, .name = "standard output", .ncols = 0};
 	struct buf tmp = BUF_INIT;
 	const char *file = NULL;
-	int r = parse_results_args(cli, argc, argv, &q.id, &file);
+	bool bom = false;
+	int r = parse_results_args(cli, argc, argv, &q.id, &file, &bom);
 	if (r != CLI_CONTINUE)
 		return r;
 	if (file) {
@@ -185,6 +192,9 @@ int cmd_results(struct cli *cli, int argc, char **argv)
 		if (r != EXIT_DONE)
 			goto out;
 	}
+	/* Excel reads a CSV as UTF-8 only when it starts with the byte order mark */
+	if (bom)
+		fputs("\xEF\xBB\xBF", res.out);
 	r = cli_rows_foreach(cli, &q, results_page, &res);
 	if (!file)
 		goto out;

@@ -2,6 +2,7 @@
 /* invitectl: the command-line client of invited (SPEC §3). Wiring only. */
 #include <errno.h>
 #include <getopt.h>
+#include <langinfo.h>
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,51 +51,70 @@ static const struct command commands[] = {
      "  -h, --help               show this help\n\n"
      "A row's own redirect URL, send flag or message wins over these options.\n"},
     {"jobs", cmd_jobs, "list jobs",
-     "Usage: invitectl jobs [--all] [--json]\n\n"
+     "Usage: invitectl jobs [--all] [-q] [--no-legend] [--json]\n\n"
      "List jobs, newest first: those not finished and those finished in the last\n"
      "24 hours.\n\n"
      "Options:\n"
-     "      --all   every job\n"
-     "      --json  print the array of jobs on stdout\n"
-     "  -h, --help  show this help\n"},
+     "      --all        every job\n"
+     "  -q, --quiet      print only the job ids, one per line\n"
+     "      --no-legend  no header line\n"
+     "      --json       print the array of jobs on stdout\n"
+     "  -h, --help       show this help\n"},
     {"show", cmd_show, "show a job and its rows",
-     "Usage: invitectl show [--state STATE] [--json] JOB\n\n"
+     "Usage: invitectl show [--state STATE] [-q] [--no-legend] [--json] JOB\n\n"
      "Show a job's summary and one line per row: LINE, EMAIL, STATE, ATTEMPTS and\n"
-     "RESULT (the invited user's id, or why the row failed).\n\n"
+     "RESULT (the invited user's id, or why the row failed in plain words, with\n"
+     "Graph's error code and HTTP status in parentheses).\n\n"
      "Options:\n"
      "      --state STATE  only rows in STATE: pending, in_flight, succeeded,\n"
      "                     failed or cancelled\n"
+     "  -q, --quiet        print only the rows' line numbers, one per line\n"
+     "      --no-legend    no summary and no header line: the rows only\n"
      "      --json         print {\"job\":{...},\"rows\":[...]} on stdout\n"
      "  -h, --help         show this help\n"},
     {"results", cmd_results, "write a job's results as CSV",
-     "Usage: invitectl results [-o FILE] JOB\n\n"
+     "Usage: invitectl results [-o FILE] [--bom] JOB\n\n"
      "Write the job's results as CSV (RFC 4180, CRLF line ends): the input\n"
      "columns, then status, http_status, error_code, error_message,\n"
      "invited_user_id, invite_redeem_url, attempts, finished_at.\n\n"
      "Options:\n"
      "  -o, --output FILE  write FILE (mode 0640, replaced atomically), not stdout\n"
+     "      --bom          start with a UTF-8 byte order mark, so Excel reads\n"
+     "                     names in Japanese, accents and emoji correctly\n"
      "  -h, --help         show this help\n"},
     {"watch", cmd_watch, "follow a job's progress until it ends",
-     JOB_HELP("watch", "Print a line on stderr each time the job's progress changes, until it\n"
-                       "ends. Exit status as for wait.")},
+     JOB_HELP("watch", "Follow the job until it ends, on stderr. On a terminal: one line redrawn\n"
+                       "in place with a bar, done/total, succeeded, failed, rate and ETA.\n"
+                       "Otherwise: one line per change, at most one a second. Ends with a\n"
+                       "summary line; exit status as for wait.")},
     {"wait", cmd_wait, "block until a job ends",
      JOB_HELP("wait", "Block until the job is completed, cancelled or blocked. Exit status:\n"
                       "0 every row succeeded, 1 some rows failed or were cancelled,\n"
                       "75 the job is blocked.")},
     {"cancel", cmd_cancel, "cancel a job's rows not yet sent",
-     JOB_HELP("cancel", "Mark every row of the job not yet sent cancelled. Idempotent.")},
+     JOB_HELP("cancel", "Mark every row of the job not yet sent cancelled; rows in flight\n"
+                        "finish. Says how many rows it cancelled. Idempotent.")},
     {"pause", cmd_pause, "stop sending a job's invitations for now",
      JOB_HELP("pause", "Stop sending the job's invitations until resume. Idempotent.")},
     {"resume", cmd_resume, "resume a paused or blocked job",
      JOB_HELP("resume", "Resume a paused job; for a blocked job, lift the tenant's block.\n"
                         "Idempotent.")},
     {"retry", cmd_retry, "re-queue a job's failed rows",
-     JOB_HELP("retry", "Send the job's failed rows again.")},
+     "Usage: invitectl retry [--error-code CODE] [--json] JOB\n\n"
+     "Send the job's failed rows again; says how many it re-queued. Idempotent:\n"
+     "once re-queued, rows are no longer failed.\n\n"
+     "Options:\n"
+     "      --error-code CODE  only the rows that failed with Graph's error code\n"
+     "                         CODE (as in show's RESULT or results' error_code)\n"
+     "      --json             print the job, with \"changed\", on stdout\n"
+     "  -h, --help             show this help\n"},
     {"stats", cmd_stats, "daemon counters and gauges",
      "Usage: invitectl stats [--prometheus | --json]\n\n"
      "Print the daemon's counters and gauges, one \"name value\" per line.\n\n"
      "Options:\n"
-     "      --prometheus  Prometheus text format (invited_NAME, with TYPE lines)\n"
+     "      --prometheus  Prometheus text exposition format (invited_NAME, with\n"
+     "                    HELP and TYPE lines), e.g. for node_exporter's\n"
+     "                    textfile collector\n"
      "      --json        print the stats object on stdout\n"
      "  -h, --help        show this help\n"},
     {"status", cmd_status, "daemon health",
@@ -141,7 +161,8 @@ static void print_usage(FILE *out)
 	      "Exit status: 0 done; 1 the job ended with failed or cancelled rows;\n"
 	      "64 usage; 65 invalid input file; 66 cannot read input; 69 daemon\n"
 	      "unreachable; 75 temporary failure; 77 permission denied; 78 bad\n"
-	      "configuration (reload).\n",
+	      "configuration (reload).\n\n"
+	      "See invitectl(1).\n",
 	      out);
 }
 
@@ -234,6 +255,10 @@ int main(int argc, char **argv)
 	struct buf argv0 = BUF_INIT;
 	setlocale(LC_ALL, "");
 	setlocale(LC_NUMERIC, "C"); /* numbers we print are read by programs */
+	/* Everything invited sends is UTF-8: under the C/POSIX locale measure
+	 * its width as UTF-8 anyway, or Japanese names would misalign tables. */
+	if (strcmp(nl_langinfo(CODESET), "ANSI_X3.4-1968") == 0)
+		setlocale(LC_CTYPE, "C.UTF-8");
 	cli_init(&cli);
 
 	int r = parse_global(&cli, argc, argv);

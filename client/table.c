@@ -173,6 +173,11 @@ static void print_row(const struct table *t, const struct cell *row, FILE *out)
 	fputc('\n', out);
 }
 
+void table_hide_header(struct table *t)
+{
+	t->header_done = true;
+}
+
 int table_flush(struct table *t, FILE *out)
 {
 	for (size_t r = 0; r < t->nrows; r++)

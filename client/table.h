@@ -42,5 +42,7 @@ int table_add_row(struct table *t, const char *const *cells, const char *const *
 /* Print the header if not yet printed, then the buffered rows. 0, or -EIO
  * when out has its error flag set. */
 int table_flush(struct table *t, FILE *out);
+/* Never print the header (--no-legend). */
+void table_hide_header(struct table *t);
 /* Display width of s in the current locale (invalid bytes count one each). */
 size_t table_text_width(const char *s);

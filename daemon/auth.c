@@ -18,7 +18,7 @@
 
 #define RETRY_MIN_MS 1000u
 #define RETRY_MAX_MS 60000u
-#define EXPIRY_MARGIN_MS 30000u /* a token this close to expiry is not used */
+#define EXPIRY_MARGIN_MS 30000u /* a token this close to expiry is not used (or 1/10 of its life) */
 
 struct auth {
 	uv_loop_t *loop;
@@ -34,6 +34,7 @@ struct auth {
 
 	char *header;         /* "Bearer ..." (secret memory) or NULL */
 	uint64_t expires_at;  /* mono ms */
+	uint64_t margin_ms;   /* not used this close to expires_at */
 	bool fetching;
 	char *error;
 	uint64_t retry_ms;
@@ -178,6 +179,7 @@ static void on_reply(void *userdata, const struct http_response *resp)
 	secret_free(a->header);
 	a->header = header;
 	a->expires_at = time_mono_ms() + (uint64_t)ttl * 1000u;
+	a->margin_ms = (uint64_t)ttl * 100u < EXPIRY_MARGIN_MS ? (uint64_t)ttl * 100u : EXPIRY_MARGIN_MS;
 	a->refreshes++;
 	if (a->error)
 		log_notice("Got a Graph token again after: %s", a->error);
@@ -319,7 +321,7 @@ const char *auth_header(struct auth *a)
 {
 	if (!a->header)
 		return NULL;
-	if (time_mono_ms() + EXPIRY_MARGIN_MS >= a->expires_at) {
+	if (time_mono_ms() + a->margin_ms >= a->expires_at) {
 		secret_free(a->header);
 		a->header = NULL;
 		if (!a->fetching) {
@@ -331,9 +333,14 @@ const char *auth_header(struct auth *a)
 	return a->header;
 }
 
-void auth_reject(struct auth *a, const char *header)
+uint64_t auth_generation(const struct auth *a)
 {
-	if (!a->header || strcmp(a->header, header) != 0)
+	return a->refreshes;
+}
+
+void auth_reject(struct auth *a, uint64_t generation)
+{
+	if (!a->header || generation != a->refreshes)
 		return; /* already replaced */
 	log_warning("Graph refused the token (401); fetching a new one");
 	secret_free(a->header);

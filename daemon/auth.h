@@ -47,9 +47,11 @@ void auth_start(struct auth *a);
 /* The Authorization header value ("Bearer ..."), borrowed until the next
  * token arrives, or NULL when no usable token is held. */
 const char *auth_header(struct auth *a);
-/* A 401 came back for a request sent with header: drop that token (once)
- * and fetch a new one. */
-void auth_reject(struct auth *a, const char *header);
+/* Which token auth_header() returns now: changes with every new token. */
+uint64_t auth_generation(const struct auth *a);
+/* A 401 came back for a request sent with token `generation`: drop that
+ * token (once: a newer one stays) and fetch a new one. */
+void auth_reject(struct auth *a, uint64_t generation);
 
 /* Read the token endpoint's answer (pure; no I/O). On success returns 0 with
  * *ret_token (owned; the bare access token) and *ret_ttl_s; otherwise

@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "csv.h"
+#include "hook.h"
 
 struct parse_state {
 	struct config *config;
@@ -35,6 +36,8 @@ int config_init(struct config *c)
 	c->request_timeout_ms = 30000;
 	c->max_upload_bytes = 64u * 1024u * 1024u;
 	c->max_rows = 1000000;
+	c->retention_days = 90;
+	c->batch = 1;
 	if (!c->authority_url || !c->graph_url || !c->socket_path || !c->database ||
 	    !c->allow_group || !c->cloud) {
 		config_finish(c);
@@ -55,6 +58,7 @@ void config_finish(struct config *c)
 	free(c->socket_path);
 	free(c->database);
 	free(c->allow_group);
+	hook_argv_free(c->on_complete);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -215,6 +219,13 @@ static int handle(void *user, const char *section, const char *name, const char 
 			c->max_attempts = (unsigned)n;
 			return 1;
 		}
+		if (strcmp(name, "batch") == 0) {
+			if (!parse_u64(value, 1, 20, &n))
+				return fail(st, "%s: '%s' is not a whole number from 1 to 20 (Graph's $batch limit)",
+					    name, value);
+			c->batch = (unsigned)n;
+			return 1;
+		}
 		if (strcmp(name, "request_timeout") == 0) {
 			if (!parse_seconds_ms(value, &c->request_timeout_ms))
 				return fail(st, "%s: '%s' is not a number of seconds from 0.1 to 3600",
@@ -237,6 +248,30 @@ static int handle(void *user, const char *section, const char *name, const char 
 			if (!parse_u64(value, 1024, UINT64_C(1) << 40, &c->max_upload_bytes))
 				return fail(st, "%s: '%s' is not a size from 1024 bytes to 1 TiB", name,
 					    value);
+			return 1;
+		}
+		if (strcmp(name, "retention_days") == 0) {
+			if (!parse_u64(value, 0, 36500, &n))
+				return fail(st, "%s: '%s' is not a number of days from 0 (keep) to 36500",
+					    name, value);
+			c->retention_days = (unsigned)n;
+			return 1;
+		}
+		if (strcmp(name, "on_complete") == 0) {
+			char **argv = NULL;
+			const char *why = NULL;
+			if (*value == '\0') { /* empty: no command (a drop-in may unset it) */
+				hook_argv_free(c->on_complete);
+				c->on_complete = NULL;
+				return 1;
+			}
+			int r = hook_split_command(value, &argv, &why);
+			if (r == -EINVAL)
+				return fail(st, "%s: %s", name, why);
+			if (r < 0)
+				return 0;
+			hook_argv_free(c->on_complete);
+			c->on_complete = argv;
 			return 1;
 		}
 		if (strcmp(name, "max_rows") == 0) {
@@ -345,9 +380,25 @@ void config_dump(const struct config *c, FILE *f)
 	fprintf(f, "graph_url = %s\n", c->graph_url);
 	fprintf(f, "\n[queue]\nrate = %g\nburst = %u\nconcurrency = %u\nmax_attempts = %u\n",
 		c->rate, c->burst, c->concurrency, c->max_attempts);
-	fprintf(f, "request_timeout = %g\n", (double)c->request_timeout_ms / 1000.0);
+	fprintf(f, "request_timeout = %g\nbatch = %u\n", (double)c->request_timeout_ms / 1000.0,
+		c->batch);
 	fprintf(f, "\n[daemon]\nsocket = %s\ndatabase = %s\nallow_group = %s\n", c->socket_path,
 		c->database, c->allow_group ? c->allow_group : "");
-	fprintf(f, "max_upload_bytes = %llu\nmax_rows = %llu\n",
-		(unsigned long long)c->max_upload_bytes, (unsigned long long)c->max_rows);
+	fprintf(f, "max_upload_bytes = %llu\nmax_rows = %llu\nretention_days = %u\n",
+		(unsigned long long)c->max_upload_bytes, (unsigned long long)c->max_rows,
+		c->retention_days);
+	if (c->on_complete) {
+		/* each word single-quoted, so the line reads back the same */
+		fputs("on_complete =", f);
+		for (char **a = c->on_complete; *a; a++) {
+			fputs(" '", f);
+			for (const char *p = *a; *p; p++)
+				if (*p == '\'')
+					fputs("'\\''", f);
+				else
+					fputc(*p, f);
+			fputc('\'', f);
+		}
+		fputc('\n', f);
+	}
 }

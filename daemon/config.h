@@ -31,6 +31,10 @@ struct config {
 	char *allow_group; /* NULL or empty: root and the daemon's own uid only */
 	uint64_t max_upload_bytes;
 	uint64_t max_rows;
+	unsigned retention_days; /* finished jobs older than this are deleted; 0 keeps them */
+	/* [queue] */
+	unsigned batch; /* invitations per $batch request; 1: single requests */
+	char **on_complete; /* NULL, or the argv of the completion command (hook.h) */
 };
 
 /* Fill in the built-in defaults (owned strings). */

@@ -12,6 +12,7 @@
 #include "config.h"
 
 struct auth;
+struct hook;
 struct ctl;
 struct http;
 struct store;
@@ -26,6 +27,7 @@ struct daemon {
 	struct auth *auth;
 	struct tenant *tenant; /* one today; SPEC "planned next": several, by name */
 	struct ctl *ctl;
+	struct hook *hook; /* NULL unless [daemon] on_complete is set */
 	uint64_t started_mono_ms;
 	struct waiter *waiters; /* `wait` requests not answered yet (ops.c) */
 	bool stopping;

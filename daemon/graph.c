@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "http.h"
@@ -18,12 +21,161 @@ char *graph_invitations_url(const char *graph_url)
 	return buf_steal(&b);
 }
 
+char *graph_batch_url(const char *graph_url)
+{
+	struct buf b = BUF_INIT;
+	if (buf_printf(&b, "%s/v1.0/$batch", graph_url) < 0)
+		return NULL;
+	return buf_steal(&b);
+}
+
+static json_t *invitation_json(const struct store_claim *c);
+
 int graph_invitation_body(const struct store_claim *c, char **ret_body, size_t *ret_len)
 {
-	int r = -ENOMEM;
-	json_t *o = json_object();
+	json_t *o = invitation_json(c);
 	if (!o)
 		return -ENOMEM;
+	char *body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!body)
+		return -ENOMEM;
+	*ret_body = body;
+	*ret_len = strlen(body);
+	return 0;
+}
+
+int graph_batch_body(struct store_claim *const *claims, size_t n, char **ret_body, size_t *ret_len)
+{
+	json_t *reqs = json_array();
+	json_t *root = json_pack("{s:o}", "requests", reqs);
+	if (!root)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		char id[24];
+		snprintf(id, sizeof(id), "%zu", i + 1);
+		json_t *body = invitation_json(claims[i]);
+		json_t *item = body ? json_pack("{s:s,s:s,s:s,s:{s:s},s:o}", "id", id, "method", "POST",
+						"url", "/invitations", "headers", "Content-Type",
+						"application/json", "body", body)
+				    : NULL;
+		if (!item || json_array_append_new(reqs, item) < 0) {
+			json_decref(root);
+			return -ENOMEM;
+		}
+	}
+	char *text = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	if (!text)
+		return -ENOMEM;
+	*ret_body = text;
+	*ret_len = strlen(text);
+	return 0;
+}
+
+/* A header of a batch item, by case-insensitive name. */
+static const char *item_header(json_t *headers, const char *name)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(headers, key, v)
+	{
+		if (strcasecmp(key, name) == 0)
+			return json_string_value(v);
+	}
+	return NULL;
+}
+
+int graph_batch_classify(const struct http_response *resp, size_t n, struct graph_result *results)
+{
+	if (resp->error || resp->status == 429 || resp->status >= 500 || resp->status == 401)
+		return GRAPH_BATCH_WHOLE;
+	if (resp->status != 200 && resp->status != 424)
+		return GRAPH_BATCH_REFUSED;
+	json_t *root = json_loadb(resp->body, resp->body_len, 0, NULL);
+	json_t *items = json_object_get(root, "responses");
+	if (!json_is_array(items)) {
+		json_decref(root);
+		return GRAPH_BATCH_WHOLE; /* an answer we cannot read: like no answer */
+	}
+	json_t *by_index[GRAPH_BATCH_MAX] = {0};
+	size_t i;
+	json_t *item;
+	json_array_foreach(items, i, item)
+	{
+		const char *id = json_string_value(json_object_get(item, "id"));
+		char *end;
+		unsigned long k = id ? strtoul(id, &end, 10) : 0;
+		if (id && *end == '\0' && k >= 1 && k <= n && k <= GRAPH_BATCH_MAX)
+			by_index[k - 1] = item;
+	}
+	/* every item refused with the same error code and message: the service
+	 * does not take invitations in a batch */
+	bool same = n >= 2;
+	const char *code0 = NULL, *msg0 = NULL;
+	for (i = 0; i < n && same; i++) {
+		json_t *st = by_index[i] ? json_object_get(by_index[i], "status") : NULL;
+		long status = json_is_integer(st) ? (long)json_integer_value(st) : 0;
+		json_t *err = json_object_get(json_object_get(by_index[i], "body"), "error");
+		const char *code = json_string_value(json_object_get(err, "code"));
+		const char *msg = json_string_value(json_object_get(err, "message"));
+		if (status < 400 || status >= 500 || status == 401 || status == 403 || status == 408 ||
+		    status == 429 || !code || !msg) {
+			same = false;
+		} else if (i == 0) {
+			code0 = code;
+			msg0 = msg;
+		} else {
+			same = strcmp(code, code0) == 0 && strcmp(msg, msg0) == 0;
+		}
+	}
+	if (same) {
+		json_decref(root);
+		return GRAPH_BATCH_REFUSED;
+	}
+
+	int r = 0;
+	for (i = 0; i < n && r == 0; i++) {
+		json_t *it = by_index[i];
+		if (!it) {
+			struct http_response missing = {.error = -EPROTO,
+							.error_text = "no answer for this item in the batch",
+							.body = ""};
+			r = graph_classify(&missing, &results[i]);
+			continue;
+		}
+		json_t *headers = json_object_get(it, "headers");
+		json_t *st = json_object_get(it, "status");
+		char *body = json_dumps(json_object_get(it, "body"), JSON_COMPACT | JSON_ENCODE_ANY);
+		struct http_response one = {
+			.status = json_is_integer(st) ? (long)json_integer_value(st) : 0,
+			.body = body ? body : "",
+			.body_len = body ? strlen(body) : 0,
+			.request_id = item_header(headers, "request-id"),
+		};
+		if (one.status == 0)
+			one.error = -EPROTO, one.error_text = "a batch item without a status";
+		const char *ra = item_header(headers, "Retry-After");
+		if (ra) {
+			char *end;
+			unsigned long secs = strtoul(ra, &end, 10);
+			if (end != ra && *end == '\0') {
+				one.retry_after_ms = (uint64_t)(secs > 86400 ? 86400 : secs) * 1000u;
+				one.has_retry_after = 1;
+			}
+		}
+		r = graph_classify(&one, &results[i]);
+		free(body);
+	}
+	json_decref(root);
+	return r;
+}
+
+static json_t *invitation_json(const struct store_claim *c)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
 	if (json_object_set_new(o, "invitedUserEmailAddress", json_string(c->email)) < 0 ||
 	    json_object_set_new(o, "inviteRedirectUrl", json_string(c->redirect_url)) < 0 ||
 	    /* Graph's default is false: say it either way */
@@ -48,15 +200,10 @@ int graph_invitation_body(const struct store_claim *c, char **ret_body, size_t *
 				goto out;
 		}
 	}
-	char *body = json_dumps(o, JSON_COMPACT);
-	if (!body)
-		goto out;
-	*ret_body = body;
-	*ret_len = strlen(body);
-	r = 0;
+	return o;
 out:
 	json_decref(o);
-	return r;
+	return NULL;
 }
 
 void graph_result_clear(struct graph_result *res)

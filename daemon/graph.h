@@ -20,6 +20,7 @@ enum graph_outcome {
 	GRAPH_OUTCOME_THROTTLED, /* 429, or 503 with Retry-After: pause the tenant */
 	GRAPH_OUTCOME_AUTH,      /* 401: new token, then retry */
 	GRAPH_OUTCOME_BLOCKED,   /* 403 anti-abuse block: stop the tenant */
+	GRAPH_OUTCOME_RETRY_ALONE, /* refused inside a $batch: try once more on its own */
 };
 
 struct graph_result {
@@ -43,3 +44,22 @@ void graph_result_clear(struct graph_result *res);
 
 /* URL of the invitations endpoint for a graph base URL (owned). */
 char *graph_invitations_url(const char *graph_url);
+
+/* JSON batching (GRAPH.md §5): at most this many requests in one $batch. */
+#define GRAPH_BATCH_MAX 20
+
+/* The $batch URL for a graph base URL (owned). */
+char *graph_batch_url(const char *graph_url);
+/* A $batch body with one POST /invitations per claim; item ids are "1".."n". */
+int graph_batch_body(struct store_claim *const *claims, size_t n, char **ret_body, size_t *ret_len);
+
+/* Read a $batch answer for n items into results[0..n) (each as
+ * graph_classify would read a single answer; an item missing from the
+ * answer is TRANSIENT). Returns 0; GRAPH_BATCH_REFUSED when the service
+ * does not take /invitations in a batch (the envelope is a 4xx, or every
+ * item got the same 4xx): results untouched; GRAPH_BATCH_WHOLE when the
+ * envelope itself is an error (429, 5xx, transport): classify resp once
+ * for all items; or -ENOMEM. */
+#define GRAPH_BATCH_REFUSED 1
+#define GRAPH_BATCH_WHOLE 2
+int graph_batch_classify(const struct http_response *resp, size_t n, struct graph_result *results);

@@ -12,12 +12,24 @@
 #include "build-config.h"
 #include "timeutil.h"
 
+/* The request headers, shared by requests that send the same ones (most
+ * do: only the token changes, now and then). Reference-counted. */
+struct hdrs {
+	struct curl_slist *list;
+	char *content_type;
+	char *authorization;
+	unsigned refs;
+};
+
 struct http {
 	uv_loop_t *loop;
+	struct hdrs *shared; /* the most recent set without an extra header */
 	CURLM *multi;
 	uv_timer_t timer;
 	struct request *requests; /* under way, for http_destroy() */
 	unsigned active;
+	CURL *idle[64]; /* easy handles kept for reuse (curl_easy_reset) */
+	unsigned n_idle;
 	bool closing;
 };
 
@@ -25,7 +37,7 @@ struct request {
 	struct http *http;
 	struct request *prev, *next;
 	CURL *easy;
-	struct curl_slist *headers;
+	struct hdrs *headers;
 	char *body;
 	size_t body_len;
 	struct buf response;
@@ -74,13 +86,89 @@ static int curl_errno(CURLcode c)
 	}
 }
 
+static void hdrs_unref(struct hdrs *hs)
+{
+	if (!hs || --hs->refs > 0)
+		return;
+	for (struct curl_slist *l = hs->list; l; l = l->next)
+		explicit_bzero(l->data, strlen(l->data)); /* the token */
+	curl_slist_free_all(hs->list);
+	if (hs->authorization)
+		explicit_bzero(hs->authorization, strlen(hs->authorization));
+	free(hs->authorization);
+	free(hs->content_type);
+	free(hs);
+}
+
+static struct hdrs *hdrs_build(const struct http_post_spec *spec)
+{
+	struct hdrs *hs = calloc(1, sizeof(*hs));
+	struct buf b = BUF_INIT;
+	if (!hs)
+		return NULL;
+	hs->refs = 1;
+	hs->content_type = strdup(spec->content_type);
+	hs->authorization = spec->authorization ? strdup(spec->authorization) : NULL;
+	bool ok = hs->content_type && (hs->authorization || !spec->authorization);
+	if (ok && buf_printf(&b, "Content-Type: %s", spec->content_type) == 0)
+		hs->list = curl_slist_append(hs->list, b.data);
+	buf_clear(&b);
+	struct curl_slist *l = hs->list ? curl_slist_append(hs->list, "Accept: application/json") : NULL;
+	l = l ? curl_slist_append(l, "Expect:") : NULL;
+	if (l && spec->authorization && buf_printf(&b, "Authorization: %s", spec->authorization) == 0)
+		l = curl_slist_append(l, b.data);
+	if (l && spec->extra_header)
+		l = curl_slist_append(l, spec->extra_header);
+	if (b.data)
+		explicit_bzero(b.data, b.len);
+	buf_finish(&b);
+	if (!ok || !l) {
+		hdrs_unref(hs);
+		return NULL;
+	}
+	hs->list = l;
+	return hs;
+}
+
+static bool same(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The headers for a request: the shared set when it matches. */
+static struct hdrs *hdrs_get(struct http *h, const struct http_post_spec *spec)
+{
+	if (spec->extra_header)
+		return hdrs_build(spec);
+	struct hdrs *hs = h->shared;
+	if (hs && same(hs->content_type, spec->content_type) &&
+	    same(hs->authorization, spec->authorization)) {
+		hs->refs++;
+		return hs;
+	}
+	hs = hdrs_build(spec);
+	if (!hs)
+		return NULL;
+	hdrs_unref(h->shared);
+	h->shared = hs;
+	hs->refs++;
+	return hs;
+}
+
 static void request_free(struct request *rq)
 {
 	if (!rq)
 		return;
-	if (rq->easy)
-		curl_easy_cleanup(rq->easy);
-	curl_slist_free_all(rq->headers);
+	if (rq->easy) {
+		struct http *h = rq->http;
+		if (h && h->n_idle < sizeof(h->idle) / sizeof(h->idle[0]) && !h->closing) {
+			curl_easy_reset(rq->easy);
+			h->idle[h->n_idle++] = rq->easy;
+		} else {
+			curl_easy_cleanup(rq->easy);
+		}
+	}
+	hdrs_unref(rq->headers);
 	if (rq->body) /* may hold a secret (token request) */
 		explicit_bzero(rq->body, rq->body_len);
 	free(rq->body);
@@ -310,6 +398,7 @@ void http_destroy(struct http *h)
 {
 	if (!h)
 		return;
+	h->closing = true;
 	while (h->requests) {
 		struct request *rq = h->requests;
 		curl_multi_remove_handle(h->multi, rq->easy);
@@ -318,6 +407,10 @@ void http_destroy(struct http *h)
 		rq->fn(rq->userdata, &resp);
 		request_free(rq);
 	}
+	while (h->n_idle)
+		curl_easy_cleanup(h->idle[--h->n_idle]);
+	hdrs_unref(h->shared);
+	h->shared = NULL;
 	curl_multi_cleanup(h->multi);
 	uv_close((uv_handle_t *)&h->timer, on_timer_closed);
 }
@@ -337,26 +430,12 @@ int http_post(struct http *h, const struct http_post_spec *spec, char *body, siz
 	rq->fn = fn;
 	rq->userdata = userdata;
 	buf_init(&rq->response);
-	rq->easy = curl_easy_init();
+	buf_reserve(&rq->response, 2048); /* a Graph answer fits: no regrowth */
+	rq->easy = h->n_idle ? h->idle[--h->n_idle] : curl_easy_init();
 	if (!rq->easy)
 		goto fail;
 
-	struct buf hdr = BUF_INIT;
-	buf_printf(&hdr, "Content-Type: %s", spec->content_type);
-	rq->headers = curl_slist_append(rq->headers, hdr.data ? hdr.data : "");
-	buf_finish(&hdr);
-	rq->headers = curl_slist_append(rq->headers, "Accept: application/json");
-	rq->headers = curl_slist_append(rq->headers, "Expect:");
-	if (spec->authorization) {
-		buf_printf(&hdr, "Authorization: %s", spec->authorization);
-		rq->headers = curl_slist_append(rq->headers, hdr.data ? hdr.data : "");
-		/* the token is not kept around longer than the request */
-		if (hdr.data)
-			memset(hdr.data, 0, hdr.len);
-		buf_finish(&hdr);
-	}
-	if (spec->extra_header)
-		rq->headers = curl_slist_append(rq->headers, spec->extra_header);
+	rq->headers = hdrs_get(h, spec);
 	if (!rq->headers)
 		goto fail;
 
@@ -365,7 +444,7 @@ int http_post(struct http *h, const struct http_post_spec *spec, char *body, siz
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, rq->headers);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, rq->headers->list);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, rq);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);

@@ -22,6 +22,7 @@
 #include "crypto.h"
 #include "ctl.h"
 #include "daemon.h"
+#include "hook.h"
 #include "http.h"
 #include "log.h"
 #include "ops.h"
@@ -212,7 +213,60 @@ struct signals {
 	uv_timer_t watchdog; /* WATCHDOG=1 while the loop turns */
 	uint64_t status_requests; /* requests sent at the last STATUS= */
 	uint64_t status_at_ms;
+	uv_timer_t checkpoint;
 };
+
+#define CHECKPOINT_INTERVAL_MS 2000u
+
+#define PRUNE_INTERVAL_MS (3600u * 1000u)
+
+struct checkpoint_work {
+	uv_work_t req;
+	char *path;
+	int result;
+	bool busy;
+	uint64_t retention_ms;  /* 0: keep finished jobs */
+	uint64_t next_prune_ms; /* mono */
+	bool prune;
+	unsigned pruned;
+};
+
+static struct checkpoint_work ckpt;
+
+static void checkpoint_work(uv_work_t *req)
+{
+	ckpt.pruned = 0;
+	ckpt.result = 0;
+	if (ckpt.prune)
+		ckpt.result = store_prune(ckpt.path, time_now_ms() - ckpt.retention_ms, &ckpt.pruned);
+	int r = store_checkpoint(ckpt.path, NULL);
+	if (ckpt.result == 0)
+		ckpt.result = r;
+}
+
+static void checkpoint_done(uv_work_t *req, int status)
+{
+	ckpt.busy = false;
+	if (ckpt.pruned)
+		log_info("Deleted %u jobs that finished more than %llu days ago (retention_days)",
+			 ckpt.pruned, (unsigned long long)(ckpt.retention_ms / 86400000u));
+	if (ckpt.result < 0 && ckpt.result != -EBUSY)
+		log_warning("Failed to checkpoint or prune '%s': %s", ckpt.path,
+			    strerror(-ckpt.result));
+}
+
+/* The loop's writes and imports grow the WAL; a worker copies it back. */
+static void on_checkpoint_timer(uv_timer_t *t)
+{
+	if (ckpt.busy)
+		return;
+	ckpt.busy = true;
+	ckpt.prune = ckpt.retention_ms && time_mono_ms() >= ckpt.next_prune_ms;
+	if (ckpt.prune)
+		ckpt.next_prune_ms = time_mono_ms() + PRUNE_INTERVAL_MS;
+	if (uv_queue_work(t->loop, &ckpt.req, checkpoint_work, checkpoint_done) < 0)
+		ckpt.busy = false;
+}
 
 static struct signals sig;
 
@@ -284,12 +338,15 @@ static void finish(struct daemon *d)
 	d->tenant = NULL;
 	auth_destroy(d->auth);
 	d->auth = NULL;
+	hook_destroy(d->hook);
+	d->hook = NULL;
 	uv_close((uv_handle_t *)&sig.term, on_handle_closed);
 	uv_close((uv_handle_t *)&sig.intr, on_handle_closed);
 	uv_close((uv_handle_t *)&sig.hup, on_handle_closed);
 	uv_close((uv_handle_t *)&sig.deadline, on_handle_closed);
 	uv_close((uv_handle_t *)&sig.status, on_handle_closed);
 	uv_close((uv_handle_t *)&sig.watchdog, on_handle_closed);
+	uv_close((uv_handle_t *)&sig.checkpoint, on_handle_closed);
 	log_info("Stopped");
 }
 
@@ -519,6 +576,7 @@ int main(int argc, char **argv)
 		.concurrency = d.config.concurrency,
 		.max_attempts = d.config.max_attempts,
 		.request_timeout_ms = d.config.request_timeout_ms,
+		.batch = d.config.batch,
 	};
 	r = tenant_create(d.loop, d.store, d.http, d.auth, &to, &d.tenant);
 	if (r < 0) {
@@ -526,6 +584,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	tenant_set_blocked_fn(d.tenant, on_blocked, &d);
+
+	if (d.config.on_complete) {
+		r = hook_create(d.loop, d.config.on_complete, &d.hook);
+		if (r < 0)
+			goto out;
+	}
 
 	r = ctl_create(&d, d.config.socket_path, listen_fd_from_systemd(), &d.ctl);
 	if (r < 0)
@@ -537,6 +601,11 @@ int main(int argc, char **argv)
 	uv_timer_init(d.loop, &sig.deadline);
 	uv_timer_init(d.loop, &sig.status);
 	uv_timer_init(d.loop, &sig.watchdog);
+	uv_timer_init(d.loop, &sig.checkpoint);
+	ckpt.path = d.config.database;
+	ckpt.retention_ms = (uint64_t)d.config.retention_days * 86400000u;
+	uv_timer_start(&sig.checkpoint, on_checkpoint_timer, CHECKPOINT_INTERVAL_MS,
+		       CHECKPOINT_INTERVAL_MS);
 	sig.term.data = sig.intr.data = sig.hup.data = sig.status.data = &d;
 	uv_signal_start(&sig.term, on_signal, SIGTERM);
 	uv_signal_start(&sig.intr, on_signal, SIGINT);
@@ -567,6 +636,7 @@ out:
 		http_destroy(d.http);
 		tenant_destroy(d.tenant);
 		auth_destroy(d.auth);
+		hook_destroy(d.hook);
 		uv_run(d.loop, UV_RUN_DEFAULT);
 		uv_loop_close(d.loop);
 	}

@@ -8,10 +8,12 @@
 
 #include "audit.h"
 #include "auth.h"
+#include "buf.h"
 #include "build-config.h"
 #include "csv.h"
 #include "ctl.h"
 #include "daemon.h"
+#include "hook.h"
 #include "log.h"
 #include "proto.h"
 #include "store.h"
@@ -22,14 +24,18 @@
 #define DEFAULT_REDIRECT "https://myapplications.microsoft.com"
 #define RECENT_MS (24u * 3600u * 1000u) /* `jobs` without --all: finished in the last day */
 #define MAX_NAME_BYTES 256u
+#define MAX_ERROR_CODE_BYTES 256u
 #define ROWS_PAGE_DEFAULT 1000
 #define ROWS_PAGE_MAX 5000
 /* a reply must fit one frame (PROTO_MAX_FRAME): pages end early past this */
 #define REPLY_BUDGET (PROTO_MAX_FRAME / 4 * 3)
 
 struct page {
+	struct daemon *d;
 	json_t *items;
 	size_t bytes; /* estimate of the encoded size so far */
+	int64_t *ids; /* rows: the id of each item, to cut a page that is still too big */
+	size_t n_ids, cap_ids;
 };
 
 static size_t text_cost(const char *s)
@@ -59,10 +65,25 @@ static json_t *str_or_null(const char *s)
 	return s ? json_string(s) : json_null();
 }
 
-static json_t *job_json(const struct store_job *j)
+/* Why an active job is not moving, if it is not: the tenant's block, or no token. */
+static const char *job_reason(struct daemon *d, const struct store_job *j)
+{
+	if (j->reason)
+		return j->reason;
+	if ((j->state == JOB_STATE_QUEUED || j->state == JOB_STATE_RUNNING) && d->auth &&
+	    auth_state(d->auth) == AUTH_STATE_ERROR)
+		return auth_error(d->auth);
+	return NULL;
+}
+
+static json_t *job_json(struct daemon *d, const struct store_job *j)
 {
 	int64_t pending = j->total - j->succeeded - j->failed - j->cancelled;
-	return json_pack(
+	const char *reason = job_reason(d, j);
+	struct buf why = BUF_INIT;
+	if (reason && reason != j->reason)
+		buf_printf(&why, "cannot get a Graph token: %s", reason);
+	json_t *o = json_pack(
 		"{s:I,s:o,s:s,s:o,s:o,s:{s:I,s:s},s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:o,s:o,"
 		"s:{s:s,s:b,s:o,s:o,s:o}}",
 		"id", (json_int_t)j->id, "name", str_or_null(j->name), "state",
@@ -71,10 +92,12 @@ static json_t *job_json(const struct store_job *j)
 		j->user, "total", (json_int_t)j->total, "succeeded", (json_int_t)j->succeeded,
 		"failed", (json_int_t)j->failed, "pending", (json_int_t)pending, "cancelled",
 		(json_int_t)j->cancelled, "in_flight", (json_int_t)j->in_flight, "tenant", j->tenant,
-		"reason", str_or_null(j->reason), "filename", str_or_null(j->filename), "options",
+		"reason", why.data ? json_string(why.data) : str_or_null(reason), "filename", str_or_null(j->filename), "options",
 		"redirect_url", j->redirect_url, "send_email", j->send_email, "message",
 		str_or_null(j->message), "language", str_or_null(j->language), "cc",
 		str_or_null(j->cc));
+	buf_finish(&why);
+	return o;
 }
 
 static bool job_ended(const struct store_job *j)
@@ -148,7 +171,7 @@ static void reply_job(struct daemon *d, struct ctl_conn *conn, int64_t id, const
 		reply_store_error(conn, r, id);
 		return;
 	}
-	json_t *reply = json_pack("{s:b,s:o}", "ok", 1, "job", job_json(&j));
+	json_t *reply = json_pack("{s:b,s:o}", "ok", 1, "job", job_json(d, &j));
 	if (extra_key)
 		json_object_set_new(reply, extra_key, extra);
 	store_job_clear(&j);
@@ -196,6 +219,16 @@ static void op_stats(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		"paused_ms", (json_int_t)ts.paused_ms, "connections",
 		(json_int_t)ctl_connections(d->ctl), "uptime_seconds",
 		(json_int_t)((time_mono_ms() - d->started_mono_ms) / 1000u));
+	/* rows by state over every stored job; pending and in_flight are above */
+	int64_t succeeded = 0, failed = 0, cancelled = 0;
+	if (stats && store_row_totals(d->store, &succeeded, &failed, &cancelled) == 0) {
+		json_object_set_new(stats, "rows_succeeded", json_integer(succeeded));
+		json_object_set_new(stats, "rows_failed", json_integer(failed));
+		json_object_set_new(stats, "rows_cancelled", json_integer(cancelled));
+	}
+	if (stats)
+		json_object_set_new(stats, "on_complete_running",
+				    json_integer(hook_running(d->hook)));
 	ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "stats", stats));
 }
 
@@ -390,7 +423,7 @@ static void op_validate(struct daemon *d, struct ctl_conn *conn, json_t *req)
 static int add_job(void *userdata, const struct store_job *j)
 {
 	struct page *pg = userdata;
-	if (json_array_append_new(pg->items, job_json(j)) < 0)
+	if (json_array_append_new(pg->items, job_json(pg->d, j)) < 0)
 		return -ENOMEM;
 	pg->bytes += 600 + text_cost(j->name) + text_cost(j->filename) + text_cost(j->message) +
 		     text_cost(j->reason) + text_cost(j->redirect_url);
@@ -400,7 +433,7 @@ static int add_job(void *userdata, const struct store_job *j)
 static void op_jobs(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
 	bool all = json_is_true(json_object_get(req, "all"));
-	struct page pg = {.items = json_array()};
+	struct page pg = {.d = d, .items = json_array()};
 	uint64_t now = time_now_ms();
 	int r = store_jobs_list(d->store, all, now > RECENT_MS ? now - RECENT_MS : 0, add_job, &pg);
 	if (r < 0) {
@@ -416,6 +449,35 @@ static void op_job(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	int64_t id;
 	if (get_id(conn, req, &id))
 		reply_job(d, conn, id, NULL, NULL);
+}
+
+/* Put back the cells stored as STORE_FIELD_* numbers (takes f's reference). */
+static json_t *input_cells(json_t *f, const struct store_row *row)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(f, i, v)
+	{
+		if (!json_is_integer(v))
+			continue;
+		const char *text = NULL;
+		switch (json_integer_value(v)) {
+		case 0:
+			text = row->email;
+			break;
+		case 1:
+			text = row->display_name;
+			break;
+		case 2:
+			text = row->redirect_url;
+			break;
+		case 3:
+			text = row->message;
+			break;
+		}
+		json_array_set_new(f, i, json_string(text ? text : ""));
+	}
+	return f;
 }
 
 static int add_row(void *userdata, const struct store_row *row)
@@ -436,13 +498,23 @@ static int add_row(void *userdata, const struct store_row *row)
 		return -ENOMEM;
 	if (row->fields) {
 		json_t *f = json_loads(row->fields, 0, NULL);
-		json_object_set_new(o, "fields", f ? f : json_array());
+		json_object_set_new(o, "fields", f ? input_cells(f, row) : json_array());
 	}
 	if (json_array_append_new(pg->items, o) < 0)
 		return -ENOMEM;
+	if (pg->n_ids == pg->cap_ids) {
+		size_t cap = pg->cap_ids ? 2 * pg->cap_ids : 256;
+		int64_t *ids = realloc(pg->ids, cap * sizeof(*ids));
+		if (!ids)
+			return -ENOMEM;
+		pg->ids = ids;
+		pg->cap_ids = cap;
+	}
+	pg->ids[pg->n_ids++] = row->id;
 	pg->bytes += 400 + text_cost(row->email) + text_cost(row->display_name) +
 		     text_cost(row->error_message) + text_cost(row->invite_redeem_url) +
-		     text_cost(row->fields);
+		     text_cost(row->fields) + text_cost(row->redirect_url) + text_cost(row->message) +
+		     text_cost(row->email);
 	return pg->bytes > REPLY_BUDGET;
 }
 
@@ -485,6 +557,7 @@ static void op_rows(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	if (r < 0) {
 		store_job_clear(&j);
 		json_decref(pg.items);
+		free(pg.ids);
 		reply_store_error(conn, r, id);
 		return;
 	}
@@ -495,6 +568,15 @@ static void op_rows(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		json_object_set_new(reply, "columns", cols ? cols : json_array());
 	}
 	store_job_clear(&j);
+	/* the estimate was short (heavily escaped text): halve the page until it fits */
+	size_t n = pg.n_ids;
+	while (n > 1 && json_dumpb(reply, NULL, 0, JSON_COMPACT) > PROTO_MAX_FRAME) {
+		n /= 2; /* keep rows [0, n) */
+		while (json_array_size(json_object_get(reply, "rows")) > n)
+			json_array_remove(json_object_get(reply, "rows"), n);
+		json_object_set_new(reply, "next", json_integer(pg.ids[n - 1]));
+	}
+	free(pg.ids);
 	ctl_conn_reply(conn, reply);
 }
 
@@ -524,7 +606,7 @@ static void op_wait(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		return;
 	}
 	if (job_ended(&j)) {
-		ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "job", job_json(&j)));
+		ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "job", job_json(d, &j)));
 		store_job_clear(&j);
 		return;
 	}
@@ -557,7 +639,7 @@ static void answer_waiters(struct daemon *d, int64_t job_id)
 					struct ctl_conn *conn = w->conn;
 					waiter_remove(w);
 					ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "job",
-								       job_json(&j)));
+								       job_json(d, &j)));
 				}
 				store_job_clear(&j);
 			}
@@ -570,10 +652,22 @@ void ops_job_done(struct daemon *d, int64_t job_id)
 {
 	struct store_job j;
 	if (store_job_get(d->store, job_id, &j) == 0) {
-		if (j.finished_at)
+		if (j.finished_at) {
 			log_notice("Job %lld %s: %lld succeeded, %lld failed, %lld cancelled of %lld",
 				   (long long)j.id, job_state_name(j.state), (long long)j.succeeded,
 				   (long long)j.failed, (long long)j.cancelled, (long long)j.total);
+			struct hook_job hj = {
+				.id = j.id,
+				.name = j.name,
+				.state = job_state_name(j.state),
+				.total = j.total,
+				.succeeded = j.succeeded,
+				.failed = j.failed,
+				.cancelled = j.cancelled,
+			};
+			if (d->hook)
+				hook_run(d->hook, &hj); /* logs its own failure */
+		}
 		store_job_clear(&j);
 	}
 	answer_waiters(d, job_id);
@@ -586,23 +680,29 @@ void ops_tenant_blocked(struct daemon *d)
 
 /* ---- cancel, pause, resume, retry ---- */
 
+/* code: retry only the failed rows with this error_code (NULL: all). */
 static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
-		      enum store_action action)
+		      int (*action)(struct store *, int64_t, int64_t *), const char *verb,
+		      const char *code)
 {
 	int64_t id, changed = 0;
-	const char *verb = store_action_name(action);
 	if (!get_id(conn, req, &id))
 		return;
-	if (action == STORE_ACTION_CANCEL || action == STORE_ACTION_PAUSE)
+	if (action == store_job_cancel || action == store_job_pause)
 		tenant_forget_job(d->tenant, id);
+	enum store_action act = action == store_job_cancel  ? STORE_ACTION_CANCEL
+				: action == store_job_pause ? STORE_ACTION_PAUSE
+				: action == store_job_resume ? STORE_ACTION_RESUME
+							     : STORE_ACTION_RETRY;
+	/* the change and its audit entry in one transaction */
 	struct store_actor who = {.uid = (int64_t)ctl_conn_uid(conn), .user = ctl_conn_user(conn)};
-	int r = store_job_action(d->store, action, id, &who, &changed);
+	int r = store_job_action(d->store, act, id, code, &who, &changed);
 	if (r < 0) {
 		reply_store_error(conn, r, id);
 		tenant_kick(d->tenant);
 		return;
 	}
-	if (action == STORE_ACTION_RESUME) {
+	if (action == store_job_resume) {
 		int u = tenant_unblock(d->tenant);
 		if (u < 0) {
 			reply_store_error(conn, u, id);
@@ -610,31 +710,39 @@ static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
 		}
 		changed += u;
 	}
-	audit_log(verb, who.uid, who.user, id, NULL, "Job %lld: %s by %s (uid %u), %lld changed",
-		  (long long)id, verb, ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn),
-		  (long long)changed);
+	audit_log(verb, who.uid, who.user, id, NULL, "Job %lld: %s%s%s by %s (uid %u), %lld changed",
+		  (long long)id, verb, code ? " of rows failed with " : "", code ? code : "",
+		  ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn), (long long)changed);
 	tenant_kick(d->tenant);
 	reply_job(d, conn, id, "changed", json_integer(changed));
 }
 
 static void op_cancel(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	op_action(d, conn, req, STORE_ACTION_CANCEL);
+	op_action(d, conn, req, store_job_cancel, "cancel", NULL);
 }
 
 static void op_pause(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	op_action(d, conn, req, STORE_ACTION_PAUSE);
+	op_action(d, conn, req, store_job_pause, "pause", NULL);
 }
 
 static void op_resume(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	op_action(d, conn, req, STORE_ACTION_RESUME);
+	op_action(d, conn, req, store_job_resume, "resume", NULL);
 }
 
 static void op_retry(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	op_action(d, conn, req, STORE_ACTION_RETRY);
+	const char *code;
+	if (!get_str(conn, req, "error_code", &code))
+		return;
+	if (code && (!*code || strlen(code) > MAX_ERROR_CODE_BYTES)) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "'error_code' must be 1 to %u bytes",
+			       MAX_ERROR_CODE_BYTES);
+		return;
+	}
+	op_action(d, conn, req, store_job_retry, "retry", code);
 }
 
 /* ---- reload, audit ---- */

@@ -21,6 +21,14 @@ static bool differs(const char *a, const char *b)
 	return strcmp(a, b) != 0;
 }
 
+static bool argv_equal(char *const *a, char *const *b)
+{
+	for (; a && b && *a && *b; a++, b++)
+		if (strcmp(*a, *b) != 0)
+			return false;
+	return (!a || !*a) && (!b || !*b);
+}
+
 int daemon_reload(struct daemon *d, int64_t uid, const char *user, char **ret_message)
 {
 	struct config nc;
@@ -63,6 +71,13 @@ int daemon_reload(struct daemon *d, int64_t uid, const char *user, char **ret_me
 		if (differs(a, b))
 			buf_printf(&restart, "%s%s", restart.len ? ", " : "", fixed[i].key);
 	}
+
+	if (d->config.batch != nc.batch)
+		buf_printf(&restart, "%sbatch", restart.len ? ", " : "");
+	if (d->config.retention_days != nc.retention_days)
+		buf_printf(&restart, "%sretention_days", restart.len ? ", " : "");
+	if (!argv_equal(d->config.on_complete, nc.on_complete))
+		buf_printf(&restart, "%son_complete", restart.len ? ", " : "");
 
 	struct config *c = &d->config;
 	c->rate = nc.rate;

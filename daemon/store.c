@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "csv.h"
@@ -19,6 +20,8 @@ enum stmt_id {
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_CLAIM_SELECT,
+	ST_ACTIVE_JOBS,
+	ST_CLAIM_FRESH,
 	ST_CLAIM_MARK,
 	ST_JOB_RUNNING,
 	ST_NEXT_DUE,
@@ -36,19 +39,32 @@ static const char *const stmt_sql[ST__MAX] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	/* rows waiting for another attempt, through the small rows_retry index */
 	[ST_CLAIM_SELECT] =
 		"SELECT r.id, r.job_id, r.line, r.attempts, r.email, r.display_name,"
 		" COALESCE(r.redirect_url, j.redirect_url), COALESCE(r.send_email, j.send_email),"
 		" COALESCE(r.message, j.message), j.language, j.cc"
 		" FROM jobs j JOIN rows r ON r.job_id = j.id"
 		" WHERE j.tenant_id = ?1 AND j.state IN (0, 1) AND r.state = 0"
-		" AND r.next_attempt_at <= ?2"
-		" ORDER BY j.id, r.next_attempt_at, r.id LIMIT ?3",
+		" AND r.next_attempt_at > 0 AND r.next_attempt_at <= ?2"
+		" ORDER BY j.id, r.next_attempt_at LIMIT ?3",
+	[ST_ACTIVE_JOBS] = "SELECT id, first_row, last_row FROM jobs"
+			   " WHERE tenant_id = ?1 AND state IN (0, 1) ORDER BY id",
+	/* rows never tried: a walk along the job's id range from its cursor */
+	[ST_CLAIM_FRESH] =
+		"SELECT r.id, r.job_id, r.line, r.attempts, r.email, r.display_name,"
+		" COALESCE(r.redirect_url, j.redirect_url), COALESCE(r.send_email, j.send_email),"
+		" COALESCE(r.message, j.message), j.language, j.cc"
+		" FROM rows r JOIN jobs j ON j.id = r.job_id"
+		" WHERE r.id > ?1 AND r.id <= ?2 AND r.state = 0 AND r.next_attempt_at = 0"
+		" ORDER BY r.id LIMIT ?3",
 	[ST_CLAIM_MARK] = "UPDATE rows SET state = 1, updated_at = ?2 WHERE id = ?1",
 	[ST_JOB_RUNNING] = "UPDATE jobs SET state = 1 WHERE id = ?1 AND state = 0",
 	[ST_NEXT_DUE] = "SELECT MIN(r.next_attempt_at) FROM jobs j JOIN rows r ON r.job_id = j.id"
-			" WHERE j.tenant_id = ?1 AND j.state IN (0, 1) AND r.state = 0",
-	[ST_RELEASE] = "UPDATE rows SET state = 0 WHERE id = ?1 AND state = 1",
+			" WHERE j.tenant_id = ?1 AND j.state IN (0, 1) AND r.state = 0"
+			" AND r.next_attempt_at > 0",
+	/* next_attempt_at = 1: due at once, found through rows_retry (behind the cursor) */
+	[ST_RELEASE] = "UPDATE rows SET state = 0, next_attempt_at = 1 WHERE id = ?1 AND state = 1",
 	[ST_FINISH_ROW] = "UPDATE rows SET state = ?2, attempts = ?3, next_attempt_at = ?4,"
 			  " http_status = ?5, error_code = ?6, error_message = ?7, request_id = ?8,"
 			  " invited_user_id = ?9, invite_redeem_url = ?10, updated_at = ?11"
@@ -76,6 +92,15 @@ struct store {
 	size_t queue_len, queue_cap;
 	store_job_done_fn job_done;
 	void *job_done_userdata;
+	/* store_job_action(): who to record in the audit trail with the change */
+	const struct store_actor *actor;
+	const char *actor_action, *actor_code;
+	/* per active job: the last row id the fresh walk has passed */
+	struct cursor {
+		int64_t job_id;
+		int64_t after;
+	} *cursors;
+	size_t n_cursors, cap_cursors;
 };
 
 const char *row_state_name(int state)
@@ -256,6 +281,8 @@ int store_open(struct store **ret, const char *path, char **ret_error)
 			goto out;
 		}
 	}
+	/* checkpoints run on a worker thread (store_checkpoint), never here */
+	exec(s->db, "PRAGMA wal_autocheckpoint = 0");
 	/* from here on the loop thread never waits for a lock */
 	sqlite3_busy_timeout(s->db, 0);
 	*ret = s;
@@ -285,6 +312,7 @@ void store_close(struct store *s)
 	for (size_t i = 0; i < s->queue_len; i++)
 		result_clear(&s->queue[i]);
 	free(s->queue);
+	free(s->cursors);
 	for (int i = 0; i < ST__MAX; i++)
 		sqlite3_finalize(s->stmt[i]);
 	if (s->db)
@@ -335,7 +363,7 @@ static int begin_patient(struct store *s)
 int store_recover(struct store *s, unsigned *ret_count)
 {
 	sqlite3_busy_timeout(s->db, 5000);
-	int r = exec(s->db, "UPDATE rows SET state = 0 WHERE state = 1");
+	int r = exec(s->db, "UPDATE rows SET state = 0, next_attempt_at = 1 WHERE state = 1");
 	sqlite3_busy_timeout(s->db, 0);
 	if (r == 0 && ret_count)
 		*ret_count = (unsigned)sqlite3_changes(s->db);
@@ -417,12 +445,122 @@ void store_claim_free(struct store_claim *c)
 	free(c);
 }
 
+/* Read claim rows (columns as in ST_CLAIM_SELECT) from st into claims. */
+static int collect_claims(sqlite3_stmt *st, struct store_claim **claims, size_t *n, size_t limit,
+			  int64_t *ret_last_id)
+{
+	int rc, r = 0;
+	while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_claim *c = calloc(1, sizeof(*c));
+		if (!c)
+			return -ENOMEM;
+		claims[(*n)++] = c;
+		c->row_id = sqlite3_column_int64(st, 0);
+		c->job_id = sqlite3_column_int64(st, 1);
+		c->line = (unsigned)sqlite3_column_int64(st, 2);
+		c->attempts = (unsigned)sqlite3_column_int64(st, 3);
+		c->email = dup_col(st, 4);
+		c->display_name = dup_col(st, 5);
+		c->redirect_url = dup_col(st, 6);
+		c->send_email = sqlite3_column_int(st, 7) != 0;
+		c->message = dup_col(st, 8);
+		c->language = dup_col(st, 9);
+		c->cc = dup_col(st, 10);
+		if (!c->email || !c->redirect_url)
+			return -ENOMEM;
+		if (ret_last_id)
+			*ret_last_id = c->row_id;
+	}
+	if (*n < limit && rc != SQLITE_DONE)
+		r = sqlite_errno(rc);
+	return r;
+}
+
+static struct cursor *cursor_of(struct store *s, int64_t job_id, int64_t first_row)
+{
+	for (size_t i = 0; i < s->n_cursors; i++)
+		if (s->cursors[i].job_id == job_id)
+			return &s->cursors[i];
+	if (s->n_cursors == s->cap_cursors) {
+		size_t cap = s->cap_cursors ? s->cap_cursors * 2 : 16;
+		struct cursor *c = realloc(s->cursors, cap * sizeof(*c));
+		if (!c)
+			return NULL;
+		s->cursors = c;
+		s->cap_cursors = cap;
+	}
+	struct cursor *c = &s->cursors[s->n_cursors++];
+	c->job_id = job_id;
+	c->after = first_row - 1;
+	return c;
+}
+
+/* Fresh rows of the tenant's active jobs, oldest job first, from each job's
+ * cursor. Cursors of jobs no longer active are dropped. */
+static int claim_fresh(struct store *s, int64_t tenant_id, struct store_claim **claims, size_t *n,
+		       size_t limit)
+{
+	sqlite3_stmt *jobs = s->stmt[ST_ACTIVE_JOBS];
+	sqlite3_stmt *fresh = s->stmt[ST_CLAIM_FRESH];
+	struct cursor *kept = NULL;
+	size_t n_kept = 0, cap_kept = 0;
+	int r = 0, rc;
+
+	sqlite3_bind_int64(jobs, 1, tenant_id);
+	while ((rc = sqlite3_step(jobs)) == SQLITE_ROW) {
+		int64_t job_id = sqlite3_column_int64(jobs, 0);
+		int64_t first = sqlite3_column_int64(jobs, 1);
+		int64_t last = sqlite3_column_int64(jobs, 2);
+		struct cursor *c = cursor_of(s, job_id, first);
+		if (!c) {
+			r = -ENOMEM;
+			break;
+		}
+		if (*n < limit && c->after < last) {
+			size_t before = *n;
+			int64_t last_id = c->after;
+			sqlite3_bind_int64(fresh, 1, c->after);
+			sqlite3_bind_int64(fresh, 2, last);
+			sqlite3_bind_int64(fresh, 3, (sqlite3_int64)(limit - *n));
+			r = collect_claims(fresh, claims, n, limit, &last_id);
+			sqlite3_reset(fresh);
+			if (r < 0)
+				break;
+			/* a short page means nothing fresh is left in this job */
+			c->after = *n - before < limit - before ? last : last_id;
+		}
+		if (n_kept == cap_kept) {
+			cap_kept = cap_kept ? cap_kept * 2 : 16;
+			struct cursor *k = realloc(kept, cap_kept * sizeof(*k));
+			if (!k) {
+				r = -ENOMEM;
+				break;
+			}
+			kept = k;
+		}
+		kept[n_kept++] = *c;
+	}
+	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = sqlite_errno(rc);
+	sqlite3_reset(jobs);
+	if (r == 0) {
+		free(s->cursors);
+		s->cursors = kept;
+		s->n_cursors = n_kept;
+		s->cap_cursors = cap_kept;
+	} else {
+		free(kept);
+	}
+	return r;
+}
+
 int store_rows_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, size_t limit,
 		     struct store_claim ***ret_claims, size_t *ret_n)
 {
 	struct store_claim **claims = NULL;
 	size_t n = 0;
 	int64_t last_job = 0;
+	bool walked = false;
 	int r;
 
 	*ret_claims = NULL;
@@ -436,37 +574,17 @@ int store_rows_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, size_t
 	if (r < 0)
 		goto out;
 
+	/* rows due for another attempt first, then rows never tried */
 	sqlite3_stmt *sel = s->stmt[ST_CLAIM_SELECT];
 	sqlite3_bind_int64(sel, 1, tenant_id);
 	sqlite3_bind_int64(sel, 2, (sqlite3_int64)now_ms);
 	sqlite3_bind_int64(sel, 3, (sqlite3_int64)limit);
-	int rc;
-	while (n < limit && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
-		struct store_claim *c = calloc(1, sizeof(*c));
-		if (!c) {
-			r = -ENOMEM;
-			break;
-		}
-		claims[n++] = c;
-		c->row_id = sqlite3_column_int64(sel, 0);
-		c->job_id = sqlite3_column_int64(sel, 1);
-		c->line = (unsigned)sqlite3_column_int64(sel, 2);
-		c->attempts = (unsigned)sqlite3_column_int64(sel, 3);
-		c->email = dup_col(sel, 4);
-		c->display_name = dup_col(sel, 5);
-		c->redirect_url = dup_col(sel, 6);
-		c->send_email = sqlite3_column_int(sel, 7) != 0;
-		c->message = dup_col(sel, 8);
-		c->language = dup_col(sel, 9);
-		c->cc = dup_col(sel, 10);
-		if (!c->email || !c->redirect_url) {
-			r = -ENOMEM;
-			break;
-		}
-	}
-	if (r == 0 && n < limit && rc != SQLITE_DONE)
-		r = sqlite_errno(rc);
+	r = collect_claims(sel, claims, &n, limit, NULL);
 	sqlite3_reset(sel);
+	if (r == 0 && n < limit) {
+		walked = true;
+		r = claim_fresh(s, tenant_id, claims, &n, limit);
+	}
 	if (r < 0)
 		goto out;
 
@@ -486,6 +604,9 @@ int store_rows_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, size_t
 out:
 	if (r < 0) {
 		rollback(s);
+		/* cursors may have moved past rows that were not marked: start over */
+		if (walked)
+			s->n_cursors = 0;
 		for (size_t i = 0; i < n; i++)
 			store_claim_free(claims[i]);
 		free(claims);
@@ -588,17 +709,36 @@ static int job_maybe_complete(struct store *s, int64_t job_id, uint64_t now)
 	return sqlite3_changes(s->db) > 0;
 }
 
+/* Per-job counts of one flush, written once per job. */
+struct tally {
+	int64_t job_id;
+	int succeeded, failed, cancelled;
+	bool done;
+};
+
+static struct tally *tally_of(struct tally *t, size_t *n, int64_t job_id)
+{
+	for (size_t i = *n; i-- > 0;)
+		if (t[i].job_id == job_id)
+			return &t[i];
+	t[*n] = (struct tally){.job_id = job_id};
+	return &t[(*n)++];
+}
+
 int store_flush(struct store *s)
 {
 	if (s->queue_len == 0)
 		return 0;
 	size_t n = s->queue_len < FLUSH_MAX ? s->queue_len : FLUSH_MAX;
 	uint64_t now = time_now_ms();
-	int64_t done_jobs[16];
-	size_t n_done = 0;
+	/* at most one tally per result */
+	struct tally *tallies = calloc(n, sizeof(*tallies));
+	size_t n_tallies = 0;
+	if (!tallies)
+		return -ENOMEM;
 	int r = begin(s);
 	if (r < 0)
-		return r;
+		goto out;
 
 	sqlite3_stmt *up = s->stmt[ST_FINISH_ROW];
 	for (size_t i = 0; i < n && r == 0; i++) {
@@ -628,19 +768,21 @@ int store_flush(struct store *s)
 		bind_text_or_null(up, 10, res->invite_redeem_url);
 		sqlite3_bind_int64(up, 11, (sqlite3_int64)now);
 		r = step_done(up);
-		if (r < 0 || sqlite3_changes(s->db) == 0)
-			continue; /* not in flight any more (cannot happen): counts untouched */
-		if (state == ROW_STATE_PENDING)
+		/* a row no longer in flight (cannot happen) leaves the counts alone */
+		if (r < 0 || sqlite3_changes(s->db) == 0 || state == ROW_STATE_PENDING)
 			continue;
-		r = job_count(s, res->job_id, state == ROW_STATE_SUCCEEDED,
-			      state == ROW_STATE_FAILED, state == ROW_STATE_CANCELLED);
+		struct tally *t = tally_of(tallies, &n_tallies, res->job_id);
+		t->succeeded += state == ROW_STATE_SUCCEEDED;
+		t->failed += state == ROW_STATE_FAILED;
+		t->cancelled += state == ROW_STATE_CANCELLED;
+	}
+	for (size_t i = 0; i < n_tallies && r == 0; i++) {
+		struct tally *t = &tallies[i];
+		r = job_count(s, t->job_id, t->succeeded, t->failed, t->cancelled);
 		if (r == 0) {
-			r = job_maybe_complete(s, res->job_id, now);
-			if (r == 1) {
-				if (n_done < sizeof(done_jobs) / sizeof(done_jobs[0]))
-					done_jobs[n_done++] = res->job_id;
-				r = 0;
-			}
+			r = job_maybe_complete(s, t->job_id, now);
+			t->done = r == 1;
+			r = r < 0 ? r : 0;
 		}
 	}
 	if (r == 0)
@@ -648,15 +790,18 @@ int store_flush(struct store *s)
 	else
 		rollback(s);
 	if (r < 0)
-		return r;
+		goto out;
 
 	for (size_t i = 0; i < n; i++)
 		result_clear(&s->queue[i]);
 	memmove(s->queue, s->queue + n, (s->queue_len - n) * sizeof(*s->queue));
 	s->queue_len -= n;
-	for (size_t i = 0; i < n_done && s->job_done; i++)
-		s->job_done(s->job_done_userdata, done_jobs[i]);
-	return 0;
+	for (size_t i = 0; i < n_tallies && s->job_done; i++)
+		if (tallies[i].done)
+			s->job_done(s->job_done_userdata, tallies[i].job_id);
+out:
+	free(tallies);
+	return r;
 }
 
 void store_job_clear(struct store_job *j)
@@ -781,7 +926,8 @@ int store_rows_list(struct store *s, int64_t job_id, int64_t cursor, unsigned li
 		   "SELECT id, line, email, display_name, state, attempts, http_status, error_code,"
 		   " error_message, request_id, invited_user_id, invite_redeem_url, updated_at, %s"
 		   " FROM rows WHERE job_id = ?1 AND id > ?2 %s ORDER BY id LIMIT ?3",
-		   with_fields ? "fields" : "NULL", state >= 0 ? "AND state = ?4" : "");
+		   with_fields ? "fields, redirect_url, message" : "NULL, NULL, NULL",
+		   state >= 0 ? "AND state = ?4" : "");
 	int r = sqlite_errno(sqlite3_prepare_v2(s->db, sql.data, -1, &st, NULL));
 	buf_finish(&sql);
 	if (r < 0)
@@ -812,6 +958,8 @@ int store_rows_list(struct store *s, int64_t job_id, int64_t cursor, unsigned li
 			.invite_redeem_url = col_text(st, 11),
 			.updated_at = (uint64_t)sqlite3_column_int64(st, 12),
 			.fields = col_text(st, 13),
+			.redirect_url = col_text(st, 14),
+			.message = col_text(st, 15),
 		};
 		r = fn(userdata, &row);
 		if (r < 0)
@@ -831,7 +979,9 @@ out:
 	return r;
 }
 
-/* Run one admin statement on a job inside a transaction, after checking the job exists. */
+/* Run admin statements on a job inside a transaction, after checking the job
+ * exists. ?1 is the id, ?2 now, ?3 arg (NULL binds null). *ret_changed: the
+ * first statement's changes; *ret_last_changed (may be NULL): the last one's. */
 static int audit_insert(sqlite3 *db, const struct store_audit *a, uint64_t now)
 {
 	sqlite3_stmt *st = NULL;
@@ -860,12 +1010,25 @@ static int audit_insert(sqlite3 *db, const struct store_audit *a, uint64_t now)
 	return r;
 }
 
-/* who and action NULL: no audit entry. */
-static int job_action_by(struct store *s, int64_t id, const char *const *sqls, size_t n_sql,
-			 const char *action, const struct store_actor *who, int64_t *ret_changed)
+/* The audit entry of the action under way (store_job_action), in its
+ * transaction. */
+static int audit_action(struct store *s, int64_t id, int64_t changed)
+{
+	if (!s->actor)
+		return 0;
+	char detail[160];
+	snprintf(detail, sizeof(detail), "%lld changed%s%.100s", (long long)changed,
+		 s->actor_code ? "; rows failed with " : "", s->actor_code ? s->actor_code : "");
+	struct store_audit a = {.uid = s->actor->uid, .user = s->actor->user,
+				.action = s->actor_action, .job_id = id, .detail = detail};
+	return audit_insert(s->db, &a, time_now_ms());
+}
+
+static int job_action_arg(struct store *s, int64_t id, const char *const *sqls, size_t n_sql,
+			  const char *arg, int64_t *ret_changed, int64_t *ret_last_changed)
 {
 	int js;
-	int64_t changed = 0;
+	int64_t changed = 0, last_changed = 0;
 	int r = begin_patient(s);
 	if (r < 0)
 		return r;
@@ -877,99 +1040,125 @@ static int job_action_by(struct store *s, int64_t id, const char *const *sqls, s
 			break;
 		sqlite3_bind_int64(st, 1, id);
 		sqlite3_bind_int64(st, 2, (sqlite3_int64)time_now_ms());
+		bind_text_or_null(st, 3, arg);
 		r = step_done(st);
 		sqlite3_finalize(st);
 		if (i == 0)
 			changed = sqlite3_changes(s->db);
+		last_changed = sqlite3_changes(s->db);
 	}
-	if (r == 0 && who) {
-		char detail[64];
-		snprintf(detail, sizeof(detail), "%lld changed", (long long)changed);
-		struct store_audit a = {.uid = who->uid, .user = who->user, .action = action,
-					.job_id = id, .detail = detail};
-		r = audit_insert(s->db, &a, time_now_ms());
-	}
+	if (r == 0)
+		r = audit_action(s, id, changed);
 	if (r == 0)
 		r = commit(s);
 	else
 		rollback(s);
-	if (r == 0)
+	if (r == 0) {
 		*ret_changed = changed;
+		if (ret_last_changed)
+			*ret_last_changed = last_changed;
+	}
 	return r;
 }
 
-static const char *const cancel_sql[] = {
+static int job_action(struct store *s, int64_t id, const char *const *sqls, size_t n_sql,
+		      int64_t *ret_changed)
+{
+	return job_action_arg(s, id, sqls, n_sql, NULL, ret_changed, NULL);
+}
+
+int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed)
+{
+	static const char *const sql[] = {
 		"UPDATE rows SET state = 4, updated_at = ?2 WHERE job_id = ?1 AND state = 0"
 		" AND (SELECT state FROM jobs WHERE id = ?1) IN (0, 1, 2)",
 		"UPDATE jobs SET cancelled = cancelled + changes(), state = 3 WHERE id = ?1 AND state IN (0, 1, 2)",
 		"UPDATE jobs SET finished_at = ?2 WHERE id = ?1 AND state = 3 AND finished_at IS NULL"
 		" AND total = succeeded + failed + cancelled",
-};
-
-static const char *const pause_sql[] = {
-	"UPDATE jobs SET state = 2 WHERE id = ?1 AND state IN (0, 1)",
-};
-
-static const char *const resume_sql[] = {
-	"UPDATE jobs SET state = 0 WHERE id = ?1 AND state = 2",
-	"UPDATE jobs SET state = 4, finished_at = ?2 WHERE id = ?1 AND state = 0"
-	" AND total = succeeded + failed + cancelled",
-};
-
-static const char *const retry_sql[] = {
-		"UPDATE rows SET state = 0, attempts = 0, next_attempt_at = 0, http_status = NULL,"
-		" error_code = NULL, error_message = NULL, request_id = NULL, updated_at = ?2"
-		" WHERE job_id = ?1 AND state = 3 AND (SELECT state FROM jobs WHERE id = ?1) <> 3",
-		"UPDATE jobs SET failed = failed - changes(),"
-		" state = CASE WHEN changes() > 0 AND state = 4 THEN 0 ELSE state END,"
-		" finished_at = CASE WHEN changes() > 0 AND state = 4 THEN NULL ELSE finished_at END"
-		" WHERE id = ?1",
-};
-
-static const struct {
-	const char *name;
-	const char *const *sql;
-	size_t n;
-} actions[] = {
-	[STORE_ACTION_CANCEL] = {"cancel", cancel_sql, 3},
-	[STORE_ACTION_PAUSE] = {"pause", pause_sql, 1},
-	[STORE_ACTION_RESUME] = {"resume", resume_sql, 2},
-	[STORE_ACTION_RETRY] = {"retry", retry_sql, 2},
-};
-
-const char *store_action_name(enum store_action a)
-{
-	return actions[a].name;
-}
-
-int store_job_action(struct store *s, enum store_action action, int64_t id,
-		     const struct store_actor *who, int64_t *ret_changed)
-{
-	int r = job_action_by(s, id, actions[action].sql, actions[action].n, actions[action].name,
-			      who, ret_changed);
-	if (r == 0 && action == STORE_ACTION_CANCEL && s->job_done)
+	};
+	int64_t finished = 0;
+	int r = job_action_arg(s, id, sql, 3, NULL, ret_changed, &finished);
+	/* only when this cancel ended the job: a repeated cancel is no new end */
+	if (r == 0 && finished > 0 && s->job_done)
 		s->job_done(s->job_done_userdata, id);
 	return r;
 }
 
-int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed)
-{
-	return store_job_action(s, STORE_ACTION_CANCEL, id, NULL, ret_changed);
-}
-
 int store_job_pause(struct store *s, int64_t id, int64_t *ret_changed)
 {
-	return store_job_action(s, STORE_ACTION_PAUSE, id, NULL, ret_changed);
+	static const char *const sql[] = {
+		"UPDATE jobs SET state = 2 WHERE id = ?1 AND state IN (0, 1)",
+	};
+	return job_action(s, id, sql, 1, ret_changed);
 }
 
 int store_job_resume(struct store *s, int64_t id, int64_t *ret_changed)
 {
-	return store_job_action(s, STORE_ACTION_RESUME, id, NULL, ret_changed);
+	static const char *const sql[] = {
+		"UPDATE jobs SET state = 0 WHERE id = ?1 AND state = 2",
+		"UPDATE jobs SET state = 4, finished_at = ?2 WHERE id = ?1 AND state = 0"
+		" AND total = succeeded + failed + cancelled",
+	};
+	return job_action(s, id, sql, 2, ret_changed);
 }
 
 int store_job_retry(struct store *s, int64_t id, int64_t *ret_changed)
 {
-	return store_job_action(s, STORE_ACTION_RETRY, id, NULL, ret_changed);
+	return store_job_retry_code(s, id, NULL, ret_changed);
+}
+
+int store_job_retry_code(struct store *s, int64_t id, const char *error_code,
+			 int64_t *ret_changed)
+{
+	static const char *const sql[] = {
+		"UPDATE rows SET state = 0, attempts = 0, next_attempt_at = 1, http_status = NULL,"
+		" error_code = NULL, error_message = NULL, request_id = NULL, updated_at = ?2"
+		" WHERE job_id = ?1 AND state = 3 AND (SELECT state FROM jobs WHERE id = ?1) <> 3"
+		" AND (?3 IS NULL OR error_code = ?3)",
+		"UPDATE jobs SET failed = failed - changes(),"
+		" state = CASE WHEN changes() > 0 AND state = 4 THEN 0 ELSE state END,"
+		" finished_at = CASE WHEN changes() > 0 AND state = 4 THEN NULL ELSE finished_at END"
+		" WHERE id = ?1",
+	};
+	return job_action_arg(s, id, sql, 2, error_code, ret_changed, NULL);
+}
+
+static const char *const action_names[] = {
+	[STORE_ACTION_CANCEL] = "cancel",
+	[STORE_ACTION_PAUSE] = "pause",
+	[STORE_ACTION_RESUME] = "resume",
+	[STORE_ACTION_RETRY] = "retry",
+};
+
+const char *store_action_name(enum store_action a)
+{
+	return action_names[a];
+}
+
+int store_job_action(struct store *s, enum store_action action, int64_t id,
+		     const char *error_code, const struct store_actor *who, int64_t *ret_changed)
+{
+	int r = -EINVAL;
+	s->actor = who;
+	s->actor_action = action_names[action];
+	s->actor_code = action == STORE_ACTION_RETRY ? error_code : NULL;
+	switch (action) {
+	case STORE_ACTION_CANCEL:
+		r = store_job_cancel(s, id, ret_changed);
+		break;
+	case STORE_ACTION_PAUSE:
+		r = store_job_pause(s, id, ret_changed);
+		break;
+	case STORE_ACTION_RESUME:
+		r = store_job_resume(s, id, ret_changed);
+		break;
+	case STORE_ACTION_RETRY:
+		r = store_job_retry_code(s, id, error_code, ret_changed);
+		break;
+	}
+	s->actor = NULL;
+	s->actor_action = s->actor_code = NULL;
+	return r;
 }
 
 int store_audit_add(struct store *s, const struct store_audit *a)
@@ -1057,15 +1246,86 @@ out:
 	return r;
 }
 
+int store_checkpoint(const char *path, int *ret_wal_pages)
+{
+	sqlite3 *db = NULL;
+	int r = open_db(path, &db, NULL);
+	if (r < 0)
+		return r;
+	int log = 0, done = 0;
+	int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+	r = sqlite_errno(rc);
+	if (r == 0 && ret_wal_pages)
+		*ret_wal_pages = log;
+	if (r == 0 && log > 0 && done == log) {
+		/* all copied: start the WAL over so it does not grow without end */
+		sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	}
+	sqlite3_close(db);
+	return r;
+}
+
+int store_prune(const char *path, uint64_t finished_before_ms, unsigned *ret_jobs)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *pick = NULL, *del_rows = NULL, *del_job = NULL;
+	unsigned jobs = 0;
+	int r = open_db(path, &db, NULL);
+	if (r < 0)
+		return r;
+	sqlite3_busy_timeout(db, 5000);
+	exec(db, "PRAGMA wal_autocheckpoint = 0");
+	r = sqlite_errno(sqlite3_prepare_v2(
+		db,
+		"SELECT id, COALESCE(first_row, 0), COALESCE(last_row, -1) FROM jobs"
+		" WHERE finished_at IS NOT NULL AND finished_at < ?1 AND state IN (3, 4)"
+		" ORDER BY id LIMIT 1",
+		-1, &pick, NULL));
+	if (r == 0)
+		r = sqlite_errno(sqlite3_prepare_v2(
+			db, "DELETE FROM rows WHERE id BETWEEN ?1 AND ?2 AND job_id = ?3", -1,
+			&del_rows, NULL));
+	if (r == 0)
+		r = sqlite_errno(sqlite3_prepare_v2(db, "DELETE FROM jobs WHERE id = ?1", -1,
+						    &del_job, NULL));
+	sqlite3_bind_int64(pick, 1, (sqlite3_int64)finished_before_ms);
+	while (r == 0 && sqlite3_step(pick) == SQLITE_ROW) {
+		int64_t job = sqlite3_column_int64(pick, 0);
+		int64_t first = sqlite3_column_int64(pick, 1);
+		int64_t last = sqlite3_column_int64(pick, 2);
+		sqlite3_reset(pick);
+		/* in slices, so the loop's short writes never wait long for the lock */
+		for (int64_t from = first; from <= last && r == 0; from += 5000) {
+			sqlite3_bind_int64(del_rows, 1, from);
+			sqlite3_bind_int64(del_rows, 2, from + 4999 < last ? from + 4999 : last);
+			sqlite3_bind_int64(del_rows, 3, job);
+			r = step_done(del_rows);
+		}
+		if (r == 0) {
+			sqlite3_bind_int64(del_job, 1, job);
+			r = step_done(del_job);
+		}
+		if (r == 0)
+			jobs++;
+	}
+	sqlite3_finalize(pick);
+	sqlite3_finalize(del_rows);
+	sqlite3_finalize(del_job);
+	sqlite3_close(db);
+	*ret_jobs = jobs;
+	return r;
+}
+
 /* ---- import (worker thread) ---- */
 
 struct store_import {
 	sqlite3 *db;
 	int64_t uid;
 	char *user;
-	sqlite3_stmt *insert, *dup, *columns;
+	sqlite3_stmt *insert, *columns;
 	int64_t job_id;
 	int64_t rows;
+	int64_t first_row, last_row;
 	uint64_t now;
 	bool committed;
 };
@@ -1088,6 +1348,8 @@ int store_import_begin(const char *path, const struct store_import_spec *spec,
 	r = open_db(path, &imp->db, NULL);
 	if (r < 0)
 		goto out;
+	exec(imp->db, "PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = FILE;"
+		       " PRAGMA cache_size = -16384");
 	/* a worker thread may wait for the loop's short transactions */
 	sqlite3_busy_timeout(imp->db, 30000);
 	r = exec(imp->db, "BEGIN IMMEDIATE");
@@ -1119,18 +1381,13 @@ int store_import_begin(const char *path, const struct store_import_spec *spec,
 	r = sqlite_errno(sqlite3_prepare_v2(
 		imp->db,
 		"INSERT INTO rows(job_id, line, email, display_name, redirect_url, send_email,"
-		" message, fields, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+		" message, fields, updated_at, email_hash)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 		-1, &imp->insert, NULL));
-	if (r < 0)
-		goto out;
-	r = sqlite_errno(sqlite3_prepare_v2(imp->db,
-					    "SELECT line FROM rows WHERE job_id = ?1 AND email = ?2",
-					    -1, &imp->dup, NULL));
 	if (r < 0)
 		goto out;
 	sqlite3_bind_int64(imp->insert, 1, imp->job_id);
 	sqlite3_bind_int64(imp->insert, 9, (sqlite3_int64)imp->now);
-	sqlite3_bind_int64(imp->dup, 1, imp->job_id);
 	*ret = imp;
 	imp = NULL;
 out:
@@ -1153,8 +1410,19 @@ int store_import_columns(struct store_import *imp, const char *columns_json)
 	return r;
 }
 
-int store_import_row(struct store_import *imp, const struct csv_row *row, const char *fields_json,
-		     unsigned *ret_dup_line)
+/* FNV-1a over the ASCII-lowercased address: duplicates are looked for among
+ * equal hashes only, then compared in full (store_import_duplicates). */
+static int64_t email_hash(const char *email)
+{
+	uint64_t h = UINT64_C(14695981039346656037);
+	for (const unsigned char *p = (const unsigned char *)email; *p; p++) {
+		unsigned char c = *p >= 'A' && *p <= 'Z' ? (unsigned char)(*p + 32) : *p;
+		h = (h ^ c) * UINT64_C(1099511628211);
+	}
+	return (int64_t)h;
+}
+
+int store_import_row(struct store_import *imp, const struct csv_row *row, const char *fields_json)
 {
 	sqlite3_stmt *st = imp->insert;
 	sqlite3_bind_int64(st, 2, row->line);
@@ -1167,18 +1435,150 @@ int store_import_row(struct store_import *imp, const struct csv_row *row, const 
 		sqlite3_bind_int(st, 6, row->send_email == CSV_FLAG_TRUE);
 	bind_text_or_null(st, 7, row->message);
 	sqlite3_bind_text(st, 8, fields_json, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 10, email_hash(row->email));
 	int r = step_done(st);
-	if (r == 0) {
-		imp->rows++;
-		return 0;
-	}
-	if (r != -EEXIST)
+	if (r < 0)
 		return r;
-	sqlite3_bind_text(imp->dup, 2, row->email, -1, SQLITE_STATIC);
-	int rc = sqlite3_step(imp->dup);
-	*ret_dup_line = rc == SQLITE_ROW ? (unsigned)sqlite3_column_int64(imp->dup, 0) : 0;
-	sqlite3_reset(imp->dup);
-	return 1;
+	imp->last_row = sqlite3_last_insert_rowid(imp->db);
+	if (imp->rows++ == 0)
+		imp->first_row = imp->last_row;
+	return 0;
+}
+
+/* The first UPLOAD-sized set of duplicates by line: a max-heap on line. */
+struct dup_heap {
+	size_t n, cap;
+	struct dup_item {
+		unsigned line, first;
+		char *email;
+	} *items;
+};
+
+static void heap_swap(struct dup_heap *h, size_t a, size_t b)
+{
+	struct dup_item t = h->items[a];
+	h->items[a] = h->items[b];
+	h->items[b] = t;
+}
+
+static void heap_sift_down(struct dup_heap *h, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < h->n && h->items[l].line > h->items[m].line)
+			m = l;
+		if (r < h->n && h->items[r].line > h->items[m].line)
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(h, i, m);
+		i = m;
+	}
+}
+
+/* Keep the cap smallest lines. 0 or -ENOMEM. */
+static int heap_offer(struct dup_heap *h, unsigned line, unsigned first, const char *email)
+{
+	if (h->n == h->cap) {
+		if (h->cap == 0 || h->items[0].line < line)
+			return 0;
+		free(h->items[0].email);
+		h->items[0] = h->items[--h->n];
+		heap_sift_down(h, 0);
+	}
+	char *e = strdup(email);
+	if (!e)
+		return -ENOMEM;
+	size_t i = h->n++;
+	h->items[i] = (struct dup_item){line, first, e};
+	while (i > 0 && h->items[(i - 1) / 2].line < h->items[i].line) {
+		heap_swap(h, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+	return 0;
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+	const struct dup_item *x = a, *y = b;
+	return x->line < y->line ? -1 : x->line > y->line;
+}
+
+int store_import_duplicates(struct store_import *imp, size_t max, store_dup_fn fn, void *userdata,
+			    size_t *ret_count)
+{
+	sqlite3_stmt *st = NULL;
+	struct dup_heap heap = {.cap = max};
+	char *group_first_email[16];
+	unsigned group_first_line[16];
+	size_t group_n = 0;
+	int64_t group_hash = 0;
+	size_t count = 0;
+	int rc, r;
+
+	*ret_count = 0;
+	if (imp->rows < 2)
+		return 0;
+	heap.items = calloc(max ? max : 1, sizeof(*heap.items));
+	if (!heap.items)
+		return -ENOMEM;
+	/* the job's rows whose hash is shared, grouped by hash, each group in line
+	 * order; the sorts spill to temporary files, not memory */
+	r = sqlite_errno(sqlite3_prepare_v2(
+		imp->db,
+		"SELECT email_hash, line, email FROM rows WHERE id BETWEEN ?1 AND ?2 AND email_hash IN"
+		" (SELECT email_hash FROM rows WHERE id BETWEEN ?1 AND ?2"
+		"  GROUP BY email_hash HAVING COUNT(*) > 1)"
+		" ORDER BY email_hash, line",
+		-1, &st, NULL));
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(st, 1, imp->first_row);
+	sqlite3_bind_int64(st, 2, imp->last_row);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t hash = sqlite3_column_int64(st, 0);
+		unsigned line = (unsigned)sqlite3_column_int64(st, 1);
+		const char *email = col_text(st, 2);
+		if (group_n == 0 || hash != group_hash) {
+			for (size_t i = 0; i < group_n; i++)
+				free(group_first_email[i]);
+			group_n = 0;
+			group_hash = hash;
+		}
+		/* the same hash, a different address (a hash collision) is not a duplicate */
+		size_t i = 0;
+		while (i < group_n && strcasecmp(group_first_email[i], email) != 0)
+			i++;
+		if (i < group_n) {
+			count++;
+			r = heap_offer(&heap, line, group_first_line[i], email);
+			if (r < 0)
+				goto out;
+		} else if (group_n < sizeof(group_first_line) / sizeof(group_first_line[0])) {
+			group_first_email[group_n] = strdup(email);
+			if (!group_first_email[group_n]) {
+				r = -ENOMEM;
+				goto out;
+			}
+			group_first_line[group_n++] = line;
+		}
+	}
+	if (rc != SQLITE_DONE) {
+		r = sqlite_errno(rc);
+		goto out;
+	}
+	qsort(heap.items, heap.n, sizeof(heap.items[0]), cmp_line);
+	for (size_t i = 0; i < heap.n && r == 0; i++)
+		r = fn(userdata, heap.items[i].line, heap.items[i].email, heap.items[i].first);
+	*ret_count = count;
+out:
+	for (size_t i = 0; i < group_n; i++)
+		free(group_first_email[i]);
+	for (size_t i = 0; i < heap.n; i++)
+		free(heap.items[i].email);
+	free(heap.items);
+	sqlite3_finalize(st);
+	return r;
 }
 
 int store_import_audit(struct store_import *imp, const char *sha256_hex)
@@ -1196,12 +1596,15 @@ int store_import_commit(struct store_import *imp, int64_t *ret_job_id)
 	int r = sqlite_errno(sqlite3_prepare_v2(imp->db,
 						"UPDATE jobs SET total = ?2,"
 						" state = CASE WHEN ?2 = 0 THEN 4 ELSE 0 END,"
-						" finished_at = CASE WHEN ?2 = 0 THEN created_at END"
+						" finished_at = CASE WHEN ?2 = 0 THEN created_at END,"
+						" first_row = ?3, last_row = ?4"
 						" WHERE id = ?1",
 						-1, &st, NULL));
 	if (r == 0) {
 		sqlite3_bind_int64(st, 1, imp->job_id);
 		sqlite3_bind_int64(st, 2, imp->rows);
+		sqlite3_bind_int64(st, 3, imp->first_row);
+		sqlite3_bind_int64(st, 4, imp->last_row);
 		r = step_done(st);
 	}
 	sqlite3_finalize(st);
@@ -1219,7 +1622,6 @@ void store_import_destroy(struct store_import *imp)
 	if (!imp)
 		return;
 	sqlite3_finalize(imp->insert);
-	sqlite3_finalize(imp->dup);
 	sqlite3_finalize(imp->columns);
 	if (imp->db) {
 		if (!imp->committed && !sqlite3_get_autocommit(imp->db))
@@ -1228,4 +1630,28 @@ void store_import_destroy(struct store_import *imp)
 	}
 	free(imp->user);
 	free(imp);
+}
+
+int store_row_totals(struct store *s, int64_t *ret_succeeded, int64_t *ret_failed,
+		     int64_t *ret_cancelled)
+{
+	sqlite3_stmt *st = NULL;
+	int r = sqlite_errno(sqlite3_prepare_v2(
+		s->db,
+		"SELECT COALESCE(SUM(succeeded), 0), COALESCE(SUM(failed), 0),"
+		" COALESCE(SUM(cancelled), 0) FROM jobs",
+		-1, &st, NULL));
+	if (r < 0)
+		goto out;
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		r = sqlite_errno(rc);
+		goto out;
+	}
+	*ret_succeeded = sqlite3_column_int64(st, 0);
+	*ret_failed = sqlite3_column_int64(st, 1);
+	*ret_cancelled = sqlite3_column_int64(st, 2);
+out:
+	sqlite3_finalize(st);
+	return r;
 }

@@ -62,6 +62,13 @@ struct store_job {
 
 void store_job_clear(struct store_job *j);
 
+/* In a row's stored input cells, a number stands for the cell its own
+ * column holds (so the email is not stored twice). */
+#define STORE_FIELD_EMAIL "0"
+#define STORE_FIELD_DISPLAY_NAME "1"
+#define STORE_FIELD_REDIRECT_URL "2"
+#define STORE_FIELD_MESSAGE "3"
+
 /* A row as shown to clients: strings borrowed, valid during the callback. */
 struct store_row {
 	int64_t id;
@@ -73,7 +80,8 @@ struct store_row {
 	long http_status; /* 0: none */
 	const char *error_code, *error_message, *request_id;
 	const char *invited_user_id, *invite_redeem_url;
-	const char *fields; /* JSON array text, NULL unless asked for */
+	const char *fields; /* JSON array text (STORE_FIELD_* numbers), NULL unless asked for */
+	const char *redirect_url, *message; /* the row's own (not the job's), with fields */
 	uint64_t updated_at;
 };
 
@@ -161,9 +169,14 @@ int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed);
 int store_job_pause(struct store *s, int64_t id, int64_t *ret_changed);
 int store_job_resume(struct store *s, int64_t id, int64_t *ret_changed);
 int store_job_retry(struct store *s, int64_t id, int64_t *ret_changed);
+/* retry limited to failed rows whose error_code is error_code (borrowed;
+ * NULL: every failed row, as store_job_retry). */
+int store_job_retry_code(struct store *s, int64_t id, const char *error_code,
+			 int64_t *ret_changed);
 
-/* The same, recorded in the audit trail (schema/0002-audit.sql) in the
- * same transaction as the change. who: borrowed. */
+/* The same, recorded in the audit trail (schema/0003-audit.sql) in the
+ * same transaction as the change. who: borrowed. error_code: retry only
+ * (NULL: every failed row). */
 enum store_action {
 	STORE_ACTION_CANCEL,
 	STORE_ACTION_PAUSE,
@@ -176,7 +189,7 @@ struct store_actor {
 	const char *user;
 };
 int store_job_action(struct store *s, enum store_action action, int64_t id,
-		     const struct store_actor *who, int64_t *ret_changed);
+		     const char *error_code, const struct store_actor *who, int64_t *ret_changed);
 
 /* One audit entry; strings borrowed (valid during a list callback). */
 struct store_audit {
@@ -200,6 +213,19 @@ int store_audit_list(struct store *s, int64_t job_id, int64_t before, unsigned l
 int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending,
 		 int64_t *ret_in_flight);
 
+/* Copy the WAL into the database (PASSIVE: never waits for readers or the
+ * writer). Blocking: call from a worker thread. Connections do not
+ * checkpoint on their own (wal_autocheckpoint = 0). */
+int store_checkpoint(const char *path, int *ret_wal_pages);
+
+/* Delete the jobs (and their rows) that finished before the time given.
+ * Blocking, short transactions: call from a worker thread. */
+int store_prune(const char *path, uint64_t finished_before_ms, unsigned *ret_jobs);
+/* Rows in a terminal state over every stored job (from the jobs' counts,
+ * no scan of rows), for stats. */
+int store_row_totals(struct store *s, int64_t *ret_succeeded, int64_t *ret_failed,
+		     int64_t *ret_cancelled);
+
 /* Import: one transaction on a connection of its own (worker thread). */
 struct store_import_spec {
 	int64_t tenant_id;
@@ -212,9 +238,15 @@ int store_import_begin(const char *path, const struct store_import_spec *spec,
 		       struct store_import **ret);
 /* columns_json: JSON array text (borrowed). */
 int store_import_columns(struct store_import *imp, const char *columns_json);
-/* 0 stored; 1 the email is already in this file, at line *ret_dup_line. */
-int store_import_row(struct store_import *imp, const struct csv_row *row, const char *fields_json,
-		     unsigned *ret_dup_line);
+/* Store one row (borrowed). Duplicates are not looked for here. */
+int store_import_row(struct store_import *imp, const struct csv_row *row, const char *fields_json);
+/* After the last row: the rows whose address (case-insensitively) is on an
+ * earlier line too. fn gets the max with the lowest lines, in line order,
+ * each with that earlier line; *ret_count is how many there are in all.
+ * Memory stays bounded (SQLite sorts on disk). fn returns <0 to stop. */
+typedef int (*store_dup_fn)(void *userdata, unsigned line, const char *email, unsigned first_line);
+int store_import_duplicates(struct store_import *imp, size_t max, store_dup_fn fn, void *userdata,
+			    size_t *ret_count);
 /* Record the submit in the audit trail, in the import's transaction (commit
  * after). sha256_hex: of the uploaded file, borrowed. */
 int store_import_audit(struct store_import *imp, const char *sha256_hex);

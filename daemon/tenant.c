@@ -30,6 +30,8 @@ struct tenant {
 	int64_t id;
 	char *name;
 	char *invitations_url;
+	char *batch_url;
+	unsigned batch; /* rows per $batch; 1: single requests only */
 	unsigned concurrency;
 	unsigned max_attempts;
 	uint64_t request_timeout_ms;
@@ -58,8 +60,10 @@ struct tenant {
 
 struct attempt {
 	struct tenant *tenant;
-	struct store_claim *claim;
-	char *auth_used; /* the Authorization value sent, to match a 401 */
+	struct store_claim *claim;               /* a single request */
+	struct store_claim *batch[GRAPH_BATCH_MAX]; /* or a $batch of n_batch */
+	size_t n_batch;
+	uint64_t token; /* auth_generation() of the token sent, to match a 401 */
 };
 
 static void pump(struct tenant *t);
@@ -160,10 +164,8 @@ static uint64_t backoff_ms(struct tenant *t, unsigned attempts)
 static void attempt_free(struct attempt *a)
 {
 	store_claim_free(a->claim);
-	if (a->auth_used) {
-		explicit_bzero(a->auth_used, strlen(a->auth_used));
-		free(a->auth_used);
-	}
+	for (size_t i = 0; i < a->n_batch; i++)
+		store_claim_free(a->batch[i]);
 	free(a);
 }
 
@@ -191,31 +193,17 @@ void tenant_set_blocked_fn(struct tenant *t, tenant_blocked_fn fn, void *userdat
 	t->on_blocked_userdata = userdata;
 }
 
-static void on_answer(void *userdata, const struct http_response *resp)
+/* What one attempt at one row came to: queue its result, adjust the tenant.
+ * Takes g's strings. *block_reason is set (owned) on the anti-abuse block. */
+static void settle(struct tenant *t, const struct store_claim *c, uint64_t token,
+		   struct graph_result *g, char **block_reason)
 {
-	struct attempt *a = userdata;
-	struct tenant *t = a->tenant;
-	struct store_claim *c = a->claim;
-	struct graph_result g;
 	struct store_result res = {.row_id = c->row_id, .job_id = c->job_id};
-	char *block_reason = NULL;
-
-	t->in_flight--;
-	if (resp->error == -ECANCELED) {
-		/* shutting down past the deadline: the row stays in flight in the
-		 * store and is sent again after the restart */
-		attempt_free(a);
-		return;
-	}
-	if (graph_classify(resp, &g) < 0) {
-		attempt_free(a);
-		return;
-	}
 	res.attempts = c->attempts + 1;
-	res.http_status = g.http_status;
+	res.http_status = g->http_status;
 	uint64_t now_wall = time_now_ms();
 
-	switch (g.outcome) {
+	switch (g->outcome) {
 	case GRAPH_OUTCOME_CREATED:
 		t->stats.created++;
 		t->throttle_streak = 0;
@@ -227,27 +215,32 @@ static void on_answer(void *userdata, const struct http_response *resp)
 		break;
 	case GRAPH_OUTCOME_AUTH:
 		t->stats.auth_errors++;
-		auth_reject(t->auth, a->auth_used);
+		auth_reject(t->auth, token);
 		res.state = ROW_STATE_PENDING;
 		res.next_attempt_at = now_wall;
 		break;
 	case GRAPH_OUTCOME_BLOCKED:
-		block_reason = strdup(g.error_message ? g.error_message : "403 Forbidden");
+		if (!*block_reason)
+			*block_reason = strdup(g->error_message ? g->error_message : "403 Forbidden");
 		res.state = ROW_STATE_PENDING;
 		res.attempts = c->attempts; /* not the row's fault */
 		res.next_attempt_at = now_wall;
 		break;
 	case GRAPH_OUTCOME_THROTTLED: {
 		t->stats.throttled++;
-		uint64_t wait = g.has_retry_after ? g.retry_after_ms
-						  : THROTTLE_DEFAULT_MS << (t->throttle_streak < 5 ? t->throttle_streak : 5);
+		uint64_t wait = g->has_retry_after
+					? g->retry_after_ms
+					: THROTTLE_DEFAULT_MS << (t->throttle_streak < 5 ? t->throttle_streak : 5);
 		t->throttle_streak++;
-		uint64_t until = uv_now(t->loop) + wait;
+		uint64_t now = uv_now(t->loop), until = now + wait;
+		ratelimit_throttled(&t->rl, now);
 		if (until > t->paused_until) {
 			t->paused_until = until;
 			ratelimit_drain(&t->rl, until);
-			log_info("Graph throttled tenant '%s' (HTTP %ld): pausing for %llu ms",
-				 t->name, g.http_status, (unsigned long long)wait);
+			log_info("Graph throttled tenant '%s' (HTTP %ld): pausing for %llu ms, then "
+				 "%.3g/s",
+				 t->name, g->http_status, (unsigned long long)wait,
+				 ratelimit_rate(&t->rl, until));
 		}
 		res.state = ROW_STATE_PENDING;
 		res.next_attempt_at = now_wall + wait;
@@ -258,6 +251,10 @@ static void on_answer(void *userdata, const struct http_response *resp)
 		res.state = ROW_STATE_PENDING;
 		res.next_attempt_at = now_wall + backoff_ms(t, res.attempts);
 		break;
+	case GRAPH_OUTCOME_RETRY_ALONE:
+		res.state = ROW_STATE_PENDING;
+		res.next_attempt_at = now_wall;
+		break;
 	}
 	if (res.state == ROW_STATE_PENDING && res.attempts >= t->max_attempts) {
 		res.state = ROW_STATE_FAILED;
@@ -266,28 +263,96 @@ static void on_answer(void *userdata, const struct http_response *resp)
 		t->stats.retries++;
 	}
 	if (res.state != ROW_STATE_SUCCEEDED) {
-		res.error_code = g.error_code;
-		res.error_message = g.error_message;
-		g.error_code = g.error_message = NULL;
+		res.error_code = g->error_code;
+		res.error_message = g->error_message;
+		g->error_code = g->error_message = NULL;
 		log_debug("Row %lld (line %u, %s): %s %s: %s", (long long)c->row_id, c->line,
 			  c->email, row_state_name(res.state), res.error_code ? res.error_code : "",
 			  res.error_message ? res.error_message : "");
 	} else {
-		res.invited_user_id = g.invited_user_id;
-		res.invite_redeem_url = g.invite_redeem_url;
-		g.invited_user_id = g.invite_redeem_url = NULL;
+		res.invited_user_id = g->invited_user_id;
+		res.invite_redeem_url = g->invite_redeem_url;
+		g->invited_user_id = g->invite_redeem_url = NULL;
 	}
-	res.request_id = g.request_id;
-	g.request_id = NULL;
-	graph_result_clear(&g);
-	attempt_free(a);
+	res.request_id = g->request_id;
+	g->request_id = NULL;
+	graph_result_clear(g);
 	queue_result(t, &res);
+}
+
+/* After a request's rows are settled: a block stops the tenant, then go on. */
+static void after_answer(struct tenant *t, char *block_reason)
+{
 	if (block_reason) {
 		set_blocked(t, block_reason);
 		free(block_reason);
 	}
 	pump(t);
 	check_drained(t);
+}
+
+static void on_answer(void *userdata, const struct http_response *resp)
+{
+	struct attempt *a = userdata;
+	struct tenant *t = a->tenant;
+	struct graph_result g;
+	char *block_reason = NULL;
+
+	t->in_flight--;
+	/* shutting down past the deadline: the row stays in flight in the store
+	 * and is sent again after the restart */
+	if (resp->error != -ECANCELED && graph_classify(resp, &g) == 0)
+		settle(t, a->claim, a->token, &g, &block_reason);
+	attempt_free(a);
+	after_answer(t, block_reason);
+}
+
+static void on_batch_answer(void *userdata, const struct http_response *resp)
+{
+	struct attempt *a = userdata;
+	struct tenant *t = a->tenant;
+	struct graph_result results[GRAPH_BATCH_MAX];
+	char *block_reason = NULL;
+
+	t->in_flight--;
+	if (resp->error == -ECANCELED) {
+		attempt_free(a);
+		return;
+	}
+	int r = graph_batch_classify(resp, a->n_batch, results);
+	if (r == GRAPH_BATCH_REFUSED) {
+		/* the service does not take invitations in a batch: single requests
+		 * from now on; these rows go back unharmed (no attempt counted) */
+		if (t->batch > 1)
+			log_warning("Graph refused invitations inside $batch (HTTP %ld); sending "
+				    "single requests from now on",
+				    resp->status);
+		t->batch = 1;
+		int64_t ids[GRAPH_BATCH_MAX];
+		for (size_t i = 0; i < a->n_batch; i++)
+			ids[i] = a->batch[i]->row_id;
+		int rr = store_rows_release(t->store, ids, a->n_batch);
+		if (rr < 0)
+			log_error("Failed to put rows back after a refused batch: %s (they return "
+				  "after a restart)",
+				  strerror(-rr));
+	} else {
+		for (size_t i = 0; i < a->n_batch; i++) {
+			if (r == GRAPH_BATCH_WHOLE) {
+				if (graph_classify(resp, &results[i]) < 0)
+					continue;
+			} else if (r < 0) {
+				break;
+			}
+			/* a row refused inside a batch is tried once alone before it
+			 * fails: a batch answer alone never fails a row */
+			if (results[i].outcome == GRAPH_OUTCOME_FAILED && a->batch[i]->attempts == 0)
+				results[i].outcome = GRAPH_OUTCOME_RETRY_ALONE;
+			settle(t, a->batch[i], a->token, &results[i], &block_reason);
+		}
+	}
+	attempt_free(a);
+	after_answer(t, block_reason);
 }
 
 static int send_row(struct tenant *t, struct store_claim *c, const char *auth)
@@ -300,7 +365,7 @@ static int send_row(struct tenant *t, struct store_claim *c, const char *auth)
 		goto fail;
 	a->tenant = t;
 	a->claim = c;
-	a->auth_used = strdup(auth);
+	a->token = auth_generation(t->auth);
 	char retry_header[48];
 	if (c->attempts > 0)
 		snprintf(retry_header, sizeof(retry_header), "Retry-Attempt: %u", c->attempts);
@@ -311,7 +376,7 @@ static int send_row(struct tenant *t, struct store_claim *c, const char *auth)
 		.extra_header = c->attempts > 0 ? retry_header : NULL,
 		.timeout_ms = t->request_timeout_ms,
 	};
-	r = a->auth_used ? http_post(t->http, &spec, body, len, on_answer, a) : -ENOMEM;
+	r = http_post(t->http, &spec, body, len, on_answer, a);
 	body = NULL;
 	if (r < 0)
 		goto fail;
@@ -325,6 +390,45 @@ fail:
 		attempt_free(a);
 	}
 	return r;
+}
+
+/* One $batch of n fresh claims (taken over). */
+static int send_batch(struct tenant *t, struct store_claim **claims, size_t n, const char *auth)
+{
+	char *body = NULL;
+	size_t len = 0;
+	struct attempt *a = calloc(1, sizeof(*a));
+	int r = a ? graph_batch_body(claims, n, &body, &len) : -ENOMEM;
+	if (r < 0)
+		goto fail;
+	a->tenant = t;
+	a->token = auth_generation(t->auth);
+	struct http_post_spec spec = {
+		.url = t->batch_url,
+		.content_type = "application/json",
+		.authorization = auth,
+		.timeout_ms = t->request_timeout_ms,
+	};
+	r = http_post(t->http, &spec, body, len, on_batch_answer, a);
+	body = NULL;
+	if (r < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++)
+		a->batch[i] = claims[i];
+	a->n_batch = n;
+	t->in_flight++;
+	t->stats.requests++;
+	return 0;
+fail:
+	free(body);
+	if (a)
+		attempt_free(a);
+	return r;
+}
+
+static struct store_claim *ready_peek(struct tenant *t)
+{
+	return t->ready_len ? t->ready[t->ready_head] : NULL;
 }
 
 static struct store_claim *ready_pop(struct tenant *t)
@@ -374,6 +478,8 @@ static void pump(struct tenant *t)
 		return;
 	}
 	while (t->in_flight < t->concurrency) {
+		if (t->batch > 1 && t->ready_len > 0 && t->ready_len < t->batch)
+			refill(t); /* top up, so that batches go out full */
 		if (t->ready_len == 0) {
 			int r = refill(t);
 			if (r < 0) {
@@ -391,18 +497,37 @@ static void pump(struct tenant *t)
 				return;
 			}
 		}
-		uint64_t wait = ratelimit_take(&t->rl, now);
+		/* fresh rows may share a $batch (one rate token each); a row being
+		 * tried again goes alone, so a batch answer never decides a row's
+		 * fate twice */
+		size_t n = 1;
+		if (t->batch > 1 && ready_peek(t)->attempts == 0) {
+			while (n < t->batch && n < t->ready_len &&
+			       t->ready[(t->ready_head + n) % t->ready_cap]->attempts == 0)
+				n++;
+			if (n > t->rl.burst)
+				n = (size_t)t->rl.burst;
+		}
+		uint64_t wait = n > 1 ? ratelimit_take_n(&t->rl, (unsigned)n, now)
+				      : ratelimit_take(&t->rl, now);
 		if (wait > 0) {
 			arm_pump(t, wait);
 			return;
 		}
 		struct store_claim *c = ready_pop(t);
-		if (send_row(t, c, auth) < 0) {
-			log_error("Failed to start a request: out of memory");
-			ratelimit_refund(&t->rl);
-			int64_t id = c->row_id;
-			store_claim_free(c);
-			store_rows_release(t->store, &id, 1);
+		struct store_claim *group[GRAPH_BATCH_MAX] = {c};
+		for (size_t i = 1; i < n; i++)
+			group[i] = ready_pop(t);
+		int r = n > 1 ? send_batch(t, group, n, auth) : send_row(t, c, auth);
+		if (r < 0) {
+			log_error("Failed to start a request: %s", strerror(-r));
+			int64_t ids[GRAPH_BATCH_MAX];
+			for (size_t i = 0; i < n; i++) {
+				ratelimit_refund(&t->rl);
+				ids[i] = group[i]->row_id;
+				store_claim_free(group[i]);
+			}
+			store_rows_release(t->store, ids, n);
 			arm_pump(t, 1000);
 			return;
 		}
@@ -427,14 +552,16 @@ int tenant_create(uv_loop_t *loop, struct store *store, struct http *http, struc
 	ratelimit_init(&t->rl, opt->rate, opt->burst, uv_now(loop));
 	t->name = strdup(opt->name);
 	t->invitations_url = graph_invitations_url(opt->graph_url);
+	t->batch_url = graph_batch_url(opt->graph_url);
+	t->batch = opt->batch >= 1 && opt->batch <= GRAPH_BATCH_MAX ? opt->batch : 1;
 	/* enough claimed rows to keep every slot busy and spend a full burst */
-	t->ready_cap = opt->concurrency + opt->burst;
-	if (t->ready_cap > 1024)
-		t->ready_cap = 1024;
+	t->ready_cap = (size_t)opt->concurrency * t->batch + opt->burst;
+	if (t->ready_cap > 4096)
+		t->ready_cap = 4096;
 	t->ready = calloc(t->ready_cap, sizeof(*t->ready));
 	t->pump_timer = malloc(sizeof(*t->pump_timer));
 	t->flush_timer = malloc(sizeof(*t->flush_timer));
-	if (!t->name || !t->invitations_url || !t->ready || !t->pump_timer || !t->flush_timer)
+	if (!t->name || !t->invitations_url || !t->batch_url || !t->ready || !t->pump_timer || !t->flush_timer)
 		goto fail;
 	uv_timer_init(loop, t->pump_timer);
 	t->pump_timer->data = t;
@@ -468,6 +595,7 @@ void tenant_destroy(struct tenant *t)
 	free(t->ready);
 	free(t->name);
 	free(t->invitations_url);
+	free(t->batch_url);
 	free(t->blocked);
 	free(t);
 }
@@ -497,9 +625,9 @@ void tenant_reconfigure(struct tenant *t, const struct tenant_options *opt)
 	tenant_kick(t);
 }
 
-double tenant_rate(const struct tenant *t)
+double tenant_rate(struct tenant *t)
 {
-	return t->rl.rate;
+	return ratelimit_rate(&t->rl, uv_now(t->loop));
 }
 
 void tenant_get_stats(const struct tenant *t, struct tenant_stats *ret)

@@ -27,6 +27,7 @@ struct tenant_options {
 	unsigned concurrency;
 	unsigned max_attempts;
 	uint64_t request_timeout_ms;
+	unsigned batch; /* invitations per $batch request (1..20); 1: single requests */
 };
 
 struct tenant_stats {
@@ -54,7 +55,8 @@ const char *tenant_name(const struct tenant *t);
 /* Reason sending is blocked (borrowed), or NULL. */
 const char *tenant_blocked(const struct tenant *t);
 void tenant_get_stats(const struct tenant *t, struct tenant_stats *ret);
-double tenant_rate(const struct tenant *t);
+/* The current sending rate (below the configured one after 429s). */
+double tenant_rate(struct tenant *t);
 
 /* Apply a reloaded [queue]: rate, burst, concurrency, max_attempts,
  * request_timeout (opt's name and graph_url are ignored). */

@@ -52,6 +52,8 @@ struct upload {
 	/* worker side */
 	struct store_import *imp;
 	struct crypto_sha256 *sha; /* of the bytes fed, for the audit trail */
+	struct upload_error dups[UPLOAD_MAX_ERRORS]; /* found after the last row */
+	size_t n_dups, dup_count;
 	struct buf fields;
 	struct upload_result result;
 };
@@ -128,21 +130,79 @@ static int on_header(void *userdata, enum csv_format format, char separator, siz
 	return store_import_columns(u->imp, u->fields.data);
 }
 
+/* The input cells as a JSON array, with the cells the row's own columns
+ * already hold written as their number (STORE_FIELD_*): the email is not
+ * stored twice. ops.c puts them back for `results`. */
+static void row_fields(struct buf *b, const struct csv_row *row)
+{
+	buf_clear(b);
+	buf_append(b, "[", 1);
+	for (size_t i = 0; i < row->n_fields; i++) {
+		const char *f = row->fields[i];
+		if (i)
+			buf_append(b, ",", 1);
+		if (f == row->email)
+			buf_append(b, STORE_FIELD_EMAIL, 1);
+		else if (f == row->display_name)
+			buf_append(b, STORE_FIELD_DISPLAY_NAME, 1);
+		else if (f == row->redirect_url)
+			buf_append(b, STORE_FIELD_REDIRECT_URL, 1);
+		else if (f == row->message)
+			buf_append(b, STORE_FIELD_MESSAGE, 1);
+		else
+			json_string_append(b, f);
+	}
+	buf_append(b, "]", 1);
+}
+
 static int on_row(void *userdata, const struct csv_row *row)
 {
 	struct upload *u = userdata;
-	json_array_of(&u->fields, row->n_fields, row->fields);
+	row_fields(&u->fields, row);
 	if (!u->fields.data)
 		return -ENOMEM;
-	unsigned dup = 0;
-	int r = store_import_row(u->imp, row, u->fields.data, &dup);
+	int r = store_import_row(u->imp, row, u->fields.data);
 	if (r < 0)
 		return r;
-	if (r == 1)
-		add_error(u, row->line, "duplicate email '%s' (also on line %u)", row->email, dup);
 	if (row->message)
 		u->result.has_message = true;
 	return 0;
+}
+
+static int on_duplicate(void *userdata, unsigned line, const char *email, unsigned first)
+{
+	struct upload *u = userdata;
+	if (u->n_dups == UPLOAD_MAX_ERRORS)
+		return 0;
+	struct buf m = BUF_INIT;
+	buf_printf(&m, "duplicate email '%s' (also on line %u)", email, first);
+	u->dups[u->n_dups].line = line;
+	u->dups[u->n_dups].message = buf_steal(&m);
+	u->n_dups++;
+	return 0;
+}
+
+/* Merge the duplicates (in line order) into the reader's problems (in line
+ * order): the first UPLOAD_MAX_ERRORS of both, and the count of all. */
+static void merge_duplicates(struct upload *u)
+{
+	struct upload_result *res = &u->result;
+	struct upload_error merged[UPLOAD_MAX_ERRORS];
+	size_t i = 0, j = 0, n = 0;
+	while (n < UPLOAD_MAX_ERRORS && (i < res->n_errors || j < u->n_dups)) {
+		if (j == u->n_dups || (i < res->n_errors && res->errors[i].line <= u->dups[j].line))
+			merged[n++] = res->errors[i++];
+		else
+			merged[n++] = u->dups[j++];
+	}
+	for (; i < res->n_errors; i++)
+		free(res->errors[i].message);
+	for (; j < u->n_dups; j++)
+		free(u->dups[j].message);
+	memcpy(res->errors, merged, n * sizeof(merged[0]));
+	res->n_errors = n;
+	res->error_count += u->dup_count;
+	u->n_dups = 0;
 }
 
 static int on_error(void *userdata, unsigned line, const char *message)
@@ -216,6 +276,10 @@ static void work(uv_work_t *req)
 	r = crypto_sha256_finish(u->sha, res->sha256);
 	if (r < 0)
 		goto out;
+	r = store_import_duplicates(u->imp, UPLOAD_MAX_ERRORS, on_duplicate, u, &u->dup_count);
+	merge_duplicates(u);
+	if (r < 0)
+		goto out;
 	if (u->too_large) /* set before ended, read after: ordered by the lock */
 		add_error(u, u->newlines + 1, "the file is larger than max_upload_bytes (%llu bytes)",
 			  (unsigned long long)u->max_bytes);
@@ -246,6 +310,8 @@ static void on_async_closed(uv_handle_t *h)
 	struct upload *u = h->data;
 	for (size_t i = 0; i < u->result.n_errors; i++)
 		free(u->result.errors[i].message);
+	for (size_t i = 0; i < u->n_dups; i++)
+		free(u->dups[i].message);
 	free(u->result.failure);
 	while (u->head) {
 		struct chunk *c = u->head;

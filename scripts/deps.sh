@@ -6,7 +6,8 @@ set -eu
 
 PACKAGES="build-essential meson ninja-build pkg-config python3 curl sqlite3 util-linux
 libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libinih-dev
-libsystemd-dev libmicrohttpd-dev libssl-dev scdoc openssl bash-completion"
+libsystemd-dev libmicrohttpd-dev libssl-dev scdoc openssl
+man-db groff-base tmux prometheus bash-completion"
 
 missing=
 for p in $PACKAGES; do

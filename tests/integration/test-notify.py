@@ -79,7 +79,8 @@ def main(tap):
                 f.write(text.replace("rate = 50\n", "rate = 80\n")
                         .replace("concurrency = 16\n", "concurrency = 4\n")
                         .replace("tenant = contoso.onmicrosoft.com\n",
-                                 "tenant = fabrikam.onmicrosoft.com\n"))
+                                 "tenant = fabrikam.onmicrosoft.com\n")
+                        .replace("[daemon]\n", "[daemon]\nretention_days = 3\n"))
             env.daemon.send_signal(signal.SIGHUP)
             notify.wait_for(lambda m: m == "READY=1", 10, "READY=1 after the reload")
             tap.ok(notify.messages.index("RELOADING=1") < notify.messages.index("READY=1"),
@@ -87,8 +88,9 @@ def main(tap):
             p, s = env.ctl_json("status")
             tap.eq(s["rate"]["configured"], 80, "the rate applies live")
             tap.eq(s["tenant"], "contoso.onmicrosoft.com", "the tenant does not")
-            tap.ok(re.search(r"applied only after a restart of invited: tenant", env.log()),
-                   "the log says the tenant needs a restart", env.log())
+            tap.ok(re.search(r"applied only after a restart of invited: tenant, "
+                             r"retention_days", env.log()),
+                   "the log says the tenant and retention_days need a restart", env.log())
             tap.ok("concurrency 4" in env.log(), "and what was reloaded")
 
             with open(env.conf, "w") as f:

@@ -41,6 +41,27 @@ def main(tap):
         tap.eq(len(set(addrs)), 600, "every address of the second job was invited")
         tap.ok(len(addrs) - 600 <= 4, "duplicates at most `concurrency` (%d)" % (len(addrs) - 600))
 
+    # SIGTERM in the middle of a 20,000-row job while requests are in flight
+    with Env(sim_args=["--latency-ms", "30"],
+             queue={"rate": "3000", "burst": "100", "concurrency": "32"}) as env:
+        big = env.write("big.csv", portal_file(
+            [["t%05d@partner.example" % i, "", "false", ""] for i in range(20000)]))
+        p, job = env.ctl_json("submit", big)
+        deadline_wait(lambda: env.ctl_json("jobs")[1][0]["succeeded"] >= 5000, 120,
+                      "5,000 rows sent")
+        rc = env.stop_daemon(signal.SIGTERM)
+        tap.eq(rc, 0, "SIGTERM with requests in flight: exit 0")
+        with env.db() as db:
+            left = db.execute("SELECT COUNT(*) FROM rows WHERE state = 1").fetchone()[0]
+        tap.eq(left, 0, "their results were stored: no row left in flight")
+        env.start_daemon()
+        p, fin = env.wait_job(job["id"], timeout=300)
+        tap.eq((p.returncode, fin and fin["succeeded"]), (0, 20000), "after the restart all 20,000 succeed")
+        from collections import Counter
+        counts = Counter(r["address"] for r in env.record())
+        tap.eq(len(counts), 20000, "every address was invited")
+        tap.ok(max(counts.values()) <= 2, "no address more than twice (max %d)" % max(counts.values()))
+
 
 if __name__ == "__main__":
     run(main)

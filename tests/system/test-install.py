@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """`meson install` into a DESTDIR puts every file where Debian expects it:
-binaries, units, sysusers.d, tmpfiles.d, bash completion and the example
+binaries, units, sysusers.d, tmpfiles.d, man pages, bash completion and the example
 configuration (under the doc directory: /etc is the admin's). The installed
 unit runs the installed binary and passes systemd-analyze verify."""
 import json
@@ -50,6 +50,9 @@ def main(tap):
         example = has(re.escape(os.path.join(prefix, datadir, "doc", "invited",
                                              "invited.conf.example")),
                       "example configuration under the doc directory")
+        if shutil.which("scdoc"):
+            for page in ("man1/invitectl.1", "man8/invited.8", "man5/invited.conf.5"):
+                has(r".*/man/" + re.escape(page), "man page " + page.split("/")[1])
         tap.ok(not any(f.startswith("etc/") for f in files), "nothing installed into /etc")
         if daemon:
             mode = os.stat(os.path.join(dest, daemon)).st_mode

@@ -76,6 +76,8 @@ static void test_bad(void)
 		{"[daemon]\nsocket = /a\nmystery = 1\n", 3, "unknown key 'mystery'"},
 		{"[tenant x]\nrate = 1\n", 2, "unknown section"},
 		{"[graph]\nthis is not a key value line\n", 2, "not a"},
+		{"[daemon]\non_complete = notify-send done\n", 2, "absolute path"},
+		{"[daemon]\n\non_complete = /bin/x 'open\n", 3, "unterminated"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct config c;
@@ -90,6 +92,37 @@ static void test_bad(void)
 		free(err);
 		config_finish(&c);
 	}
+}
+
+static void test_on_complete(void)
+{
+	struct config c;
+	char *err = NULL;
+	config_init(&c);
+	ok(c.on_complete == NULL, "no on_complete by default");
+	char *path = write_file("hook.conf", "[daemon]\non_complete = /usr/local/bin/notify "
+					     "--to 'a b' \"c\\\"d\"\n");
+	is_int(config_load(&c, path, true, &err), 0, "on_complete loads");
+	ok(c.on_complete && c.on_complete[0] && c.on_complete[1] && c.on_complete[2] &&
+		   c.on_complete[3] && !c.on_complete[4],
+	   "split into four words");
+	if (c.on_complete && c.on_complete[3]) {
+		is_str(c.on_complete[0], "/usr/local/bin/notify", "the command");
+		is_str(c.on_complete[2], "a b", "a quoted word");
+		is_str(c.on_complete[3], "c\"d", "an escaped quote");
+	}
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	config_dump(&c, f);
+	fclose(f);
+	ok(text && strstr(text, "on_complete = '/usr/local/bin/notify' '--to' 'a b' 'c\"d'\n"),
+	   "--check-config prints it so that it reads back the same");
+	free(text);
+	path = write_file("hook2.conf", "[daemon]\non_complete =\n");
+	is_int(config_load(&c, path, true, &err), 0, "an empty on_complete (a drop-in) ...");
+	ok(c.on_complete == NULL, "... unsets it");
+	config_finish(&c);
 }
 
 static void test_dropins_and_missing(void)
@@ -181,6 +214,7 @@ int main(void)
 		return 1;
 	test_good();
 	test_bad();
+	test_on_complete();
 	test_dropins_and_missing();
 	test_clouds();
 	char cmd[600];

@@ -114,10 +114,72 @@ static void test_classify(void)
 	}
 }
 
+static void test_batch(void)
+{
+	struct store_claim a = {.email = "a@x.example", .redirect_url = "https://r.example"};
+	struct store_claim b = {.email = "b@x.example", .redirect_url = "https://r.example"};
+	struct store_claim *claims[] = {&a, &b};
+	char *body;
+	size_t len;
+	is_int(graph_batch_body(claims, 2, &body, &len), 0, "batch body built");
+	json_t *j = json_loads(body, 0, NULL);
+	json_t *reqs = json_object_get(j, "requests");
+	ok(json_array_size(reqs) == 2, "two requests");
+	is_str(json_string_value(json_object_get(json_array_get(reqs, 1), "id")), "2", "ids 1..n");
+	is_str(json_string_value(json_object_get(json_array_get(reqs, 0), "url")), "/invitations",
+	       "relative URL /invitations");
+	is_str(json_string_value(json_object_get(json_object_get(json_array_get(reqs, 1), "body"),
+						 "invitedUserEmailAddress")),
+	       "b@x.example", "each body is the row's invitation");
+	json_decref(j);
+	free(body);
+
+	struct graph_result res[2];
+	/* answers come in any order; a throttled item carries its own Retry-After */
+	const char *ok_body =
+		"{\"responses\":[{\"id\":\"2\",\"status\":429,\"headers\":{\"retry-after\":\"7\"},"
+		"\"body\":{\"error\":{\"code\":\"TooManyRequests\",\"message\":\"slow\"}}},"
+		"{\"id\":\"1\",\"status\":201,\"headers\":{},\"body\":{\"invitedUser\":{\"id\":\"u1\"}}}]}";
+	struct http_response resp = {.status = 200, .body = ok_body, .body_len = strlen(ok_body)};
+	is_int(graph_batch_classify(&resp, 2, res), 0, "batch answer read");
+	is_int(res[0].outcome, GRAPH_OUTCOME_CREATED, "item 1 created (answered second)");
+	is_str(res[0].invited_user_id, "u1", "with its user id");
+	is_int(res[1].outcome, GRAPH_OUTCOME_THROTTLED, "item 2 throttled");
+	is_int(res[1].retry_after_ms, 7000, "with its own Retry-After");
+	graph_result_clear(&res[0]);
+	graph_result_clear(&res[1]);
+
+	const char *missing = "{\"responses\":[{\"id\":\"1\",\"status\":201,\"body\":{\"invitedUser\":{\"id\":\"u1\"}}}]}";
+	resp.body = missing;
+	resp.body_len = strlen(missing);
+	is_int(graph_batch_classify(&resp, 2, res), 0, "an item missing from the answer");
+	is_int(res[1].outcome, GRAPH_OUTCOME_TRANSIENT, "is retried, not lost");
+	graph_result_clear(&res[0]);
+	graph_result_clear(&res[1]);
+
+	const char *refused =
+		"{\"responses\":[{\"id\":\"1\",\"status\":400,\"body\":{\"error\":{\"code\":\"BadRequest\",\"message\":\"Invalid batch request\",\"innerError\":{\"request-id\":\"x\"}}}},"
+		"{\"id\":\"2\",\"status\":400,\"body\":{\"error\":{\"code\":\"BadRequest\",\"message\":\"Invalid batch request\",\"innerError\":{\"request-id\":\"y\"}}}}]}";
+	resp.body = refused;
+	resp.body_len = strlen(refused);
+	is_int(graph_batch_classify(&resp, 2, res), GRAPH_BATCH_REFUSED,
+	       "every item refused alike: batching refused");
+	resp.status = 404;
+	resp.body = "";
+	resp.body_len = 0;
+	is_int(graph_batch_classify(&resp, 2, res), GRAPH_BATCH_REFUSED, "a 404 envelope: refused");
+	resp.status = 503;
+	is_int(graph_batch_classify(&resp, 2, res), GRAPH_BATCH_WHOLE, "a 503 envelope: for all");
+	resp.status = 0;
+	resp.error = -ETIMEDOUT;
+	is_int(graph_batch_classify(&resp, 2, res), GRAPH_BATCH_WHOLE, "no answer: for all");
+}
+
 int main(void)
 {
 	tap_plan_none();
 	test_body();
 	test_classify();
+	test_batch();
 	return tap_done();
 }

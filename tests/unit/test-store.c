@@ -10,6 +10,7 @@
 #include "csv.h"
 #include "store.h"
 #include "tap.h"
+#include "timeutil.h"
 
 static char dir[] = "/tmp/test-store.XXXXXX";
 static char db_path[600];
@@ -30,8 +31,7 @@ static int64_t import_rows(unsigned n, const char *prefix, bool commit)
 		const char *fields[] = {email, ""};
 		struct csv_row row = {.line = i + 2, .email = email, .send_email = CSV_FLAG_UNSET,
 				      .n_fields = 2, .fields = fields};
-		unsigned dup;
-		store_import_row(imp, &row, "[\"x\"]", &dup);
+		store_import_row(imp, &row, "[\"x\"]");
 	}
 	if (commit)
 		store_import_commit(imp, &job);
@@ -48,6 +48,21 @@ static struct store_result result(const struct store_claim *c, int state)
 	else
 		r.error_code = strdup("BadRequest");
 	return r;
+}
+
+struct dups {
+	unsigned n, line[8], first[8];
+};
+
+static int collect_dup(void *userdata, unsigned line, const char *email, unsigned first)
+{
+	struct dups *d = userdata;
+	if (d->n < 8) {
+		d->line[d->n] = line;
+		d->first[d->n] = first;
+	}
+	d->n++;
+	return 0;
 }
 
 static int64_t done_job;
@@ -82,8 +97,7 @@ static void test_audit(struct store *s)
 	int64_t job = 0, changed = 0;
 	store_import_begin(db_path, &spec, &imp);
 	struct csv_row row = {.line = 2, .email = "audit@x.example", .send_email = CSV_FLAG_UNSET};
-	unsigned dup;
-	store_import_row(imp, &row, "[]", &dup);
+	store_import_row(imp, &row, "[]");
 	is_int(store_import_audit(imp, "ab12"), 0, "submit entry inside the import");
 	store_import_destroy(imp); /* rolled back: no job, no entry */
 	struct audit_seen seen = {0};
@@ -92,14 +106,14 @@ static void test_audit(struct store *s)
 	is_int(seen.n, 0, "a rolled-back import leaves no entry");
 
 	store_import_begin(db_path, &spec, &imp);
-	store_import_row(imp, &row, "[]", &dup);
+	store_import_row(imp, &row, "[]");
 	store_import_audit(imp, "ab12");
 	store_import_commit(imp, &job);
 	store_import_destroy(imp);
 	struct store_actor who = {.uid = 1234, .user = "auditor"};
-	is_int(store_job_action(s, STORE_ACTION_PAUSE, job, &who, &changed), 0, "pause, audited");
-	is_int(store_job_action(s, STORE_ACTION_RESUME, job, &who, &changed), 0, "resume, audited");
-	is_int(store_job_action(s, STORE_ACTION_CANCEL, 999, &who, &changed), -ENOENT,
+	is_int(store_job_action(s, STORE_ACTION_PAUSE, job, NULL, &who, &changed), 0, "pause, audited");
+	is_int(store_job_action(s, STORE_ACTION_RESUME, job, NULL, &who, &changed), 0, "resume, audited");
+	is_int(store_job_action(s, STORE_ACTION_CANCEL, 999, NULL, &who, &changed), -ENOENT,
 	       "no such job: nothing changes, nothing recorded");
 	struct store_audit r = {.uid = -1, .user = "SIGHUP", .action = "reload", .detail = "x"};
 	is_int(store_audit_add(s, &r), 0, "a reload entry of its own");
@@ -142,10 +156,19 @@ int main(void)
 	const char *f[] = {"x"};
 	struct csv_row a = {.line = 3, .email = "Ann@X.example", .send_email = CSV_FLAG_TRUE, .n_fields = 1, .fields = f};
 	struct csv_row b = {.line = 9, .email = "ann@x.EXAMPLE", .send_email = CSV_FLAG_TRUE, .n_fields = 1, .fields = f};
-	unsigned dup = 0;
-	is_int(store_import_row(imp, &a, "[]", &dup), 0, "first row stored");
-	is_int(store_import_row(imp, &b, "[]", &dup), 1, "same email in another case is a duplicate");
-	is_int(dup, 3, "naming the first line");
+	struct csv_row c2 = {.line = 12, .email = "ann@x.example", .send_email = CSV_FLAG_TRUE, .n_fields = 1, .fields = f};
+	struct csv_row d = {.line = 5, .email = "bob@x.example", .send_email = CSV_FLAG_TRUE, .n_fields = 1, .fields = f};
+	is_int(store_import_row(imp, &a, "[]"), 0, "first row stored");
+	is_int(store_import_row(imp, &d, "[]"), 0, "another address stored");
+	is_int(store_import_row(imp, &b, "[]"), 0, "a duplicate is stored too (found at the end)");
+	is_int(store_import_row(imp, &c2, "[]"), 0, "and a third copy");
+	struct dups got = {0};
+	size_t count = 0;
+	is_int(store_import_duplicates(imp, 50, collect_dup, &got, &count), 0, "duplicates listed");
+	is_int(got.n, 2, "the second and third copies, not the first");
+	is_int(count, 2, "and counted");
+	ok(got.n == 2 && got.line[0] == 9 && got.first[0] == 3 && got.line[1] == 12 && got.first[1] == 3,
+	   "in line order, each naming line 3 (case-insensitive)");
 	store_import_destroy(imp);
 	struct store_job j;
 	is_int(store_job_get(s, 1, &j), -ENOENT, "a rolled-back import leaves no job");
@@ -270,6 +293,15 @@ int main(void)
 	store_tenant_block_set(s, tenant, NULL);
 	store_tenant_block_get(s, tenant, &reason);
 	ok(reason == NULL, "unblocked");
+	/* retention: finished jobs older than the cut are deleted with their rows */
+	unsigned pruned = 0;
+	is_int(store_prune(db_path, 1, &pruned), 0, "prune before the epoch's first ms");
+	is_int(pruned, 0, "nothing that old");
+	is_int(store_prune(db_path, time_now_ms() + 1000, &pruned), 0, "prune everything finished");
+	is_int(pruned, 1, "the one finished (cancelled) job went");
+	is_int(store_job_get(s, job, &j), -ENOENT, "it is gone");
+	is_int(store_job_get(s, job2, &j), 0, "the unfinished job stays");
+	store_job_clear(&j);
 	test_audit(s);
 	store_close(s);
 

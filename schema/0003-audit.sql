@@ -1,4 +1,4 @@
--- invited store, version 2: the audit trail.
+-- invited store, version 3: the audit trail.
 -- One row per state-changing request (submit, cancel, pause, resume, retry,
 -- reload), written in the same transaction as the change it records.
 -- Append-only: the triggers refuse UPDATE and DELETE.

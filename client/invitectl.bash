@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: MIT
+# bash completion for invitectl(1): commands, their options, states, files,
+# and job ids asked from the daemon (invitectl jobs -q) where a JOB goes.
+
+_invitectl_jobs()
+{
+	# the socket given on this command line, if any, else the default
+	local sock=() i
+	for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
+		case ${COMP_WORDS[i]} in
+		-s | --socket) sock=(-s "${COMP_WORDS[i + 1]}") ;;
+		--socket=*) sock=(-s "${COMP_WORDS[i]#--socket=}") ;;
+		esac
+	done
+	# bounded: a daemon that does not answer must not hang the shell
+	timeout 2 invitectl "${sock[@]}" jobs --all -q 2>/dev/null
+}
+
+_invitectl()
+{
+	local cur prev words cword
+	_init_completion || return
+
+	local commands="template validate submit jobs show results watch wait cancel pause resume retry stats status audit reload help"
+	local global="-s --socket --json -h --help --version"
+
+	# the command: the first word that is not a global option (or its argument)
+	local cmd="" i
+	for ((i = 1; i < cword; i++)); do
+		case ${words[i]} in
+		-s | --socket) ((i++)) ;;
+		-*) ;;
+		*) cmd=${words[i]}; break ;;
+		esac
+	done
+
+	case $prev in
+	-s | --socket | -o | --output)
+		_filedir
+		return
+		;;
+	--state)
+		COMPREPLY=($(compgen -W "pending in_flight succeeded failed cancelled" -- "$cur"))
+		return
+		;;
+	--name | --redirect-url | --message | --language | --cc | --error-code | --job | --limit)
+		return
+		;;
+	esac
+
+	if [[ -z $cmd ]]; then
+		if [[ $cur == -* ]]; then
+			COMPREPLY=($(compgen -W "$global" -- "$cur"))
+		else
+			COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+		fi
+		return
+	fi
+
+	local opts="--json -h --help" takes=""
+	case $cmd in
+	template) opts="-h --help" ;;
+	validate) opts+=" --name --redirect-url --send-email --no-send-email --message --language --cc"; takes=file ;;
+	submit) opts+=" --name --redirect-url --send-email --no-send-email --message --language --cc --wait --watch"; takes=file ;;
+	jobs) opts+=" --all -q --quiet --no-legend" ;;
+	show) opts+=" --state -q --quiet --no-legend"; takes=job ;;
+	results) opts="-o --output --bom -h --help"; takes=job ;;
+	watch | wait | cancel | pause | resume) takes=job ;;
+	retry) opts+=" --error-code"; takes=job ;;
+	stats) opts+=" --prometheus" ;;
+	status) ;;
+	audit) opts+=" --job --limit" ;;
+	reload) ;;
+	help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
+	*) return ;;
+	esac
+
+	if [[ $cur == -* ]]; then
+		COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+	elif [[ $takes == file ]]; then
+		_filedir
+		[[ -z $cur ]] && COMPREPLY+=(-)
+	elif [[ $takes == job ]]; then
+		COMPREPLY=($(compgen -W "$(_invitectl_jobs)" -- "$cur"))
+	fi
+} &&
+	complete -F _invitectl invitectl

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""The bash completion file: commands, per-command options, row states, and
+job ids asked from the running daemon (`invitectl jobs --all -q`) through the
+socket given on the command line. Skips (77) without bash-completion."""
+import os
+import shlex
+import subprocess
+import sys
+
+from harness import INVITECTL, Env, portal_file, run
+
+BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
+COMPLETION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "client",
+                          "invitectl.bash")
+
+
+def complete(line, path_dir):
+    """What bash offers for the last word of line (a command line being typed)."""
+    script = """
+source %s
+source %s
+COMP_LINE=%s
+COMP_POINT=${#COMP_LINE}
+read -ra COMP_WORDS <<< "$COMP_LINE"
+[[ $COMP_LINE == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+_invitectl invitectl "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+printf '%%s\\n' "${COMPREPLY[@]}"
+""" % (shlex.quote(BASH_COMPLETION), shlex.quote(COMPLETION), shlex.quote(line))
+    env = dict(os.environ, PATH=path_dir + os.pathsep + os.environ.get("PATH", ""))
+    p = subprocess.run(["bash", "--norc", "--noprofile", "-c", script], capture_output=True,
+                       env=env, timeout=30)
+    return sorted(w for w in p.stdout.decode().split("\n") if w), p.stderr.decode()
+
+
+def main(tap):
+    if not os.path.exists(BASH_COMPLETION):
+        print("1..0 # SKIP bash-completion is not installed")
+        sys.exit(77)
+    bindir = os.path.dirname(os.path.abspath(INVITECTL))
+    got, err = complete("invitectl s", bindir)
+    tap.eq(got, ["show", "stats", "status", "submit"], "commands")
+    got, _ = complete("invitectl --js", bindir)
+    tap.eq(got, ["--json"], "global options")
+    got, _ = complete("invitectl retry --e", bindir)
+    tap.eq(got, ["--error-code"], "retry's --error-code")
+    got, _ = complete("invitectl results --b", bindir)
+    tap.eq(got, ["--bom"], "results' --bom")
+    got, _ = complete("invitectl jobs -", bindir)
+    tap.ok({"--all", "-q", "--no-legend", "--json"} <= set(got), "jobs' options", got)
+    got, _ = complete("invitectl show --state f", bindir)
+    tap.eq(got, ["failed"], "row states after --state")
+    with Env() as env:
+        ids = []
+        for i in range(3):
+            p = env.ctl("submit", env.write("g%d.csv" % i, portal_file(
+                [["c%d@partner.example" % i, "", "false", ""]])))
+            ids.append(p.stdout.decode().strip())
+        got, err = complete("invitectl -s %s show " % env.sock, bindir)
+        tap.ok(got == sorted(ids), "job ids from the daemon after show",
+               "got %r, want %r\n%s" % (got, sorted(ids), err))
+        got, _ = complete("invitectl --socket %s cancel 1" % env.sock, bindir)
+        tap.eq(got, [i for i in sorted(ids) if i.startswith("1")], "job ids by prefix")
+    got, err = complete("invitectl -s /nonexistent/sock wait ", bindir)
+    tap.ok(got == [] and err == "", "no daemon, no ids, no error", (got, err))
+
+
+if __name__ == "__main__":
+    run(main)
