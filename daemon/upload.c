@@ -10,8 +10,8 @@
 #include "buf.h"
 #include "csv.h"
 
-#define HIGH_WATER (4u << 20) /* bytes buffered before the socket is paused */
-#define LOW_WATER (1u << 20)
+#define HIGH_WATER (2u << 20) /* bytes buffered before the socket is paused */
+#define LOW_WATER (512u << 10)
 
 struct chunk {
 	struct chunk *next;
