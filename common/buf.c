@@ -104,3 +104,38 @@ char *buf_steal(struct buf *b)
 	buf_init(b);
 	return p;
 }
+
+int buf_append_json_string(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	int r = buf_append(b, "\"", 1);
+	const char *run = s;
+	for (; *s && r == 0; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch >= 0x20 && ch != '"' && ch != '\\')
+			continue;
+		r = buf_append(b, run, (size_t)(s - run));
+		char esc[6] = {'\\', (char)ch};
+		size_t n = 2;
+		if (ch == '\n')
+			esc[1] = 'n';
+		else if (ch == '\r')
+			esc[1] = 'r';
+		else if (ch == '\t')
+			esc[1] = 't';
+		else if (ch < 0x20) {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[ch >> 4];
+			esc[5] = hex[ch & 15];
+			n = 6;
+		}
+		if (r == 0)
+			r = buf_append(b, esc, n);
+		run = s + 1;
+	}
+	if (r == 0)
+		r = buf_append(b, run, (size_t)(s - run));
+	if (r == 0)
+		r = buf_append(b, "\"", 1);
+	return r;
+}

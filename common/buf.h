@@ -23,6 +23,9 @@ int buf_append(struct buf *b, const void *data, size_t len);
 int buf_append_str(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+/* Append s (borrowed, UTF-8) as a JSON string literal, quotes included,
+ * escaping '"', '\\' and control characters. 0 or -ENOMEM. */
+int buf_append_json_string(struct buf *b, const char *s);
 /* Drop the first n bytes (n <= len). */
 void buf_consume(struct buf *b, size_t n);
 void buf_clear(struct buf *b);

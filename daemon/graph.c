@@ -2,7 +2,6 @@
 #include "graph.h"
 
 #include <errno.h>
-#include <jansson.h>
 #include <stdlib.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,181 +28,77 @@ char *graph_batch_url(const char *graph_url)
 	return buf_steal(&b);
 }
 
-static json_t *invitation_json(const struct store_claim *c);
+/* The invitation object for a claim, appended to b (GRAPH.md §3). Built by
+ * hand: it is one per invitation, on the hot path (docs/performance.md). */
+static int invitation_append(struct buf *b, const struct store_claim *c)
+{
+	int r = buf_append_str(b, "{\"invitedUserEmailAddress\":");
+	r = r ? r : buf_append_json_string(b, c->email);
+	r = r ? r : buf_append_str(b, ",\"inviteRedirectUrl\":");
+	r = r ? r : buf_append_json_string(b, c->redirect_url);
+	/* Graph's default is false: say it either way */
+	r = r ? r : buf_append_str(b, c->send_email ? ",\"sendInvitationMessage\":true"
+						 : ",\"sendInvitationMessage\":false");
+	if (c->display_name) {
+		r = r ? r : buf_append_str(b, ",\"invitedUserDisplayName\":");
+		r = r ? r : buf_append_json_string(b, c->display_name);
+	}
+	if (c->message || c->language || c->cc) {
+		const char *sep = "";
+		r = r ? r : buf_append_str(b, ",\"invitedUserMessageInfo\":{");
+		if (c->message) {
+			r = r ? r : buf_append_str(b, "\"customizedMessageBody\":");
+			r = r ? r : buf_append_json_string(b, c->message);
+			sep = ",";
+		}
+		if (c->language) {
+			r = r ? r : buf_printf(b, "%s\"messageLanguage\":", sep);
+			r = r ? r : buf_append_json_string(b, c->language);
+			sep = ",";
+		}
+		if (c->cc) {
+			r = r ? r : buf_printf(b, "%s\"ccRecipients\":[{\"emailAddress\":{\"address\":", sep);
+			r = r ? r : buf_append_json_string(b, c->cc);
+			r = r ? r : buf_append_str(b, "}}]");
+		}
+		r = r ? r : buf_append_str(b, "}");
+	}
+	return r ? r : buf_append_str(b, "}");
+}
 
 int graph_invitation_body(const struct store_claim *c, char **ret_body, size_t *ret_len)
 {
-	json_t *o = invitation_json(c);
-	if (!o)
-		return -ENOMEM;
-	char *body = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (!body)
-		return -ENOMEM;
-	*ret_body = body;
-	*ret_len = strlen(body);
+	struct buf b = BUF_INIT;
+	int r = invitation_append(&b, c);
+	if (r < 0) {
+		buf_finish(&b);
+		return r;
+	}
+	*ret_len = b.len;
+	*ret_body = buf_steal(&b);
 	return 0;
 }
 
 int graph_batch_body(struct store_claim *const *claims, size_t n, char **ret_body, size_t *ret_len)
 {
-	json_t *reqs = json_array();
-	json_t *root = json_pack("{s:o}", "requests", reqs);
-	if (!root)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		char id[24];
-		snprintf(id, sizeof(id), "%zu", i + 1);
-		json_t *body = invitation_json(claims[i]);
-		json_t *item = body ? json_pack("{s:s,s:s,s:s,s:{s:s},s:o}", "id", id, "method", "POST",
-						"url", "/invitations", "headers", "Content-Type",
-						"application/json", "body", body)
-				    : NULL;
-		if (!item || json_array_append_new(reqs, item) < 0) {
-			json_decref(root);
-			return -ENOMEM;
-		}
+	struct buf b = BUF_INIT;
+	int r = buf_append_str(&b, "{\"requests\":[");
+	for (size_t i = 0; i < n && r == 0; i++) {
+		r = buf_printf(&b,
+			       "%s{\"id\":\"%zu\",\"method\":\"POST\",\"url\":\"/invitations\","
+			       "\"headers\":{\"Content-Type\":\"application/json\"},\"body\":",
+			       i ? "," : "", i + 1);
+		r = r ? r : invitation_append(&b, claims[i]);
+		r = r ? r : buf_append_str(&b, "}");
 	}
-	char *text = json_dumps(root, JSON_COMPACT);
-	json_decref(root);
-	if (!text)
-		return -ENOMEM;
-	*ret_body = text;
-	*ret_len = strlen(text);
+	r = r ? r : buf_append_str(&b, "]}");
+	if (r < 0) {
+		buf_finish(&b);
+		return r;
+	}
+	*ret_len = b.len;
+	*ret_body = buf_steal(&b);
 	return 0;
-}
-
-/* A header of a batch item, by case-insensitive name. */
-static const char *item_header(json_t *headers, const char *name)
-{
-	const char *key;
-	json_t *v;
-	json_object_foreach(headers, key, v)
-	{
-		if (strcasecmp(key, name) == 0)
-			return json_string_value(v);
-	}
-	return NULL;
-}
-
-int graph_batch_classify(const struct http_response *resp, size_t n, struct graph_result *results)
-{
-	if (resp->error || resp->status == 429 || resp->status >= 500 || resp->status == 401)
-		return GRAPH_BATCH_WHOLE;
-	if (resp->status != 200 && resp->status != 424)
-		return GRAPH_BATCH_REFUSED;
-	json_t *root = json_loadb(resp->body, resp->body_len, 0, NULL);
-	json_t *items = json_object_get(root, "responses");
-	if (!json_is_array(items)) {
-		json_decref(root);
-		return GRAPH_BATCH_WHOLE; /* an answer we cannot read: like no answer */
-	}
-	json_t *by_index[GRAPH_BATCH_MAX] = {0};
-	size_t i;
-	json_t *item;
-	json_array_foreach(items, i, item)
-	{
-		const char *id = json_string_value(json_object_get(item, "id"));
-		char *end;
-		unsigned long k = id ? strtoul(id, &end, 10) : 0;
-		if (id && *end == '\0' && k >= 1 && k <= n && k <= GRAPH_BATCH_MAX)
-			by_index[k - 1] = item;
-	}
-	/* every item refused with the same error code and message: the service
-	 * does not take invitations in a batch */
-	bool same = n >= 2;
-	const char *code0 = NULL, *msg0 = NULL;
-	for (i = 0; i < n && same; i++) {
-		json_t *st = by_index[i] ? json_object_get(by_index[i], "status") : NULL;
-		long status = json_is_integer(st) ? (long)json_integer_value(st) : 0;
-		json_t *err = json_object_get(json_object_get(by_index[i], "body"), "error");
-		const char *code = json_string_value(json_object_get(err, "code"));
-		const char *msg = json_string_value(json_object_get(err, "message"));
-		if (status < 400 || status >= 500 || status == 401 || status == 403 || status == 408 ||
-		    status == 429 || !code || !msg) {
-			same = false;
-		} else if (i == 0) {
-			code0 = code;
-			msg0 = msg;
-		} else {
-			same = strcmp(code, code0) == 0 && strcmp(msg, msg0) == 0;
-		}
-	}
-	if (same) {
-		json_decref(root);
-		return GRAPH_BATCH_REFUSED;
-	}
-
-	int r = 0;
-	for (i = 0; i < n && r == 0; i++) {
-		json_t *it = by_index[i];
-		if (!it) {
-			struct http_response missing = {.error = -EPROTO,
-							.error_text = "no answer for this item in the batch",
-							.body = ""};
-			r = graph_classify(&missing, &results[i]);
-			continue;
-		}
-		json_t *headers = json_object_get(it, "headers");
-		json_t *st = json_object_get(it, "status");
-		char *body = json_dumps(json_object_get(it, "body"), JSON_COMPACT | JSON_ENCODE_ANY);
-		struct http_response one = {
-			.status = json_is_integer(st) ? (long)json_integer_value(st) : 0,
-			.body = body ? body : "",
-			.body_len = body ? strlen(body) : 0,
-			.request_id = item_header(headers, "request-id"),
-		};
-		if (one.status == 0)
-			one.error = -EPROTO, one.error_text = "a batch item without a status";
-		const char *ra = item_header(headers, "Retry-After");
-		if (ra) {
-			char *end;
-			unsigned long secs = strtoul(ra, &end, 10);
-			if (end != ra && *end == '\0') {
-				one.retry_after_ms = (uint64_t)(secs > 86400 ? 86400 : secs) * 1000u;
-				one.has_retry_after = 1;
-			}
-		}
-		r = graph_classify(&one, &results[i]);
-		free(body);
-	}
-	json_decref(root);
-	return r;
-}
-
-static json_t *invitation_json(const struct store_claim *c)
-{
-	json_t *o = json_object();
-	if (!o)
-		return NULL;
-	if (json_object_set_new(o, "invitedUserEmailAddress", json_string(c->email)) < 0 ||
-	    json_object_set_new(o, "inviteRedirectUrl", json_string(c->redirect_url)) < 0 ||
-	    /* Graph's default is false: say it either way */
-	    json_object_set_new(o, "sendInvitationMessage", json_boolean(c->send_email)) < 0)
-		goto out;
-	if (c->display_name &&
-	    json_object_set_new(o, "invitedUserDisplayName", json_string(c->display_name)) < 0)
-		goto out;
-	if (c->message || c->language || c->cc) {
-		json_t *info = json_object();
-		if (!info || json_object_set_new(o, "invitedUserMessageInfo", info) < 0)
-			goto out;
-		if (c->message &&
-		    json_object_set_new(info, "customizedMessageBody", json_string(c->message)) < 0)
-			goto out;
-		if (c->language &&
-		    json_object_set_new(info, "messageLanguage", json_string(c->language)) < 0)
-			goto out;
-		if (c->cc) {
-			json_t *cc = json_pack("[{s:{s:s}}]", "emailAddress", "address", c->cc);
-			if (!cc || json_object_set_new(info, "ccRecipients", cc) < 0)
-				goto out;
-		}
-	}
-	return o;
-out:
-	json_decref(o);
-	return NULL;
 }
 
 void graph_result_clear(struct graph_result *res)
@@ -249,64 +144,541 @@ static bool is_block(const char *message)
 			   strstr(message, "Invitations are blocked"));
 }
 
-int graph_classify(const struct http_response *resp, struct graph_result *ret)
+/* ---- reading answers ----
+ * A small JSON reader for the few members an answer carries that matter:
+ * it walks the text once, decodes only those strings and skips the rest,
+ * allocating nothing but what it keeps. Malformed text makes it stop with
+ * false; the caller then treats the body as unreadable. Nesting is capped. */
+
+#define SCAN_MAX_DEPTH 64
+
+struct scan {
+	const char *p, *end;
+};
+
+static void scan_ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static bool scan_char(struct scan *s, char c)
+{
+	scan_ws(s);
+	if (s->p < s->end && *s->p == c) {
+		s->p++;
+		return true;
+	}
+	return false;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+				     : c >= 'A' && c <= 'F' ? c - 'A' + 10
+							    : -1;
+}
+
+static void put_utf8(struct buf *b, unsigned cp)
+{
+	char u[4];
+	size_t n;
+	if (cp < 0x80) {
+		u[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (char)(0xc0 | cp >> 6);
+		u[1] = (char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (char)(0xe0 | cp >> 12);
+		u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		u[2] = (char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else {
+		u[0] = (char)(0xf0 | cp >> 18);
+		u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+		u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		u[3] = (char)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	buf_append(b, u, n);
+}
+
+static bool scan_hex4(struct scan *s, unsigned *ret)
+{
+	if (s->end - s->p < 4)
+		return false;
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		int h = hexval(s->p[i]);
+		if (h < 0)
+			return false;
+		v = v << 4 | (unsigned)h;
+	}
+	s->p += 4;
+	*ret = v;
+	return true;
+}
+
+/* A string (after optional white space); decoded into out when out is not
+ * NULL (out is cleared first). */
+static bool scan_string(struct scan *s, struct buf *out)
+{
+	if (!scan_char(s, '"'))
+		return false;
+	if (out)
+		buf_clear(out);
+	for (;;) {
+		const char *run = s->p;
+		while (s->p < s->end && *s->p != '"' && *s->p != '\\' && (unsigned char)*s->p >= 0x20)
+			s->p++;
+		if (out && s->p > run)
+			buf_append(out, run, (size_t)(s->p - run));
+		if (s->p >= s->end || (unsigned char)*s->p < 0x20)
+			return false;
+		if (*s->p++ == '"')
+			break;
+		if (s->p >= s->end)
+			return false;
+		char e = *s->p++;
+		const char *simple = strchr("\"\\/bfnrt", e);
+		if (simple && e) {
+			static const char to[] = "\"\\/\b\f\n\r\t";
+			if (out)
+				buf_append(out, &to[simple - "\"\\/bfnrt"], 1);
+			continue;
+		}
+		unsigned cp;
+		if (e != 'u' || !scan_hex4(s, &cp))
+			return false;
+		if (cp >= 0xd800 && cp < 0xdc00) { /* a surrogate pair */
+			unsigned lo;
+			if (s->end - s->p < 6 || s->p[0] != '\\' || s->p[1] != 'u')
+				return false;
+			s->p += 2;
+			if (!scan_hex4(s, &lo) || lo < 0xdc00 || lo > 0xdfff)
+				return false;
+			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+		} else if (cp >= 0xdc00 && cp < 0xe000) {
+			return false;
+		}
+		if (out)
+			put_utf8(out, cp);
+	}
+	return !out || out->data || buf_append(out, "", 0) == 0;
+}
+
+static bool scan_value(struct scan *s, int depth);
+
+/* Iterate an object's members: call with *first = true after '{' was read;
+ * returns 1 with the key in key (decoded) and the scanner at the value,
+ * 0 at the closing '}', -1 on malformed text. */
+static int scan_member(struct scan *s, bool *first, struct buf *key)
+{
+	if (scan_char(s, '}'))
+		return 0;
+	if (!*first && !scan_char(s, ','))
+		return -1;
+	*first = false;
+	if (!scan_string(s, key) || !scan_char(s, ':'))
+		return -1;
+	return 1;
+}
+
+/* Skip one value of any kind. */
+static bool scan_value(struct scan *s, int depth)
+{
+	if (depth > SCAN_MAX_DEPTH)
+		return false;
+	scan_ws(s);
+	if (s->p >= s->end)
+		return false;
+	char c = *s->p;
+	if (c == '"')
+		return scan_string(s, NULL);
+	if (c == '{') {
+		s->p++;
+		bool first = true;
+		int r;
+		while ((r = scan_member(s, &first, NULL)) == 1)
+			if (!scan_value(s, depth + 1))
+				return false;
+		return r == 0;
+	}
+	if (c == '[') {
+		s->p++;
+		if (scan_char(s, ']'))
+			return true;
+		do {
+			if (!scan_value(s, depth + 1))
+				return false;
+		} while (scan_char(s, ','));
+		return scan_char(s, ']');
+	}
+	/* number, true, false, null */
+	const char *start = s->p;
+	while (s->p < s->end && (strchr("+-.eE", *s->p) || (*s->p >= '0' && *s->p <= '9') ||
+				 (*s->p >= 'a' && *s->p <= 'z')))
+		s->p++;
+	return s->p > start;
+}
+
+static bool key_is(const struct buf *key, const char *name)
+{
+	return key->data && strcmp(key->data, name) == 0;
+}
+
+/* The members of an invitation answer's body that matter. */
+struct answer {
+	char *user_id, *redeem_url;          /* 201 */
+	char *code, *message, *request_id;   /* error.code, error.message, error.innerError.request-id */
+};
+
+static void answer_clear(struct answer *a)
+{
+	free(a->user_id);
+	free(a->redeem_url);
+	free(a->code);
+	free(a->message);
+	free(a->request_id);
+	memset(a, 0, sizeof(*a));
+}
+
+/* A string member's value, kept (owned) in *slot; other kinds are skipped. */
+static bool take_string(struct scan *s, struct buf *tmp, char **slot)
+{
+	scan_ws(s);
+	if (s->p < s->end && *s->p == '"') {
+		if (!scan_string(s, tmp))
+			return false;
+		free(*slot);
+		*slot = strdup(tmp->data ? tmp->data : "");
+		return *slot != NULL;
+	}
+	return scan_value(s, 1);
+}
+
+/* Read an object value, handing each member to fn (which must consume the
+ * value); returns false on malformed text or a non-object. */
+typedef bool (*member_fn)(struct scan *s, const struct buf *key, void *userdata, int depth);
+
+static bool scan_object(struct scan *s, int depth, member_fn fn, void *userdata)
+{
+	if (depth > SCAN_MAX_DEPTH || !scan_char(s, '{'))
+		return false;
+	struct buf key = BUF_INIT;
+	bool first = true, ok = true;
+	int r;
+	while (ok && (r = scan_member(s, &first, &key)) == 1)
+		ok = fn(s, &key, userdata, depth + 1);
+	buf_finish(&key);
+	return ok && r == 0;
+}
+
+struct answer_ctx {
+	struct answer *a;
+	struct buf tmp;
+};
+
+static bool inner_member(struct scan *s, const struct buf *key, void *userdata, int depth)
+{
+	struct answer_ctx *x = userdata;
+	if (key_is(key, "request-id"))
+		return take_string(s, &x->tmp, &x->a->request_id);
+	return scan_value(s, depth);
+}
+
+static bool error_member(struct scan *s, const struct buf *key, void *userdata, int depth)
+{
+	struct answer_ctx *x = userdata;
+	if (key_is(key, "code"))
+		return take_string(s, &x->tmp, &x->a->code);
+	if (key_is(key, "message"))
+		return take_string(s, &x->tmp, &x->a->message);
+	scan_ws(s);
+	if (key_is(key, "innerError") && s->p < s->end && *s->p == '{')
+		return scan_object(s, depth, inner_member, x);
+	return scan_value(s, depth);
+}
+
+static bool user_member(struct scan *s, const struct buf *key, void *userdata, int depth)
+{
+	struct answer_ctx *x = userdata;
+	if (key_is(key, "id"))
+		return take_string(s, &x->tmp, &x->a->user_id);
+	return scan_value(s, depth);
+}
+
+static bool answer_member(struct scan *s, const struct buf *key, void *userdata, int depth)
+{
+	struct answer_ctx *x = userdata;
+	if (key_is(key, "inviteRedeemUrl"))
+		return take_string(s, &x->tmp, &x->a->redeem_url);
+	scan_ws(s);
+	bool obj = s->p < s->end && *s->p == '{';
+	if (key_is(key, "invitedUser") && obj)
+		return scan_object(s, depth, user_member, x);
+	if (key_is(key, "error") && obj)
+		return scan_object(s, depth, error_member, x);
+	return scan_value(s, depth);
+}
+
+/* Read an answer body (an object, from the scanner's position). */
+static bool read_answer(struct scan *s, struct answer *a, int depth)
+{
+	struct answer_ctx x = {.a = a};
+	bool ok = scan_object(s, depth, answer_member, &x);
+	buf_finish(&x.tmp);
+	return ok;
+}
+
+/* What one answer (status + body members) means for the row. */
+static int classify(long status, bool readable, struct answer *a, bool has_retry_after,
+		    uint64_t retry_after_ms, const char *request_id, struct graph_result *ret)
 {
 	memset(ret, 0, sizeof(*ret));
-	ret->http_status = resp->status;
-	ret->retry_after_ms = resp->retry_after_ms;
-	ret->has_retry_after = resp->has_retry_after;
-	ret->request_id = dup_or_null(resp->request_id);
-
-	if (resp->error) {
-		ret->outcome = GRAPH_OUTCOME_TRANSIENT;
-		ret->http_status = 0;
-		ret->error_code = strdup(transport_code(resp->error));
-		ret->error_message = dup_or_null(resp->error_text ? resp->error_text : "no answer");
-		return ret->error_code ? 0 : -ENOMEM;
+	ret->http_status = status;
+	ret->retry_after_ms = retry_after_ms;
+	ret->has_retry_after = has_retry_after;
+	if (request_id) {
+		ret->request_id = strdup(request_id);
+	} else {
+		ret->request_id = a->request_id;
+		a->request_id = NULL;
 	}
-
-	json_t *root = json_loadb(resp->body, resp->body_len, 0, NULL);
-	long st = resp->status;
-	if (st == 201 || st == 200) {
-		const char *uid = json_string_value(
-			json_object_get(json_object_get(root, "invitedUser"), "id"));
-		const char *url = json_string_value(json_object_get(root, "inviteRedeemUrl"));
-		if (!uid) {
+	if (status == 201 || status == 200) {
+		if (!readable || !a->user_id) {
 			/* a success we cannot read is not one we can report */
 			ret->outcome = GRAPH_OUTCOME_TRANSIENT;
 			ret->error_code = strdup("BadResponse");
 			ret->error_message = strdup("201 without invitedUser.id");
-		} else {
-			ret->outcome = GRAPH_OUTCOME_CREATED;
-			ret->invited_user_id = strdup(uid);
-			ret->invite_redeem_url = dup_or_null(url);
+			return ret->error_code && ret->error_message ? 0 : -ENOMEM;
 		}
-		json_decref(root);
+		ret->outcome = GRAPH_OUTCOME_CREATED;
+		ret->invited_user_id = a->user_id;
+		ret->invite_redeem_url = a->redeem_url;
+		a->user_id = a->redeem_url = NULL;
 		return 0;
 	}
-
-	json_t *err = json_object_get(root, "error");
-	const char *code = json_string_value(json_object_get(err, "code"));
-	const char *message = json_string_value(json_object_get(err, "message"));
-	if (!ret->request_id)
-		ret->request_id = dup_or_null(json_string_value(
-			json_object_get(json_object_get(err, "innerError"), "request-id")));
 	struct buf fallback = BUF_INIT;
-	if (!code)
-		buf_printf(&fallback, "HTTP%ld", st);
-	ret->error_code = code ? strdup(code) : buf_steal(&fallback);
-	ret->error_message = dup_or_null(message);
-
-	if (st == 401)
+	if (!a->code)
+		buf_printf(&fallback, "HTTP%ld", status);
+	ret->error_code = a->code ? a->code : buf_steal(&fallback);
+	ret->error_message = a->message;
+	a->code = a->message = NULL;
+	if (status == 401)
 		ret->outcome = GRAPH_OUTCOME_AUTH;
-	else if (st == 403 && is_block(message))
+	else if (status == 403 && is_block(ret->error_message))
 		ret->outcome = GRAPH_OUTCOME_BLOCKED;
-	else if (st == 429 || (st == 503 && resp->has_retry_after))
+	else if (status == 429 || (status == 503 && has_retry_after))
 		ret->outcome = GRAPH_OUTCOME_THROTTLED;
-	else if (st == 408 || st >= 500)
+	else if (status == 408 || status >= 500)
 		ret->outcome = GRAPH_OUTCOME_TRANSIENT;
 	else
 		ret->outcome = GRAPH_OUTCOME_FAILED;
-	json_decref(root);
-	return 0;
+	return ret->error_code ? 0 : -ENOMEM;
+}
+
+int graph_classify(const struct http_response *resp, struct graph_result *ret)
+{
+	if (resp->error) {
+		memset(ret, 0, sizeof(*ret));
+		ret->outcome = GRAPH_OUTCOME_TRANSIENT;
+		ret->retry_after_ms = resp->retry_after_ms;
+		ret->has_retry_after = resp->has_retry_after;
+		ret->request_id = dup_or_null(resp->request_id);
+		ret->error_code = strdup(transport_code(resp->error));
+		ret->error_message = dup_or_null(resp->error_text ? resp->error_text : "no answer");
+		return ret->error_code ? 0 : -ENOMEM;
+	}
+	struct answer a = {0};
+	struct scan sc = {resp->body, resp->body + resp->body_len};
+	bool readable = read_answer(&sc, &a, 0);
+	int r = classify(resp->status, readable, &a, resp->has_retry_after, resp->retry_after_ms,
+			 resp->request_id, ret);
+	answer_clear(&a);
+	return r;
+}
+
+/* ---- $batch answers ---- */
+
+struct item {
+	bool present;
+	bool readable;
+	long status;
+	bool has_retry_after;
+	uint64_t retry_after_ms;
+	char *request_id;
+	struct answer a;
+};
+
+struct batch_ctx {
+	struct item *items;
+	size_t n;
+	struct item cur;
+	long id;
+	struct buf tmp;
+};
+
+/* A whole number, or a string holding one: *ret, or -1 for anything else. */
+static bool scan_number_or_string(struct scan *s, struct buf *tmp, long long *ret)
+{
+	scan_ws(s);
+	*ret = -1;
+	const char *start = s->p;
+	if (s->p < s->end && *s->p == '"') {
+		if (!scan_string(s, tmp))
+			return false;
+		start = tmp->data ? tmp->data : "";
+	} else if (!scan_value(s, 1)) {
+		return false;
+	}
+	const char *p = start;
+	long long v = 0;
+	while (*p >= '0' && *p <= '9' && v < 1000000000)
+		v = v * 10 + (*p++ - '0');
+	if (p > start && (p == s->p || *p == '\0'))
+		*ret = v;
+	return true;
+}
+
+static bool header_member(struct scan *s, const struct buf *key, void *userdata, int depth)
+{
+	struct batch_ctx *x = userdata;
+	if (key->data && strcasecmp(key->data, "retry-after") == 0) {
+		long long v;
+		if (!scan_number_or_string(s, &x->tmp, &v))
+			return false;
+		if (v >= 0) {
+			x->cur.has_retry_after = true;
+			x->cur.retry_after_ms = (uint64_t)(v > 86400 ? 86400 : v) * 1000u;
+		}
+		return true;
+	}
+	if (key->data && strcasecmp(key->data, "request-id") == 0)
+		return take_string(s, &x->tmp, &x->cur.request_id);
+	return scan_value(s, depth);
+}
+
+static bool item_member(struct scan *s, const struct buf *key, void *userdata, int depth)
+{
+	struct batch_ctx *x = userdata;
+	long long v;
+	if (key_is(key, "id")) {
+		if (!scan_number_or_string(s, &x->tmp, &v))
+			return false;
+		x->id = v > 0 && (size_t)v <= x->n ? (long)v : -1;
+		return true;
+	}
+	if (key_is(key, "status")) {
+		if (!scan_number_or_string(s, &x->tmp, &v))
+			return false;
+		x->cur.status = v > 0 && v < 1000 ? (long)v : 0;
+		return true;
+	}
+	scan_ws(s);
+	bool obj = s->p < s->end && *s->p == '{';
+	if (key_is(key, "headers") && obj)
+		return scan_object(s, depth, header_member, x);
+	if (key_is(key, "body") && obj) {
+		const char *at = s->p;
+		x->cur.readable = read_answer(s, &x->cur.a, depth);
+		if (!x->cur.readable) { /* an unreadable body is the item's problem */
+			s->p = at;
+			return scan_value(s, depth);
+		}
+		return true;
+	}
+	return scan_value(s, depth);
+}
+
+static void item_clear(struct item *it)
+{
+	free(it->request_id);
+	answer_clear(&it->a);
+	memset(it, 0, sizeof(*it));
+}
+
+static bool responses_member(struct scan *s, const struct buf *key, void *userdata, int depth)
+{
+	struct batch_ctx *x = userdata;
+	if (!key_is(key, "responses"))
+		return scan_value(s, depth);
+	if (!scan_char(s, '['))
+		return false;
+	if (scan_char(s, ']'))
+		return true;
+	do {
+		memset(&x->cur, 0, sizeof(x->cur));
+		x->id = -1;
+		bool ok = scan_object(s, depth + 1, item_member, x);
+		if (ok && x->id > 0 && !x->items[x->id - 1].present) {
+			x->cur.present = true;
+			x->items[x->id - 1] = x->cur;
+		} else {
+			item_clear(&x->cur);
+		}
+		if (!ok)
+			return false;
+	} while (scan_char(s, ','));
+	return scan_char(s, ']');
+}
+
+/* Every item refused with the same 4xx code and message. */
+static bool refused_alike(const struct item *items, size_t n)
+{
+	if (n < 2)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const struct item *it = &items[i];
+		long st = it->status;
+		if (!it->present || st < 400 || st >= 500 || st == 401 || st == 403 || st == 408 ||
+		    st == 429 || !it->a.code || !it->a.message)
+			return false;
+		if (i > 0 && (strcmp(it->a.code, items[0].a.code) != 0 ||
+			      strcmp(it->a.message, items[0].a.message) != 0))
+			return false;
+	}
+	return true;
+}
+
+int graph_batch_classify(const struct http_response *resp, size_t n, struct graph_result *results)
+{
+	if (resp->error || resp->status == 429 || resp->status >= 500 || resp->status == 401)
+		return GRAPH_BATCH_WHOLE;
+	if (resp->status != 200 && resp->status != 424)
+		return GRAPH_BATCH_REFUSED;
+	if (n > GRAPH_BATCH_MAX)
+		return -EINVAL;
+	struct item items[GRAPH_BATCH_MAX];
+	memset(items, 0, sizeof(items));
+	struct batch_ctx x = {.items = items, .n = n};
+	struct scan sc = {resp->body, resp->body + resp->body_len};
+	bool ok = scan_object(&sc, 0, responses_member, &x);
+	buf_finish(&x.tmp);
+	int r = 0;
+	if (!ok) {
+		r = GRAPH_BATCH_WHOLE; /* an answer we cannot read: like no answer */
+	} else if (refused_alike(items, n)) {
+		r = GRAPH_BATCH_REFUSED;
+	} else {
+		for (size_t i = 0; i < n && r == 0; i++) {
+			struct item *it = &items[i];
+			if (!it->present || it->status == 0) {
+				struct http_response missing = {
+					.error = -EPROTO,
+					.error_text = it->present ? "a batch item without a status"
+								  : "no answer for this item in the batch",
+					.body = ""};
+				r = graph_classify(&missing, &results[i]);
+			} else {
+				r = classify(it->status, it->readable, &it->a, it->has_retry_after,
+					     it->retry_after_ms, it->request_id, &results[i]);
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		item_clear(&items[i]);
+	return r;
 }

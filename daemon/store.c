@@ -1326,6 +1326,8 @@ struct store_import {
 	int64_t job_id;
 	int64_t rows;
 	int64_t first_row, last_row;
+	uint64_t *hashes; /* email_hash() of every row, for store_import_duplicates */
+	size_t n_hashes, cap_hashes;
 	uint64_t now;
 	bool committed;
 };
@@ -1349,7 +1351,7 @@ int store_import_begin(const char *path, const struct store_import_spec *spec,
 	if (r < 0)
 		goto out;
 	exec(imp->db, "PRAGMA wal_autocheckpoint = 0; PRAGMA temp_store = FILE;"
-		       " PRAGMA cache_size = -16384");
+		       " PRAGMA cache_size = -4096");
 	/* a worker thread may wait for the loop's short transactions */
 	sqlite3_busy_timeout(imp->db, 30000);
 	r = exec(imp->db, "BEGIN IMMEDIATE");
@@ -1381,8 +1383,8 @@ int store_import_begin(const char *path, const struct store_import_spec *spec,
 	r = sqlite_errno(sqlite3_prepare_v2(
 		imp->db,
 		"INSERT INTO rows(job_id, line, email, display_name, redirect_url, send_email,"
-		" message, fields, updated_at, email_hash)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+		" message, fields, updated_at)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 		-1, &imp->insert, NULL));
 	if (r < 0)
 		goto out;
@@ -1412,14 +1414,14 @@ int store_import_columns(struct store_import *imp, const char *columns_json)
 
 /* FNV-1a over the ASCII-lowercased address: duplicates are looked for among
  * equal hashes only, then compared in full (store_import_duplicates). */
-static int64_t email_hash(const char *email)
+static uint64_t email_hash(const char *email)
 {
 	uint64_t h = UINT64_C(14695981039346656037);
 	for (const unsigned char *p = (const unsigned char *)email; *p; p++) {
 		unsigned char c = *p >= 'A' && *p <= 'Z' ? (unsigned char)(*p + 32) : *p;
 		h = (h ^ c) * UINT64_C(1099511628211);
 	}
-	return (int64_t)h;
+	return h;
 }
 
 int store_import_row(struct store_import *imp, const struct csv_row *row, const char *fields_json)
@@ -1435,10 +1437,18 @@ int store_import_row(struct store_import *imp, const struct csv_row *row, const 
 		sqlite3_bind_int(st, 6, row->send_email == CSV_FLAG_TRUE);
 	bind_text_or_null(st, 7, row->message);
 	sqlite3_bind_text(st, 8, fields_json, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 10, email_hash(row->email));
+	if (imp->n_hashes == imp->cap_hashes) {
+		size_t cap = imp->cap_hashes ? imp->cap_hashes * 2 : 4096;
+		uint64_t *h = realloc(imp->hashes, cap * sizeof(*h));
+		if (!h)
+			return -ENOMEM;
+		imp->hashes = h;
+		imp->cap_hashes = cap;
+	}
 	int r = step_done(st);
 	if (r < 0)
 		return r;
+	imp->hashes[imp->n_hashes++] = email_hash(row->email);
 	imp->last_row = sqlite3_last_insert_rowid(imp->db);
 	if (imp->rows++ == 0)
 		imp->first_row = imp->last_row;
@@ -1504,64 +1514,124 @@ static int cmp_line(const void *a, const void *b)
 	return x->line < y->line ? -1 : x->line > y->line;
 }
 
+/* In-place quicksort of 64-bit values (glibc's qsort may allocate a copy:
+ * at a million rows that would double the memory this needs). */
+static void sort_u64(uint64_t *a, size_t n)
+{
+	while (n > 16) {
+		uint64_t x = a[0], y = a[n / 2], z = a[n - 1];
+		uint64_t pivot = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+		size_t i = 0, j = n - 1;
+		for (;;) {
+			while (a[i] < pivot)
+				i++;
+			while (a[j] > pivot)
+				j--;
+			if (i >= j)
+				break;
+			uint64_t t = a[i];
+			a[i++] = a[j];
+			a[j--] = t;
+		}
+		/* recurse into the smaller side, loop on the larger */
+		if (j + 1 < n - j - 1) {
+			sort_u64(a, j + 1);
+			a += j + 1;
+			n -= j + 1;
+		} else {
+			sort_u64(a + j + 1, n - j - 1);
+			n = j + 1;
+		}
+	}
+	for (size_t i = 1; i < n; i++) {
+		uint64_t v = a[i];
+		size_t k = i;
+		for (; k > 0 && a[k - 1] > v; k--)
+			a[k] = a[k - 1];
+		a[k] = v;
+	}
+}
+
+/* Index of v in the sorted a[0..n), or n when absent. */
+static size_t find_sorted(const uint64_t *a, size_t n, uint64_t v)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (a[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && a[lo] == v ? lo : n;
+}
+
+/* The first line of each address among the rows whose hash is shared;
+ * chained per hash (a different address with the same hash is a collision). */
+struct seen {
+	struct seen *next;
+	unsigned line;
+	char email[];
+};
+
 int store_import_duplicates(struct store_import *imp, size_t max, store_dup_fn fn, void *userdata,
 			    size_t *ret_count)
 {
 	sqlite3_stmt *st = NULL;
 	struct dup_heap heap = {.cap = max};
-	char *group_first_email[16];
-	unsigned group_first_line[16];
-	size_t group_n = 0;
-	int64_t group_hash = 0;
-	size_t count = 0;
-	int rc, r;
+	struct seen **seen = NULL; /* per shared hash */
+	size_t count = 0, n_dup = 0;
+	int rc, r = 0;
 
 	*ret_count = 0;
-	if (imp->rows < 2)
-		return 0;
+	sort_u64(imp->hashes, imp->n_hashes);
+	/* the shared hashes, compacted to the front of the array */
+	for (size_t i = 1; i < imp->n_hashes; i++)
+		if (imp->hashes[i] == imp->hashes[i - 1] &&
+		    (n_dup == 0 || imp->hashes[n_dup - 1] != imp->hashes[i]))
+			imp->hashes[n_dup++] = imp->hashes[i];
+	if (n_dup == 0)
+		return 0; /* the usual case: no row is read back */
+
 	heap.items = calloc(max ? max : 1, sizeof(*heap.items));
-	if (!heap.items)
-		return -ENOMEM;
-	/* the job's rows whose hash is shared, grouped by hash, each group in line
-	 * order; the sorts spill to temporary files, not memory */
+	seen = calloc(n_dup, sizeof(*seen));
+	if (!heap.items || !seen) {
+		r = -ENOMEM;
+		goto out;
+	}
 	r = sqlite_errno(sqlite3_prepare_v2(
-		imp->db,
-		"SELECT email_hash, line, email FROM rows WHERE id BETWEEN ?1 AND ?2 AND email_hash IN"
-		" (SELECT email_hash FROM rows WHERE id BETWEEN ?1 AND ?2"
-		"  GROUP BY email_hash HAVING COUNT(*) > 1)"
-		" ORDER BY email_hash, line",
-		-1, &st, NULL));
+		imp->db, "SELECT line, email FROM rows WHERE id BETWEEN ?1 AND ?2 ORDER BY id", -1,
+		&st, NULL));
 	if (r < 0)
 		goto out;
 	sqlite3_bind_int64(st, 1, imp->first_row);
 	sqlite3_bind_int64(st, 2, imp->last_row);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t hash = sqlite3_column_int64(st, 0);
-		unsigned line = (unsigned)sqlite3_column_int64(st, 1);
-		const char *email = col_text(st, 2);
-		if (group_n == 0 || hash != group_hash) {
-			for (size_t i = 0; i < group_n; i++)
-				free(group_first_email[i]);
-			group_n = 0;
-			group_hash = hash;
-		}
-		/* the same hash, a different address (a hash collision) is not a duplicate */
-		size_t i = 0;
-		while (i < group_n && strcasecmp(group_first_email[i], email) != 0)
-			i++;
-		if (i < group_n) {
+		const char *email = col_text(st, 1);
+		size_t k = find_sorted(imp->hashes, n_dup, email_hash(email));
+		if (k == n_dup)
+			continue;
+		unsigned line = (unsigned)sqlite3_column_int64(st, 0);
+		struct seen *e = seen[k];
+		while (e && strcasecmp(e->email, email) != 0)
+			e = e->next;
+		if (e) {
 			count++;
-			r = heap_offer(&heap, line, group_first_line[i], email);
+			r = heap_offer(&heap, line, e->line, email);
 			if (r < 0)
 				goto out;
-		} else if (group_n < sizeof(group_first_line) / sizeof(group_first_line[0])) {
-			group_first_email[group_n] = strdup(email);
-			if (!group_first_email[group_n]) {
-				r = -ENOMEM;
-				goto out;
-			}
-			group_first_line[group_n++] = line;
+			continue;
 		}
+		size_t len = strlen(email) + 1;
+		e = malloc(sizeof(*e) + len);
+		if (!e) {
+			r = -ENOMEM;
+			goto out;
+		}
+		memcpy(e->email, email, len);
+		e->line = line;
+		e->next = seen[k];
+		seen[k] = e;
 	}
 	if (rc != SQLITE_DONE) {
 		r = sqlite_errno(rc);
@@ -1572,8 +1642,13 @@ int store_import_duplicates(struct store_import *imp, size_t max, store_dup_fn f
 		r = fn(userdata, heap.items[i].line, heap.items[i].email, heap.items[i].first);
 	*ret_count = count;
 out:
-	for (size_t i = 0; i < group_n; i++)
-		free(group_first_email[i]);
+	for (size_t i = 0; seen && i < n_dup; i++)
+		while (seen[i]) {
+			struct seen *next = seen[i]->next;
+			free(seen[i]);
+			seen[i] = next;
+		}
+	free(seen);
 	for (size_t i = 0; i < heap.n; i++)
 		free(heap.items[i].email);
 	free(heap.items);
@@ -1623,6 +1698,7 @@ void store_import_destroy(struct store_import *imp)
 		return;
 	sqlite3_finalize(imp->insert);
 	sqlite3_finalize(imp->columns);
+	free(imp->hashes);
 	if (imp->db) {
 		if (!imp->committed && !sqlite3_get_autocommit(imp->db))
 			exec(imp->db, "ROLLBACK");

@@ -11,8 +11,8 @@
 #include "crypto.h"
 #include "csv.h"
 
-#define HIGH_WATER (4u << 20) /* bytes buffered before the socket is paused */
-#define LOW_WATER (1u << 20)
+#define HIGH_WATER (2u << 20) /* bytes buffered before the socket is paused */
+#define LOW_WATER (512u << 10)
 
 struct chunk {
 	struct chunk *next;
@@ -77,37 +77,6 @@ static void add_error(struct upload *u, unsigned line, const char *fmt, ...)
 	res->n_errors++;
 }
 
-static void json_string_append(struct buf *b, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	buf_append(b, "\"", 1);
-	const char *run = s;
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch >= 0x20 && ch != '"' && ch != '\\')
-			continue;
-		buf_append(b, run, (size_t)(s - run));
-		char esc[7] = {'\\', (char)ch, 0};
-		size_t n = 2;
-		if (ch == '\n')
-			esc[1] = 'n';
-		else if (ch == '\r')
-			esc[1] = 'r';
-		else if (ch == '\t')
-			esc[1] = 't';
-		else if (ch < 0x20) {
-			memcpy(esc, "\\u00", 4);
-			esc[4] = hex[ch >> 4];
-			esc[5] = hex[ch & 15];
-			n = 6;
-		}
-		buf_append(b, esc, n);
-		run = s + 1;
-	}
-	buf_append(b, run, (size_t)(s - run));
-	buf_append(b, "\"", 1);
-}
-
 static void json_array_of(struct buf *b, size_t n, const char *const *items)
 {
 	buf_clear(b);
@@ -115,7 +84,7 @@ static void json_array_of(struct buf *b, size_t n, const char *const *items)
 	for (size_t i = 0; i < n; i++) {
 		if (i)
 			buf_append(b, ",", 1);
-		json_string_append(b, items[i]);
+		buf_append_json_string(b, items[i]);
 	}
 	buf_append(b, "]", 1);
 }
@@ -150,7 +119,7 @@ static void row_fields(struct buf *b, const struct csv_row *row)
 		else if (f == row->message)
 			buf_append(b, STORE_FIELD_MESSAGE, 1);
 		else
-			json_string_append(b, f);
+			buf_append_json_string(b, f);
 	}
 	buf_append(b, "]", 1);
 }

@@ -1,9 +1,8 @@
--- Cheaper imports (SPEC P1): duplicates are found after the last row by
--- sorting a 64-bit hash of each lowercased email (no per-row index insert;
--- the sort spills to disk, so memory stays bounded), and fresh rows (never tried: next_attempt_at = 0) are found by walking each
+-- Cheaper imports (SPEC P1): duplicates are found after the last row from a
+-- sorted array of 64-bit hashes of the addresses (no per-row index insert;
+-- the rows are read back only when two hashes are equal), and fresh rows (never tried: next_attempt_at = 0) are found by walking each
 -- job's contiguous id range instead of through an index entry per row. Only
 -- rows waiting for a later attempt (next_attempt_at > 0) are indexed.
-ALTER TABLE rows ADD COLUMN email_hash INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN first_row INTEGER;
 ALTER TABLE jobs ADD COLUMN last_row INTEGER;
 UPDATE jobs SET first_row = (SELECT MIN(id) FROM rows WHERE job_id = jobs.id),

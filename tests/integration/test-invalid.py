@@ -61,6 +61,15 @@ def main(tap):
         tap.ok(p.returncode == 65 and b"70 more" in p.stderr, "submit says how many more",
                p.stderr.decode()[-300:])
 
+        # a file pasted twice: every row of the second half is a duplicate
+        half = b"".join(b"x,dup%05d@partner.example\n" % i for i in range(3000))
+        p, v = env.ctl_json("validate", env.write("twice.csv",
+                                                  b"Name,InvitedUserEmailAddress\n" + half + half.upper()))
+        tap.ok(v and v["valid"] is False and v.get("error_count") == 3000 and len(v["errors"]) == 50
+               and v["errors"][0]["line"] == 3002 and "also on line 2" in v["errors"][0]["message"],
+               "3,000 duplicates (in another case) counted, the first 50 listed from line 3002",
+               v and (v.get("error_count"), v["errors"][:1]))
+
 
 if __name__ == "__main__":
     run(main)

@@ -175,11 +175,62 @@ static void test_batch(void)
 	is_int(graph_batch_classify(&resp, 2, res), GRAPH_BATCH_WHOLE, "no answer: for all");
 }
 
+/* The answer reader: escapes, members in any order, skipped values of every
+ * kind, and bodies it must not believe. */
+static void test_reader(void)
+{
+	static const struct {
+		long status;
+		const char *body;
+		enum graph_outcome want;
+		const char *user_id;
+		const char *redeem;
+		const char *code;
+		const char *message;
+		const char *request_id;
+	} cases[] = {
+		{201,
+		 "{\"status\":\"PendingAcceptance\",\"list\":[1,2.5e3,[],{},null,true,false,\"x\"],"
+		 "\"inviteRedeemUrl\":\"https:\\/\\/r.example\\/a?b=c\",\"invitedUser\":{\"x\":{\"id\":\"no\"},\"id\":\"u-\\u00e9\\ud83d\\ude00\"}}",
+		 GRAPH_OUTCOME_CREATED, "u-\xc3\xa9\xf0\x9f\x98\x80", "https://r.example/a?b=c", NULL, NULL, NULL},
+		{201, "  {\"invitedUser\" : { \"id\" : \"u\" } }\n", GRAPH_OUTCOME_CREATED, "u", NULL, NULL, NULL, NULL},
+		{201, "{\"invitedUser\":{\"id\":\"u\"}", GRAPH_OUTCOME_TRANSIENT, NULL, NULL, "BadResponse", NULL, NULL},
+		{201, "{\"invitedUser\":{\"id\":\"u\\x\"}}", GRAPH_OUTCOME_TRANSIENT, NULL, NULL, "BadResponse", NULL, NULL},
+		{201, "{\"invitedUser\":{\"id\":\"u\\ud800\"}}", GRAPH_OUTCOME_TRANSIENT, NULL, NULL, "BadResponse", NULL, NULL},
+		{201, "{\"invitedUser\":{\"id\":\"a\nb\"}}", GRAPH_OUTCOME_TRANSIENT, NULL, NULL, "BadResponse", NULL, NULL},
+		{201, "{\"invitedUser\":{\"id\":7}}", GRAPH_OUTCOME_TRANSIENT, NULL, NULL, "BadResponse", NULL, NULL},
+		{201,
+		 "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],"
+		 "\"invitedUser\":{\"id\":\"u\"}}",
+		 GRAPH_OUTCOME_TRANSIENT, NULL, NULL, "BadResponse", NULL, NULL},
+		{400,
+		 "{\"error\":{\"message\":\"Bad \\\"address\\\"\",\"innerError\":{\"date\":\"d\",\"request-id\":\"rq-9\"},\"code\":\"BadRequest\"}}",
+		 GRAPH_OUTCOME_FAILED, NULL, NULL, "BadRequest", "Bad \"address\"", "rq-9"},
+		{400, "{\"error\":\"just a string\"}", GRAPH_OUTCOME_FAILED, NULL, NULL, "HTTP400", NULL, NULL},
+		{500, "<html>oops</html>", GRAPH_OUTCOME_TRANSIENT, NULL, NULL, "HTTP500", NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct http_response resp = {.status = cases[i].status, .body = cases[i].body,
+					     .body_len = strlen(cases[i].body)};
+		struct graph_result g;
+		is_int(graph_classify(&resp, &g), 0, "reader %zu: read", i);
+		is_int(g.outcome, cases[i].want, "reader %zu: outcome", i);
+		is_str(g.invited_user_id, cases[i].user_id, "reader %zu: user id", i);
+		is_str(g.invite_redeem_url, cases[i].redeem, "reader %zu: redeem URL", i);
+		is_str(g.error_code, cases[i].code, "reader %zu: code", i);
+		if (cases[i].message)
+			is_str(g.error_message, cases[i].message, "reader %zu: message", i);
+		is_str(g.request_id, cases[i].request_id, "reader %zu: request id", i);
+		graph_result_clear(&g);
+	}
+}
+
 int main(void)
 {
 	tap_plan_none();
 	test_body();
 	test_classify();
 	test_batch();
+	test_reader();
 	return tap_done();
 }
