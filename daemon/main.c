@@ -211,7 +211,7 @@ struct signals {
 	uv_timer_t deadline;
 	uv_timer_t status;   /* STATUS= for systemctl status */
 	uv_timer_t watchdog; /* WATCHDOG=1 while the loop turns */
-	uint64_t status_requests; /* requests sent at the last STATUS= */
+	uint64_t status_done; /* invitations answered (created + failed) at the last STATUS= */
 	uint64_t status_at_ms;
 	uv_timer_t checkpoint;
 };
@@ -296,10 +296,11 @@ static void on_status(uv_timer_t *t)
 	tenant_get_stats(d->tenant, &ts);
 	uint64_t now = time_mono_ms();
 	double rate = 0;
+	/* invitations, not HTTP requests: one $batch request carries up to 20 */
+	uint64_t done = ts.created + ts.failed;
 	if (sig.status_at_ms && now > sig.status_at_ms)
-		rate = (double)(ts.requests - sig.status_requests) * 1000.0 /
-		       (double)(now - sig.status_at_ms);
-	sig.status_requests = ts.requests;
+		rate = (double)(done - sig.status_done) * 1000.0 / (double)(now - sig.status_at_ms);
+	sig.status_done = done;
 	sig.status_at_ms = now;
 	char p[40];
 	thousands(pending, p, sizeof(p));

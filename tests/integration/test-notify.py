@@ -67,9 +67,9 @@ def main(tap):
             p = env.ctl("submit", env.write("g.csv", portal_file(
                 [["n%04d@partner.example" % i, "", "false", ""] for i in range(1500)])))
             tap.eq(p.returncode, 0, "a job of 1,500 rows")
-            st = notify.wait_for(lambda m: re.match(r"STATUS=1 job, 1,\d{3} pending", m), 15,
-                                 "a STATUS= with the job")
-            tap.ok(st, "STATUS= follows the job: %r" % st[-1])
+            st = notify.wait_for(lambda m: re.match(r"STATUS=1 job, 1,\d{3} pending, [1-9]\d*/s$",
+                                                    m), 20, "a STATUS= with the job and its rate")
+            tap.ok(st, "STATUS= follows the job, with invitations per second: %r" % st[-1])
 
             # SIGHUP: the queue settings live, the rest said in the log
             notify.messages.clear()
