@@ -317,10 +317,12 @@ static void on_status(uv_timer_t *t)
 #endif
 }
 
+#if HAVE_SYSTEMD
 static void on_watchdog(uv_timer_t *t)
 {
 	notify("WATCHDOG=1");
 }
+#endif
 
 
 static void on_handle_closed(uv_handle_t *h)
