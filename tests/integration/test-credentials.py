@@ -110,7 +110,7 @@ def main(tap):
             p, st = env.ctl_json("status")
             tap.eq((st or {}).get("token", {}).get("state"), "valid", "status: token valid")
             tap.ok("Signing in with the certificate" in env.log() and x5t(crt1) in env.log(),
-                   "the log names the certificate by its x5t#S256", env.log())
+                   "the log names the certificate by its SHA-256 thumbprint (x5t S256)", env.log())
             # made with -days 2: 1 day and some hours left, or 2 within the same second
             tap.ok(re.search(r"invited test one expires in [12] days?: renew it", env.log()),
                    "and warns that it expires within 30 days", env.log())
@@ -123,7 +123,7 @@ def main(tap):
             tap.ok(status == 401 and body.get("error") == "invalid_client" and
                    "AADSTS700027" in body.get("error_description", "") and
                    "signature" in body.get("error_description", ""),
-                   "sim: the right x5t#S256 but signed with another key: 401 invalid_client, "
+                   "sim: the right thumbprint (x5t S256) but signed with another key: 401 invalid_client, "
                    "AADSTS700027 signature", body)
             status, body = token_request(env, assertion(tmp, crt1, key1,
                                                         env.base + "/other.example/oauth2/v2.0/token"))
