@@ -44,6 +44,7 @@ struct tenant {
 	unsigned throttle_streak;
 	char *blocked;
 	bool idle; /* the last claim found nothing due and nothing is scheduled */
+	bool held; /* sending waits for results to be written (slots_busy) */
 	bool draining;
 	tenant_drained_fn drained;
 	void *drained_userdata;
@@ -94,6 +95,15 @@ static void check_drained(struct tenant *t)
 
 static void on_flush_timer(uv_timer_t *timer);
 
+/* A row is at risk of being sent twice after a crash from its claim until its
+ * result is written: in flight, or answered and queued in memory. Counting
+ * both against `concurrency` keeps a crash's duplicates within concurrency
+ * (SPEC R1, tests/chaos/test-chaos-kill.py). */
+static bool slots_busy(struct tenant *t)
+{
+	return t->in_flight + store_queued(t->store) >= t->concurrency;
+}
+
 static void flush(struct tenant *t)
 {
 	int r = store_flush(t->store);
@@ -105,9 +115,10 @@ static void flush(struct tenant *t)
 			       r == 0 ? 0 : r == -EBUSY ? BUSY_RETRY_MS : 1000, 0);
 		return;
 	}
-	/* rows put back for a retry may be due: look again */
-	if (t->idle) {
+	/* rows put back for a retry may be due, or slots were held: look again */
+	if (t->idle || t->held) {
 		t->idle = false;
+		t->held = false;
 		arm_pump(t, 0);
 	}
 	check_drained(t);
@@ -130,7 +141,7 @@ static void queue_result(struct tenant *t, struct store_result *res)
 		free(res->invite_redeem_url);
 		return;
 	}
-	if (store_queued(t->store) >= FLUSH_BATCH)
+	if (store_queued(t->store) >= FLUSH_BATCH || slots_busy(t))
 		flush(t);
 	else if (!uv_is_active((uv_handle_t *)t->flush_timer))
 		uv_timer_start(t->flush_timer, on_flush_timer, FLUSH_INTERVAL_MS, 0);
@@ -373,7 +384,7 @@ static void pump(struct tenant *t)
 		auth_start(t->auth); /* tenant_auth_ready pumps again */
 		return;
 	}
-	while (t->in_flight < t->concurrency) {
+	while (!slots_busy(t)) {
 		if (t->ready_len == 0) {
 			int r = refill(t);
 			if (r < 0) {
@@ -407,6 +418,9 @@ static void pump(struct tenant *t)
 			return;
 		}
 	}
+	/* results waiting to be written hold slots: flush() pumps again */
+	if (store_queued(t->store) > 0)
+		t->held = true;
 }
 
 int tenant_create(uv_loop_t *loop, struct store *store, struct http *http, struct auth *auth,
