@@ -475,6 +475,11 @@ void tenant_destroy(struct tenant *t)
 	if (!t)
 		return;
 	tenant_forget_job(t, 0);
+	/* claims the store could not take back stay in flight there: they are
+	 * sent again after the restart */
+	struct store_claim *c;
+	while ((c = ready_pop(t)))
+		store_claim_free(c);
 	if (t->pump_timer)
 		uv_close((uv_handle_t *)t->pump_timer, on_handle_closed);
 	if (t->flush_timer)
@@ -523,30 +528,38 @@ void tenant_kick(struct tenant *t)
 
 void tenant_forget_job(struct tenant *t, int64_t job_id)
 {
-	int64_t ids[256];
-	size_t n_ids = 0;
-	size_t kept = 0;
-	if (!t->ready)
+	if (!t->ready || t->ready_len == 0)
 		return;
+	int64_t *ids = malloc(t->ready_len * sizeof(*ids));
+	size_t n_ids = 0;
+	if (!ids) {
+		log_error("Failed to put claimed rows back: out of memory (they are sent)");
+		return;
+	}
 	for (size_t i = 0; i < t->ready_len; i++) {
 		struct store_claim *c = t->ready[(t->ready_head + i) % t->ready_cap];
-		if (job_id == 0 || c->job_id == job_id) {
+		if (job_id == 0 || c->job_id == job_id)
 			ids[n_ids++] = c->row_id;
+	}
+	/* drop the claims only once the store has them pending again: a claim
+	 * dropped while its row stays in flight in the store would strand the
+	 * row (and its job) until a restart */
+	int r = store_rows_release(t->store, ids, n_ids);
+	free(ids);
+	if (r < 0) {
+		log_warning("Failed to put claimed rows back: %s (they are sent instead)",
+			    strerror(-r));
+		return;
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < t->ready_len; i++) {
+		struct store_claim *c = t->ready[(t->ready_head + i) % t->ready_cap];
+		if (job_id == 0 || c->job_id == job_id)
 			store_claim_free(c);
-			if (n_ids == sizeof(ids) / sizeof(ids[0])) {
-				store_rows_release(t->store, ids, n_ids);
-				n_ids = 0;
-			}
-		} else {
-			t->ready[(t->ready_head + kept) % t->ready_cap] = c;
-			kept++;
-		}
+		else
+			t->ready[(t->ready_head + kept++) % t->ready_cap] = c;
 	}
 	t->ready_len = kept;
-	int r = store_rows_release(t->store, ids, n_ids);
-	if (r < 0)
-		log_error("Failed to put claimed rows back: %s (they return after a restart)",
-			  strerror(-r));
 }
 
 int tenant_unblock(struct tenant *t)
