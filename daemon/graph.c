@@ -145,6 +145,8 @@ int graph_classify(const struct http_response *resp, struct graph_result *ret)
 		ret->request_id = dup_or_null(json_string_value(
 			json_object_get(json_object_get(err, "innerError"), "request-id")));
 	struct buf fallback = BUF_INIT;
+	if (code && !*code)
+		code = NULL; /* an empty code says nothing: name the status instead */
 	if (!code)
 		buf_printf(&fallback, "HTTP%ld", st);
 	ret->error_code = code ? strdup(code) : buf_steal(&fallback);
