@@ -27,7 +27,7 @@ static void put(struct buf *b, const char *s)
 }
 
 static int on_header(void *userdata, enum csv_format format, char separator, size_t n_columns,
-		     const char *const *columns)
+                     const char *const *columns)
 {
 	struct transcript *t = userdata;
 	FUZZ_ASSERT(format == CSV_FORMAT_PORTAL || format == CSV_FORMAT_POWERSHELL);
@@ -56,7 +56,7 @@ static int on_row(void *userdata, const struct csv_row *row)
 	FUZZ_ASSERT(!row->display_name || strlen(row->display_name) <= CSV_MAX_NAME_BYTES);
 	FUZZ_ASSERT(!row->message || strlen(row->message) <= CSV_MAX_MESSAGE_BYTES);
 	FUZZ_ASSERT(row->send_email == CSV_FLAG_UNSET || row->send_email == CSV_FLAG_FALSE ||
-		    row->send_email == CSV_FLAG_TRUE);
+	            row->send_email == CSV_FLAG_TRUE);
 	FUZZ_ASSERT(row->n_fields > 0 && row->fields);
 	buf_printf(&t->log, "R %u %d ", row->line, (int)row->send_email);
 	put(&t->log, row->email);
@@ -84,14 +84,14 @@ static int on_error(void *userdata, unsigned line, const char *message)
 }
 
 static const struct csv_callbacks callbacks = {
-	.on_header = on_header,
-	.on_row = on_row,
-	.on_error = on_error,
+    .on_header = on_header,
+    .on_row = on_row,
+    .on_error = on_error,
 };
 
 /* Read data in pieces of step bytes. */
 static void read_file(struct transcript *t, const struct csv_limits *limits, const uint8_t *data,
-		      size_t size, size_t step)
+                      size_t size, size_t step)
 {
 	struct csv_reader *r;
 	buf_init(&t->log);
@@ -106,12 +106,12 @@ static void read_file(struct transcript *t, const struct csv_limits *limits, con
 	}
 	FUZZ_ASSERT(csv_reader_finish(r) == 0);
 	buf_printf(&t->log, "END rows=%zu errors=%zu format=%d\n", csv_reader_rows(r),
-		   csv_reader_errors(r), (int)csv_reader_format(r));
+	           csv_reader_errors(r), (int)csv_reader_format(r));
 	csv_reader_destroy(r);
 }
 
 static void read_split(struct transcript *t, const struct csv_limits *limits, const uint8_t *data,
-		       size_t size, size_t at)
+                       size_t size, size_t at)
 {
 	struct csv_reader *r;
 	buf_init(&t->log);
@@ -122,7 +122,7 @@ static void read_split(struct transcript *t, const struct csv_limits *limits, co
 	FUZZ_ASSERT(csv_reader_feed(r, data + at, size - at) == 0);
 	FUZZ_ASSERT(csv_reader_finish(r) == 0);
 	buf_printf(&t->log, "END rows=%zu errors=%zu format=%d\n", csv_reader_rows(r),
-		   csv_reader_errors(r), (int)csv_reader_format(r));
+	           csv_reader_errors(r), (int)csv_reader_format(r));
 	csv_reader_destroy(r);
 }
 
@@ -138,8 +138,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const size_t max_rows[4] = {0, 1, 3, 1000};
 	static const size_t max_record[4] = {0, 16, 200, 4096};
 	struct csv_limits limits = {
-		.max_rows = max_rows[data[0] & 3],
-		.max_record_bytes = max_record[(data[0] >> 2) & 3],
+	    .max_rows = max_rows[data[0] & 3],
+	    .max_record_bytes = max_record[(data[0] >> 2) & 3],
 	};
 	size_t at = ((size_t)data[1] << 8 | data[2]);
 	data += 3;

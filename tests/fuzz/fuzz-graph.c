@@ -22,7 +22,7 @@
 #include "store.h"
 
 static const int transport_errors[] = {-ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH,
-				       -EPROTO, -EMSGSIZE, -EIO, -ECANCELED};
+                                       -EPROTO,    -EMSGSIZE,     -EIO,        -ECANCELED};
 
 static void classify(const uint8_t *data, size_t size)
 {
@@ -34,11 +34,11 @@ static void classify(const uint8_t *data, size_t size)
 	body[size - 3] = '\0';
 
 	struct http_response resp = {
-		.body = body,
-		.body_len = size - 3,
-		.has_retry_after = flags & 1,
-		.retry_after_ms = (flags & 1) ? (uint64_t)(flags >> 4) * 1000u : 0,
-		.request_id = (flags & 2) ? "req-fuzz" : NULL,
+	    .body = body,
+	    .body_len = size - 3,
+	    .has_retry_after = flags & 1,
+	    .retry_after_ms = (flags & 1) ? (uint64_t)(flags >> 4) * 1000u : 0,
+	    .request_id = (flags & 2) ? "req-fuzz" : NULL,
 	};
 	if (sel >= 0xff00) {
 		resp.error = transport_errors[sel % (sizeof(transport_errors) / sizeof(int))];
@@ -61,13 +61,15 @@ static void classify(const uint8_t *data, size_t size)
 	} else if (st == 429) {
 		FUZZ_ASSERT(g.outcome == GRAPH_OUTCOME_THROTTLED);
 	} else if (st >= 500 || st == 408) {
-		FUZZ_ASSERT(g.outcome == GRAPH_OUTCOME_TRANSIENT || g.outcome == GRAPH_OUTCOME_THROTTLED);
+		FUZZ_ASSERT(g.outcome == GRAPH_OUTCOME_TRANSIENT ||
+		            g.outcome == GRAPH_OUTCOME_THROTTLED);
 	} else if (st == 200 || st == 201) {
 		FUZZ_ASSERT(g.outcome == GRAPH_OUTCOME_TRANSIENT); /* unreadable success */
 	} else if (st != 403) {
 		FUZZ_ASSERT(g.outcome == GRAPH_OUTCOME_FAILED);
 	} else {
-		FUZZ_ASSERT(g.outcome == GRAPH_OUTCOME_FAILED || g.outcome == GRAPH_OUTCOME_BLOCKED);
+		FUZZ_ASSERT(g.outcome == GRAPH_OUTCOME_FAILED ||
+		            g.outcome == GRAPH_OUTCOME_BLOCKED);
 	}
 	if (g.outcome != GRAPH_OUTCOME_CREATED)
 		FUZZ_ASSERT(g.error_code && *g.error_code && !g.invited_user_id);

@@ -72,8 +72,8 @@ static int take(struct proto_decoder *d, struct decoded *out, bool check_json)
 	}
 }
 
-static void decode(struct decoded *out, const uint8_t *data, size_t size, size_t step,
-		   uint32_t max, bool check_json)
+static void decode(struct decoded *out, const uint8_t *data, size_t size, size_t step, uint32_t max,
+                   bool check_json)
 {
 	struct proto_decoder d;
 	proto_decoder_init(&d, max);
@@ -109,9 +109,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	FUZZ_ASSERT(whole.frames.len == chunked.frames.len);
 	FUZZ_ASSERT(whole.frames.len <= size);
 	/* re-encoded frames are exactly the bytes they were decoded from */
-	FUZZ_ASSERT(whole.frames.len == 0 || memcmp(whole.frames.data, data, whole.frames.len) == 0);
+	FUZZ_ASSERT(whole.frames.len == 0 ||
+	            memcmp(whole.frames.data, data, whole.frames.len) == 0);
 	FUZZ_ASSERT(chunked.frames.len == 0 ||
-		    memcmp(chunked.frames.data, whole.frames.data, whole.frames.len) == 0);
+	            memcmp(chunked.frames.data, whole.frames.data, whole.frames.len) == 0);
 	buf_finish(&whole.frames);
 	buf_finish(&chunked.frames);
 

@@ -14,11 +14,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* A broken invariant: print why and abort, so libFuzzer keeps the input. */
-#define FUZZ_ASSERT(cond)                                                                    \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			fuzz_fail(__FILE__, __LINE__, #cond);                                \
-		}                                                                            \
+#define FUZZ_ASSERT(cond)                                                                          \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fuzz_fail(__FILE__, __LINE__, #cond);                                      \
+		}                                                                                  \
 	} while (0)
 
 __attribute__((noreturn)) void fuzz_fail(const char *file, int line, const char *what);

@@ -22,7 +22,8 @@ static int run_file(const char *path)
 	if (!f)
 		return -errno;
 	struct stat st;
-	if (fstat(fileno(f), &st) < 0 || st.st_size < 0 || (uint64_t)st.st_size > REPLAY_MAX_INPUT) {
+	if (fstat(fileno(f), &st) < 0 || st.st_size < 0 ||
+	    (uint64_t)st.st_size > REPLAY_MAX_INPUT) {
 		fclose(f);
 		return -EFBIG;
 	}
@@ -62,8 +63,8 @@ int main(int argc, char **argv)
 				char path[4096];
 				struct stat fst;
 				if (names[j]->d_name[0] != '.' &&
-				    snprintf(path, sizeof(path), "%s/%s", argv[i], names[j]->d_name) <
-					    (int)sizeof(path) &&
+				    snprintf(path, sizeof(path), "%s/%s", argv[i],
+				             names[j]->d_name) < (int)sizeof(path) &&
 				    stat(path, &fst) == 0 && S_ISREG(fst.st_mode)) {
 					if (run_file(path) < 0)
 						bad++;
