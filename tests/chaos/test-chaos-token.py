@@ -6,7 +6,7 @@ without a token, and once a token comes every row succeeds."""
 from chaos import Env, addresses, deadline_wait, run, submit, verify
 
 N = 500
-OUTAGE_S = 4
+OUTAGE_S = 6
 
 
 def main(tap):
