@@ -462,6 +462,10 @@ static int classify(long status, bool readable, struct answer *a, bool has_retry
 		return 0;
 	}
 	struct buf fallback = BUF_INIT;
+	if (a->code && !*a->code) {
+		free(a->code); /* an empty code says nothing: name the status instead */
+		a->code = NULL;
+	}
 	if (!a->code)
 		buf_printf(&fallback, "HTTP%ld", status);
 	ret->error_code = a->code ? a->code : buf_steal(&fallback);

@@ -46,6 +46,7 @@ struct tenant {
 	unsigned throttle_streak;
 	char *blocked;
 	bool idle; /* the last claim found nothing due and nothing is scheduled */
+	bool held; /* sending waits for results to be written (slots_busy) */
 	bool draining;
 	tenant_drained_fn drained;
 	void *drained_userdata;
@@ -98,6 +99,15 @@ static void check_drained(struct tenant *t)
 
 static void on_flush_timer(uv_timer_t *timer);
 
+/* A row is at risk of being sent twice after a crash from its claim until its
+ * result is written: in flight, or answered and queued in memory. Counting
+ * both against `concurrency` keeps a crash's duplicates within concurrency
+ * (SPEC R1, tests/chaos/test-chaos-kill.py). */
+static bool slots_busy(struct tenant *t)
+{
+	return t->in_flight + store_queued(t->store) >= t->concurrency;
+}
+
 static void flush(struct tenant *t)
 {
 	int r = store_flush(t->store);
@@ -109,9 +119,10 @@ static void flush(struct tenant *t)
 			       r == 0 ? 0 : r == -EBUSY ? BUSY_RETRY_MS : 1000, 0);
 		return;
 	}
-	/* rows put back for a retry may be due: look again */
-	if (t->idle) {
+	/* rows put back for a retry may be due, or slots were held: look again */
+	if (t->idle || t->held) {
 		t->idle = false;
+		t->held = false;
 		arm_pump(t, 0);
 	}
 	check_drained(t);
@@ -134,7 +145,7 @@ static void queue_result(struct tenant *t, struct store_result *res)
 		free(res->invite_redeem_url);
 		return;
 	}
-	if (store_queued(t->store) >= FLUSH_BATCH)
+	if (store_queued(t->store) >= FLUSH_BATCH || slots_busy(t))
 		flush(t);
 	else if (!uv_is_active((uv_handle_t *)t->flush_timer))
 		uv_timer_start(t->flush_timer, on_flush_timer, FLUSH_INTERVAL_MS, 0);
@@ -477,7 +488,7 @@ static void pump(struct tenant *t)
 		auth_start(t->auth); /* tenant_auth_ready pumps again */
 		return;
 	}
-	while (t->in_flight < t->concurrency) {
+	while (!slots_busy(t)) {
 		if (t->batch > 1 && t->ready_len > 0 && t->ready_len < t->batch)
 			refill(t); /* top up, so that batches go out full */
 		if (t->ready_len == 0) {
@@ -532,6 +543,9 @@ static void pump(struct tenant *t)
 			return;
 		}
 	}
+	/* results waiting to be written hold slots: flush() pumps again */
+	if (store_queued(t->store) > 0)
+		t->held = true;
 }
 
 int tenant_create(uv_loop_t *loop, struct store *store, struct http *http, struct auth *auth,
@@ -588,6 +602,11 @@ void tenant_destroy(struct tenant *t)
 	if (!t)
 		return;
 	tenant_forget_job(t, 0);
+	/* claims the store could not take back stay in flight there: they are
+	 * sent again after the restart */
+	struct store_claim *c;
+	while ((c = ready_pop(t)))
+		store_claim_free(c);
 	if (t->pump_timer)
 		uv_close((uv_handle_t *)t->pump_timer, on_handle_closed);
 	if (t->flush_timer)
@@ -647,30 +666,38 @@ void tenant_kick(struct tenant *t)
 
 void tenant_forget_job(struct tenant *t, int64_t job_id)
 {
-	int64_t ids[256];
-	size_t n_ids = 0;
-	size_t kept = 0;
-	if (!t->ready)
+	if (!t->ready || t->ready_len == 0)
 		return;
+	int64_t *ids = malloc(t->ready_len * sizeof(*ids));
+	size_t n_ids = 0;
+	if (!ids) {
+		log_error("Failed to put claimed rows back: out of memory (they are sent)");
+		return;
+	}
 	for (size_t i = 0; i < t->ready_len; i++) {
 		struct store_claim *c = t->ready[(t->ready_head + i) % t->ready_cap];
-		if (job_id == 0 || c->job_id == job_id) {
+		if (job_id == 0 || c->job_id == job_id)
 			ids[n_ids++] = c->row_id;
+	}
+	/* drop the claims only once the store has them pending again: a claim
+	 * dropped while its row stays in flight in the store would strand the
+	 * row (and its job) until a restart */
+	int r = store_rows_release(t->store, ids, n_ids);
+	free(ids);
+	if (r < 0) {
+		log_warning("Failed to put claimed rows back: %s (they are sent instead)",
+			    strerror(-r));
+		return;
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < t->ready_len; i++) {
+		struct store_claim *c = t->ready[(t->ready_head + i) % t->ready_cap];
+		if (job_id == 0 || c->job_id == job_id)
 			store_claim_free(c);
-			if (n_ids == sizeof(ids) / sizeof(ids[0])) {
-				store_rows_release(t->store, ids, n_ids);
-				n_ids = 0;
-			}
-		} else {
-			t->ready[(t->ready_head + kept) % t->ready_cap] = c;
-			kept++;
-		}
+		else
+			t->ready[(t->ready_head + kept++) % t->ready_cap] = c;
 	}
 	t->ready_len = kept;
-	int r = store_rows_release(t->store, ids, n_ids);
-	if (r < 0)
-		log_error("Failed to put claimed rows back: %s (they return after a restart)",
-			  strerror(-r));
 }
 
 int tenant_unblock(struct tenant *t)

@@ -2,12 +2,17 @@
 # SPDX-License-Identifier: MIT
 # Install the Debian 12 packages invited builds, tests and demos with.
 # Skips apt when everything is there already. Used by demo.sh, test.sh and CI.
+# --ci adds what CI's extra stages need: valgrind, and clang with its
+# libFuzzer/sanitizer runtimes for the fuzz build (docs/reliability.md).
 set -eu
 
 PACKAGES="build-essential meson ninja-build pkg-config python3 curl sqlite3 util-linux
 libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libinih-dev
 libsystemd-dev libmicrohttpd-dev libssl-dev scdoc openssl
 man-db groff-base tmux prometheus bash-completion"
+if [ "${1:-}" = "--ci" ]; then
+	PACKAGES="$PACKAGES valgrind clang libclang-rt-14-dev"
+fi
 
 missing=
 for p in $PACKAGES; do

@@ -9,6 +9,8 @@ import csv
 import io
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import socket
@@ -21,6 +23,20 @@ import time
 INVITED = os.environ.get("INVITED", "invited")
 INVITECTL = os.environ.get("INVITECTL", "invitectl")
 SIM = os.environ.get("INVITED_SIM", "invited-sim")
+# A command the daemon runs under (e.g. "valgrind --error-exitcode=99 ..."):
+# the valgrind test setup sets it; waits for the daemon are then longer.
+WRAPPER = shlex.split(os.environ.get("INVITED_WRAPPER", ""))
+SLOW = 10 if WRAPPER else 1
+
+# What a sanitizer or valgrind writes when it finds something. Env.close()
+# looks for these in the daemon's and the simulator's logs; run() turns each
+# finding into a failed TAP point, so a report fails the test even when the
+# process that made it did not change anything the test checks.
+SANITIZER_REPORT = re.compile(
+    r"ERROR: (AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer)|"
+    r"runtime error: |WARNING: ThreadSanitizer|"
+    r"ERROR SUMMARY: [1-9][0-9]* errors|definitely lost: [1-9]|indirectly lost: [1-9]")
+FINDINGS = []
 FIXTURES = os.environ.get("FIXTURES", os.path.join(os.path.dirname(__file__), "..", "fixtures"))
 
 PORTAL_HEADER = ("Email address to invite [inviteeEmail] Required,"
@@ -162,8 +178,8 @@ class Env:
         env.pop("NOTIFY_SOCKET", None)
         env.pop("LISTEN_FDS", None)
         env.update(self.daemon_env)
-        self.daemon = subprocess.Popen([INVITED, "-c", self.conf], stdout=self.daemon_log,
-                                       stderr=self.daemon_log, env=env)
+        self.daemon = subprocess.Popen(WRAPPER + [INVITED, "-c", self.conf],
+                                       stdout=self.daemon_log, stderr=self.daemon_log, env=env)
 
         def ready():
             if self.daemon.poll() is not None:
@@ -177,9 +193,9 @@ class Env:
                 return False
             finally:
                 s.close()
-        deadline_wait(ready, 10, "the daemon's socket")
+        deadline_wait(ready, 10 * SLOW, "the daemon's socket")
 
-    def stop_daemon(self, sig=signal.SIGTERM, timeout=30):
+    def stop_daemon(self, sig=signal.SIGTERM, timeout=30 * SLOW):
         if self.daemon and self.daemon.poll() is None:
             self.daemon.send_signal(sig)
             self.daemon.wait(timeout)
@@ -229,17 +245,39 @@ class Env:
         p, j = self.ctl_json("wait", str(job_id), timeout=timeout)
         return p, j
 
+    def sanitizer_findings(self):
+        """Lines of the daemon's and the simulator's logs that report a
+        sanitizer or valgrind finding (with a few lines of context)."""
+        found = []
+        for name in ("invited.log", "sim.log"):
+            try:
+                with open(os.path.join(self.dir, name), errors="replace") as f:
+                    lines = f.read().splitlines()
+            except OSError:
+                continue
+            for i, line in enumerate(lines):
+                if SANITIZER_REPORT.search(line):
+                    found.append("%s: %s" % (name, "\n".join(lines[i:i + 12])))
+        return found
+
     def close(self):
+        # a clean stop, so that leak checkers run; SIGKILL only if it hangs
         try:
-            self.stop_daemon(signal.SIGKILL if self.daemon and self.daemon.poll() is None else 0)
+            if self.daemon and self.daemon.poll() is None:
+                try:
+                    self.stop_daemon(signal.SIGTERM, timeout=30 * SLOW)
+                except subprocess.TimeoutExpired:
+                    self.stop_daemon(signal.SIGKILL)
         except Exception:
             pass
         if self.sim and self.sim.poll() is None:
             self.sim.terminate()
             try:
-                self.sim.wait(10)
+                self.sim.wait(10 * SLOW)
             except subprocess.TimeoutExpired:
                 self.sim.kill()
+                self.sim.wait(10)
+        FINDINGS.extend(self.sanitizer_findings())
         if os.environ.get("KEEP_TEST_DIR"):
             print("# kept " + self.dir)
         else:
@@ -267,4 +305,6 @@ def run(main):
     except Exception as e:  # a crash of the test is a failed test, with its reason
         import traceback
         tap.ok(False, "test raised %s" % type(e).__name__, traceback.format_exc())
+    tap.ok(not FINDINGS, "no sanitizer or valgrind report in the daemon's or simulator's log",
+           "\n".join(FINDINGS))
     sys.exit(tap.done())

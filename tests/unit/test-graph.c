@@ -66,6 +66,8 @@ static void test_classify(void)
 		{400, 0, "{\"error\":{\"code\":\"BadRequest\",\"message\":\"bad address\"}}", 0,
 		 GRAPH_OUTCOME_FAILED, "BadRequest", "400 fails the row"},
 		{404, 0, "not json", 0, GRAPH_OUTCOME_FAILED, "HTTP404", "non-JSON 4xx"},
+		{504, 0, "{\"error\":{\"code\":\"\",\"message\":\"\"}}", 0, GRAPH_OUTCOME_TRANSIENT,
+		 "HTTP504", "an empty error code is replaced by the status (found by fuzz-graph)"},
 		{401, 0, "{\"error\":{\"code\":\"InvalidAuthenticationToken\"}}", 0,
 		 GRAPH_OUTCOME_AUTH, "InvalidAuthenticationToken", "401 refreshes the token"},
 		{403, 0,
