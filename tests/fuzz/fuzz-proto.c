@@ -122,6 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(code, data, n);
 	code[n] = '\0';
 	int e = proto_error_exit_code(code);
-	FUZZ_ASSERT(e == EXIT_USAGE || e == EXIT_DATAERR || e == EXIT_NOPERM || e == EXIT_TEMPFAIL);
+	FUZZ_ASSERT(e == EXIT_USAGE || e == EXIT_DATAERR || e == EXIT_NOPERM || e == EXIT_TEMPFAIL ||
+	            e == EXIT_CONFIG);
 	return 0;
 }
