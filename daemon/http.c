@@ -30,6 +30,14 @@ struct http {
 	unsigned active;
 	CURL *idle[64]; /* easy handles kept for reuse (curl_easy_reset) */
 	unsigned n_idle;
+	/* transfers that ended while http_post started another: their callbacks
+	 * run on the next loop turn (never from inside http_post) */
+	struct ended {
+		CURL *easy;
+		CURLcode code;
+	} *ended;
+	size_t n_ended, cap_ended;
+	uv_timer_t *deliver;
 	bool closing;
 };
 
@@ -223,6 +231,44 @@ static void check_multi_info(struct http *h)
 			finish_request(h, msg->easy_handle, msg->data.result);
 }
 
+static void on_deliver(uv_timer_t *t)
+{
+	struct http *h = t->data;
+	while (h->n_ended > 0) {
+		struct ended e = h->ended[0];
+		memmove(h->ended, h->ended + 1, --h->n_ended * sizeof(*h->ended));
+		finish_request(h, e.easy, e.code);
+	}
+	check_multi_info(h);
+}
+
+static void on_timer(uv_timer_t *timer);
+
+/* Set aside what ended during http_post, for on_deliver. */
+static void set_aside_ended(struct http *h)
+{
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(h->multi, &left))) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		if (h->n_ended == h->cap_ended) {
+			size_t cap = h->cap_ended ? 2 * h->cap_ended : 16;
+			struct ended *e = realloc(h->ended, cap * sizeof(*e));
+			if (!e) {
+				/* cannot set it aside: finish it on the next turn via curl */
+				uv_timer_start(&h->timer, on_timer, 0, 0);
+				return;
+			}
+			h->ended = e;
+			h->cap_ended = cap;
+		}
+		h->ended[h->n_ended++] = (struct ended){msg->easy_handle, msg->data.result};
+	}
+	if (h->n_ended > 0)
+		uv_timer_start(h->deliver, on_deliver, 0, 0);
+}
+
 static void on_poll(uv_poll_t *poll, int status, int events)
 {
 	struct socket_ctx *ctx = poll->data;
@@ -380,6 +426,15 @@ int http_create(uv_loop_t *loop, unsigned max_connections, struct http **ret)
 	}
 	uv_timer_init(loop, &h->timer);
 	h->timer.data = h;
+	h->deliver = malloc(sizeof(*h->deliver));
+	if (!h->deliver) {
+		curl_multi_cleanup(h->multi);
+		uv_close((uv_handle_t *)&h->timer, NULL);
+		free(h);
+		return -ENOMEM;
+	}
+	uv_timer_init(loop, h->deliver);
+	h->deliver->data = h;
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, handle_socket);
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, start_timeout);
@@ -392,6 +447,11 @@ int http_create(uv_loop_t *loop, unsigned max_connections, struct http **ret)
 static void on_timer_closed(uv_handle_t *handle)
 {
 	free(handle->data);
+}
+
+static void on_deliver_closed(uv_handle_t *handle)
+{
+	free(handle);
 }
 
 void http_destroy(struct http *h)
@@ -411,6 +471,10 @@ void http_destroy(struct http *h)
 		curl_easy_cleanup(h->idle[--h->n_idle]);
 	hdrs_unref(h->shared);
 	h->shared = NULL;
+	free(h->ended);
+	h->ended = NULL;
+	h->n_ended = 0;
+	uv_close((uv_handle_t *)h->deliver, on_deliver_closed);
 	curl_multi_cleanup(h->multi);
 	uv_close((uv_handle_t *)&h->timer, on_timer_closed);
 }
@@ -465,6 +529,11 @@ int http_post(struct http *h, const struct http_post_spec *spec, char *body, siz
 		h->requests->prev = rq;
 	h->requests = rq;
 	h->active++;
+	/* start it now rather than on the next loop turn (curl asked for a 0 ms
+	 * timeout); what ends meanwhile is delivered on the next turn */
+	int running;
+	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	set_aside_ended(h);
 	return 0;
 fail:
 	request_free(rq);

@@ -119,10 +119,14 @@ static void flush(struct tenant *t)
 			       r == 0 ? 0 : r == -EBUSY ? BUSY_RETRY_MS : 1000, 0);
 		return;
 	}
-	/* rows put back for a retry may be due, or slots were held: look again */
-	if (t->idle || t->held) {
-		t->idle = false;
+	/* slots were held for these results: send at once; rows put back for a
+	 * retry may be due: look again */
+	if (t->held) {
 		t->held = false;
+		t->idle = false;
+		pump(t);
+	} else if (t->idle) {
+		t->idle = false;
 		arm_pump(t, 0);
 	}
 	check_drained(t);
@@ -145,8 +149,11 @@ static void queue_result(struct tenant *t, struct store_result *res)
 		free(res->invite_redeem_url);
 		return;
 	}
-	if (store_queued(t->store) >= FLUSH_BATCH || slots_busy(t))
+	if (store_queued(t->store) >= FLUSH_BATCH)
 		flush(t);
+	else if (slots_busy(t))
+		/* on the next loop turn: every answer this turn reads shares the commit */
+		uv_timer_start(t->flush_timer, on_flush_timer, 0, 0);
 	else if (!uv_is_active((uv_handle_t *)t->flush_timer))
 		uv_timer_start(t->flush_timer, on_flush_timer, FLUSH_INTERVAL_MS, 0);
 }
@@ -568,8 +575,12 @@ int tenant_create(uv_loop_t *loop, struct store *store, struct http *http, struc
 	t->invitations_url = graph_invitations_url(opt->graph_url);
 	t->batch_url = graph_batch_url(opt->graph_url);
 	t->batch = opt->batch >= 1 && opt->batch <= GRAPH_BATCH_MAX ? opt->batch : 1;
-	/* enough claimed rows to keep every slot busy and spend a full burst */
-	t->ready_cap = (size_t)opt->concurrency * t->batch + opt->burst;
+	/* enough claimed rows to refill every slot twice over; more makes each
+	 * claim a longer transaction on the loop (a large burst does not need
+	 * its rows claimed ahead: refills are cheap) */
+	t->ready_cap = 2 * (size_t)opt->concurrency * t->batch;
+	if (t->ready_cap < 16)
+		t->ready_cap = 16;
 	if (t->ready_cap > 4096)
 		t->ready_cap = 4096;
 	t->ready = calloc(t->ready_cap, sizeof(*t->ready));
