@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh
 B=${BUILD_DIR:-build}
+case $B in /*) ;; *) B="$(pwd)/$B" ;; esac
 ROOT=$(pwd)
-INVITED="$ROOT/$B/daemon/invited"
-SIM="$ROOT/$B/tests/sim/invited-sim"
-INVITECTL="$ROOT/$B/client/invitectl"
+INVITED="$B/daemon/invited"
+SIM="$B/tests/sim/invited-sim"
+INVITECTL="$B/client/invitectl"
 EXAMPLE="$ROOT/tests/fixtures/example-portal.csv"
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/invited-demo.XXXXXX")
