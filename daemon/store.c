@@ -1221,16 +1221,11 @@ int store_audit_list(struct store *s, int64_t job_id, int64_t before, unsigned l
 	return r;
 }
 
-int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending,
-		 int64_t *ret_in_flight)
+/* Run a one-row query of n integer columns into out[0..n). */
+static int select_int64s(sqlite3 *db, const char *sql, int64_t *out, int n)
 {
 	sqlite3_stmt *st = NULL;
-	int r = sqlite_errno(sqlite3_prepare_v2(
-		s->db,
-		"SELECT COUNT(*), COALESCE(SUM(total - succeeded - failed - cancelled), 0),"
-		" (SELECT COUNT(*) FROM rows WHERE state = 1)"
-		" FROM jobs WHERE finished_at IS NULL AND state <> 4",
-		-1, &st, NULL));
+	int r = sqlite_errno(sqlite3_prepare_v2(db, sql, -1, &st, NULL));
 	if (r < 0)
 		goto out;
 	int rc = sqlite3_step(st);
@@ -1238,11 +1233,27 @@ int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending
 		r = sqlite_errno(rc);
 		goto out;
 	}
-	*ret_active_jobs = sqlite3_column_int64(st, 0);
-	*ret_pending = sqlite3_column_int64(st, 1);
-	*ret_in_flight = sqlite3_column_int64(st, 2);
+	for (int i = 0; i < n; i++)
+		out[i] = sqlite3_column_int64(st, i);
 out:
 	sqlite3_finalize(st);
+	return r;
+}
+
+int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending,
+		 int64_t *ret_in_flight)
+{
+	int64_t v[3];
+	int r = select_int64s(s->db,
+			      "SELECT COUNT(*), COALESCE(SUM(total - succeeded - failed - cancelled), 0),"
+			      " (SELECT COUNT(*) FROM rows WHERE state = 1)"
+			      " FROM jobs WHERE finished_at IS NULL AND state <> 4",
+			      v, 3);
+	if (r == 0) {
+		*ret_active_jobs = v[0];
+		*ret_pending = v[1];
+		*ret_in_flight = v[2];
+	}
 	return r;
 }
 
@@ -1711,23 +1722,15 @@ void store_import_destroy(struct store_import *imp)
 int store_row_totals(struct store *s, int64_t *ret_succeeded, int64_t *ret_failed,
 		     int64_t *ret_cancelled)
 {
-	sqlite3_stmt *st = NULL;
-	int r = sqlite_errno(sqlite3_prepare_v2(
-		s->db,
-		"SELECT COALESCE(SUM(succeeded), 0), COALESCE(SUM(failed), 0),"
-		" COALESCE(SUM(cancelled), 0) FROM jobs",
-		-1, &st, NULL));
-	if (r < 0)
-		goto out;
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW) {
-		r = sqlite_errno(rc);
-		goto out;
+	int64_t v[3];
+	int r = select_int64s(s->db,
+			      "SELECT COALESCE(SUM(succeeded), 0), COALESCE(SUM(failed), 0),"
+			      " COALESCE(SUM(cancelled), 0) FROM jobs",
+			      v, 3);
+	if (r == 0) {
+		*ret_succeeded = v[0];
+		*ret_failed = v[1];
+		*ret_cancelled = v[2];
 	}
-	*ret_succeeded = sqlite3_column_int64(st, 0);
-	*ret_failed = sqlite3_column_int64(st, 1);
-	*ret_cancelled = sqlite3_column_int64(st, 2);
-out:
-	sqlite3_finalize(st);
 	return r;
 }
