@@ -46,15 +46,7 @@ void ratelimit_set(struct ratelimit *rl, double rate, unsigned burst, uint64_t n
 
 uint64_t ratelimit_take(struct ratelimit *rl, uint64_t now_ms)
 {
-	update(rl, now_ms);
-	if (rl->tokens >= 1.0 - EPSILON) { /* rounding must not cost a millisecond */
-		rl->tokens -= 1.0;
-		if (rl->tokens < 0)
-			rl->tokens = 0;
-		return 0;
-	}
-	double wait = ceil((1.0 - rl->tokens) * 1000.0 / rl->rate);
-	return wait < 1.0 ? 1 : (uint64_t)wait;
+	return ratelimit_take_n(rl, 1, now_ms);
 }
 
 uint64_t ratelimit_take_n(struct ratelimit *rl, unsigned n, uint64_t now_ms)
