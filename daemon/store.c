@@ -1333,7 +1333,7 @@ struct store_import {
 	sqlite3 *db;
 	int64_t uid;
 	char *user;
-	sqlite3_stmt *insert, *columns;
+	sqlite3_stmt *insert;
 	int64_t job_id;
 	int64_t rows;
 	int64_t first_row, last_row;
@@ -1708,7 +1708,6 @@ void store_import_destroy(struct store_import *imp)
 	if (!imp)
 		return;
 	sqlite3_finalize(imp->insert);
-	sqlite3_finalize(imp->columns);
 	free(imp->hashes);
 	if (imp->db) {
 		if (!imp->committed && !sqlite3_get_autocommit(imp->db))
