@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "build-config.h"
@@ -38,6 +39,10 @@ struct http {
 	} *ended;
 	size_t n_ended, cap_ended;
 	uv_timer_t *deliver;
+	/* the socket watchers, by descriptor: each lives from the socket's first
+	 * use to its close (on_close_socket), across the transfers it carries */
+	struct socket_ctx **socks;
+	size_t n_socks;
 	bool closing;
 };
 
@@ -61,6 +66,8 @@ struct request {
 struct socket_ctx {
 	uv_poll_t poll;
 	curl_socket_t fd;
+	int events; /* UV_READABLE | UV_WRITABLE being watched */
+	bool idle;  /* curl has no transfer on it (kept for reuse) */
 	struct http *http;
 };
 
@@ -269,9 +276,31 @@ static void set_aside_ended(struct http *h)
 		uv_timer_start(h->deliver, on_deliver, 0, 0);
 }
 
+static void on_poll(uv_poll_t *poll, int status, int events);
+
+/* Watch for these events; libuv re-registers the descriptor on every
+ * uv_poll_start (two epoll_ctl calls), so only when they change. */
+static void watch(struct socket_ctx *ctx, int events)
+{
+	if (events == ctx->events)
+		return;
+	ctx->events = events;
+	if (events)
+		uv_poll_start(&ctx->poll, events, on_poll);
+	else
+		uv_poll_stop(&ctx->poll);
+}
+
 static void on_poll(uv_poll_t *poll, int status, int events)
 {
 	struct socket_ctx *ctx = poll->data;
+	struct http *h = ctx->http;
+	if (ctx->idle) {
+		/* the peer closed (or spoke on) a kept connection: curl finds out
+		 * when it next picks it; stop watching until then */
+		watch(ctx, 0);
+		return;
+	}
 	int flags = 0;
 	if (status < 0)
 		flags = CURL_CSELECT_ERR;
@@ -280,7 +309,6 @@ static void on_poll(uv_poll_t *poll, int status, int events)
 	if (events & UV_WRITABLE)
 		flags |= CURL_CSELECT_OUT;
 	int running;
-	struct http *h = ctx->http;
 	curl_multi_socket_action(h->multi, ctx->fd, flags, &running);
 	check_multi_info(h);
 }
@@ -308,38 +336,76 @@ static void on_poll_closed(uv_handle_t *handle)
 	free(handle->data);
 }
 
+static struct socket_ctx *socket_find(struct http *h, curl_socket_t s)
+{
+	return s >= 0 && (size_t)s < h->n_socks ? h->socks[s] : NULL;
+}
+
+static struct socket_ctx *socket_add(struct http *h, curl_socket_t s)
+{
+	if (s < 0)
+		return NULL;
+	if ((size_t)s >= h->n_socks) {
+		size_t n = (size_t)s + 16;
+		struct socket_ctx **a = realloc(h->socks, n * sizeof(*a));
+		if (!a)
+			return NULL;
+		memset(a + h->n_socks, 0, (n - h->n_socks) * sizeof(*a));
+		h->socks = a;
+		h->n_socks = n;
+	}
+	struct socket_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return NULL;
+	ctx->fd = s;
+	ctx->http = h;
+	if (uv_poll_init_socket(h->loop, &ctx->poll, s) < 0) {
+		free(ctx);
+		return NULL;
+	}
+	ctx->poll.data = ctx;
+	h->socks[s] = ctx;
+	return ctx;
+}
+
+/* curl closes its sockets through here: the watcher goes first (libuv must
+ * not watch a closed descriptor, whose number the kernel hands out again). */
+static int on_close_socket(void *userp, curl_socket_t s)
+{
+	struct http *h = userp;
+	struct socket_ctx *ctx = socket_find(h, s);
+	if (ctx) {
+		h->socks[s] = NULL;
+		uv_close((uv_handle_t *)&ctx->poll, on_poll_closed);
+	}
+	return close(s);
+}
+
 static int handle_socket(CURL *easy, curl_socket_t s, int action, void *userp, void *socketp)
 {
 	struct http *h = userp;
-	struct socket_ctx *ctx = socketp;
+	struct socket_ctx *ctx = socket_find(h, s);
 
+	(void)easy;
+	(void)socketp;
 	if (action == CURL_POLL_REMOVE) {
+		/* kept for the next transfer: still watched for readability
+		 * (quiet on a live idle connection), no longer for writability */
 		if (ctx) {
-			uv_poll_stop(&ctx->poll);
-			uv_close((uv_handle_t *)&ctx->poll, on_poll_closed);
-			curl_multi_assign(h->multi, s, NULL);
+			ctx->idle = true;
+			watch(ctx, ctx->events & UV_READABLE);
 		}
 		return 0;
 	}
-	if (!ctx) {
-		ctx = calloc(1, sizeof(*ctx));
-		if (!ctx)
-			return -1;
-		ctx->fd = s;
-		ctx->http = h;
-		if (uv_poll_init_socket(h->loop, &ctx->poll, s) < 0) {
-			free(ctx);
-			return -1;
-		}
-		ctx->poll.data = ctx;
-		curl_multi_assign(h->multi, s, ctx);
-	}
+	if (!ctx && !(ctx = socket_add(h, s)))
+		return -1;
+	ctx->idle = false;
 	int events = 0;
 	if (action == CURL_POLL_IN || action == CURL_POLL_INOUT)
 		events |= UV_READABLE;
 	if (action == CURL_POLL_OUT || action == CURL_POLL_INOUT)
 		events |= UV_WRITABLE;
-	uv_poll_start(&ctx->poll, events, on_poll);
+	watch(ctx, events);
 	return 0;
 }
 
@@ -446,7 +512,9 @@ int http_create(uv_loop_t *loop, unsigned max_connections, struct http **ret)
 
 static void on_timer_closed(uv_handle_t *handle)
 {
-	free(handle->data);
+	struct http *h = handle->data;
+	free(h->socks);
+	free(h);
 }
 
 static void on_deliver_closed(uv_handle_t *handle)
@@ -514,6 +582,8 @@ int http_post(struct http *h, const struct http_post_spec *spec, char *body, siz
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, rq);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, rq);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, h);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, rq->error_text);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)spec->timeout_ms);
