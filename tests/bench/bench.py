@@ -147,7 +147,7 @@ def p3(a):
     for conc, lat in a.points:
         expect = min(conc / (lat / 1000.0), 2000.0)
         n = int(expect * a.seconds)
-        with Env(sim_args=["--latency-ms", str(lat)],
+        with Env(sim_args=["--latency-ms", str(lat)] + a.sim_args,
                  queue={"rate": "100000", "burst": "1000", "concurrency": str(conc)}) as env:
             path = env.write("job.csv", portal_file(rows(n)))
             p, job = env.ctl_json("submit", path)
@@ -272,6 +272,7 @@ def main():
     s = sub.add_parser("p2"); s.add_argument("--seconds", type=float, default=90)
     s.add_argument("--rate", type=float, action="append")
     s = sub.add_parser("p3"); s.add_argument("--seconds", type=float, default=10)
+    s.add_argument("--sim-arg", dest="sim_args", action="append", default=[])
     s.add_argument("--point", dest="points", type=lambda v: tuple(int(x) for x in v.split("/")),
                    action="append", help="CONC/LATENCY_MS (repeatable)")
     s = sub.add_parser("p4"); s.add_argument("--rate", type=int, default=1000)

@@ -5,15 +5,22 @@
 #include <microhttpd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
-#include "timeutil.h"
+
+uint64_t delay_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static void sift_up(struct delay_entry *h, size_t i)
 {
 	while (i > 0) {
 		size_t p = (i - 1) / 2;
-		if (h[p].due_ms <= h[i].due_ms)
+		if (h[p].due_us <= h[i].due_us)
 			break;
 		struct delay_entry t = h[p];
 		h[p] = h[i];
@@ -26,9 +33,9 @@ static void sift_down(struct delay_entry *h, size_t len, size_t i)
 {
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = i;
-		if (l < len && h[l].due_ms < h[m].due_ms)
+		if (l < len && h[l].due_us < h[m].due_us)
 			m = l;
-		if (r < len && h[r].due_ms < h[m].due_ms)
+		if (r < len && h[r].due_us < h[m].due_us)
 			m = r;
 		if (m == i)
 			return;
@@ -39,13 +46,22 @@ static void sift_down(struct delay_entry *h, size_t len, size_t i)
 	}
 }
 
+/* Connections come back late: the timer thread wakes late (timer slack, a
+ * virtual CPU's scheduling) and MHD's thread takes the resumed connection up
+ * a little later still. delay_note_late() tells by how much, and the alarm
+ * is set that much early (a moving average), so that answers go out at
+ * their due time on average, not a fraction of a millisecond after it. */
+#define EARLY_MAX_US 2000
+
 static void *run(void *arg)
 {
 	struct delay *d = arg;
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	pthread_mutex_lock(&d->lock);
 	while (!d->stopping) {
-		uint64_t now = time_mono_ms();
-		while (d->len > 0 && d->heap[0].due_ms <= now) {
+		uint64_t now = delay_now_us();
+		uint64_t early = d->early_us > 0 ? (uint64_t)d->early_us : 0;
+		while (d->len > 0 && d->heap[0].due_us <= now + early) {
 			MHD_resume_connection(d->heap[0].conn);
 			d->heap[0] = d->heap[--d->len];
 			sift_down(d->heap, d->len, 0);
@@ -54,13 +70,26 @@ static void *run(void *arg)
 			pthread_cond_wait(&d->cond, &d->lock);
 			continue;
 		}
-		uint64_t due = d->heap[0].due_ms;
-		struct timespec ts = {.tv_sec = (time_t)(due / 1000u),
-				      .tv_nsec = (long)(due % 1000u) * 1000000L};
+		uint64_t due = d->heap[0].due_us > early ? d->heap[0].due_us - early : 0;
+		struct timespec ts = {.tv_sec = (time_t)(due / 1000000u),
+				      .tv_nsec = (long)(due % 1000000u) * 1000L};
 		pthread_cond_timedwait(&d->cond, &d->lock, &ts);
 	}
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
+}
+
+void delay_note_late(struct delay *d, int64_t late_us)
+{
+	pthread_mutex_lock(&d->lock);
+	/* early + late is what the alarm should have been early by */
+	int64_t want = d->early_us + late_us;
+	if (want < 0)
+		want = 0;
+	if (want > EARLY_MAX_US)
+		want = EARLY_MAX_US;
+	d->early_us = (7 * d->early_us + want) / 8;
+	pthread_mutex_unlock(&d->lock);
 }
 
 int delay_init(struct delay *d)
@@ -95,7 +124,7 @@ out_mutex:
 	return -r;
 }
 
-int delay_suspend_until(struct delay *d, struct MHD_Connection *conn, uint64_t due_ms)
+int delay_suspend_until(struct delay *d, struct MHD_Connection *conn, uint64_t due_us)
 {
 	int r = 0;
 	pthread_mutex_lock(&d->lock);
@@ -115,7 +144,7 @@ int delay_suspend_until(struct delay *d, struct MHD_Connection *conn, uint64_t d
 	}
 	/* Suspend under the lock, so the timer cannot resume it first. */
 	MHD_suspend_connection(conn);
-	d->heap[d->len] = (struct delay_entry){.due_ms = due_ms, .conn = conn};
+	d->heap[d->len] = (struct delay_entry){.due_us = due_us, .conn = conn};
 	sift_up(d->heap, d->len++);
 	if (d->heap[0].conn == conn)
 		pthread_cond_signal(&d->cond);

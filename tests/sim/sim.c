@@ -76,6 +76,8 @@ struct req {
 	const char *method; /* borrowed from MHD, valid for the request */
 	const char *url;
 	uint64_t start_ms;
+	uint64_t start_us; /* arrival: the latency counts from here */
+	uint64_t due_us;   /* when a delayed answer is due */
 	char tenant[SIM_TENANT_MAX + 1];
 	char client_request_id[SIM_CLIENT_REQUEST_ID_MAX + 1];
 };
@@ -553,6 +555,7 @@ static struct req *req_create(struct server *srv, struct MHD_Connection *conn, c
 	q->method = method;
 	q->url = url;
 	q->start_ms = time_mono_ms();
+	q->start_us = delay_now_us();
 	q->route = route_of(method, url, q->tenant);
 	buf_init(&q->body);
 	rng_uuid(q->reply.request_id);
@@ -710,14 +713,15 @@ static enum MHD_Result answer(struct server *srv, struct MHD_Connection *conn, s
 		q->state = REQ_HANGING;
 		if (srv->sim.cfg.verbose)
 			log_info("%s %s -> hang", q->method, q->url);
-		if (delay_suspend_until(&srv->delay, conn, time_mono_ms() + HANG_POLL_MS) < 0)
+		if (delay_suspend_until(&srv->delay, conn, delay_now_us() + HANG_POLL_MS * 1000u) < 0)
 			return MHD_NO;
 		return MHD_YES;
 	}
 	uint64_t ms = r->delay ? latency_ms(&srv->sim.cfg) : 0;
 	if (ms > 0) {
 		q->state = REQ_DELAYED;
-		if (delay_suspend_until(&srv->delay, conn, time_mono_ms() + ms) == 0)
+		q->due_us = q->start_us + ms * 1000u;
+		if (delay_suspend_until(&srv->delay, conn, q->due_us) == 0)
 			return MHD_YES;
 	}
 	return respond(srv, conn, q);
@@ -764,11 +768,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		dispatch(srv, conn, q);
 		return answer(srv, conn, q);
 	case REQ_DELAYED:
+		delay_note_late(&srv->delay, (int64_t)(delay_now_us() - q->due_us));
 		return respond(srv, conn, q);
 	case REQ_HANGING:
 		if (peer_gone(conn))
 			return MHD_NO;
-		if (delay_suspend_until(&srv->delay, conn, time_mono_ms() + HANG_POLL_MS) < 0)
+		if (delay_suspend_until(&srv->delay, conn, delay_now_us() + HANG_POLL_MS * 1000u) < 0)
 			return MHD_NO;
 		return MHD_YES;
 	case REQ_DONE:
@@ -851,7 +856,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
 	if (srv.ipv6)
 		flags |= MHD_USE_IPv6;
 	srv.mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &srv,
