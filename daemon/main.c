@@ -544,16 +544,24 @@ int main(int argc, char **argv)
 		exit_code = r == -ENOENT || r == -EACCES ? EXIT_CONFIG : EXIT_TEMPFAIL;
 		goto out;
 	}
-	unsigned recovered = 0;
-	r = store_recover(d.store, &recovered);
+	/* a job that the journal's results complete runs its hook like any other */
+	if (d.config.on_complete) {
+		r = hook_create(d.loop, d.config.on_complete, &d.hook);
+		if (r < 0)
+			goto out;
+	}
+	store_set_job_done(d.store, on_job_done, &d);
+	unsigned journaled = 0, recovered = 0;
+	r = store_recover(d.store, &journaled, &recovered);
 	if (r < 0) {
 		log_error("Failed to recover rows left in flight: %s", strerror(-r));
 		goto out;
 	}
+	if (journaled)
+		log_notice("%u results from the journal of the last run were written", journaled);
 	if (recovered)
 		log_notice("%u rows were in flight when invited stopped; they are sent again",
 			   recovered);
-	store_set_job_done(d.store, on_job_done, &d);
 
 	r = http_create(d.loop, d.config.concurrency + 4, &d.http);
 	if (r < 0)
@@ -587,12 +595,6 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	tenant_set_blocked_fn(d.tenant, on_blocked, &d);
-
-	if (d.config.on_complete) {
-		r = hook_create(d.loop, d.config.on_complete, &d.hook);
-		if (r < 0)
-			goto out;
-	}
 
 	r = ctl_create(&d, d.config.socket_path, listen_fd_from_systemd(), &d.ctl);
 	if (r < 0)

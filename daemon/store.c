@@ -10,6 +10,8 @@
 
 #include "buf.h"
 #include "csv.h"
+#include "journal.h"
+#include "log.h"
 #include "schema.h"
 #include "timeutil.h"
 
@@ -68,7 +70,7 @@ static const char *const stmt_sql[ST__MAX] = {
 	[ST_FINISH_ROW] = "UPDATE rows SET state = ?2, attempts = ?3, next_attempt_at = ?4,"
 			  " http_status = ?5, error_code = ?6, error_message = ?7, request_id = ?8,"
 			  " invited_user_id = ?9, invite_redeem_url = ?10, updated_at = ?11"
-			  " WHERE id = ?1 AND state = 1",
+			  " WHERE id = ?1 AND state = 1 AND attempts = ?12",
 	[ST_JOB_STATE] = "SELECT state FROM jobs WHERE id = ?1",
 	[ST_JOB_COUNT] = "UPDATE jobs SET succeeded = succeeded + ?2, failed = failed + ?3,"
 			 " cancelled = cancelled + ?4 WHERE id = ?1",
@@ -90,6 +92,8 @@ struct store {
 	sqlite3_stmt *stmt[ST__MAX];
 	struct store_result *queue; /* results waiting for store_flush() */
 	size_t queue_len, queue_cap;
+	size_t at_risk; /* queued results not on disk in the journal */
+	struct journal *journal;
 	store_job_done_fn job_done;
 	void *job_done_userdata;
 	/* store_job_action(): who to record in the audit trail with the change */
@@ -281,6 +285,19 @@ int store_open(struct store **ret, const char *path, char **ret_error)
 			goto out;
 		}
 	}
+	struct buf jpath = BUF_INIT;
+	r = buf_printf(&jpath, "%s-results", path);
+	if (r == 0)
+		r = journal_open(jpath.data, &s->journal);
+	if (r < 0) {
+		struct buf m = BUF_INIT;
+		buf_printf(&m, "cannot open the result journal %s: %s", jpath.data ? jpath.data : path,
+			   strerror(-r));
+		*ret_error = buf_steal(&m);
+		buf_finish(&jpath);
+		goto out;
+	}
+	buf_finish(&jpath);
 	/* checkpoints run on a worker thread (store_checkpoint), never here */
 	exec(s->db, "PRAGMA wal_autocheckpoint = 0");
 	/* from here on the loop thread never waits for a lock */
@@ -292,13 +309,14 @@ out:
 	return r;
 }
 
-static void result_clear(struct store_result *res)
+void store_result_clear(struct store_result *res)
 {
 	free(res->error_code);
 	free(res->error_message);
 	free(res->request_id);
 	free(res->invited_user_id);
 	free(res->invite_redeem_url);
+	memset(res, 0, sizeof(*res));
 }
 
 void store_close(struct store *s)
@@ -309,8 +327,12 @@ void store_close(struct store *s)
 		sqlite3_busy_timeout(s->db, 5000);
 		store_flush(s);
 	}
+	/* what is still queued is journaled (or lost with the process anyway) */
+	if (s->journal && s->queue_len)
+		store_journal_write(s);
+	journal_close(s->journal);
 	for (size_t i = 0; i < s->queue_len; i++)
-		result_clear(&s->queue[i]);
+		store_result_clear(&s->queue[i]);
 	free(s->queue);
 	free(s->cursors);
 	for (int i = 0; i < ST__MAX; i++)
@@ -360,10 +382,90 @@ static int begin_patient(struct store *s)
 	return r;
 }
 
-int store_recover(struct store *s, unsigned *ret_count)
+struct replay {
+	struct store_result *v;
+	size_t n, cap;
+};
+
+static int replay_add(void *userdata, const struct store_result *res)
+{
+	struct replay *rp = userdata;
+	if (rp->n == rp->cap) {
+		size_t cap = rp->cap ? rp->cap * 2 : 64;
+		struct store_result *v = realloc(rp->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		rp->v = v;
+		rp->cap = cap;
+	}
+	struct store_result *c = &rp->v[rp->n++];
+	*c = *res;
+	c->error_code = res->error_code ? strdup(res->error_code) : NULL;
+	c->error_message = res->error_message ? strdup(res->error_message) : NULL;
+	c->request_id = res->request_id ? strdup(res->request_id) : NULL;
+	c->invited_user_id = res->invited_user_id ? strdup(res->invited_user_id) : NULL;
+	c->invite_redeem_url = res->invite_redeem_url ? strdup(res->invite_redeem_url) : NULL;
+	c->journaled = 2;
+	return 0;
+}
+
+struct replay_key {
+	int64_t row_id;
+	size_t idx; /* file order */
+};
+
+static int by_row_then_order(const void *a, const void *b)
+{
+	const struct replay_key *x = a, *y = b;
+	if (x->row_id != y->row_id)
+		return x->row_id < y->row_id ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Commit what the journal holds: the newest record of each row, and only
+ * where the row is still in flight from the same claim (the attempts guard
+ * of ST_FINISH_ROW), so that a record already committed changes nothing. */
+static int replay_journal(struct store *s, unsigned *ret_results)
+{
+	struct replay rp = {0};
+	size_t torn = 0;
+	int r = journal_read(s->journal, replay_add, &rp, &torn);
+	if (torn)
+		log_warning("The result journal ends in %zu bytes of a record cut short (ignored)",
+			    torn);
+	struct replay_key *keys = rp.n ? calloc(rp.n, sizeof(*keys)) : NULL;
+	if (rp.n && !keys)
+		r = -ENOMEM;
+	for (size_t i = 0; keys && i < rp.n; i++)
+		keys[i] = (struct replay_key){rp.v[i].row_id, i};
+	if (r == 0 && keys)
+		qsort(keys, rp.n, sizeof(*keys), by_row_then_order);
+	size_t kept = 0;
+	for (size_t i = 0; r == 0 && i < rp.n; i++) {
+		if (i + 1 < rp.n && keys[i + 1].row_id == keys[i].row_id)
+			continue; /* a newer record of the row follows */
+		r = store_row_finish(s, &rp.v[keys[i].idx]);
+		kept += r == 0;
+	}
+	for (size_t i = 0; i < rp.n; i++)
+		store_result_clear(&rp.v[i]);
+	free(keys);
+	free(rp.v);
+	while (r == 0 && s->queue_len > 0)
+		r = store_flush(s);
+	if (r == 0)
+		r = journal_reset(s->journal);
+	if (ret_results)
+		*ret_results = (unsigned)kept;
+	return r;
+}
+
+int store_recover(struct store *s, unsigned *ret_results, unsigned *ret_count)
 {
 	sqlite3_busy_timeout(s->db, 5000);
-	int r = exec(s->db, "UPDATE rows SET state = 0, next_attempt_at = 1 WHERE state = 1");
+	int r = replay_journal(s, ret_results);
+	if (r == 0)
+		r = exec(s->db, "UPDATE rows SET state = 0, next_attempt_at = 1 WHERE state = 1");
 	sqlite3_busy_timeout(s->db, 0);
 	if (r == 0 && ret_count)
 		*ret_count = (unsigned)sqlite3_changes(s->db);
@@ -665,14 +767,41 @@ int store_row_finish(struct store *s, struct store_result *res)
 		s->queue = q;
 		s->queue_cap = cap;
 	}
+	/* out of memory for the record: the result waits for its commit */
+	if (res->journaled != 2)
+		res->journaled = s->journal && journal_add(s->journal, res) == 0 ? 1 : 0;
+	if (res->journaled != 2)
+		s->at_risk++;
 	s->queue[s->queue_len++] = *res;
 	memset(res, 0, sizeof(*res));
+	return 0;
+}
+
+int store_journal_write(struct store *s)
+{
+	if (!s->journal || s->at_risk == 0)
+		return 0;
+	int r = journal_write(s->journal);
+	if (r < 0)
+		return r;
+	/* the buffered records are the newest results */
+	for (size_t i = s->queue_len; i > 0 && s->queue[i - 1].journaled != 2; i--) {
+		if (s->queue[i - 1].journaled == 1) {
+			s->queue[i - 1].journaled = 2;
+			s->at_risk--;
+		}
+	}
 	return 0;
 }
 
 size_t store_queued(const struct store *s)
 {
 	return s->queue_len;
+}
+
+size_t store_at_risk(const struct store *s)
+{
+	return s->at_risk;
 }
 
 static int job_state(struct store *s, int64_t job_id, int *ret)
@@ -767,6 +896,7 @@ int store_flush(struct store *s)
 		bind_text_or_null(up, 9, res->invited_user_id);
 		bind_text_or_null(up, 10, res->invite_redeem_url);
 		sqlite3_bind_int64(up, 11, (sqlite3_int64)now);
+		sqlite3_bind_int64(up, 12, (sqlite3_int64)res->prev_attempts);
 		r = step_done(up);
 		/* a row no longer in flight (cannot happen) leaves the counts alone */
 		if (r < 0 || sqlite3_changes(s->db) == 0 || state == ROW_STATE_PENDING)
@@ -792,10 +922,19 @@ int store_flush(struct store *s)
 	if (r < 0)
 		goto out;
 
-	for (size_t i = 0; i < n; i++)
-		result_clear(&s->queue[i]);
+	for (size_t i = 0; i < n; i++) {
+		s->at_risk -= s->queue[i].journaled != 2;
+		store_result_clear(&s->queue[i]);
+	}
 	memmove(s->queue, s->queue + n, (s->queue_len - n) * sizeof(*s->queue));
 	s->queue_len -= n;
+	/* all journaled results are committed: the journal starts over */
+	if (s->queue_len == 0 && s->journal) {
+		int rr = journal_reset(s->journal);
+		if (rr < 0)
+			log_warning("Cannot empty the result journal of '%s': %s", s->path,
+				    strerror(-rr));
+	}
 	for (size_t i = 0; i < n_tallies && s->job_done; i++)
 		if (tallies[i].done)
 			s->job_done(s->job_done_userdata, tallies[i].job_id);

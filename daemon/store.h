@@ -104,10 +104,15 @@ struct store_result {
 	int64_t job_id;
 	int state;                /* ROW_STATE_SUCCEEDED, _FAILED, or _PENDING (retry later) */
 	unsigned attempts;        /* attempts made, this one included */
+	unsigned prev_attempts;   /* the row's attempts when claimed: written only if still so */
 	uint64_t next_attempt_at; /* for _PENDING */
 	long http_status;         /* 0: no HTTP answer */
 	char *error_code, *error_message, *request_id, *invited_user_id, *invite_redeem_url;
+	int journaled;            /* the store's own: 0 no, 1 buffered, 2 on disk */
 };
+
+/* Free res's strings and zero it. */
+void store_result_clear(struct store_result *res);
 
 struct store;
 
@@ -122,8 +127,10 @@ void store_close(struct store *s);
 void store_set_job_done(struct store *s, store_job_done_fn fn, void *userdata);
 const char *store_path(const struct store *s);
 
-/* Rows left in flight by a previous run go back to pending. */
-int store_recover(struct store *s, unsigned *ret_count);
+/* After a crash: results a previous run journaled but did not commit are
+ * written (*ret_results), then rows still in flight go back to pending
+ * (*ret_count). */
+int store_recover(struct store *s, unsigned *ret_results, unsigned *ret_count);
 
 int store_tenant_ensure(struct store *s, const char *name, int64_t *ret_id);
 /* *ret_reason: owned, NULL when not blocked. */
@@ -143,10 +150,17 @@ int store_rows_next_due(struct store *s, int64_t tenant_id, uint64_t *ret_ms);
 int store_rows_release(struct store *s, const int64_t *row_ids, size_t n);
 
 /* Queue an attempt's outcome (takes ownership of res's strings; res itself
- * is copied). Written by the next store_flush(). */
+ * is copied): journaled by the next store_journal_write(), committed by the
+ * next store_flush(). */
 int store_row_finish(struct store *s, struct store_result *res);
-/* Results queued and not yet written. */
+/* Append the results queued since the last call to the journal (journal.h):
+ * from then on a crash does not lose them. 0 or negative errno (they stay
+ * at risk until committed). */
+int store_journal_write(struct store *s);
+/* Results queued and not yet committed. */
 size_t store_queued(const struct store *s);
+/* ... of which neither journaled nor committed: lost to a crash now. */
+size_t store_at_risk(const struct store *s);
 /* Write queued results in one transaction. 0, -EBUSY (kept for later), or
  * another negative errno (kept too; the caller logs). */
 int store_flush(struct store *s);

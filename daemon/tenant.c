@@ -47,6 +47,7 @@ struct tenant {
 	char *blocked;
 	bool idle; /* the last claim found nothing due and nothing is scheduled */
 	bool held; /* sending waits for results to be written (slots_busy) */
+	bool journal_failed; /* the last journal write failed (logged once) */
 	bool draining;
 	tenant_drained_fn drained;
 	void *drained_userdata;
@@ -100,12 +101,14 @@ static void check_drained(struct tenant *t)
 static void on_flush_timer(uv_timer_t *timer);
 
 /* A row is at risk of being sent twice after a crash from its claim until its
- * result is written: in flight, or answered and queued in memory. Counting
- * both against `concurrency` keeps a crash's duplicates within concurrency
- * (SPEC R1, tests/chaos/test-chaos-kill.py). */
+ * result is on disk: in flight, or answered and held in memory only (its
+ * journal write failed). Counting both against `concurrency` keeps a
+ * crash's duplicates within concurrency (SPEC R1, tests/chaos/
+ * test-chaos-kill.py). A journaled result waits for its group commit without
+ * holding a slot. */
 static bool slots_busy(struct tenant *t)
 {
-	return t->in_flight + store_queued(t->store) >= t->concurrency;
+	return t->in_flight + store_at_risk(t->store) >= t->concurrency;
 }
 
 static void flush(struct tenant *t)
@@ -142,18 +145,11 @@ static void queue_result(struct tenant *t, struct store_result *res)
 	if (store_row_finish(t->store, res) < 0) {
 		/* row stays in flight in the store: it is sent again after a restart */
 		log_error("Failed to queue a result: out of memory");
-		free(res->error_code);
-		free(res->error_message);
-		free(res->request_id);
-		free(res->invited_user_id);
-		free(res->invite_redeem_url);
+		store_result_clear(res);
 		return;
 	}
 	if (store_queued(t->store) >= FLUSH_BATCH)
 		flush(t);
-	else if (slots_busy(t))
-		/* on the next loop turn: every answer this turn reads shares the commit */
-		uv_timer_start(t->flush_timer, on_flush_timer, 0, 0);
 	else if (!uv_is_active((uv_handle_t *)t->flush_timer))
 		uv_timer_start(t->flush_timer, on_flush_timer, FLUSH_INTERVAL_MS, 0);
 }
@@ -218,6 +214,7 @@ static void settle(struct tenant *t, const struct store_claim *c, uint64_t token
 {
 	struct store_result res = {.row_id = c->row_id, .job_id = c->job_id};
 	res.attempts = c->attempts + 1;
+	res.prev_attempts = c->attempts;
 	res.http_status = g->http_status;
 	uint64_t now_wall = time_now_ms();
 
@@ -298,9 +295,23 @@ static void settle(struct tenant *t, const struct store_claim *c, uint64_t token
 	queue_result(t, &res);
 }
 
-/* After a request's rows are settled: a block stops the tenant, then go on. */
+/* After a request's rows are settled: their results go to the journal (one
+ * write for the answer), a block stops the tenant, then go on. */
 static void after_answer(struct tenant *t, char *block_reason)
 {
+	int r = store_journal_write(t->store);
+	if (r < 0) {
+		/* the results hold their slots until the group commit instead */
+		if (!t->journal_failed)
+			log_error("Failed to write the result journal of '%s': %s; results are "
+				  "committed before their slots are used again",
+				  store_path(t->store), strerror(-r));
+		t->journal_failed = true;
+		if (slots_busy(t))
+			uv_timer_start(t->flush_timer, on_flush_timer, 0, 0);
+	} else {
+		t->journal_failed = false;
+	}
 	if (block_reason) {
 		set_blocked(t, block_reason);
 		free(block_reason);
@@ -550,8 +561,8 @@ static void pump(struct tenant *t)
 			return;
 		}
 	}
-	/* results waiting to be written hold slots: flush() pumps again */
-	if (store_queued(t->store) > 0)
+	/* results not on disk hold slots: flush() pumps again */
+	if (store_at_risk(t->store) > 0)
 		t->held = true;
 }
 

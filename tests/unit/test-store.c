@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "csv.h"
@@ -42,7 +43,8 @@ static int64_t import_rows(unsigned n, const char *prefix, bool commit)
 static struct store_result result(const struct store_claim *c, int state)
 {
 	struct store_result r = {.row_id = c->row_id, .job_id = c->job_id, .state = state,
-				 .attempts = c->attempts + 1, .http_status = state == ROW_STATE_SUCCEEDED ? 201 : 400};
+				 .attempts = c->attempts + 1, .prev_attempts = c->attempts,
+				 .http_status = state == ROW_STATE_SUCCEEDED ? 201 : 400};
 	if (state == ROW_STATE_SUCCEEDED)
 		r.invited_user_id = strdup("user-id");
 	else
@@ -131,6 +133,127 @@ static void test_audit(struct store *s)
 	memset(&seen, 0, sizeof(seen));
 	store_audit_list(s, job, 0, 10, on_audit, &seen, &next);
 	is_int(seen.n, 3, "three entries name the job");
+}
+
+/* ---- the result journal: answers read, journaled, then a crash ---- */
+
+/* In a child: claim up to n rows, queue the results make() gives, journal
+ * them, and die without committing anything (as kill -9 would). */
+typedef void (*make_fn)(struct store *s, struct store_claim **claims, size_t n);
+
+static void crash_after(size_t n, uint64_t now, make_fn make)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct store *s;
+		char *err = NULL;
+		struct store_claim **claims;
+		size_t got;
+		if (store_open(&s, db_path, &err) < 0 ||
+		    store_rows_claim(s, tenant, now, n, &claims, &got) < 0)
+			_exit(2);
+		make(s, claims, got);
+		_exit(store_journal_write(s) == 0 && store_at_risk(s) == 0 ? 0 : 3);
+	}
+	int status = 0;
+	waitpid(pid, &status, 0);
+	is_int(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 0, "the child journaled and died");
+}
+
+static void make_answers(struct store *s, struct store_claim **claims, size_t n)
+{
+	if (n != 4)
+		_exit(4);
+	/* row 0 answered twice in the journal: the newer record wins */
+	struct store_result old = result(claims[0], ROW_STATE_FAILED);
+	struct store_result r0 = result(claims[0], ROW_STATE_SUCCEEDED);
+	struct store_result r1 = result(claims[1], ROW_STATE_FAILED);
+	struct store_result r2 = result(claims[2], ROW_STATE_PENDING);
+	r2.next_attempt_at = 7000;
+	store_row_finish(s, &old);
+	store_row_finish(s, &r0);
+	store_row_finish(s, &r1);
+	store_row_finish(s, &r2);
+	/* claims[3] stays in flight: no answer */
+}
+
+static void make_stale(struct store *s, struct store_claim **claims, size_t n)
+{
+	if (n != 1 || claims[0]->attempts != 1)
+		_exit(4);
+	/* a record of the row's first attempt (already committed) turns up again */
+	struct store_result stale = result(claims[0], ROW_STATE_SUCCEEDED);
+	stale.attempts = 1;
+	stale.prev_attempts = 0;
+	store_row_finish(s, &stale);
+}
+
+struct ids {
+	int64_t v[16];
+	size_t n;
+};
+
+static int collect_job(void *userdata, const struct store_job *job)
+{
+	struct ids *ids = userdata;
+	if (ids->n < 16)
+		ids->v[ids->n++] = job->id;
+	return 0;
+}
+
+static struct store *test_journal(struct store *s)
+{
+	char *err = NULL;
+	unsigned results = 0, recovered = 0;
+	struct store_claim **claims;
+	size_t n;
+	struct store_job j;
+
+	int64_t changed = 0;
+	/* the older jobs' rows (some left in flight above) out of the way */
+	store_close(s);
+	struct ids active = {0};
+	ok(store_open(&s, db_path, &err) == 0 && store_recover(s, NULL, NULL) == 0 &&
+		   store_jobs_list(s, false, 0, collect_job, &active) >= 0,
+	   "older jobs listed");
+	for (size_t i = 0; i < active.n; i++)
+		store_job_cancel(s, active.v[i], &changed);
+	int64_t job = import_rows(4, "k", true);
+
+	crash_after(4, 1000, make_answers);
+	store_close(s);
+	is_int(store_open(&s, db_path, &err), 0, "reopen after the crash");
+	is_int(store_recover(s, &results, &recovered), 0, "recover");
+	is_int(results, 3, "three rows' results came from the journal");
+	is_int(recovered, 1, "the unanswered row goes back to pending");
+	store_job_get(s, job, &j);
+	ok(j.succeeded == 1 && j.failed == 1 && j.in_flight == 0,
+	   "counts: the newer answer of row 0 (succeeded), row 1 failed");
+	store_job_clear(&j);
+	is_int(store_rows_claim(s, tenant, 6000, 10, &claims, &n), 0, "claim at 6000");
+	ok(n == 1 && claims[0]->line == 5, "only the unanswered row is due (the retry waits for 7000)");
+	for (size_t i = 0; i < n; i++)
+		store_claim_free(claims[i]);
+	free(claims); /* left in flight */
+
+	/* the retried row (attempts 1) is claimed again, and a record of its
+	 * first attempt shows up in the journal: the attempts guard ignores it */
+	crash_after(1, 8000, make_stale);
+	store_close(s);
+	is_int(store_open(&s, db_path, &err), 0, "reopen after the second crash");
+	is_int(store_recover(s, &results, &recovered), 0, "recover");
+	is_int(results, 1, "one record read");
+	is_int(recovered, 2, "both rows in flight go back to pending");
+	store_job_get(s, job, &j);
+	ok(j.succeeded == 1 && j.failed == 1, "the stale record changed nothing");
+	store_job_clear(&j);
+	/* the journal was emptied: a third start finds nothing */
+	store_close(s);
+	is_int(store_open(&s, db_path, &err), 0, "reopen");
+	is_int(store_recover(s, &results, &recovered), 0, "recover");
+	ok(results == 0 && recovered == 0, "nothing left to replay");
+	return s;
 }
 
 int main(void)
@@ -275,7 +398,7 @@ int main(void)
 	store_close(s);
 	is_int(store_open(&s, db_path, &err), 0, "reopen");
 	unsigned recovered = 0;
-	is_int(store_recover(s, &recovered), 0, "recover");
+	is_int(store_recover(s, NULL, &recovered), 0, "recover");
 	is_int(recovered, 3, "3 rows back to pending");
 	store_rows_claim(s, tenant, 1000, 10, &claims, &n);
 	is_int(n, 3, "and claimable again");
@@ -303,6 +426,7 @@ int main(void)
 	is_int(store_job_get(s, job2, &j), 0, "the unfinished job stays");
 	store_job_clear(&j);
 	test_audit(s);
+	s = test_journal(s);
 	store_close(s);
 
 	char cmd[700];
