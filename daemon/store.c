@@ -25,6 +25,7 @@ enum stmt_id {
 	ST_ACTIVE_JOBS,
 	ST_CLAIM_FRESH,
 	ST_CLAIM_MARK,
+	ST_CLAIM_MARK_FRESH,
 	ST_JOB_RUNNING,
 	ST_NEXT_DUE,
 	ST_RELEASE,
@@ -61,6 +62,9 @@ static const char *const stmt_sql[ST__MAX] = {
 		" WHERE r.id > ?1 AND r.id <= ?2 AND r.state = 0 AND r.next_attempt_at = 0"
 		" ORDER BY r.id LIMIT ?3",
 	[ST_CLAIM_MARK] = "UPDATE rows SET state = 1, updated_at = ?2 WHERE id = ?1",
+	/* the fresh rows ST_CLAIM_FRESH just read, in one statement */
+	[ST_CLAIM_MARK_FRESH] = "UPDATE rows SET state = 1, updated_at = ?3"
+				" WHERE id > ?1 AND id <= ?2 AND state = 0 AND next_attempt_at = 0",
 	[ST_JOB_RUNNING] = "UPDATE jobs SET state = 1 WHERE id = ?1 AND state = 0",
 	[ST_NEXT_DUE] = "SELECT MIN(r.next_attempt_at) FROM jobs j JOIN rows r ON r.job_id = j.id"
 			" WHERE j.tenant_id = ?1 AND j.state IN (0, 1) AND r.state = 0"
@@ -597,10 +601,29 @@ static struct cursor *cursor_of(struct store *s, int64_t job_id, int64_t first_r
 	return c;
 }
 
+/* Mark in flight the fresh rows of a job just read: every row the walk
+ * found in (after, last_id], so one range update (count rows, or -EIO). */
+static int mark_fresh(struct store *s, int64_t job_id, int64_t after, int64_t last_id,
+		      size_t count, uint64_t now_ms)
+{
+	sqlite3_stmt *mark = s->stmt[ST_CLAIM_MARK_FRESH];
+	sqlite3_bind_int64(mark, 1, after);
+	sqlite3_bind_int64(mark, 2, last_id);
+	sqlite3_bind_int64(mark, 3, (sqlite3_int64)now_ms);
+	int r = step_done(mark);
+	if (r == 0 && (size_t)sqlite3_changes(s->db) != count)
+		r = -EIO;
+	if (r == 0) {
+		sqlite3_bind_int64(s->stmt[ST_JOB_RUNNING], 1, job_id);
+		r = step_done(s->stmt[ST_JOB_RUNNING]);
+	}
+	return r;
+}
+
 /* Fresh rows of the tenant's active jobs, oldest job first, from each job's
- * cursor. Cursors of jobs no longer active are dropped. */
-static int claim_fresh(struct store *s, int64_t tenant_id, struct store_claim **claims, size_t *n,
-		       size_t limit)
+ * cursor, marked in flight. Cursors of jobs no longer active are dropped. */
+static int claim_fresh(struct store *s, int64_t tenant_id, uint64_t now_ms,
+		       struct store_claim **claims, size_t *n, size_t limit)
 {
 	sqlite3_stmt *jobs = s->stmt[ST_ACTIVE_JOBS];
 	sqlite3_stmt *fresh = s->stmt[ST_CLAIM_FRESH];
@@ -626,6 +649,8 @@ static int claim_fresh(struct store *s, int64_t tenant_id, struct store_claim **
 			sqlite3_bind_int64(fresh, 3, (sqlite3_int64)(limit - *n));
 			r = collect_claims(fresh, claims, n, limit, &last_id);
 			sqlite3_reset(fresh);
+			if (r == 0 && *n > before)
+				r = mark_fresh(s, job_id, c->after, last_id, *n - before, now_ms);
 			if (r < 0)
 				break;
 			/* a short page means nothing fresh is left in this job */
@@ -663,6 +688,7 @@ int store_rows_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, size_t
 	size_t n = 0;
 	int64_t last_job = 0;
 	bool walked = false;
+	size_t n_retry;
 	int r;
 
 	*ret_claims = NULL;
@@ -683,15 +709,17 @@ int store_rows_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, size_t
 	sqlite3_bind_int64(sel, 3, (sqlite3_int64)limit);
 	r = collect_claims(sel, claims, &n, limit, NULL);
 	sqlite3_reset(sel);
+	n_retry = n;
 	if (r == 0 && n < limit) {
 		walked = true;
-		r = claim_fresh(s, tenant_id, claims, &n, limit);
+		r = claim_fresh(s, tenant_id, now_ms, claims, &n, limit);
 	}
 	if (r < 0)
 		goto out;
 
+	/* rows due again, one by one (claim_fresh marked its own) */
 	sqlite3_stmt *mark = s->stmt[ST_CLAIM_MARK];
-	for (size_t i = 0; i < n && r == 0; i++) {
+	for (size_t i = 0; i < n_retry && r == 0; i++) {
 		sqlite3_bind_int64(mark, 1, claims[i]->row_id);
 		sqlite3_bind_int64(mark, 2, (sqlite3_int64)now_ms);
 		r = step_done(mark);
