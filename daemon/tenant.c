@@ -15,7 +15,7 @@
 #include "store.h"
 #include "timeutil.h"
 
-#define FLUSH_INTERVAL_MS 20u  /* group commit: results written at most this late */
+#define FLUSH_INTERVAL_MS 100u /* group commit: results written at most this late */
 #define FLUSH_BATCH 512u       /* ... or as soon as this many are waiting */
 #define BUSY_RETRY_MS 50u      /* the store was locked (an import is running) */
 #define BACKOFF_BASE_MS 1000u  /* transient errors: full jitter up to base * 2^n */
