@@ -2,10 +2,13 @@
 #include "upload.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "crypto.h"
@@ -202,6 +205,94 @@ static struct chunk *next_chunk(struct upload *u)
 	return c;
 }
 
+/* The spool: an unnamed file beside the database (O_TMPFILE; else a named
+ * one unlinked at once), gone with its descriptor whatever happens. */
+static int spool_open(const char *db_path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(db_path, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == db_path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - db_path), db_path);
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+		return fd >= 0 ? fd : -errno;
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof(path), "%s/.invited-upload-XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	unlink(path);
+	return fd;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Receive the whole upload into the spool (and its SHA-256): no lock is
+ * held meanwhile, however slowly the client sends. */
+static int spool(struct upload *u, int fd)
+{
+	struct chunk *c;
+	int r = 0;
+	while ((c = next_chunk(u))) {
+		r = crypto_sha256_update(u->sha, c->data, c->len);
+		if (r == 0)
+			r = write_all(fd, c->data, c->len);
+		free(c);
+		if (r < 0)
+			return r;
+	}
+	pthread_mutex_lock(&u->lock);
+	bool aborted = u->aborted;
+	pthread_mutex_unlock(&u->lock);
+	return aborted ? -ECANCELED : 0;
+}
+
+/* Parse the spooled file into the import. */
+static int parse(int fd, struct csv_reader *reader)
+{
+	static const size_t block = 256u << 10;
+	char *b = malloc(block);
+	if (!b)
+		return -ENOMEM;
+	int r = 0;
+	off_t off = 0;
+	for (;;) {
+		ssize_t n = pread(fd, b, block, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			r = n < 0 ? -errno : 0;
+			break;
+		}
+		off += n;
+		r = csv_reader_feed(reader, b, (size_t)n);
+		if (r < 0)
+			break;
+	}
+	free(b);
+	return r;
+}
+
+/* The worker: spool the upload, then import it in one transaction. The
+ * database's write lock is held only while the received file is parsed and
+ * stored (a second or two per 100,000 rows at most), never while a client
+ * takes its time: sending goes on meanwhile (docs/reliability.md). */
 static void work(uv_work_t *req)
 {
 	struct upload *u = req->data;
@@ -209,35 +300,34 @@ static void work(uv_work_t *req)
 	struct csv_reader *reader = NULL;
 	struct csv_limits limits = {.max_rows = u->max_rows};
 	struct csv_callbacks cb = {.on_header = on_header, .on_row = on_row, .on_error = on_error};
+	int fd = -1;
 	int r;
 
+	r = crypto_sha256_create(&u->sha);
+	if (r < 0)
+		goto out;
+	fd = spool_open(u->db_path);
+	if (fd < 0) {
+		r = fd;
+		res->failure = strdup(r == -ENOSPC ? "the disk is full" : "cannot create a file for the upload");
+		goto out;
+	}
+	r = spool(u, fd);
+	if (r < 0) {
+		if (r == -ENOSPC)
+			res->failure = strdup("the disk is full");
+		goto out;
+	}
 	r = store_import_begin(u->db_path, &u->job, &u->imp);
 	if (r < 0) {
 		res->failure = strdup(r == -EBUSY ? "the database is busy" : "cannot write to the database");
 		goto out;
 	}
 	r = csv_reader_create(&reader, &limits, &cb, u);
+	if (r == 0)
+		r = parse(fd, reader);
 	if (r < 0)
 		goto out;
-	r = crypto_sha256_create(&u->sha);
-	if (r < 0)
-		goto out;
-	struct chunk *c;
-	while ((c = next_chunk(u))) {
-		r = crypto_sha256_update(u->sha, c->data, c->len);
-		if (r == 0)
-			r = csv_reader_feed(reader, c->data, c->len);
-		free(c);
-		if (r < 0)
-			goto out;
-	}
-	pthread_mutex_lock(&u->lock);
-	bool aborted = u->aborted;
-	pthread_mutex_unlock(&u->lock);
-	if (aborted) {
-		r = -ECANCELED;
-		goto out;
-	}
 	r = csv_reader_finish(reader);
 	if (r < 0)
 		goto out;
@@ -267,6 +357,8 @@ out:
 		if (!res->failure)
 			res->failure = strdup(r == -ENOMEM ? "out of memory" : strerror(-r));
 	}
+	if (fd >= 0)
+		close(fd);
 	csv_reader_destroy(reader);
 	crypto_sha256_destroy(u->sha);
 	u->sha = NULL;

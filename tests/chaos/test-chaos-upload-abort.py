@@ -8,6 +8,7 @@ file submitted whole afterwards is stored and completes."""
 import os
 import signal
 import subprocess
+import time
 
 from chaos import Env, addresses, deadline_wait, portal_file, run, verify
 from harness import INVITECTL
@@ -79,6 +80,27 @@ def main(tap):
         p, done = env.wait_job(job["id"], timeout=120)
         tap.eq(done and done["state"], "completed", "and completes")
         verify(tap, env, job["id"], emails, 0, "after interrupted uploads")
+
+        # a client that stalls mid-upload holds no lock: sending goes on
+        busy = addresses("busy", N)
+        path = env.write("busy.csv", portal_file([[e, "", "false", ""] for e in busy]))
+        p, job2 = env.ctl_json("submit", path)
+        tap.eq(p.returncode, 0, "a second job to send")
+        base = len(emails)
+        deadline_wait(lambda: len(env.record()) >= base + 500, 30, "sending under way")
+        s = connect(env.sock)
+        s.sendall(frame(req) + frame(chunks[0]))
+        deadline_wait(lambda: request(env.sock, {"op": "stats"})["stats"]["connections"] >= 2,
+                      10, "the stalled upload's connection")
+        before = len(env.record())
+        time.sleep(2)  # the stall measured: how much is sent meanwhile
+        during = len(env.record()) - before
+        tap.ok(during >= 500 or len(env.record()) >= base + N,
+               "a stalled upload does not stop sending (%d invitations in its 2 s)" % during)
+        s.close()
+        p, done = env.wait_job(job2["id"], timeout=120)
+        tap.eq(done and done["state"], "completed", "the job sent meanwhile completes")
+        tap.eq(stored(env)[0], 2, "the stalled upload stored nothing")
 
 
 if __name__ == "__main__":
