@@ -118,7 +118,8 @@ static const char *store_error_text(int r)
 {
 	switch (r) {
 	case -EBUSY:
-		return "the database is busy storing an upload; try again in a moment";
+		return "the database is busy (an upload being stored, or another program "
+		       "writing to it); try again in a moment";
 	case -ENOSPC:
 		return "the disk under the database is full";
 	default:
@@ -688,8 +689,17 @@ static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
 	int64_t id, changed = 0;
 	if (!get_id(conn, req, &id))
 		return;
-	if (action == store_job_cancel || action == store_job_pause)
-		tenant_forget_job(d->tenant, id);
+	/* the job's claimed rows go back first, so that the action covers
+	 * them; if the database is too busy for that, so is the action: say
+	 * so after one wait (the claims are sent meanwhile) */
+	if (action == store_job_cancel || action == store_job_pause) {
+		int f = tenant_forget_job(d->tenant, id);
+		if (f == -EBUSY) {
+			reply_store_error(conn, f, id);
+			tenant_kick(d->tenant);
+			return;
+		}
+	}
 	enum store_action act = action == store_job_cancel  ? STORE_ACTION_CANCEL
 				: action == store_job_pause ? STORE_ACTION_PAUSE
 				: action == store_job_resume ? STORE_ACTION_RESUME

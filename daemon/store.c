@@ -771,7 +771,8 @@ int store_rows_release(struct store *s, const int64_t *row_ids, size_t n)
 {
 	if (n == 0)
 		return 0;
-	sqlite3_busy_timeout(s->db, 5000);
+	/* on the loop thread: as patient as an admin action, no more */
+	sqlite3_busy_timeout(s->db, 2000);
 	int r = begin(s);
 	for (size_t i = 0; i < n && r == 0; i++) {
 		sqlite3_bind_int64(s->stmt[ST_RELEASE], 1, row_ids[i]);

@@ -686,15 +686,15 @@ void tenant_kick(struct tenant *t)
 	arm_pump(t, 0);
 }
 
-void tenant_forget_job(struct tenant *t, int64_t job_id)
+int tenant_forget_job(struct tenant *t, int64_t job_id)
 {
 	if (!t->ready || t->ready_len == 0)
-		return;
+		return 0;
 	int64_t *ids = malloc(t->ready_len * sizeof(*ids));
 	size_t n_ids = 0;
 	if (!ids) {
 		log_error("Failed to put claimed rows back: out of memory (they are sent)");
-		return;
+		return -ENOMEM;
 	}
 	for (size_t i = 0; i < t->ready_len; i++) {
 		struct store_claim *c = t->ready[(t->ready_head + i) % t->ready_cap];
@@ -709,7 +709,7 @@ void tenant_forget_job(struct tenant *t, int64_t job_id)
 	if (r < 0) {
 		log_warning("Failed to put claimed rows back: %s (they are sent instead)",
 			    strerror(-r));
-		return;
+		return r;
 	}
 	size_t kept = 0;
 	for (size_t i = 0; i < t->ready_len; i++) {
@@ -720,6 +720,7 @@ void tenant_forget_job(struct tenant *t, int64_t job_id)
 			t->ready[(t->ready_head + kept++) % t->ready_cap] = c;
 	}
 	t->ready_len = kept;
+	return 0;
 }
 
 int tenant_unblock(struct tenant *t)

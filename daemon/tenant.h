@@ -64,8 +64,10 @@ void tenant_reconfigure(struct tenant *t, const struct tenant_options *opt);
 
 /* Something may be due now (a job was added, resumed, re-queued). */
 void tenant_kick(struct tenant *t);
-/* Claimed rows of this job go back to pending (before pause/cancel). */
-void tenant_forget_job(struct tenant *t, int64_t job_id);
+/* Claimed rows of this job (0: of every job) go back to pending (before
+ * pause/cancel). Waits up to 2 s for the database; -EBUSY (or another
+ * error): the claims are kept, and sent. */
+int tenant_forget_job(struct tenant *t, int64_t job_id);
 /* Told when Graph blocks the tenant (after the block is stored). */
 typedef void (*tenant_blocked_fn)(void *userdata);
 void tenant_set_blocked_fn(struct tenant *t, tenant_blocked_fn fn, void *userdata);
