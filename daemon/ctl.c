@@ -443,7 +443,9 @@ int ctl_create(struct daemon *d, const char *path, int listen_fd, struct ctl **r
 	else
 		r = listen_path(c, path);
 	if (r == 0)
-		r = uv_listen((uv_stream_t *)&c->server, 128, on_connection);
+		/* the kernel caps it at net.core.somaxconn (4096): a burst of
+		 * clients waits in the queue instead of failing with EAGAIN */
+		r = uv_listen((uv_stream_t *)&c->server, SOMAXCONN, on_connection);
 	if (r < 0) {
 		log_error("Failed to listen on '%s': %s", path, uv_strerror(r));
 		ctl_destroy(c);
