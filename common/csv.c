@@ -406,6 +406,9 @@ bool csv_email_check(const char *email, const char **ret_why)
 			return fail(ret_why, "domain label longer than 63 bytes");
 		if (label[0] == '-' || d[-1] == '-')
 			return fail(ret_why, "domain label starts or ends with '-'");
+		/* RFC 3696 §2: a top-level domain is never all digits */
+		if (d == end && strspn((const char *)label, "0123456789") >= n)
+			return fail(ret_why, "the top-level domain is all digits");
 		d++; /* past the '.' or the end */
 	}
 	return true;
@@ -938,6 +941,16 @@ static int process_header(struct csv_reader *r)
 	if (m.format == CSV_FORMAT_UNKNOWN)
 		return report_no_header(r, NULL);
 
+	/* a header cell holding a bare CR: the lines end in CR alone, so the
+	 * whole file reads as this one line */
+	for (size_t c = 0; c < r->n_cells; c++) {
+		if (strchr(r->fields[c], '\r')) {
+			r->phase = PHASE_DONE;
+			return report(r, r->rec_line,
+				      "the lines end in a carriage return alone (as classic Mac OS "
+				      "wrote them): save the file with LF or CRLF line ends");
+		}
+	}
 	r->format = m.format;
 	memcpy(r->col, m.col, sizeof(r->col));
 	if (r->cb.on_header) {
