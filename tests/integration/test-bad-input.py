@@ -20,7 +20,7 @@ CATALOGUE = {
     "bad-boolean.csv": (4, "invalid sendEmail value 'maybe'"),
     "binary-random.bin": (1, NO_HEADER),
     "blank-lines-only.csv": (1, NO_HEADER),
-    "cr-only-line-ends.csv": (1, "missing required column InvitedUserEmailAddress"),
+    "cr-only-line-ends.csv": (1, "save the file with LF or CRLF line ends"),
     "display-name-too-long.csv": (2, "display name too long (300 bytes, at most 256)"),
     "duplicate-column.csv": (2, "duplicate column [inviteeEmail]"),
     "duplicate-email.csv": (6, "duplicate email 'ANA@Fabrikam.example' (also on line 4)"),
