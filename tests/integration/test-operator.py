@@ -20,7 +20,9 @@ JOB_FIELDS = {"id", "name", "state", "created_at", "finished_at", "submitted_by"
 HOOK = """#!/bin/sh
 # on_complete test hook: $1 the log, then the other arguments
 log=$1; shift
-{ echo "ARGC=$#"; for a in "$@"; do echo "ARG=$a"; done; env | LC_ALL=C sort; echo "--"; } >> "$log"
+# one append per run: jobs that end in the same group commit run at once
+{ echo "ARGC=$#"; for a in "$@"; do echo "ARG=$a"; done; env | LC_ALL=C sort; echo "--"; } > "$log.$$"
+cat "$log.$$" >> "$log"; rm -f "$log.$$"
 [ "$INVITED_JOB_NAME" = fail-hook ] && exit 3
 exit 0
 """
