@@ -71,19 +71,14 @@ void journal_close(struct journal *j)
 	free(j);
 }
 
-static int put(struct buf *b, const void *p, size_t n)
-{
-	return buf_append(b, p, n);
-}
-
 static int put_u32(struct buf *b, uint32_t v)
 {
-	return put(b, &v, sizeof(v));
+	return buf_append(b, &v, sizeof(v));
 }
 
 static int put_u64(struct buf *b, uint64_t v)
 {
-	return put(b, &v, sizeof(v));
+	return buf_append(b, &v, sizeof(v));
 }
 
 static int put_str(struct buf *b, const char *s)
@@ -94,7 +89,7 @@ static int put_str(struct buf *b, const char *s)
 	if (n >= NO_STRING)
 		return -EINVAL;
 	int r = put_u32(b, (uint32_t)n);
-	return r < 0 ? r : put(b, s, n);
+	return r < 0 ? r : buf_append(b, s, n);
 }
 
 int journal_add(struct journal *j, const struct store_result *res)
@@ -256,7 +251,7 @@ int journal_read(struct journal *j, journal_record_fn fn, void *userdata, size_t
 			break;
 		}
 		r = fn(userdata, &res);
-		store_result_clear(&res);
+		store_result_clear(&res); /* what fn did not take */
 		if (r < 0)
 			break;
 		off += HEADER + len;

@@ -39,9 +39,10 @@ uint64_t journal_size(const struct journal *j);
 /* Everything journaled is committed: empty the file and the buffer. */
 int journal_reset(struct journal *j);
 
-/* Called for each whole record in file order; res's strings are borrowed.
- * Return <0 to stop (journal_read returns that). */
-typedef int (*journal_record_fn)(void *userdata, const struct store_result *res);
+/* Called for each whole record in file order. fn may take res's strings
+ * (and zero them); what it leaves is freed after the call. Return <0 to
+ * stop (journal_read returns that). */
+typedef int (*journal_record_fn)(void *userdata, struct store_result *res);
 /* Read the records on disk. *ret_torn: bytes at the end that do not form a
  * whole record (a write cut short), ignored. */
 int journal_read(struct journal *j, journal_record_fn fn, void *userdata, size_t *ret_torn);

@@ -332,8 +332,7 @@ void store_close(struct store *s)
 		store_flush(s);
 	}
 	/* what is still queued is journaled (or lost with the process anyway) */
-	if (s->journal && s->queue_len)
-		store_journal_write(s);
+	store_journal_write(s);
 	journal_close(s->journal);
 	for (size_t i = 0; i < s->queue_len; i++)
 		store_result_clear(&s->queue[i]);
@@ -391,7 +390,7 @@ struct replay {
 	size_t n, cap;
 };
 
-static int replay_add(void *userdata, const struct store_result *res)
+static int replay_add(void *userdata, struct store_result *res)
 {
 	struct replay *rp = userdata;
 	if (rp->n == rp->cap) {
@@ -403,12 +402,8 @@ static int replay_add(void *userdata, const struct store_result *res)
 		rp->cap = cap;
 	}
 	struct store_result *c = &rp->v[rp->n++];
-	*c = *res;
-	c->error_code = res->error_code ? strdup(res->error_code) : NULL;
-	c->error_message = res->error_message ? strdup(res->error_message) : NULL;
-	c->request_id = res->request_id ? strdup(res->request_id) : NULL;
-	c->invited_user_id = res->invited_user_id ? strdup(res->invited_user_id) : NULL;
-	c->invite_redeem_url = res->invite_redeem_url ? strdup(res->invite_redeem_url) : NULL;
+	*c = *res; /* the strings are taken over */
+	memset(res, 0, sizeof(*res));
 	c->journaled = 2;
 	return 0;
 }

@@ -28,7 +28,7 @@ static void keep(char out[64], const char *s)
 	snprintf(out, 64, "%s", s ? s : "");
 }
 
-static int collect(void *userdata, const struct store_result *res)
+static int collect(void *userdata, struct store_result *res)
 {
 	struct got *g = userdata;
 	if (g->n == 8)
