@@ -75,8 +75,7 @@ struct req {
 	struct reply reply;
 	const char *method; /* borrowed from MHD, valid for the request */
 	const char *url;
-	uint64_t start_ms;
-	uint64_t start_us; /* arrival: the latency counts from here */
+	uint64_t start_us; /* arrival (delay_now_us): the latency counts from here */
 	uint64_t due_us;   /* when a delayed answer is due */
 	char tenant[SIM_TENANT_MAX + 1];
 	char client_request_id[SIM_CLIENT_REQUEST_ID_MAX + 1];
@@ -554,7 +553,6 @@ static struct req *req_create(struct server *srv, struct MHD_Connection *conn, c
 		return NULL;
 	q->method = method;
 	q->url = url;
-	q->start_ms = time_mono_ms();
 	q->start_us = delay_now_us();
 	q->route = route_of(method, url, q->tenant);
 	buf_init(&q->body);
@@ -589,7 +587,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		atomic_fetch_sub(&srv->sim.stats.hangs_held, 1);
 	if (srv->sim.cfg.verbose && q->state == REQ_HANGING)
 		log_info("%s %s -> hang released after %llu ms", q->method, q->url,
-			 (unsigned long long)(time_mono_ms() - q->start_ms));
+			 (unsigned long long)((delay_now_us() - q->start_us) / 1000u));
 	buf_finish(&q->body);
 	reply_finish(&q->reply);
 	free(q);
@@ -686,7 +684,7 @@ static enum MHD_Result respond(struct server *srv, struct MHD_Connection *conn, 
 	MHD_destroy_response(resp);
 	if (srv->sim.cfg.verbose)
 		log_info("%s %s -> %u (%llu ms)", q->method, q->url, r->status,
-			 (unsigned long long)(time_mono_ms() - q->start_ms));
+			 (unsigned long long)((delay_now_us() - q->start_us) / 1000u));
 	return ret;
 }
 
