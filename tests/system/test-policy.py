@@ -104,6 +104,12 @@ def check(tap, people):
             except ValueError:
                 return p, None
 
+        groups = {k: sh("id", "-Gn", n).stdout.split() for k, n in N.items()}
+        tap.ok(people.allow in groups["owner"] and people.allow in groups["other"] and
+               people.admins in groups["admin"] and people.allow not in groups["admin"] and
+               not {people.allow, people.admins} & set(groups["outsider"]),
+               "users made: owner, other in %s; admin in %s only; outsider in neither" %
+               (people.allow, people.admins), groups)
         small = env.write("small.csv", rows("small", 2))
         big = env.write("big.csv", rows("big", 300))
         for f in (small, big):
