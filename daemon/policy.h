@@ -60,11 +60,12 @@ enum policy_role {
 
 enum policy_role policy_role(const struct peer *p, const struct policy_groups *g);
 
-/* What a request needs (a column of ops.c's table). */
+/* What a request needs (a column of ops.c's table). The zero value is the
+ * strictest: an op added without its column is for admins only. */
 enum policy_need {
-	POLICY_ANY,   /* any member: status, stats, submit, validate, jobs, audit (filtered) */
-	POLICY_OWNER, /* the job's owner or an admin (when the request names a job) */
-	POLICY_ADMIN, /* root and admin_group only: reload, lifting a tenant's block */
+	POLICY_ADMIN = 0, /* root and admin_group only: reload, lifting a tenant's block */
+	POLICY_OWNER,     /* the job's owner or an admin (when the request names a job) */
+	POLICY_ANY,       /* any member: status, stats, submit, validate, jobs, audit (filtered) */
 };
 
 /* The job a request names; owner_user borrowed. */

@@ -176,6 +176,21 @@ static void test_roles(void)
 	free(why);
 }
 
+static void test_default_need(void)
+{
+	/* a table row that forgets its column */
+	static const struct {
+		const char *name;
+		enum policy_need need;
+	} forgot = {.name = "new-op"};
+	struct policy_groups g = make_groups(true);
+	struct peer p = make_peer(OWNER);
+	char *why = NULL;
+	is_int(policy_check(&p, &g, forgot.need, NULL, "use new-op", &why), -EPERM,
+	       "an op without its need column is for admins only");
+	free(why);
+}
+
 static void test_groups_init(void)
 {
 	struct policy_groups g;
@@ -225,6 +240,7 @@ int main(void)
 	tap_plan_none();
 	test_table();
 	test_roles();
+	test_default_need();
 	test_groups_init();
 	test_refusal_dedupe();
 	return tap_done();
