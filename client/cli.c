@@ -219,7 +219,8 @@ int cli_reply_check(const json_t *reply, const char *label)
 		cli_print_problems(label, json_object_get(err, "errors"),
 		                   cli_int(err, "error_count"));
 	cli_error("%s", msg ? msg : code ? code : "request failed");
-	if (code && strcmp(code, PROTO_ERR_PERMISSION) == 0)
+	/* a refusal with a "rule" (SPEC §6) names it already: the hint is the socket's */
+	if (code && strcmp(code, PROTO_ERR_PERMISSION) == 0 && !json_object_get(err, "rule"))
 		permission_hint();
 	return proto_error_exit_code(code);
 }

@@ -58,6 +58,7 @@ void config_finish(struct config *c)
 	free(c->socket_path);
 	free(c->database);
 	free(c->allow_group);
+	free(c->admin_group);
 	hook_argv_free(c->on_complete);
 	memset(c, 0, sizeof(*c));
 }
@@ -244,6 +245,8 @@ static int handle(void *user, const char *section, const char *name, const char 
 		}
 		if (strcmp(name, "allow_group") == 0)
 			return set_string(&c->allow_group, value) == 0;
+		if (strcmp(name, "admin_group") == 0)
+			return set_string(&c->admin_group, value) == 0;
 		if (strcmp(name, "max_upload_bytes") == 0) {
 			if (!parse_u64(value, 1024, UINT64_C(1) << 40, &c->max_upload_bytes))
 				return fail(st, "%s: '%s' is not a size from 1024 bytes to 1 TiB", name,
@@ -384,6 +387,7 @@ void config_dump(const struct config *c, FILE *f)
 		c->batch);
 	fprintf(f, "\n[daemon]\nsocket = %s\ndatabase = %s\nallow_group = %s\n", c->socket_path,
 		c->database, c->allow_group ? c->allow_group : "");
+	fprintf(f, "admin_group = %s\n", c->admin_group ? c->admin_group : "");
 	fprintf(f, "max_upload_bytes = %llu\nmax_rows = %llu\nretention_days = %u\n",
 		(unsigned long long)c->max_upload_bytes, (unsigned long long)c->max_rows,
 		c->retention_days);

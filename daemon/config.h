@@ -29,6 +29,7 @@ struct config {
 	char *socket_path;
 	char *database;
 	char *allow_group; /* NULL or empty: root and the daemon's own uid only */
+	char *admin_group; /* NULL or empty: none; members may act on every job (policy.h) */
 	uint64_t max_upload_bytes;
 	uint64_t max_rows;
 	unsigned retention_days; /* finished jobs older than this are deleted; 0 keeps them */

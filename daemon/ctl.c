@@ -16,13 +16,13 @@
 #include "daemon.h"
 #include "log.h"
 #include "ops.h"
+#include "policy.h"
 #include "proto.h"
 #include "upload.h"
 
 #define MAX_CONNECTIONS 256
 #define READ_BUFFER (64u * 1024u)
 #define MAX_BUFFERED (2u * PROTO_MAX_FRAME + 64u * 1024u) /* unprocessed bytes per connection */
-#define MAX_PEER_GROUPS 256
 
 enum conn_state {
 	CONN_IDLE,   /* reading requests */
@@ -49,6 +49,7 @@ struct ctl_conn {
 	enum conn_state state;
 	uid_t uid;
 	char *user;
+	struct peer peer; /* uid, groups; peer.user is user */
 	bool allowed;
 	bool reading;
 	bool upload_paused;
@@ -200,16 +201,17 @@ static void handle_request(struct ctl_conn *conn, const char *payload, size_t le
 {
 	json_error_t jerr;
 	if (!conn->allowed) {
-		log_warning("Refused a request from uid %u (%s): not root and not in group '%s'",
-			    (unsigned)conn->uid, conn->user,
-			    conn->ctl->daemon->config.allow_group ? conn->ctl->daemon->config.allow_group : "");
+		char *why = NULL;
+		struct daemon *d = conn->ctl->daemon;
+		if (policy_check(&conn->peer, &d->groups, POLICY_ANY, NULL, NULL, &why) == 0)
+			why = NULL; /* the groups cannot change under a connection */
+		log_warning("Refused a request from uid %u (%s): %s", (unsigned)conn->uid,
+			    conn->user, why ? why : "out of memory");
 		conn->state = CONN_BUSY;
 		conn->close_after_write = true;
 		stop_reading(conn);
-		ctl_conn_error(conn, PROTO_ERR_PERMISSION,
-			       "permission denied: uid %u is not root and not a member of group '%s'",
-			       (unsigned)conn->uid,
-			       conn->ctl->daemon->config.allow_group ? conn->ctl->daemon->config.allow_group : "");
+		ctl_conn_error(conn, PROTO_ERR_PERMISSION, "%s", why ? why : "permission denied");
+		free(why);
 		return;
 	}
 	json_t *req = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
@@ -323,23 +325,23 @@ const char *ctl_conn_user(const struct ctl_conn *conn)
 	return conn->user;
 }
 
+const struct peer *ctl_conn_peer(const struct ctl_conn *conn)
+{
+	return &conn->peer;
+}
+
 unsigned ctl_connections(const struct ctl *c)
 {
 	return c->n_conns;
 }
 
-static bool peer_in_group(int fd, gid_t primary, gid_t want)
+/* The peer's supplementary groups (as many as fit) into p. */
+static void peer_groups(int fd, struct peer *p)
 {
-	if (primary == want)
-		return true;
-	gid_t groups[MAX_PEER_GROUPS];
-	socklen_t len = sizeof(groups);
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
-		return false;
-	for (size_t i = 0; i < len / sizeof(gid_t); i++)
-		if (groups[i] == want)
-			return true;
-	return false;
+	socklen_t len = sizeof(p->groups);
+	p->n_groups = getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, p->groups, &len) < 0
+			      ? 0
+			      : len / sizeof(gid_t);
 }
 
 static char *user_name(uid_t uid)
@@ -388,8 +390,12 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	conn->uid = cred.uid;
 	conn->user = user_name(cred.uid);
-	conn->allowed = cred.uid == 0 || cred.uid == getuid() ||
-			(c->have_group && peer_in_group(fd, cred.gid, c->allow_gid));
+	conn->peer.uid = cred.uid;
+	conn->peer.gid = cred.gid;
+	conn->peer.user = conn->user;
+	peer_groups(fd, &conn->peer);
+	/* root, the daemon's own uid, allow_group or admin_group (policy.c) */
+	conn->allowed = policy_role(&conn->peer, &c->daemon->groups) != POLICY_ROLE_NONE;
 	if (!conn->user || c->n_conns > MAX_CONNECTIONS) {
 		log_warning("Refusing a control connection: %u open already", c->n_conns - 1);
 		conn_close(conn);
@@ -408,7 +414,7 @@ static int listen_path(struct ctl *c, const char *path)
 	if (r < 0)
 		return r;
 	c->path = strdup(path);
-	if (chmod(path, 0660) < 0)
+	if (chmod(path, policy_socket_mode(&c->daemon->groups)) < 0)
 		return -errno;
 	if (c->have_group && chown(path, (uid_t)-1, c->allow_gid) < 0 && getuid() == 0)
 		log_warning("Failed to give socket '%s' to group %u: %s", path,

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ctl: the control socket (docs/protocol.md). Accepts connections, checks
- * each peer (SO_PEERCRED, allow_group), splits the byte stream into frames,
+ * each peer (SO_PEERCRED, SO_PEERGROUPS; policy.h decides), splits the byte stream into frames,
  * hands JSON requests to ops_dispatch() and upload frames to the upload
  * under way, and writes replies. One request per connection at a time.
  */
@@ -41,5 +41,8 @@ typedef void (*ctl_conn_gone_fn)(void *userdata);
 void ctl_conn_on_gone(struct ctl_conn *conn, ctl_conn_gone_fn fn, void *userdata);
 
 uid_t ctl_conn_uid(const struct ctl_conn *conn);
+/* Who the peer is (policy.h), borrowed for the connection's life. */
+struct peer;
+const struct peer *ctl_conn_peer(const struct ctl_conn *conn);
 const char *ctl_conn_user(const struct ctl_conn *conn);
 unsigned ctl_connections(const struct ctl *c);

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "policy.h"
 
 struct auth;
 struct hook;
@@ -30,6 +31,10 @@ struct daemon {
 	struct hook *hook; /* NULL unless [daemon] on_complete is set */
 	uint64_t started_mono_ms;
 	struct waiter *waiters; /* `wait` requests not answered yet (ops.c) */
+	/* who may do what (policy.h): the groups of the one tenant today, from
+	 * [daemon]; SPEC §7 makes them per tenant */
+	struct policy_groups groups;
+	struct policy_refusals refusals; /* refusals logged recently (ops.c) */
 	bool stopping;
 	const char *config_path; /* for reload: the file given at start */
 	bool config_required;

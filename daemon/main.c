@@ -596,6 +596,12 @@ int main(int argc, char **argv)
 	}
 	tenant_set_blocked_fn(d.tenant, on_blocked, &d);
 
+	/* who may do what (policy.h); allow_group's absence ctl_create() tells */
+	policy_groups_init(&d.groups, d.config.allow_group, d.config.admin_group, getuid());
+	if (d.config.admin_group && *d.config.admin_group && !d.groups.have_admin)
+		log_warning("Group '%s' (admin_group) does not exist: only root and uid %u may act "
+			    "on every job",
+			    d.config.admin_group, (unsigned)getuid());
 	r = ctl_create(&d, d.config.socket_path, listen_fd_from_systemd(), &d.ctl);
 	if (r < 0)
 		goto out;

@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "hook.h"
 #include "log.h"
+#include "policy.h"
 #include "proto.h"
 #include "store.h"
 #include "tenant.h"
@@ -436,7 +437,9 @@ static void op_jobs(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	bool all = json_is_true(json_object_get(req, "all"));
 	struct page pg = {.d = d, .items = json_array()};
 	uint64_t now = time_now_ms();
-	int r = store_jobs_list(d->store, all, now > RECENT_MS ? now - RECENT_MS : 0, add_job, &pg);
+	int64_t uid = policy_list_uid(ctl_conn_peer(conn), &d->groups); /* a member: own jobs */
+	int r = store_jobs_list_owned(d->store, uid, all, now > RECENT_MS ? now - RECENT_MS : 0,
+				      add_job, &pg);
 	if (r < 0) {
 		json_decref(pg.items);
 		reply_store_error(conn, r, 0);
@@ -679,7 +682,101 @@ void ops_tenant_blocked(struct daemon *d)
 	answer_waiters(d, 0);
 }
 
+/* Refuse a request with the rule that stops it (takes why); logged once
+ * per uid, op and job in a while (policy_refusal_note). */
+static void refuse(struct daemon *d, struct ctl_conn *conn, const char *op, int64_t job_id,
+		   const char *rule, char *why)
+{
+	unsigned suppressed = 0;
+	const struct peer *p = ctl_conn_peer(conn);
+	if (policy_refusal_note(&d->refusals, p->uid, op, job_id, time_mono_ms(), &suppressed)) {
+		struct buf more = BUF_INIT;
+		if (suppressed)
+			buf_printf(&more, " (refused %u more time%s since last logged)", suppressed,
+				   suppressed == 1 ? "" : "s");
+		log_warning("Refused '%s' from uid %u (%s): %s%s", op, (unsigned)p->uid,
+			    ctl_conn_user(conn), why, more.data ? more.data : "");
+		buf_finish(&more);
+	}
+	/* "rule" tells the client that this is not the socket's allow_group */
+	ctl_conn_reply(conn, json_pack("{s:b,s:{s:s,s:s,s:s}}", "ok", 0, "error", "code",
+				       PROTO_ERR_PERMISSION, "message", why, "rule", rule));
+	free(why);
+}
+
 /* ---- cancel, pause, resume, retry ---- */
+
+/* The tenant's block lifted by who (borrowed) with a resume of job id: in
+ * the audit trail and the journal. */
+static void audit_unblock(struct daemon *d, const struct store_actor *who, int64_t id,
+			  const char *reason)
+{
+	struct buf detail = BUF_INIT;
+	buf_printf(&detail, "tenant '%s' unblocked after: %s", tenant_name(d->tenant),
+		   reason ? reason : "?");
+	struct store_audit a = {.uid = who->uid,
+				.user = who->user,
+				.action = "unblock",
+				.job_id = id,
+				.detail = detail.data};
+	if (!detail.data || store_audit_add(d->store, &a) < 0)
+		log_error("Failed to record the lifting of tenant '%s's block in the audit trail",
+			  tenant_name(d->tenant));
+	audit_log("unblock", who->uid, who->user, id, NULL, "Tenant '%s' unblocked by %s (uid %lld)",
+		  tenant_name(d->tenant), who->user, (long long)who->uid);
+	buf_finish(&detail);
+}
+
+/*
+ * resume lifts the tenant's block too, when the peer may (root and
+ * admin_group, SPEC §6); a member's resume of their own paused job resumes
+ * the job only, and a member's resume that would only lift the block is
+ * refused. 1: lift it, 0: not blocked or not theirs to lift, -1: refused
+ * (replied). *ret_reason: owned copy of the block's reason when 1.
+ */
+static int resume_unblock(struct daemon *d, struct ctl_conn *conn, int64_t id, char **ret_reason)
+{
+	const char *blocked = tenant_blocked(d->tenant);
+	if (!blocked)
+		return 0;
+	struct buf what = BUF_INIT;
+	char *why = NULL;
+	buf_printf(&what, "lift the block of tenant '%s'", tenant_name(d->tenant));
+	int r = what.data ? policy_check(ctl_conn_peer(conn), &d->groups, POLICY_ADMIN, NULL,
+					 what.data, &why)
+			  : -ENOMEM;
+	buf_finish(&what);
+	if (r == 0) {
+		*ret_reason = strdup(blocked);
+		return 1;
+	}
+	struct store_job j;
+	int g = r == -EPERM ? store_job_get(d->store, id, &j) : r;
+	bool paused = g == 0 && j.state == JOB_STATE_PAUSED;
+	if (g == 0)
+		store_job_clear(&j);
+	if (paused) {
+		free(why);
+		return 0;
+	}
+	if (g < 0) {
+		free(why);
+		if (g == -ENOMEM)
+			ctl_conn_error(conn, PROTO_ERR_INTERNAL, "out of memory");
+		else
+			reply_store_error(conn, g, id);
+		return -1;
+	}
+	struct buf m = BUF_INIT;
+	buf_printf(&m, "job %lld is not paused, and %s", (long long)id, why);
+	free(why);
+	if (!m.data) {
+		ctl_conn_error(conn, PROTO_ERR_INTERNAL, "out of memory");
+		return -1;
+	}
+	refuse(d, conn, "resume", id, "admin", buf_steal(&m));
+	return -1;
+}
 
 /* code: retry only the failed rows with this error_code (NULL: all). */
 static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
@@ -700,6 +797,10 @@ static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
 			return;
 		}
 	}
+	char *block_reason = NULL;
+	int unblock = action == store_job_resume ? resume_unblock(d, conn, id, &block_reason) : 0;
+	if (unblock < 0)
+		return;
 	enum store_action act = action == store_job_cancel  ? STORE_ACTION_CANCEL
 				: action == store_job_pause ? STORE_ACTION_PAUSE
 				: action == store_job_resume ? STORE_ACTION_RESUME
@@ -708,18 +809,23 @@ static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
 	struct store_actor who = {.uid = (int64_t)ctl_conn_uid(conn), .user = ctl_conn_user(conn)};
 	int r = store_job_action(d->store, act, id, code, &who, &changed);
 	if (r < 0) {
+		free(block_reason);
 		reply_store_error(conn, r, id);
 		tenant_kick(d->tenant);
 		return;
 	}
-	if (action == store_job_resume) {
+	if (unblock > 0) {
 		int u = tenant_unblock(d->tenant);
 		if (u < 0) {
+			free(block_reason);
 			reply_store_error(conn, u, id);
 			return;
 		}
 		changed += u;
+		if (u > 0)
+			audit_unblock(d, &who, id, block_reason);
 	}
+	free(block_reason);
 	audit_log(verb, who.uid, who.user, id, NULL, "Job %lld: %s%s%s by %s (uid %u), %lld changed",
 		  (long long)id, verb, code ? " of rows failed with " : "", code ? code : "",
 		  ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn), (long long)changed);
@@ -802,7 +908,9 @@ static void op_audit(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	}
 	struct page pg = {.items = json_array()};
 	int64_t next = 0;
-	int r = store_audit_list(d->store, job, before, (unsigned)limit, add_audit, &pg, &next);
+	int64_t uid = policy_list_uid(ctl_conn_peer(conn), &d->groups); /* a member: own entries */
+	int r = store_audit_list_owned(d->store, uid, job, before, (unsigned)limit, add_audit, &pg,
+				       &next);
 	if (r < 0) {
 		json_decref(pg.items);
 		reply_store_error(conn, r, 0);
@@ -812,14 +920,78 @@ static void op_audit(struct daemon *d, struct ctl_conn *conn, json_t *req)
 				       next ? json_integer(next) : json_null()));
 }
 
+/* The groups that rule a tenant's jobs: the [daemon] ones for the one
+ * tenant today; SPEC §7 gives each tenant its own (tenant_id unused yet). */
+static const struct policy_groups *tenant_groups(struct daemon *d, int64_t tenant_id)
+{
+	(void)tenant_id;
+	return &d->groups;
+}
+
+/* May the peer make this request (policy.c decides)? If not, the refusal
+ * is sent and false returned. */
+static bool request_allowed(struct daemon *d, struct ctl_conn *conn, json_t *req, const char *op,
+			    enum policy_need need, const char *job_key, const char *what)
+{
+	const struct peer *p = ctl_conn_peer(conn);
+	const struct policy_groups *groups = tenant_groups(d, 0);
+	struct store_job j;
+	struct policy_job pj = {0};
+	bool have_job = false;
+	json_t *v = job_key ? json_object_get(req, job_key) : NULL;
+	/* only a member's request needs the job's owner */
+	if (need == POLICY_OWNER && json_is_integer(v) && json_integer_value(v) > 0 &&
+	    policy_role(p, groups) == POLICY_ROLE_MEMBER) {
+		pj.id = json_integer_value(v);
+		int r = store_job_get(d->store, pj.id, &j);
+		if (r < 0 && r != -ENOENT) {
+			reply_store_error(conn, r, pj.id);
+			return false;
+		}
+		/* no such job: the op says so, as to anyone (job ids are no secret) */
+		have_job = r == 0;
+		pj.owner_uid = have_job ? j.uid : 0;
+		pj.owner_user = have_job ? j.user : NULL;
+		if (have_job)
+			groups = tenant_groups(d, j.tenant_id);
+	}
+	char *why = NULL;
+	int r = policy_check(p, groups, need, have_job ? &pj : NULL, what, &why);
+	if (have_job)
+		store_job_clear(&j);
+	if (r == 0)
+		return true;
+	if (r == -ENOMEM)
+		ctl_conn_error(conn, PROTO_ERR_INTERNAL, "out of memory");
+	else
+		refuse(d, conn, op, pj.id, need == POLICY_OWNER ? "owner" : "admin", why);
+	return false;
+}
+
+/* need: what the op needs of the peer (policy.h); job_key: the request key
+ * naming the job a POLICY_OWNER op acts on; what: a POLICY_ADMIN op's
+ * action, for its refusal. */
 static const struct {
 	const char *name;
 	void (*fn)(struct daemon *d, struct ctl_conn *conn, json_t *req);
+	enum policy_need need;
+	const char *job_key;
+	const char *what;
 } ops[] = {
-	{"status", op_status}, {"stats", op_stats},   {"submit", op_submit}, {"validate", op_validate},
-	{"jobs", op_jobs},     {"job", op_job},       {"rows", op_rows},     {"wait", op_wait},
-	{"cancel", op_cancel}, {"pause", op_pause},   {"resume", op_resume}, {"retry", op_retry},
-	{"reload", op_reload}, {"audit", op_audit},
+	{"status", op_status, POLICY_ANY, NULL, NULL},
+	{"stats", op_stats, POLICY_ANY, NULL, NULL},
+	{"submit", op_submit, POLICY_ANY, NULL, NULL},
+	{"validate", op_validate, POLICY_ANY, NULL, NULL},
+	{"jobs", op_jobs, POLICY_ANY, NULL, NULL}, /* a member's own (policy_list_uid) */
+	{"job", op_job, POLICY_OWNER, "id", NULL},
+	{"rows", op_rows, POLICY_OWNER, "id", NULL},
+	{"wait", op_wait, POLICY_OWNER, "id", NULL},
+	{"cancel", op_cancel, POLICY_OWNER, "id", NULL},
+	{"pause", op_pause, POLICY_OWNER, "id", NULL},
+	{"resume", op_resume, POLICY_OWNER, "id", NULL}, /* a tenant's block: op_action */
+	{"retry", op_retry, POLICY_OWNER, "id", NULL},
+	{"reload", op_reload, POLICY_ADMIN, NULL, "reload the configuration"},
+	{"audit", op_audit, POLICY_OWNER, "job", NULL}, /* a member's own entries */
 };
 
 void ops_dispatch(struct daemon *d, struct ctl_conn *conn, json_t *req)
@@ -831,7 +1003,9 @@ void ops_dispatch(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	}
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 		if (strcmp(op, ops[i].name) == 0) {
-			ops[i].fn(d, conn, req);
+			if (request_allowed(d, conn, req, ops[i].name, ops[i].need, ops[i].job_key,
+					    ops[i].what))
+				ops[i].fn(d, conn, req);
 			return;
 		}
 	ctl_conn_error(conn, PROTO_ERR_USAGE, "unknown op '%s'", op);

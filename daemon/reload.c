@@ -64,6 +64,7 @@ int daemon_reload(struct daemon *d, int64_t uid, const char *user, char **ret_me
 		{"socket", offsetof(struct config, socket_path)},
 		{"database", offsetof(struct config, database)},
 		{"allow_group", offsetof(struct config, allow_group)},
+		{"admin_group", offsetof(struct config, admin_group)},
 	};
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
 		const char *a = *(char *const *)((const char *)&d->config + fixed[i].offset);

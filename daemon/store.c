@@ -1039,21 +1039,28 @@ int store_job_get(struct store *s, int64_t id, struct store_job *ret)
 
 int store_jobs_list(struct store *s, bool all, uint64_t since_ms, store_job_fn fn, void *userdata)
 {
+	return store_jobs_list_owned(s, -1, all, since_ms, fn, userdata);
+}
+
+int store_jobs_list_owned(struct store *s, int64_t uid, bool all, uint64_t since_ms,
+			  store_job_fn fn, void *userdata)
+{
 	sqlite3_stmt *st = NULL;
 	struct buf sql = BUF_INIT;
 	/* same columns as ST_JOB_GET */
 	const char *get = stmt_sql[ST_JOB_GET];
 	const char *where = strstr(get, " WHERE ");
 	buf_append(&sql, get, (size_t)(where - get));
+	buf_append_str(&sql, " WHERE (?2 < 0 OR j.submitted_uid = ?2)");
 	if (!all)
-		buf_append_str(&sql, " WHERE j.finished_at IS NULL OR j.finished_at >= ?1");
+		buf_append_str(&sql, " AND (j.finished_at IS NULL OR j.finished_at >= ?1)");
 	buf_append_str(&sql, " ORDER BY j.id DESC");
 	int r = sqlite_errno(sqlite3_prepare_v2(s->db, sql.data, -1, &st, NULL));
 	buf_finish(&sql);
 	if (r < 0)
 		goto out;
-	if (!all)
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)since_ms);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)since_ms);
+	sqlite3_bind_int64(st, 2, uid);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct store_job j;
@@ -1335,14 +1342,23 @@ int store_audit_add(struct store *s, const struct store_audit *a)
 int store_audit_list(struct store *s, int64_t job_id, int64_t before, unsigned limit,
 		     store_audit_fn fn, void *userdata, int64_t *ret_next)
 {
+	return store_audit_list_owned(s, -1, job_id, before, limit, fn, userdata, ret_next);
+}
+
+int store_audit_list_owned(struct store *s, int64_t uid, int64_t job_id, int64_t before,
+			   unsigned limit, store_audit_fn fn, void *userdata, int64_t *ret_next)
+{
 	sqlite3_stmt *st = NULL;
 	int r = sqlite_errno(sqlite3_prepare_v2(
 		s->db,
 		"SELECT id, at, uid, user, action, job_id, sha256, detail FROM audit"
-		" WHERE (?1 = 0 OR job_id = ?1) AND (?2 = 0 OR id < ?2) ORDER BY id DESC LIMIT ?3",
+		" WHERE (?1 = 0 OR job_id = ?1) AND (?2 = 0 OR id < ?2)"
+		" AND (?4 < 0 OR uid = ?4 OR job_id IN (SELECT id FROM jobs WHERE submitted_uid = ?4))"
+		" ORDER BY id DESC LIMIT ?3",
 		-1, &st, NULL));
 	if (r < 0)
 		return r;
+	sqlite3_bind_int64(st, 4, uid);
 	sqlite3_bind_int64(st, 1, job_id);
 	sqlite3_bind_int64(st, 2, before);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1);

@@ -171,6 +171,9 @@ typedef int (*store_job_fn)(void *userdata, const struct store_job *job);
 /* Newest first. all=false: active jobs and those finished since since_ms.
  * fn returns <0 to fail, >0 to stop early (then the list returns 1). */
 int store_jobs_list(struct store *s, bool all, uint64_t since_ms, store_job_fn fn, void *userdata);
+/* The same, of the jobs submitted by uid only (uid < 0: every job; policy.h). */
+int store_jobs_list_owned(struct store *s, int64_t uid, bool all, uint64_t since_ms,
+			  store_job_fn fn, void *userdata);
 typedef int (*store_row_fn)(void *userdata, const struct store_row *row);
 /* Up to limit rows of a job after cursor (0: from the start), state -1 for
  * any; *ret_next is the cursor for the next page or 0 when done. fn returns
@@ -222,6 +225,10 @@ typedef int (*store_audit_fn)(void *userdata, const struct store_audit *a);
  * when done. fn returns <0 to fail, >0 to end the page after this entry. */
 int store_audit_list(struct store *s, int64_t job_id, int64_t before, unsigned limit,
 		     store_audit_fn fn, void *userdata, int64_t *ret_next);
+/* The same, of the entries uid made or that are about a stored job uid
+ * submitted (uid < 0: every entry; policy.h). */
+int store_audit_list_owned(struct store *s, int64_t uid, int64_t job_id, int64_t before,
+			   unsigned limit, store_audit_fn fn, void *userdata, int64_t *ret_next);
 
 /* Totals over unfinished jobs, for status. */
 int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending,
