@@ -2,11 +2,14 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -381,6 +384,17 @@ static int on_close_socket(void *userp, curl_socket_t s)
 	return close(s);
 }
 
+/* Every socket curl opens is close-on-exec: nothing spawned by this process
+ * inherits a Graph connection (defence in depth: the on_complete command is
+ * spawned by a helper that holds none, hook.h). */
+static curl_socket_t on_open_socket(void *userp, curlsocktype purpose,
+				    struct curl_sockaddr *address)
+{
+	(void)userp;
+	(void)purpose;
+	return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
 static int handle_socket(CURL *easy, curl_socket_t s, int action, void *userp, void *socketp)
 {
 	struct http *h = userp;
@@ -473,6 +487,26 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userp)
 	return n;
 }
 
+/* curl_multi_init opens a socketpair of its own (its wakeup), without
+ * close-on-exec in older versions: mark every descriptor above stdio. */
+static void cloexec_all(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end || end == e->d_name || fd <= 2 || fd == dirfd(d))
+			continue;
+		int fl = fcntl((int)fd, F_GETFD);
+		if (fl >= 0 && !(fl & FD_CLOEXEC))
+			(void)fcntl((int)fd, F_SETFD, fl | FD_CLOEXEC);
+	}
+	closedir(d);
+}
+
 int http_create(uv_loop_t *loop, unsigned max_connections, struct http **ret)
 {
 	static int global_done;
@@ -486,6 +520,7 @@ int http_create(uv_loop_t *loop, unsigned max_connections, struct http **ret)
 		return -ENOMEM;
 	h->loop = loop;
 	h->multi = curl_multi_init();
+	cloexec_all();
 	if (!h->multi) {
 		free(h);
 		return -ENOMEM;
@@ -582,6 +617,7 @@ int http_post(struct http *h, const struct http_post_spec *spec, char *body, siz
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, rq);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, rq);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, h);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, rq->error_text);

@@ -55,12 +55,21 @@ def main(tap):
         env.start_sim()
         env.write_config()
 
-        # an on_complete command that keeps what it was given
-        script = os.path.join(env.dir, "on-complete.sh")
+        # an on_complete command that keeps what it was given (it runs as
+        # hook_user, nobody, when invited is root: its files are where that
+        # user may write)
+        out_dir = os.path.join(env.dir, "hook")
+        os.mkdir(out_dir)
+        os.chmod(env.dir, 0o711)
+        if os.geteuid() == 0:
+            import pwd
+            nobody = pwd.getpwnam("nobody")
+            os.chown(out_dir, nobody.pw_uid, nobody.pw_gid)
+        script = os.path.join(out_dir, "on-complete.sh")
         with open(script, "w") as f:
             f.write("#!/bin/sh\ncat /proc/$$/environ > %s/child.environ\n"
                     "cat /proc/$$/cmdline > %s/child.cmdline\n"
-                    "env > %s/child.env\n" % (env.dir, env.dir, env.dir))
+                    "env > %s/child.env\n" % (out_dir, out_dir, out_dir))
         os.chmod(script, 0o755)
         child = on_complete_supported(env, script)
         if child:
@@ -97,12 +106,12 @@ def main(tap):
             tap.ok(True, "# SKIP /proc/%d/environ and cmdline are root's to read" % pid)
 
         if child:
-            deadline_wait(lambda: os.path.exists(os.path.join(env.dir, "child.cmdline")),
+            deadline_wait(lambda: os.path.exists(os.path.join(out_dir, "child.cmdline")),
                           30, "the on_complete command")
             for name in ("child.environ", "child.cmdline", "child.env"):
-                tap.eq(leaks(read(os.path.join(env.dir, name)), needles), [],
+                tap.eq(leaks(read(os.path.join(out_dir, name)), needles), [],
                        "none in the on_complete child's %s" % name[6:])
-            tap.ok(b"CREDENTIALS_DIRECTORY" not in read(os.path.join(env.dir, "child.env")),
+            tap.ok(b"CREDENTIALS_DIRECTORY" not in read(os.path.join(out_dir, "child.env")),
                    "the child does not inherit CREDENTIALS_DIRECTORY")
         else:
             print("ok %d - # SKIP this invited has no on_complete key yet (branch issue-4): "
