@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "secret.h"
 #include "build-config.h"
 #include "timeutil.h"
 
@@ -187,9 +188,18 @@ static void request_free(struct request *rq)
 		}
 	}
 	hdrs_unref(rq->headers);
+	/* idle: the shared headers (the token, twice) are not kept around in
+	 * the ordinary heap for the next burst (wiped as they are freed) */
+	struct http *hh = rq->http;
+	if (hh && hh->active == 0 && hh->shared && hh->shared->refs == 1) {
+		hdrs_unref(hh->shared);
+		hh->shared = NULL;
+	}
 	if (rq->body) /* may hold a secret (token request) */
 		explicit_bzero(rq->body, rq->body_len);
 	free(rq->body);
+	if (rq->response.data) /* may hold a token (token request) */
+		explicit_bzero(rq->response.data, rq->response.cap);
 	buf_finish(&rq->response);
 	free(rq->request_id);
 	free(rq);
@@ -431,6 +441,22 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 		rq->too_large = true;
 		return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
 	}
+	if (rq->response.len + n + 1 > rq->response.cap) {
+		/* grow by hand, so that no freed copy of a token is left behind */
+		size_t cap = rq->response.cap ? rq->response.cap : 2048;
+		while (cap < rq->response.len + n + 1)
+			cap *= 2;
+		char *p = malloc(cap);
+		if (!p)
+			return 0;
+		if (rq->response.data) {
+			memcpy(p, rq->response.data, rq->response.len + 1);
+			explicit_bzero(rq->response.data, rq->response.cap);
+			free(rq->response.data);
+		}
+		rq->response.data = p;
+		rq->response.cap = cap;
+	}
 	return buf_append(&rq->response, data, n) == 0 ? n : 0;
 }
 
@@ -511,7 +537,11 @@ int http_create(uv_loop_t *loop, unsigned max_connections, struct http **ret)
 {
 	static int global_done;
 	if (!global_done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		/* what curl frees is wiped: it copies the token (headers) and
+		 * the secret (POST fields) into buffers of its own (secret.h) */
+		if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, secret_wipe_malloc, secret_wipe_free,
+					 secret_wipe_realloc, secret_wipe_strdup,
+					 secret_wipe_calloc) != CURLE_OK)
 			return -EIO;
 		global_done = 1;
 	}

@@ -477,6 +477,9 @@ int main(int argc, char **argv)
 	 * spool) are 0600 whatever umask it was started with; the control
 	 * socket's mode is set explicitly (ctl.c) */
 	umask(0077);
+	/* before any library allocates: freed copies of the secret and the
+	 * token are wiped (secret.h) */
+	secret_allocators_install();
 	/* 0, 1 and 2 are open, so that no socket or file of ours lands on them */
 	for (int fd = open("/dev/null", O_RDWR | O_CLOEXEC); fd >= 0;
 	     fd = open("/dev/null", O_RDWR | O_CLOEXEC)) {
