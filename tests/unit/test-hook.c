@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hook.h"
 #include "tap.h"
@@ -143,11 +144,35 @@ static void test_event(void)
 	free(big);
 }
 
+static void test_isolation_check(void)
+{
+	char *text = NULL;
+	if (geteuid() != 0) {
+		int r = hook_isolation_check("nobody", &text);
+		ok(text && *text, "not root: says how or why not (%d): %s", r, text ? text : "");
+		free(text);
+		return;
+	}
+	is_int(hook_isolation_check("nobody", &text), 0, "root: the command can run as nobody");
+	ok(text && strstr(text, "as user nobody (uid "), "  and says so: %s", text ? text : "");
+	free(text);
+	text = NULL;
+	is_int(hook_isolation_check("root", &text), -EPERM, "hook_user root is refused");
+	ok(text && strstr(text, "is root"), "  with the reason: %s", text ? text : "");
+	free(text);
+	text = NULL;
+	is_int(hook_isolation_check("no-such-user-xyz", &text), -ENOENT,
+	       "a hook_user that does not exist is refused");
+	ok(text && strstr(text, "does not exist"), "  with the reason: %s", text ? text : "");
+	free(text);
+}
+
 int main(void)
 {
 	tap_plan_none();
 	test_split_good();
 	test_split_bad();
 	test_event();
+	test_isolation_check();
 	return tap_done();
 }
