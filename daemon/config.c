@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <glob.h>
 #include <ini.h>
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "csv.h"
@@ -38,8 +41,9 @@ int config_init(struct config *c)
 	c->max_rows = 1000000;
 	c->retention_days = 90;
 	c->batch = 1;
+	c->hook_user = strdup("nobody");
 	if (!c->authority_url || !c->graph_url || !c->socket_path || !c->database ||
-	    !c->allow_group || !c->cloud) {
+	    !c->allow_group || !c->cloud || !c->hook_user) {
 		config_finish(c);
 		return -ENOMEM;
 	}
@@ -60,6 +64,8 @@ void config_finish(struct config *c)
 	free(c->allow_group);
 	free(c->admin_group);
 	hook_argv_free(c->on_complete);
+	free(c->hook_user);
+	free(c->missing_path);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -143,6 +149,46 @@ static bool http_url(const char *v)
 	return csv_url_check(v, NULL);
 }
 
+bool config_url_secure(const char *url)
+{
+	if (strncasecmp(url, "https://", 8) == 0)
+		return true;
+	if (strncasecmp(url, "http://", 7) != 0)
+		return false;
+	const char *auth = url + 7;
+	size_t len = strcspn(auth, "/?#");
+	/* userinfo ends at the last '@' of the authority */
+	for (size_t i = len; i > 0; i--)
+		if (auth[i - 1] == '@') {
+			auth += i;
+			len -= i;
+			break;
+		}
+	char host[64];
+	size_t hlen;
+	if (len > 0 && auth[0] == '[') {
+		const char *end = memchr(auth, ']', len);
+		if (!end)
+			return false;
+		hlen = (size_t)(end - auth - 1);
+		auth++;
+	} else {
+		const char *colon = memchr(auth, ':', len);
+		hlen = colon ? (size_t)(colon - auth) : len;
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return false;
+	memcpy(host, auth, hlen);
+	host[hlen] = '\0';
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	unsigned char a[16];
+	if (inet_pton(AF_INET, host, a) == 1)
+		return a[0] == 127;
+	static const unsigned char loop6[16] = {[15] = 1};
+	return inet_pton(AF_INET6, host, a) == 1 && memcmp(a, loop6, 16) == 0;
+}
+
 /* One "key = value" line. Returns 1 to go on, 0 for a bad line. */
 static int handle(void *user, const char *section, const char *name, const char *value)
 {
@@ -178,6 +224,12 @@ static int handle(void *user, const char *section, const char *name, const char 
 		if (strcmp(name, "authority_url") == 0 || strcmp(name, "graph_url") == 0) {
 			if (!http_url(value))
 				return fail(st, "%s: '%s' is not an absolute http(s) URL", name, value);
+			if (!config_url_secure(value))
+				return fail(st,
+					    "%s: '%s' is not https: the client secret and the token "
+					    "would cross the network in clear text (http:// is allowed "
+					    "only to 127.0.0.0/8, [::1] and localhost)",
+					    name, value);
 			char **slot = name[0] == 'a' ? &c->authority_url : &c->graph_url;
 			*(name[0] == 'a' ? &c->authority_url_set : &c->graph_url_set) = true;
 			if (set_string(slot, value) < 0)
@@ -194,7 +246,8 @@ static int handle(void *user, const char *section, const char *name, const char 
 			double d = strtod(value, &end);
 			if (errno || end == value || *end != '\0' || !isfinite(d) || d <= 0 ||
 			    d > 100000)
-				return fail(st, "%s: '%s' is not a rate between 0 and 100000 per second",
+				return fail(st, "%s: '%s' must be more than 0 and at most 100000 "
+					    "(invitations per second)",
 					    name, value);
 			c->rate = d;
 			return 1;
@@ -273,9 +326,28 @@ static int handle(void *user, const char *section, const char *name, const char 
 				return fail(st, "%s: %s", name, why);
 			if (r < 0)
 				return 0;
+			struct stat sb;
+			const char *bad = NULL;
+			if (stat(argv[0], &sb) < 0)
+				bad = strerror(errno);
+			else if (!S_ISREG(sb.st_mode))
+				bad = "is not a regular file";
+			else if (!(sb.st_mode & 0111))
+				bad = "is not executable (no x bit)";
+			if (bad) {
+				fail(st, "%s: '%s': %s", name, argv[0], bad);
+				hook_argv_free(argv);
+				return 0;
+			}
 			hook_argv_free(c->on_complete);
 			c->on_complete = argv;
 			return 1;
+		}
+		if (strcmp(name, "hook_user") == 0) {
+			if (!*value || strpbrk(value, ": \t/"))
+				return fail(st, "%s: '%s' is not a user name", name, value);
+			c->hook_user_set = true;
+			return set_string(&c->hook_user, value) == 0;
 		}
 		if (strcmp(name, "max_rows") == 0) {
 			if (!parse_u64(value, 1, 100000000, &c->max_rows))
@@ -296,7 +368,7 @@ static int load_file(struct config *c, const char *path, char **ret_error)
 	if (!f) {
 		int r = -errno;
 		struct buf m = BUF_INIT;
-		buf_printf(&m, "%s: cannot open: %s", path, strerror(errno));
+		buf_printf(&m, "cannot read '%s': %s", path, strerror(errno));
 		*ret_error = buf_steal(&m);
 		return r;
 	}
@@ -327,8 +399,14 @@ int config_load(struct config *c, const char *path, bool required, char **ret_er
 
 	int r = load_file(c, path, ret_error);
 	if (r == -ENOENT && !required) {
+		/* drop-ins may hold it all; else config_check names the file */
 		free(*ret_error);
 		*ret_error = NULL;
+		free(c->missing_path);
+		c->missing_path = strdup(path);
+		c->missing_errno = ENOENT;
+		if (!c->missing_path)
+			return -ENOMEM;
 	} else if (r < 0) {
 		return r;
 	}
@@ -353,6 +431,12 @@ int config_load(struct config *c, const char *path, bool required, char **ret_er
 int config_check(const struct config *c, char **ret_error)
 {
 	const char *why = NULL;
+	if (!c->tenant && c->missing_path) {
+		struct buf m = BUF_INIT;
+		buf_printf(&m, "cannot read '%s': %s", c->missing_path, strerror(c->missing_errno));
+		*ret_error = m.data ? buf_steal(&m) : strdup("out of memory");
+		return -EINVAL;
+	}
 	if (!c->tenant)
 		why = "[graph] tenant is not set";
 	else if (!c->client_id)
@@ -364,6 +448,18 @@ int config_check(const struct config *c, char **ret_error)
 		return 0;
 	*ret_error = strdup(why);
 	return -EINVAL;
+}
+
+char *config_warning(const struct config *c)
+{
+	if (c->rate <= CONFIG_GRAPH_RATE_LIMIT)
+		return NULL;
+	struct buf m = BUF_INIT;
+	buf_printf(&m,
+		   "[queue] rate = %g is above what Graph allows an application in one tenant "
+		   "(150 invitations per 5 s, %g/s): expect 429 answers and pauses",
+		   c->rate, CONFIG_GRAPH_RATE_LIMIT);
+	return m.data ? buf_steal(&m) : NULL;
 }
 
 void config_dump(const struct config *c, FILE *f)
@@ -404,5 +500,6 @@ void config_dump(const struct config *c, FILE *f)
 			fputc('\'', f);
 		}
 		fputc('\n', f);
+		fprintf(f, "hook_user = %s\n", c->hook_user);
 	}
 }

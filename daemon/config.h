@@ -36,7 +36,22 @@ struct config {
 	/* [queue] */
 	unsigned batch; /* invitations per $batch request; 1: single requests */
 	char **on_complete; /* NULL, or the argv of the completion command (hook.h) */
+	/* the user on_complete runs as when invited runs as root (hook.h);
+	 * "nobody" unless set. Ignored when invited is not root. */
+	char *hook_user;
+	bool hook_user_set;
+	/* the main file was missing (allowed for the default path): its path
+	 * and errno, named by config_check when nothing else set the tenant */
+	char *missing_path;
+	int missing_errno;
 };
+
+/* Graph's documented ceiling for invitations: 150 per 5 s (GRAPH.md §4). */
+#define CONFIG_GRAPH_RATE_LIMIT 30.0
+
+/* True when url is https://, or http:// to a loopback host (127.0.0.0/8,
+ * [::1], localhost): where the secret and the token may go (SPEC §9). Pure. */
+bool config_url_secure(const char *url);
 
 /* Fill in the built-in defaults (owned strings). */
 int config_init(struct config *c);
@@ -52,6 +67,10 @@ int config_load(struct config *c, const char *path, bool required, char **ret_er
 /* Cross-key checks after loading (tenant and client_id set, ...).
  * Returns 0 or -EINVAL with *ret_error (owned) set. */
 int config_check(const struct config *c, char **ret_error);
+
+/* A warning about a value that is valid but unwise (rate above Graph's
+ * 30/s), as text owned by the caller; NULL when there is none. */
+char *config_warning(const struct config *c);
 
 /* Print the effective configuration (secrets never included) to f. */
 void config_dump(const struct config *c, FILE *f);

@@ -2,14 +2,18 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "secret.h"
 #include "build-config.h"
 #include "timeutil.h"
 
@@ -184,9 +188,18 @@ static void request_free(struct request *rq)
 		}
 	}
 	hdrs_unref(rq->headers);
+	/* idle: the shared headers (the token, twice) are not kept around in
+	 * the ordinary heap for the next burst (wiped as they are freed) */
+	struct http *hh = rq->http;
+	if (hh && hh->active == 0 && hh->shared && hh->shared->refs == 1) {
+		hdrs_unref(hh->shared);
+		hh->shared = NULL;
+	}
 	if (rq->body) /* may hold a secret (token request) */
 		explicit_bzero(rq->body, rq->body_len);
 	free(rq->body);
+	if (rq->response.data) /* may hold a token (token request) */
+		explicit_bzero(rq->response.data, rq->response.cap);
 	buf_finish(&rq->response);
 	free(rq->request_id);
 	free(rq);
@@ -381,6 +394,17 @@ static int on_close_socket(void *userp, curl_socket_t s)
 	return close(s);
 }
 
+/* Every socket curl opens is close-on-exec: nothing spawned by this process
+ * inherits a Graph connection (defence in depth: the on_complete command is
+ * spawned by a helper that holds none, hook.h). */
+static curl_socket_t on_open_socket(void *userp, curlsocktype purpose,
+				    struct curl_sockaddr *address)
+{
+	(void)userp;
+	(void)purpose;
+	return socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
+}
+
 static int handle_socket(CURL *easy, curl_socket_t s, int action, void *userp, void *socketp)
 {
 	struct http *h = userp;
@@ -416,6 +440,22 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 	if (rq->response.len + n > HTTP_MAX_RESPONSE) {
 		rq->too_large = true;
 		return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+	}
+	if (rq->response.len + n + 1 > rq->response.cap) {
+		/* grow by hand, so that no freed copy of a token is left behind */
+		size_t cap = rq->response.cap ? rq->response.cap : 2048;
+		while (cap < rq->response.len + n + 1)
+			cap *= 2;
+		char *p = malloc(cap);
+		if (!p)
+			return 0;
+		if (rq->response.data) {
+			memcpy(p, rq->response.data, rq->response.len + 1);
+			explicit_bzero(rq->response.data, rq->response.cap);
+			free(rq->response.data);
+		}
+		rq->response.data = p;
+		rq->response.cap = cap;
 	}
 	return buf_append(&rq->response, data, n) == 0 ? n : 0;
 }
@@ -473,11 +513,35 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userp)
 	return n;
 }
 
+/* curl_multi_init opens a socketpair of its own (its wakeup), without
+ * close-on-exec in older versions: mark every descriptor above stdio. */
+static void cloexec_all(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char *end;
+		long fd = strtol(e->d_name, &end, 10);
+		if (*end || end == e->d_name || fd <= 2 || fd == dirfd(d))
+			continue;
+		int fl = fcntl((int)fd, F_GETFD);
+		if (fl >= 0 && !(fl & FD_CLOEXEC))
+			(void)fcntl((int)fd, F_SETFD, fl | FD_CLOEXEC);
+	}
+	closedir(d);
+}
+
 int http_create(uv_loop_t *loop, unsigned max_connections, struct http **ret)
 {
 	static int global_done;
 	if (!global_done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		/* what curl frees is wiped: it copies the token (headers) and
+		 * the secret (POST fields) into buffers of its own (secret.h) */
+		if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, secret_wipe_malloc, secret_wipe_free,
+					 secret_wipe_realloc, secret_wipe_strdup,
+					 secret_wipe_calloc) != CURLE_OK)
 			return -EIO;
 		global_done = 1;
 	}
@@ -486,6 +550,7 @@ int http_create(uv_loop_t *loop, unsigned max_connections, struct http **ret)
 		return -ENOMEM;
 	h->loop = loop;
 	h->multi = curl_multi_init();
+	cloexec_all();
 	if (!h->multi) {
 		free(h);
 		return -ENOMEM;
@@ -582,6 +647,7 @@ int http_post(struct http *h, const struct http_post_spec *spec, char *body, siz
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, rq);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, rq);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
 	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, h);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, rq->error_text);

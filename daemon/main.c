@@ -206,6 +206,38 @@ static void credential_dump(const struct credential *cr, FILE *f)
 	}
 }
 
+/* The paths the command must not open (hook.h): the credential, wherever it
+ * comes from, and the database's files. */
+static int start_hook_helper(const struct config *c, const char *creds_dir, int *ret_fd)
+{
+	static const char *const db_suffix[] = {"", "-wal", "-shm", "-journal", "-results"};
+	struct buf paths[5];
+	struct hook_helper_options o = {.argv = c->on_complete, .user = c->hook_user};
+	size_t n = 0;
+	int r = 0;
+	for (size_t i = 0; i < 5; i++) {
+		buf_init(&paths[i]);
+		if (buf_printf(&paths[i], "%s%s", c->database, db_suffix[i]) < 0)
+			r = -ENOMEM;
+		else
+			o.hide[n++] = paths[i].data;
+	}
+	if (c->client_secret_file)
+		o.hide[n++] = c->client_secret_file;
+	if (c->certificate_file)
+		o.hide[n++] = c->certificate_file;
+	if (creds_dir)
+		o.hide[n++] = creds_dir;
+	pid_t pid;
+	if (r == 0)
+		r = hook_helper_start(&o, ret_fd, &pid);
+	if (r == 0)
+		log_debug("on_complete helper started (pid %d)", (int)pid);
+	for (size_t i = 0; i < 5; i++)
+		buf_finish(&paths[i]);
+	return r;
+}
+
 struct signals {
 	uv_signal_t term, intr, hup;
 	uv_timer_t deadline;
@@ -441,6 +473,22 @@ int main(int argc, char **argv)
 		{"verbose", no_argument, NULL, 'v'},      {"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},         {0},
 	};
+	/* SPEC §9: the daemon's files (database, WAL, shm, result journal,
+	 * spool) are 0600 whatever umask it was started with; the control
+	 * socket's mode is set explicitly (ctl.c) */
+	umask(0077);
+	/* before any library allocates: freed copies of the secret and the
+	 * token are wiped (secret.h) */
+	secret_allocators_install();
+	/* 0, 1 and 2 are open, so that no socket or file of ours lands on them */
+	for (int fd = open("/dev/null", O_RDWR | O_CLOEXEC); fd >= 0;
+	     fd = open("/dev/null", O_RDWR | O_CLOEXEC)) {
+		if (fd > 2) {
+			close(fd);
+			break;
+		}
+		(void)fcntl(fd, F_SETFD, 0);
+	}
 	const char *config_path = INVITED_DEFAULT_CONFIG;
 	bool explicit_config = false, check_only = false, verbose = false;
 	int opt;
@@ -501,11 +549,34 @@ int main(int argc, char **argv)
 	if (r == 0)
 		r = config_check(&d.config, &error);
 	if (r < 0) {
-		fprintf(stderr, "invited: %s\n", error ? error : strerror(-r));
+		/* at a terminal plain words; at start a log line (its <N>
+		 * prefix under the journal) */
+		if (check_only)
+			fprintf(stderr, "invited: %s\n", error ? error : strerror(-r));
+		else
+			log_error("%s", error ? error : strerror(-r));
 		goto out;
 	}
+	char *warning = config_warning(&d.config);
+	char *isolation = NULL;
+	int isolated = d.config.on_complete ? hook_isolation_check(d.config.hook_user, &isolation) : 0;
+	if (check_only) {
+		if (warning)
+			fprintf(stderr, "invited: warning: %s\n", warning);
+		if (isolated < 0)
+			fprintf(stderr, "invited: warning: on_complete: %s\n", isolation);
+	} else {
+		if (warning)
+			log_warning("%s", warning);
+		if (isolated < 0)
+			log_error("on_complete cannot be isolated, it will not run: %s", isolation);
+	}
+	free(warning);
 	if (check_only) {
 		config_dump(&d.config, stdout);
+		if (isolation && isolated == 0)
+			fprintf(stdout, "# on_complete runs %s\n", isolation);
+		free(isolation);
 		r = load_credential(&d.config, creds_dir, &cred, &error);
 		if (r < 0) {
 			fprintf(stderr, "invited: %s\n", error);
@@ -514,6 +585,18 @@ int main(int argc, char **argv)
 		credential_dump(&cred, stdout);
 		exit_code = 0;
 		goto out;
+	}
+	free(isolation);
+	/* the hook helper, forked now: before the credential is read and
+	 * before any socket, database, thread or curl handle exists (hook.h) */
+	int hook_fd = -1;
+	if (d.config.on_complete) {
+		r = start_hook_helper(&d.config, creds_dir, &hook_fd);
+		if (r < 0) {
+			log_error("Failed to start the on_complete helper: %s", strerror(-r));
+			exit_code = EXIT_TEMPFAIL;
+			goto out;
+		}
 	}
 	r = load_credential(&d.config, creds_dir, &cred, &error);
 	if (r < 0) {
@@ -536,6 +619,10 @@ int main(int argc, char **argv)
 	}
 
 	d.loop = uv_default_loop();
+	if (!d.loop) {
+		exit_code = EXIT_TEMPFAIL;
+		goto out;
+	}
 	d.started_mono_ms = time_mono_ms();
 	exit_code = EXIT_TEMPFAIL;
 	r = store_open(&d.store, d.config.database, &error);
@@ -545,8 +632,9 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	/* a job that the journal's results complete runs its hook like any other */
-	if (d.config.on_complete) {
-		r = hook_create(d.loop, d.config.on_complete, &d.hook);
+	if (hook_fd >= 0) {
+		r = hook_create(d.loop, hook_fd, d.config.on_complete[0], &d.hook);
+		hook_fd = -1;
 		if (r < 0)
 			goto out;
 	}

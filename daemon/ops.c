@@ -677,8 +677,32 @@ void ops_job_done(struct daemon *d, int64_t job_id)
 	answer_waiters(d, job_id);
 }
 
+/* on_complete for each job the tenant's block has stopped (SPEC §4: jobs
+ * go blocked), with the reason; once per block, as set_blocked calls us. */
+static int hook_blocked_job(void *userdata, const struct store_job *j)
+{
+	struct daemon *d = userdata;
+	if (j->finished_at || j->state != JOB_STATE_BLOCKED)
+		return 0;
+	struct hook_job hj = {
+		.id = j->id,
+		.name = j->name,
+		.state = job_state_name(j->state),
+		.total = j->total,
+		.succeeded = j->succeeded,
+		.failed = j->failed,
+		.cancelled = j->cancelled,
+		.reason = j->reason ? j->reason : tenant_blocked(d->tenant),
+	};
+	hook_run(d->hook, &hj); /* logs its own failure */
+	return 0;
+}
+
 void ops_tenant_blocked(struct daemon *d)
 {
+	if (d->hook && store_jobs_list(d->store, false, time_now_ms(), hook_blocked_job, d) < 0)
+		log_error("Failed to list the jobs the block stopped: on_complete does not run "
+			  "for them");
 	answer_waiters(d, 0);
 }
 

@@ -79,6 +79,8 @@ int daemon_reload(struct daemon *d, int64_t uid, const char *user, char **ret_me
 		buf_printf(&restart, "%sretention_days", restart.len ? ", " : "");
 	if (!argv_equal(d->config.on_complete, nc.on_complete))
 		buf_printf(&restart, "%son_complete", restart.len ? ", " : "");
+	if (differs(d->config.hook_user, nc.hook_user)) /* the helper has it */
+		buf_printf(&restart, "%shook_user", restart.len ? ", " : "");
 
 	struct config *c = &d->config;
 	c->rate = nc.rate;

@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include "secret.h"
 
+#include <jansson.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -53,4 +57,79 @@ void secret_free(char *p)
 	memcpy(&size, base, sizeof(size));
 	explicit_bzero(base, size);
 	munmap(base, size);
+}
+
+void *secret_wipe_malloc(size_t n)
+{
+	return malloc(n);
+}
+
+void secret_wipe_free(void *p)
+{
+	if (!p)
+		return;
+	explicit_bzero(p, malloc_usable_size(p));
+	free(p);
+}
+
+void *secret_wipe_realloc(void *p, size_t n)
+{
+	if (!p)
+		return malloc(n);
+	size_t old = malloc_usable_size(p);
+	if (n == 0) {
+		secret_wipe_free(p);
+		return NULL;
+	}
+	if (n <= old)
+		return p; /* shrinking in place: the tail is wiped when freed */
+	void *q = malloc(n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old);
+	secret_wipe_free(p);
+	return q;
+}
+
+char *secret_wipe_strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *p = malloc(n);
+	if (p)
+		memcpy(p, s, n);
+	return p;
+}
+
+void *secret_wipe_calloc(size_t n, size_t size)
+{
+	return calloc(n, size);
+}
+
+static void *ossl_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return malloc(n);
+}
+
+static void *ossl_realloc(void *p, size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return secret_wipe_realloc(p, n);
+}
+
+static void ossl_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	secret_wipe_free(p);
+}
+
+void secret_allocators_install(void)
+{
+	json_set_alloc_funcs(secret_wipe_malloc, secret_wipe_free);
+	/* fails (harmlessly) once OpenSSL has allocated: then its frees are
+	 * ordinary ones */
+	(void)CRYPTO_set_mem_functions(ossl_malloc, ossl_realloc, ossl_free);
 }

@@ -65,13 +65,24 @@ def main(tap):
     env = Env(sim_args=["--reject", "no1@blocked.example", "--reject", "no2@blocked.example"],
               queue={"rate": "100", "burst": "20"}, start=False)
     with env:
-        hook_log = os.path.join(env.dir, "hook.log")
-        hook = env.write("hook.sh", HOOK.encode())
-        os.chmod(hook, stat.S_IRWXU)
+        # the command runs as hook_user (nobody) when invited is root: its
+        # script and log live where that user may read and write
+        hook_dir = os.path.join(env.dir, "hook")
+        os.mkdir(hook_dir)
+        os.chmod(env.dir, 0o711)
+        if os.geteuid() == 0:
+            import pwd
+            nobody = pwd.getpwnam("nobody")
+            os.chown(hook_dir, nobody.pw_uid, nobody.pw_gid)
+        hook_log = os.path.join(hook_dir, "hook.log")
+        hook = env.write("hook/hook.sh", HOOK.encode())
+        os.chmod(hook, 0o755)
         env.daemon_extra["on_complete"] = "%s %s 'two words' \"$HOME\"" % (hook, hook_log)
         env.write_config()
         # what must not leak into the command's environment
-        os.environ["CREDENTIALS_DIRECTORY"] = env.dir
+        # (a directory of its own: the command may not open what is in it)
+        os.mkdir(os.path.join(env.dir, "creds"), 0o700)
+        os.environ["CREDENTIALS_DIRECTORY"] = os.path.join(env.dir, "creds")
         os.environ["INVITED_TEST_SECRETISH"] = "leak"
         try:
             env.start_daemon()

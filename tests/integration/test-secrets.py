@@ -25,6 +25,40 @@ def leaks(blob, needles):
     return [n.decode() for n in needles if n in blob]
 
 
+def heap_of(pid):
+    """The bytes of the process's heap and anonymous rw mappings, except
+    those marked do-not-dump; None when they cannot be read."""
+    try:
+        with open("/proc/%d/smaps" % pid) as f:
+            smaps = f.read().splitlines()
+        mem = open("/proc/%d/mem" % pid, "rb", buffering=0)
+    except OSError:
+        return None
+    maps, cur = [], None
+    for line in smaps:
+        parts = line.split()
+        if parts and "-" in parts[0] and len(parts) >= 5 and ":" in parts[3]:
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            name = parts[5] if len(parts) > 5 else ""
+            cur = {"lo": lo, "hi": hi, "perms": parts[1], "name": name, "flags": []}
+            maps.append(cur)
+        elif line.startswith("VmFlags:") and cur is not None:
+            cur["flags"] = line.split()[1:]
+    out = []
+    with mem:
+        for m in maps:
+            if not m["perms"].startswith("rw") or "dd" in m["flags"]:
+                continue
+            if m["name"] not in ("", "[heap]"):
+                continue
+            try:
+                mem.seek(m["lo"])
+                out.append(mem.read(m["hi"] - m["lo"]))
+            except OSError:
+                pass
+    return b"".join(out)
+
+
 def on_complete_supported(env, script):
     """Whether this invited has an on_complete key (branch issue-4)."""
     conf = os.path.join(env.dir, "probe.conf")
@@ -55,12 +89,21 @@ def main(tap):
         env.start_sim()
         env.write_config()
 
-        # an on_complete command that keeps what it was given
-        script = os.path.join(env.dir, "on-complete.sh")
+        # an on_complete command that keeps what it was given (it runs as
+        # hook_user, nobody, when invited is root: its files are where that
+        # user may write)
+        out_dir = os.path.join(env.dir, "hook")
+        os.mkdir(out_dir)
+        os.chmod(env.dir, 0o711)
+        if os.geteuid() == 0:
+            import pwd
+            nobody = pwd.getpwnam("nobody")
+            os.chown(out_dir, nobody.pw_uid, nobody.pw_gid)
+        script = os.path.join(out_dir, "on-complete.sh")
         with open(script, "w") as f:
             f.write("#!/bin/sh\ncat /proc/$$/environ > %s/child.environ\n"
                     "cat /proc/$$/cmdline > %s/child.cmdline\n"
-                    "env > %s/child.env\n" % (env.dir, env.dir, env.dir))
+                    "env > %s/child.env\n" % (out_dir, out_dir, out_dir))
         os.chmod(script, 0o755)
         child = on_complete_supported(env, script)
         if child:
@@ -85,6 +128,17 @@ def main(tap):
         tap.eq(leaks(outputs, needles), [], "no secret or token in invitectl's output")
 
         pid = env.daemon.pid
+        # the running daemon's heap: [heap] and the anonymous writable
+        # mappings (malloc arenas of threads), but not the secret pages
+        # themselves (secret.c: MADV_DONTDUMP, "dd" in smaps), which are
+        # where the secret and the token are meant to be
+        heap = heap_of(pid)
+        if heap is None:
+            tap.ok(True, "# SKIP /proc/%d/mem is root's to read" % pid)
+        else:
+            tap.eq(leaks(heap, needles), [],
+                   "no freed copy of the secret or a token in the daemon's heap (%d KiB read)"
+                   % (len(heap) // 1024))
         try:
             environ = read("/proc/%d/environ" % pid)
             cmdline = read("/proc/%d/cmdline" % pid)
@@ -97,12 +151,12 @@ def main(tap):
             tap.ok(True, "# SKIP /proc/%d/environ and cmdline are root's to read" % pid)
 
         if child:
-            deadline_wait(lambda: os.path.exists(os.path.join(env.dir, "child.cmdline")),
+            deadline_wait(lambda: os.path.exists(os.path.join(out_dir, "child.cmdline")),
                           30, "the on_complete command")
             for name in ("child.environ", "child.cmdline", "child.env"):
-                tap.eq(leaks(read(os.path.join(env.dir, name)), needles), [],
+                tap.eq(leaks(read(os.path.join(out_dir, name)), needles), [],
                        "none in the on_complete child's %s" % name[6:])
-            tap.ok(b"CREDENTIALS_DIRECTORY" not in read(os.path.join(env.dir, "child.env")),
+            tap.ok(b"CREDENTIALS_DIRECTORY" not in read(os.path.join(out_dir, "child.env")),
                    "the child does not inherit CREDENTIALS_DIRECTORY")
         else:
             print("ok %d - # SKIP this invited has no on_complete key yet (branch issue-4): "

@@ -32,6 +32,14 @@ def main(tap):
            "the secret comes as the credential client-secret")
     tap.ok(not re.search(r"^Environment.*(SECRET|secret)", text, re.M),
            "no secret in Environment=")
+    # bounds sized from SPEC P5/P8 (31 MiB for a 1M-row job, 64 MiB under attack)
+    m = re.search(r"^MemoryMax=(\d+)M$", text, re.M)
+    tap.ok(m and 64 < int(m.group(1)) <= 1024, "MemoryMax= is set, above P8's 64 MiB")
+    m = re.search(r"^TasksMax=(\d+)$", text, re.M)
+    tap.ok(m and 32 < int(m.group(1)) <= 256,
+           "TasksMax= is set, with room for the hook's 32 commands")
+    tap.ok(re.search(r"^SystemCallFilter=.*landlock_restrict_self", text, re.M),
+           "the on_complete helper may use Landlock (hook.h)")
     with open(os.path.join(UNITS, "invited.socket")) as f:
         sock = f.read()
     tap.ok(re.search(r"^SocketMode=0660$", sock, re.M) and

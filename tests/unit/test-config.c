@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* config: every key, bad values with file:line, drop-ins, inline '#' kept. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,22 @@ static void test_bad(void)
 		{"[graph]\nthis is not a key value line\n", 2, "not a"},
 		{"[daemon]\non_complete = notify-send done\n", 2, "absolute path"},
 		{"[daemon]\n\non_complete = /bin/x 'open\n", 3, "unterminated"},
+		/* SPEC §9: https only, except to a loopback address */
+		{"[graph]\ngraph_url = http://graph.microsoft.com\n", 2, "is not https"},
+		{"[graph]\nauthority_url = HTTP://login.microsoftonline.com\n", 2, "is not https"},
+		{"[graph]\ngraph_url = http://127.example.com:8080/\n", 2, "is not https"},
+		{"[graph]\ngraph_url = http://localhost.example\n", 2, "is not https"},
+		{"[graph]\ngraph_url = http://[::2]:80\n", 2, "is not https"},
+		{"[graph]\ngraph_url = http://127.0.0.1@evil.example/\n", 2, "is not https"},
+		/* the contract's words, not "between 0 and 100000" */
+		{"[queue]\nrate = 0\n", 2, "must be more than 0 and at most 100000"},
+		{"[queue]\nrate = 100001\n", 2, "must be more than 0 and at most 100000"},
+		/* a command that cannot run is refused where it is named */
+		{"[daemon]\n\non_complete = /nonexistent/notify --x\n", 3,
+		 "'/nonexistent/notify': No such file or directory"},
+		{"[daemon]\non_complete = /tmp\n", 2, "is not a regular file"},
+		{"[daemon]\non_complete = /etc/passwd\n", 2, "is not executable"},
+		{"[daemon]\nhook_user = a:b\n", 2, "hook_user"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct config c;
@@ -100,14 +117,17 @@ static void test_on_complete(void)
 	char *err = NULL;
 	config_init(&c);
 	ok(c.on_complete == NULL, "no on_complete by default");
-	char *path = write_file("hook.conf", "[daemon]\non_complete = /usr/local/bin/notify "
-					     "--to 'a b' \"c\\\"d\"\n");
+	char cmd[600], text_in[800];
+	snprintf(cmd, sizeof(cmd), "%s", write_file("notify", "#!/bin/sh\n"));
+	chmod(cmd, 0755);
+	snprintf(text_in, sizeof(text_in), "[daemon]\non_complete = %s --to 'a b' \"c\\\"d\"\n", cmd);
+	char *path = write_file("hook.conf", text_in);
 	is_int(config_load(&c, path, true, &err), 0, "on_complete loads");
 	ok(c.on_complete && c.on_complete[0] && c.on_complete[1] && c.on_complete[2] &&
 		   c.on_complete[3] && !c.on_complete[4],
 	   "split into four words");
 	if (c.on_complete && c.on_complete[3]) {
-		is_str(c.on_complete[0], "/usr/local/bin/notify", "the command");
+		is_str(c.on_complete[0], cmd, "the command");
 		is_str(c.on_complete[2], "a b", "a quoted word");
 		is_str(c.on_complete[3], "c\"d", "an escaped quote");
 	}
@@ -116,8 +136,11 @@ static void test_on_complete(void)
 	FILE *f = open_memstream(&text, &len);
 	config_dump(&c, f);
 	fclose(f);
-	ok(text && strstr(text, "on_complete = '/usr/local/bin/notify' '--to' 'a b' 'c\"d'\n"),
-	   "--check-config prints it so that it reads back the same");
+	char want[800];
+	snprintf(want, sizeof(want), "on_complete = '%s' '--to' 'a b' 'c\"d'\nhook_user = nobody\n",
+		 cmd);
+	ok(text && strstr(text, want), "--check-config prints it so that it reads back the same, "
+				       "and whom it runs as");
 	free(text);
 	path = write_file("hook2.conf", "[daemon]\non_complete =\n");
 	is_int(config_load(&c, path, true, &err), 0, "an empty on_complete (a drop-in) ...");
@@ -149,7 +172,9 @@ static void test_dropins_and_missing(void)
 	snprintf(missing, sizeof(missing), "%s/none.conf", dir);
 	is_int(config_load(&c, missing, false, &err), 0, "a missing default config is fine");
 	is_int(config_check(&c, &err), -EINVAL, "but then tenant is missing");
-	ok(err && strstr(err, "tenant"), "and it says so: %s", err ? err : "");
+	char want[600];
+	snprintf(want, sizeof(want), "cannot read '%s': No such file or directory", missing);
+	ok(err && strcmp(err, want) == 0, "naming the missing file: %s", err ? err : "");
 	free(err);
 	err = NULL;
 	is_int(config_load(&c, missing, true, &err), -ENOENT, "a missing -c file is an error");
@@ -207,6 +232,67 @@ static void test_clouds(void)
 	config_finish(&c);
 }
 
+static void test_url_secure(void)
+{
+	static const struct {
+		const char *url;
+		bool ok;
+	} cases[] = {
+		{"https://graph.microsoft.com", true},
+		{"HTTPS://graph.microsoft.com", true},
+		{"http://127.0.0.1:1234", true},
+		{"http://127.3.4.5/x", true},
+		{"HTTP://127.0.0.1:1234/", true},
+		{"http://localhost", true},
+		{"http://LOCALHOST:8080/v1.0", true},
+		{"http://[::1]", true},
+		{"http://[::1]:4430/", true},
+		{"http://user@127.0.0.1/", true},
+		{"http://graph.microsoft.com", false},
+		{"http://127.example.com", false},
+		{"http://128.0.0.1", false},
+		{"http://127.1", false},
+		{"http://[::2]", false},
+		{"http://[::ffff:127.0.0.1]", false},
+		{"http://localhost.evil.example", false},
+		{"http://127.0.0.1.nip.io", false},
+		{"ftp://127.0.0.1", false},
+		{"http://", false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ok(config_url_secure(cases[i].url) == cases[i].ok, "%s %s", cases[i].url,
+		   cases[i].ok ? "allowed" : "refused");
+	/* and through the parser */
+	struct config c;
+	char *err = NULL;
+	config_init(&c);
+	is_int(config_load(&c, write_file("lo.conf", "[graph]\ntenant = t\nclient_id = 1\n"
+							"authority_url = http://localhost:9/\n"
+							"graph_url = http://[::1]:9\n"),
+			   true, &err),
+	       0, "loopback http URLs load");
+	config_finish(&c);
+}
+
+static void test_rate_warning(void)
+{
+	struct config c;
+	config_init(&c);
+	char *w = config_warning(&c);
+	ok(w == NULL, "no warning at the default rate");
+	free(w);
+	c.rate = 30;
+	w = config_warning(&c);
+	ok(w == NULL, "none at Graph's 30/s");
+	free(w);
+	c.rate = 31;
+	w = config_warning(&c);
+	ok(w && strstr(w, "rate = 31") && strstr(w, "150 invitations per 5 s"),
+	   "above 30/s it warns: %s", w ? w : "(null)");
+	free(w);
+	config_finish(&c);
+}
+
 int main(void)
 {
 	tap_plan_none();
@@ -215,6 +301,8 @@ int main(void)
 	test_good();
 	test_bad();
 	test_on_complete();
+	test_url_secure();
+	test_rate_warning();
 	test_dropins_and_missing();
 	test_clouds();
 	char cmd[600];
