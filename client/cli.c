@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "table.h"
+#include "vis.h"
 
 void cli_init(struct cli *cli)
 {
@@ -27,14 +28,38 @@ void cli_finish(struct cli *cli)
 	conn_close(&cli->conn);
 }
 
+void cli_vline(FILE *out, const char *prefix, const char *fmt, va_list ap)
+{
+	struct buf text = BUF_INIT, line = BUF_INIT;
+	int r = buf_vprintf(&text, fmt, ap);
+	if (r == 0)
+		r = buf_append_str(&line, prefix ? prefix : "");
+	if (r == 0)
+		r = vis_append(&line, text.data, text.len, 0);
+	if (r == 0)
+		r = buf_append(&line, "\n", 1);
+	if (r == 0)
+		fwrite(line.data, 1, line.len, out);
+	else
+		fputs("invitectl: out of memory\n", stderr);
+	buf_finish(&text);
+	buf_finish(&line);
+}
+
+void cli_line(FILE *out, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cli_vline(out, NULL, fmt, ap);
+	va_end(ap);
+}
+
 void cli_error(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("invitectl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_vline(stderr, "invitectl: ", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 static void try_help(const struct cli *cli)
@@ -47,14 +72,13 @@ static void try_help(const struct cli *cli)
 
 int cli_usage(const struct cli *cli, const char *fmt, ...)
 {
+	char prefix[64];
 	va_list ap;
-	fputs("invitectl: ", stderr);
-	if (cli->cmd)
-		fprintf(stderr, "%s: ", cli->cmd->name);
+	snprintf(prefix, sizeof(prefix), "invitectl: %s%s", cli->cmd ? cli->cmd->name : "",
+	         cli->cmd ? ": " : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_vline(stderr, prefix, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	try_help(cli);
 	return EXIT_USAGE;
 }
@@ -193,14 +217,14 @@ void cli_print_problems(const char *label, const json_t *errors, json_int_t coun
 		json_int_t line = cli_int(e, "line");
 		const char *msg = cli_str(e, "message");
 		if (line > 0)
-			fprintf(stderr, "%s:%" JSON_INTEGER_FORMAT ": %s\n", label, line,
-			        msg ? msg : "?");
+			cli_line(stderr, "%s:%" JSON_INTEGER_FORMAT ": %s", label, line,
+			         msg ? msg : "?");
 		else
-			fprintf(stderr, "%s: %s\n", label, msg ? msg : "?");
+			cli_line(stderr, "%s: %s", label, msg ? msg : "?");
 	}
 	if (count > (json_int_t)n)
-		fprintf(stderr, "... and %" JSON_INTEGER_FORMAT " more problem%s\n",
-		        count - (json_int_t)n, cli_plural(count - (json_int_t)n));
+		cli_line(stderr, "... and %" JSON_INTEGER_FORMAT " more problem%s",
+		         count - (json_int_t)n, cli_plural(count - (json_int_t)n));
 }
 
 int cli_reply_check(const json_t *reply, const char *label)
@@ -460,8 +484,9 @@ void cli_print_kv(const struct cli_kv *kv, size_t n)
 		if (kv[i].value && k > w)
 			w = k;
 	}
+	/* keys are ours; values come from the daemon: escaped on the way out */
 	for (size_t i = 0; i < n; i++)
 		if (kv[i].value)
-			printf("%s:%*s%s\n", kv[i].key, (int)(w - table_text_width(kv[i].key) + 1),
-			       "", kv[i].value);
+			cli_line(stdout, "%s:%*s%s", kv[i].key,
+			         (int)(w - table_text_width(kv[i].key) + 1), "", kv[i].value);
 }

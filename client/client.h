@@ -10,6 +10,8 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -64,7 +66,18 @@ enum {
 void cli_init(struct cli *cli);
 void cli_finish(struct cli *cli);
 
-/* "invitectl: <fmt>\n" on stderr. */
+/*
+ * The one way a message reaches a person: the formatted text goes through
+ * vis (common/vis.h, flags 0), so a string from the daemon (a job name, a
+ * reason, Graph's message, a validation message) can neither drive the
+ * terminal nor forge a line; then a newline. prefix (ours, may be NULL) is
+ * written as it is. Tables (table.c) and cli_print_kv escape their cells the
+ * same way. --json output is never escaped.
+ */
+void cli_vline(FILE *out, const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+void cli_line(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "invitectl: <fmt>\n" on stderr, escaped as cli_line. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A usage error of the current command: the message, a pointer to --help,
  * returns EXIT_USAGE. */

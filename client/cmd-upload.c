@@ -274,6 +274,11 @@ int cmd_submit(struct cli *cli, int argc, char **argv)
 	}
 	fprintf(stderr, "Submitted job %" JSON_INTEGER_FORMAT ": %" JSON_INTEGER_FORMAT " row%s\n",
 	        id, total, cli_plural(total));
+	/* stored, but it will not move until its cause is dealt with: say so
+	 * now rather than let a person wait (the exit status stays 0) */
+	const char *reason = cli_str(job, "reason");
+	if (reason)
+		cli_error("warning: job %" JSON_INTEGER_FORMAT " cannot be sent yet: %s", id, reason);
 	if (cli->json && !u.wait && !u.watch) {
 		cli_print_json(job);
 		goto out;
