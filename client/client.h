@@ -19,6 +19,9 @@
 #include "conn.h"
 #include "proto.h"
 
+/* sysexits' EX_CANTCREAT: `results -o FILE` cannot create FILE (invitectl
+ * only; the daemon never creates a file for a client). */
+#define EXIT_CANTCREAT 73
 /* Returned by the argument parsers when the command should go on. */
 #define CLI_CONTINUE (-1)
 /* Rows asked for per `rows` request when paging. */

@@ -73,14 +73,20 @@ static const struct command commands[] = {
      "      --json         print {\"job\":{...},\"rows\":[...]} on stdout\n"
      "  -h, --help         show this help\n"},
     {"results", cmd_results, "write a job's results as CSV",
-     "Usage: invitectl results [-o FILE] [--bom] JOB\n\n"
+     "Usage: invitectl results [-o FILE] [--bom] [--raw] JOB\n\n"
      "Write the job's results as CSV (RFC 4180, CRLF line ends): the input\n"
      "columns, then status, http_status, error_code, error_message,\n"
-     "invited_user_id, invite_redeem_url, attempts, finished_at.\n\n"
+     "invited_user_id, invite_redeem_url, attempts, finished_at.\n"
+     "Safe to open in a spreadsheet: a cell starting with = + - @ TAB or CR\n"
+     "gets a leading ' (so it is text, not a formula) and control characters\n"
+     "are shown escaped (\\e, \\r, \\u009b...), to a terminal, a pipe or a file.\n\n"
      "Options:\n"
-     "  -o, --output FILE  write FILE (mode 0640, replaced atomically), not stdout\n"
+     "  -o, --output FILE  write FILE (mode 0666 less the umask, replaced\n"
+     "                     atomically), not stdout; exit status 73 when it\n"
+     "                     cannot be created\n"
      "      --bom          start with a UTF-8 byte order mark, so Excel reads\n"
      "                     names in Japanese, accents and emoji correctly\n"
+     "      --raw          every cell exactly as stored: no ' and no escaping\n"
      "  -h, --help         show this help\n"},
     {"watch", cmd_watch, "follow a job's progress until it ends",
      JOB_HELP("watch", "Follow the job until it ends, on stderr. On a terminal: one line redrawn\n"
@@ -160,8 +166,8 @@ static void print_usage(FILE *out)
 	      "Run 'invitectl COMMAND --help' for a command's options.\n\n"
 	      "Exit status: 0 done; 1 the job ended with failed or cancelled rows;\n"
 	      "64 usage; 65 invalid input file; 66 cannot read input; 69 daemon\n"
-	      "unreachable; 75 temporary failure; 77 permission denied; 78 bad\n"
-	      "configuration (reload).\n\n"
+	      "unreachable; 73 cannot create output file (results -o); 75 temporary\n"
+	      "failure; 77 permission denied; 78 bad configuration (reload).\n\n"
 	      "See invitectl(1).\n",
 	      out);
 }
