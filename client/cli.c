@@ -89,6 +89,9 @@ int cli_common_option(struct cli *cli, int opt)
 	case CLI_OPT_JSON:
 		cli->json = true;
 		return CLI_CONTINUE;
+	case 's':
+		cli->socket_path = optarg;
+		return CLI_CONTINUE;
 	case 'h':
 		fputs(cli->cmd->help, stdout);
 		return EXIT_DONE;
@@ -131,7 +134,7 @@ int cli_parse_simple(struct cli *cli, int argc, char **argv, const char *flag, b
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "h", flag ? opts : opts + 1, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, flag ? opts : opts + 1, NULL)) != -1) {
 		if (c == CLI_OPT_FIRST_LOCAL) {
 			*ret_flag = true;
 			continue;
@@ -183,6 +186,8 @@ int cli_connect(struct cli *cli)
 		return EXIT_TEMPFAIL;
 	default: /* ENOENT, ECONNREFUSED, ENOTDIR, ENOTSOCK, ... */
 		cli_error("cannot reach invited at %s: %s", cli->socket_path, strerror(-r));
+		if (r == -ENOENT || r == -ECONNREFUSED)
+			cli_error("hint: is invited running? try: systemctl start invited.socket");
 		return EXIT_UNAVAILABLE;
 	}
 }

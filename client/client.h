@@ -56,14 +56,17 @@ struct cli_list_opts {
 	bool no_legend;
 };
 
-/* Long options every command accepts after its name. */
+/* Options every command accepts after its name too (-s/--socket and --json
+ * may come before or after the command, SPEC §3). */
 enum {
 	CLI_OPT_JSON = 0x100,
 	CLI_OPT_FIRST_LOCAL, /* commands number their own long-only options from here */
 };
+#define CLI_COMMON_SHORT "hs:"
 /* clang-format off */
 #define CLI_COMMON_OPTIONS \
-	{"json", no_argument, NULL, CLI_OPT_JSON}, {"help", no_argument, NULL, 'h'}
+	{"json", no_argument, NULL, CLI_OPT_JSON}, {"help", no_argument, NULL, 'h'}, \
+	{"socket", required_argument, NULL, 's'}
 /* clang-format on */
 
 void cli_init(struct cli *cli);

@@ -44,7 +44,7 @@ int cmd_audit(struct cli *cli, int argc, char **argv)
 	};
 	json_int_t job = 0, limit = 100;
 	int c, r;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1) {
 		if (c == OPT_JOB) {
 			if (cli_parse_job_id(optarg, &job) < 0)
 				return cli_usage(cli, "invalid job id '%s'", optarg);

@@ -128,7 +128,7 @@ int cmd_retry(struct cli *cli, int argc, char **argv)
 	const char *code = NULL;
 	json_int_t id;
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1) {
 		if (c == OPT_ERROR_CODE) {
 			code = optarg;
 			continue;

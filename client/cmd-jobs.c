@@ -104,7 +104,7 @@ int cmd_jobs(struct cli *cli, int argc, char **argv)
 	struct cli_list_opts lo = {false, false};
 	bool all = false;
 	int c, r;
-	while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "q", opts, NULL)) != -1) {
 		if (c == OPT_ALL) {
 			all = true;
 			continue;
@@ -307,7 +307,7 @@ static int parse_show_args(struct cli *cli, int argc, char **argv, struct cli_ro
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "q", opts, NULL)) != -1) {
 		if (list_option(lo, c) == CLI_CONTINUE)
 			continue;
 		if (c != OPT_STATE) {

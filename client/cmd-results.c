@@ -155,7 +155,7 @@ static int parse_results_args(struct cli *cli, int argc, char **argv, json_int_t
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "o:", opts, NULL)) != -1) {
 		if (c == 'o') {
 			*ret_file = optarg;
 			continue;

@@ -160,7 +160,8 @@ static void print_usage(FILE *out)
 	fputs("\nOptions:\n"
 	      "  -s, --socket PATH  the daemon's socket (else $INVITED_SOCKET, else\n"
 	      "                     " INVITED_DEFAULT_SOCKET ")\n"
-	      "      --json         JSON on stdout (also accepted after the command)\n"
+	      "      --json         JSON on stdout\n"
+	      "                     (both also accepted after the command)\n"
 	      "  -h, --help         show this help\n"
 	      "      --version      show the version\n\n"
 	      "Run 'invitectl COMMAND --help' for a command's options.\n\n"
@@ -201,7 +202,6 @@ static int parse_global(struct cli *cli, int argc, char **argv)
 {
 	enum { OPT_VERSION = CLI_OPT_FIRST_LOCAL };
 	static const struct option opts[] = {
-	    {"socket", required_argument, NULL, 's'},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    CLI_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},

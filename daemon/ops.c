@@ -290,9 +290,10 @@ static void on_upload_done(void *userdata, const struct upload_result *res)
 		char msg[512];
 		snprintf(msg, sizeof(msg), "%s: %zu problem%s, nothing stored", ctx->filename,
 			 res->error_count, res->error_count == 1 ? "" : "s");
-		json_t *reply = json_pack("{s:b,s:{s:s,s:s,s:o,s:I}}", "ok", 0, "error", "code",
+		json_t *reply = json_pack("{s:b,s:{s:s,s:s,s:o,s:I,s:I}}", "ok", 0, "error", "code",
 					  PROTO_ERR_INVALID_INPUT, "message", msg, "errors",
-					  errors_json(res), "error_count", (json_int_t)res->error_count);
+					  errors_json(res), "error_count", (json_int_t)res->error_count,
+					  "rows", (json_int_t)res->rows);
 		ctl_conn_reply(conn, reply);
 	} else {
 		audit_log("submit", (int64_t)ctl_conn_uid(conn), ctl_conn_user(conn), res->job_id,
