@@ -3,6 +3,10 @@
 #include "client.h"
 
 #include <ctype.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -20,12 +24,73 @@ void cli_init(struct cli *cli)
 	cli->json = false;
 	cli->color = false;
 	cli->cmd = NULL;
+	cli->pager_pid = 0;
+	cli->saved_stdout = -1;
 	conn_init(&cli->conn);
 }
 
 void cli_finish(struct cli *cli)
 {
+	cli_pager_close(cli);
 	conn_close(&cli->conn);
+}
+
+void cli_pager_open(struct cli *cli)
+{
+	const char *pager = getenv("INVITED_PAGER");
+	if (!pager)
+		pager = getenv("PAGER");
+	if (!pager)
+		pager = "less -FRSXK";
+	if (cli->pager_pid > 0 || !isatty(STDOUT_FILENO) || pager[0] == '\0' ||
+	    strcmp(pager, "cat") == 0)
+		return;
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return;
+	}
+	if (pid == 0) {
+		dup2(fds[0], STDIN_FILENO);
+		execl("/bin/sh", "sh", "-c", pager, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[0]);
+	cli->saved_stdout = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+	dup2(fds[1], STDOUT_FILENO);
+	close(fds[1]);
+	/* a pager quit early makes writes fail (EPIPE) instead of killing us */
+	signal(SIGPIPE, SIG_IGN);
+	cli->pager_pid = pid;
+}
+
+bool cli_pager_gone(const struct cli *cli)
+{
+	return cli->pager_pid > 0 && ferror(stdout) && errno == EPIPE;
+}
+
+void cli_pager_close(struct cli *cli)
+{
+	if (cli->pager_pid <= 0)
+		return;
+	fflush(stdout);
+	if (ferror(stdout) && errno == EPIPE)
+		clearerr(stdout); /* the person quit the pager: not a failure */
+	if (cli->saved_stdout >= 0) {
+		dup2(cli->saved_stdout, STDOUT_FILENO); /* the pager reads its end of file */
+		close(cli->saved_stdout);
+	} else {
+		close(STDOUT_FILENO);
+	}
+	while (waitpid(cli->pager_pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	cli->pager_pid = 0;
+	cli->saved_stdout = -1;
 }
 
 void cli_vline(FILE *out, const char *prefix, const char *fmt, va_list ap)

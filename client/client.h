@@ -24,6 +24,8 @@
 #define EXIT_CANTCREAT 73
 /* Returned by the argument parsers when the command should go on. */
 #define CLI_CONTINUE (-1)
+/* Returned by a page callback when the reader is gone (the pager quit). */
+#define CLI_STOP (-2)
 /* Rows asked for per `rows` request when paging. */
 #define CLI_PAGE_ROWS 1000
 /* How --json output is written: one line per document; reals with 15
@@ -37,6 +39,8 @@ struct command;
 
 struct cli {
 	const char *socket_path;   /* borrowed: argv, environment or config.h */
+	int pager_pid;             /* the pager show's output goes through, or 0 */
+	int saved_stdout;          /* while paging: the original stdout, else -1 */
 	bool json;                 /* --json: machine output on stdout */
 	bool color;                /* stdout is a terminal and NO_COLOR is unset */
 	const struct command *cmd; /* the command being run */
@@ -137,6 +141,18 @@ struct cli_rows_query {
 };
 int cli_rows_foreach(struct cli *cli, const struct cli_rows_query *q,
                      int (*page)(void *userdata, const json_t *reply), void *userdata);
+
+/*
+ * Paging, as systemctl and git do: when stdout is a terminal, send it
+ * through $INVITED_PAGER, else $PAGER, else "less -FRSXK" (-F: no pager
+ * at all when it fits one screen); an empty value or "cat" means none.
+ * cli_pager_open does nothing when stdout is not a terminal. cli_pager_close
+ * waits for the pager (the person quits it) and puts stdout back.
+ * cli_pager_gone: the pager quit early and writes fail with EPIPE.
+ */
+void cli_pager_open(struct cli *cli);
+void cli_pager_close(struct cli *cli);
+bool cli_pager_gone(const struct cli *cli);
 
 /* Compact JSON and a newline on stdout. */
 void cli_print_json(const json_t *j);

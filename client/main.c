@@ -61,15 +61,17 @@ static const struct command commands[] = {
      "      --json       print the array of jobs on stdout\n"
      "  -h, --help       show this help\n"},
     {"show", cmd_show, "show a job and its rows",
-     "Usage: invitectl show [--state STATE] [-q] [--no-legend] [--json] JOB\n\n"
+     "Usage: invitectl show [--state STATE] [-q] [--no-legend] [--no-pager] [--json] JOB\n\n"
      "Show a job's summary and one line per row: LINE, EMAIL, STATE, ATTEMPTS and\n"
      "RESULT (the invited user's id, or why the row failed in plain words, with\n"
-     "Graph's error code and HTTP status in parentheses).\n\n"
+     "Graph's error code and HTTP status in parentheses). On a terminal the\n"
+     "output goes through a pager: $INVITED_PAGER, else $PAGER, else less -FRSXK.\n\n"
      "Options:\n"
      "      --state STATE  only rows in STATE: pending, in_flight, succeeded,\n"
      "                     failed or cancelled\n"
      "  -q, --quiet        print only the rows' line numbers, one per line\n"
      "      --no-legend    no summary and no header line: the rows only\n"
+     "      --no-pager     never page the output\n"
      "      --json         print {\"job\":{...},\"rows\":[...]} on stdout\n"
      "  -h, --help         show this help\n"},
     {"results", cmd_results, "write a job's results as CSV",
