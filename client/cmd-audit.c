@@ -110,7 +110,7 @@ int cmd_reload(struct cli *cli, int argc, char **argv)
 	r = cli_call(cli, cli_request("reload", 0), &reply);
 	if (r == EXIT_DONE) {
 		const char *m = cli_str(reply, "message");
-		fprintf(stderr, "invited: %s\n", m ? m : "reloaded");
+		cli_line(stderr, "invited: %s", m ? m : "reloaded");
 		if (cli->json)
 			cli_print_json(reply);
 	}

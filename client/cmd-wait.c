@@ -250,7 +250,7 @@ static int status_line(struct progress *p, const json_t *job, unsigned width)
 	              strcmp(state, "completed") == 0))
 		eta_text(r, t - d, eta, sizeof(eta));
 	else
-		snprintf(eta, sizeof(eta), "%s", state ? state : "?");
+		ascii_text(state ? state : "?", eta, sizeof(eta));
 	const char *reason = cli_str(job, "reason");
 	if (reason) /* why it does not move, in place of a bare "queued" */
 		ascii_text(reason, eta, sizeof(eta));
