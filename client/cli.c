@@ -199,7 +199,8 @@ int cli_parse_simple(struct cli *cli, int argc, char **argv, const char *flag, b
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, flag ? opts : opts + 1, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, flag ? opts : opts + 1, NULL)) !=
+	       -1) {
 		if (c == CLI_OPT_FIRST_LOCAL) {
 			*ret_flag = true;
 			continue;

@@ -291,9 +291,10 @@ static void print_invalid(const json_t *reply)
 	    strcmp(code, PROTO_ERR_INVALID_INPUT) != 0)
 		return;
 	json_t *errors = json_object_get(err, "errors");
-	json_t *res = json_pack("{s:b,s:I,s:o,s:I}", "valid", 0, "rows", cli_int(err, "rows"),
-	                        "errors", json_is_array(errors) ? json_incref(errors) : json_array(),
-	                        "error_count", cli_int(err, "error_count"));
+	json_t *res =
+	    json_pack("{s:b,s:I,s:o,s:I}", "valid", 0, "rows", cli_int(err, "rows"), "errors",
+	              json_is_array(errors) ? json_incref(errors) : json_array(), "error_count",
+	              cli_int(err, "error_count"));
 	if (res)
 		cli_print_json(res);
 	json_decref(res);
@@ -325,7 +326,8 @@ int cmd_submit(struct cli *cli, int argc, char **argv)
 	 * now rather than let a person wait (the exit status stays 0) */
 	const char *reason = cli_str(job, "reason");
 	if (reason)
-		cli_error("warning: job %" JSON_INTEGER_FORMAT " cannot be sent yet: %s", id, reason);
+		cli_error("warning: job %" JSON_INTEGER_FORMAT " cannot be sent yet: %s", id,
+		          reason);
 	if (cli->json && !u.wait && !u.watch) {
 		cli_print_json(job);
 		goto out;
@@ -356,7 +358,8 @@ static void get_limits(struct cli *cli, struct validate_limits *l)
 	if (req && conn_open(&cli->conn, cli->socket_path) == 0 &&
 	    conn_send_json(&cli->conn, req) == 0 && conn_recv_json(&cli->conn, &reply) == 0) {
 		const json_t *lim = json_object_get(reply, "limits");
-		json_int_t bytes = cli_int(lim, "max_upload_bytes"), rows = cli_int(lim, "max_rows");
+		json_int_t bytes = cli_int(lim, "max_upload_bytes"),
+		           rows = cli_int(lim, "max_rows");
 		if (json_is_true(json_object_get(reply, "ok")) && bytes > 0 && rows > 0) {
 			l->max_upload_bytes = (uint64_t)bytes;
 			l->max_rows = (uint64_t)rows;
@@ -379,7 +382,7 @@ int cmd_validate(struct cli *cli, int argc, char **argv)
 	if (r != CLI_CONTINUE)
 		goto out;
 	get_limits(cli, &limits);
-	if (validate_fd(u.fd, &limits, &res, &read_err) < 0) {
+	if (validate_check_fd(u.fd, &limits, &res, &read_err) < 0) {
 		cli_error("out of memory");
 		r = EXIT_TEMPFAIL;
 		goto out;

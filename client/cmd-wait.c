@@ -318,7 +318,8 @@ static void print_line(const json_t *job, double rate)
 	cli_line(stderr,
 	         "Job %" JSON_INTEGER_FORMAT " %s%s%s%s: %" JSON_INTEGER_FORMAT
 	         "/%" JSON_INTEGER_FORMAT " done, %" JSON_INTEGER_FORMAT
-	         " succeeded, %" JSON_INTEGER_FORMAT " failed, %" JSON_INTEGER_FORMAT " pending, %s",
+	         " succeeded, %" JSON_INTEGER_FORMAT " failed, %" JSON_INTEGER_FORMAT
+	         " pending, %s",
 	         cli_int(job, "id"), state ? state : "?", reason ? " (" : "", reason ? reason : "",
 	         reason ? ")" : "", total - pending, total, cli_int(job, "succeeded"),
 	         cli_int(job, "failed"), pending, r);

@@ -95,7 +95,8 @@ static int on_row(void *userdata, const struct csv_row *row)
 		if (s->hash != h || strcasecmp(c->arena.data + s->off, row->email) != 0)
 			continue;
 		struct buf m = BUF_INIT;
-		int r = buf_printf(&m, "duplicate email '%s' (also on line %u)", row->email, s->line);
+		int r =
+		    buf_printf(&m, "duplicate email '%s' (also on line %u)", row->email, s->line);
 		if (r == 0)
 			r = add_problem(c, row->line, m.data);
 		buf_finish(&m);
@@ -118,7 +119,7 @@ static ssize_t read_some(int fd, char *b, size_t size)
 	}
 }
 
-int validate_fd(int fd, const struct validate_limits *limits, json_t **ret, int *ret_read_err)
+int validate_check_fd(int fd, const struct validate_limits *limits, json_t **ret, int *ret_read_err)
 {
 	struct check c = {.errors = json_array(), .arena = BUF_INIT};
 	struct csv_limits cl = {.max_rows = limits->max_rows};
@@ -130,7 +131,6 @@ int validate_fd(int fd, const struct validate_limits *limits, json_t **ret, int 
 	bool too_large = false;
 	int r = -ENOMEM;
 
-	*ret_read_err = 0;
 	if (!c.errors || !block)
 		goto out;
 	r = csv_reader_create(&reader, &cl, &cb, &c);
@@ -152,8 +152,8 @@ int validate_fd(int fd, const struct validate_limits *limits, json_t **ret, int 
 			len = (size_t)(limits->max_upload_bytes - received);
 			too_large = true;
 		}
-		for (const char *p = block, *end = p + len; (p = memchr(p, '\n', (size_t)(end - p)));
-		     p++)
+		for (const char *p = block, *end = p + len;
+		     (p = memchr(p, '\n', (size_t)(end - p))); p++)
 			newlines++;
 		received += len;
 		r = csv_reader_feed(reader, block, len);

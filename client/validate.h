@@ -21,6 +21,7 @@ struct validate_limits {
 /* Read fd (borrowed) to its end and check it. On success (0) *ret is a new
  * object {"valid":bool,"rows":int,"errors":[{"line":int,"message":str}],
  * "error_count":int}, as the daemon's validate reply less "ok". When the
- * file cannot be read, 0 with *ret_read_err set and *ret untouched.
- * -ENOMEM otherwise. */
-int validate_fd(int fd, const struct validate_limits *limits, json_t **ret, int *ret_read_err);
+ * file cannot be read, 0 with *ret_read_err set to the errno (it is set
+ * only then) and *ret untouched. -ENOMEM otherwise. */
+int validate_check_fd(int fd, const struct validate_limits *limits, json_t **ret,
+                      int *ret_read_err);

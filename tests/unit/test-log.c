@@ -65,10 +65,10 @@ int main(void)
 	/* under the journal: "<N>" prefix, then the escaped message */
 	setenv("JOURNAL_STREAM", "8:1234", 1);
 	log_init("test", LOG_LEVEL_DEBUG);
-	char *out = capture(LOG_LEVEL_WARNING,
-	                    "a.csv\r<3>invited: forged line\n\033[2J\033[31mred\xc2\x9b"
-	                    "1m\xe2\x80\xae"
-	                    "txt.exe\xe2\x81\xa6\x9b\\end");
+	char *out =
+	    capture(LOG_LEVEL_WARNING, "a.csv\r<3>invited: forged line\n\033[2J\033[31mred\xc2\x9b"
+	                               "1m\xe2\x80\xae"
+	                               "txt.exe\xe2\x81\xa6\x9b\\end");
 	if (ok(out != NULL, "journal: captured")) {
 		is_str(out,
 		       "<4>upload of 'a.csv\\r<3>invited: forged line\\n\\e[2J\\e[31mred\\u009b1m"
