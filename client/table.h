@@ -11,8 +11,8 @@
  * Widths are display widths (wcwidth of each character in the current
  * LC_CTYPE); every cell goes through vis (common/vis.h, flags 0): control
  * characters, C1 and bidi controls and invalid UTF-8 are shown escaped, so
- * one row stays one line and no cell drives the terminal. Headers are ours. The last column is
- * never padded on the right.
+ * one row stays one line and no cell drives the terminal. Headers are ours.
+ * The last column is never padded on the right.
  */
 #pragma once
 
