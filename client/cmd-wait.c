@@ -176,6 +176,17 @@ static void eta_text(double rate, json_int_t left, char *out, size_t size)
 		snprintf(out, size, "ETA %lu:%02lu", s / 60, s % 60);
 }
 
+/* Why the job does not move (no Graph token, the tenant blocked), or NULL:
+ * shown in place of a bare state while it has not ended (a finished job of
+ * a tenant blocked since carries the tenant's reason too). */
+static const char *stuck_reason(const json_t *job)
+{
+	const char *state = cli_str(job, "state");
+	if (state && (strcmp(state, "completed") == 0 || strcmp(state, "cancelled") == 0))
+		return NULL;
+	return cli_str(job, "reason");
+}
+
 static bool same_progress(const json_t *a, const json_t *b)
 {
 	static const char *const counters[] = {"total", "succeeded", "failed", "cancelled",
@@ -183,7 +194,7 @@ static bool same_progress(const json_t *a, const json_t *b)
 	const char *sa = cli_str(a, "state"), *sb = cli_str(b, "state");
 	if (!sa || !sb || strcmp(sa, sb) != 0)
 		return false;
-	const char *ra = cli_str(a, "reason"), *rb = cli_str(b, "reason");
+	const char *ra = stuck_reason(a), *rb = stuck_reason(b);
 	if (!ra != !rb || (ra && strcmp(ra, rb) != 0))
 		return false;
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
@@ -251,7 +262,7 @@ static int status_line(struct progress *p, const json_t *job, unsigned width)
 		eta_text(r, t - d, eta, sizeof(eta));
 	else
 		ascii_text(state ? state : "?", eta, sizeof(eta));
-	const char *reason = cli_str(job, "reason");
+	const char *reason = stuck_reason(job);
 	if (reason) /* why it does not move, in place of a bare "queued" */
 		ascii_text(reason, eta, sizeof(eta));
 	int pct = t > 0 ? (int)(d * 100 / t) : 100;
@@ -311,7 +322,7 @@ static void print_line(const json_t *job, double rate)
 {
 	const char *state = cli_str(job, "state");
 	json_int_t total = cli_int(job, "total"), pending = cli_int(job, "pending");
-	const char *reason = cli_str(job, "reason");
+	const char *reason = stuck_reason(job);
 	char r[32];
 	rate_text(rate, r, sizeof(r));
 	/* with the reason when the job does not move (no token, tenant blocked) */
