@@ -3,6 +3,10 @@
 #include "client.h"
 
 #include <ctype.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -12,6 +16,7 @@
 #include <time.h>
 
 #include "table.h"
+#include "vis.h"
 
 void cli_init(struct cli *cli)
 {
@@ -19,22 +24,107 @@ void cli_init(struct cli *cli)
 	cli->json = false;
 	cli->color = false;
 	cli->cmd = NULL;
+	cli->pager_pid = 0;
+	cli->saved_stdout = -1;
 	conn_init(&cli->conn);
 }
 
 void cli_finish(struct cli *cli)
 {
+	cli_pager_close(cli);
 	conn_close(&cli->conn);
+}
+
+void cli_pager_open(struct cli *cli)
+{
+	const char *pager = getenv("INVITED_PAGER");
+	if (!pager)
+		pager = getenv("PAGER");
+	if (!pager)
+		pager = "less -FRSXK";
+	if (cli->pager_pid > 0 || !isatty(STDOUT_FILENO) || pager[0] == '\0' ||
+	    strcmp(pager, "cat") == 0)
+		return;
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return;
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return;
+	}
+	if (pid == 0) {
+		dup2(fds[0], STDIN_FILENO);
+		execl("/bin/sh", "sh", "-c", pager, (char *)NULL);
+		_exit(127);
+	}
+	close(fds[0]);
+	cli->saved_stdout = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+	dup2(fds[1], STDOUT_FILENO);
+	close(fds[1]);
+	/* a pager quit early makes writes fail (EPIPE) instead of killing us */
+	signal(SIGPIPE, SIG_IGN);
+	cli->pager_pid = pid;
+}
+
+bool cli_pager_gone(const struct cli *cli)
+{
+	return cli->pager_pid > 0 && ferror(stdout) && errno == EPIPE;
+}
+
+void cli_pager_close(struct cli *cli)
+{
+	if (cli->pager_pid <= 0)
+		return;
+	fflush(stdout);
+	if (ferror(stdout) && errno == EPIPE)
+		clearerr(stdout); /* the person quit the pager: not a failure */
+	if (cli->saved_stdout >= 0) {
+		dup2(cli->saved_stdout, STDOUT_FILENO); /* the pager reads its end of file */
+		close(cli->saved_stdout);
+	} else {
+		close(STDOUT_FILENO);
+	}
+	while (waitpid(cli->pager_pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	cli->pager_pid = 0;
+	cli->saved_stdout = -1;
+}
+
+void cli_vline(FILE *out, const char *prefix, const char *fmt, va_list ap)
+{
+	struct buf text = BUF_INIT, line = BUF_INIT;
+	int r = buf_vprintf(&text, fmt, ap);
+	if (r == 0)
+		r = buf_append_str(&line, prefix ? prefix : "");
+	if (r == 0)
+		r = vis_append(&line, text.data, text.len, 0);
+	if (r == 0)
+		r = buf_append(&line, "\n", 1);
+	if (r == 0)
+		fwrite(line.data, 1, line.len, out);
+	else
+		fputs("invitectl: out of memory\n", stderr);
+	buf_finish(&text);
+	buf_finish(&line);
+}
+
+void cli_line(FILE *out, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cli_vline(out, NULL, fmt, ap);
+	va_end(ap);
 }
 
 void cli_error(const char *fmt, ...)
 {
 	va_list ap;
-	fputs("invitectl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_vline(stderr, "invitectl: ", fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 static void try_help(const struct cli *cli)
@@ -47,14 +137,13 @@ static void try_help(const struct cli *cli)
 
 int cli_usage(const struct cli *cli, const char *fmt, ...)
 {
+	char prefix[64];
 	va_list ap;
-	fputs("invitectl: ", stderr);
-	if (cli->cmd)
-		fprintf(stderr, "%s: ", cli->cmd->name);
+	snprintf(prefix, sizeof(prefix), "invitectl: %s%s", cli->cmd ? cli->cmd->name : "",
+	         cli->cmd ? ": " : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_vline(stderr, prefix, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	try_help(cli);
 	return EXIT_USAGE;
 }
@@ -64,6 +153,9 @@ int cli_common_option(struct cli *cli, int opt)
 	switch (opt) {
 	case CLI_OPT_JSON:
 		cli->json = true;
+		return CLI_CONTINUE;
+	case 's':
+		cli->socket_path = optarg;
 		return CLI_CONTINUE;
 	case 'h':
 		fputs(cli->cmd->help, stdout);
@@ -107,7 +199,8 @@ int cli_parse_simple(struct cli *cli, int argc, char **argv, const char *flag, b
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "h", flag ? opts : opts + 1, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, flag ? opts : opts + 1, NULL)) !=
+	       -1) {
 		if (c == CLI_OPT_FIRST_LOCAL) {
 			*ret_flag = true;
 			continue;
@@ -159,6 +252,8 @@ int cli_connect(struct cli *cli)
 		return EXIT_TEMPFAIL;
 	default: /* ENOENT, ECONNREFUSED, ENOTDIR, ENOTSOCK, ... */
 		cli_error("cannot reach invited at %s: %s", cli->socket_path, strerror(-r));
+		if (r == -ENOENT || r == -ECONNREFUSED)
+			cli_error("hint: is invited running? try: systemctl start invited.socket");
 		return EXIT_UNAVAILABLE;
 	}
 }
@@ -193,14 +288,14 @@ void cli_print_problems(const char *label, const json_t *errors, json_int_t coun
 		json_int_t line = cli_int(e, "line");
 		const char *msg = cli_str(e, "message");
 		if (line > 0)
-			fprintf(stderr, "%s:%" JSON_INTEGER_FORMAT ": %s\n", label, line,
-			        msg ? msg : "?");
+			cli_line(stderr, "%s:%" JSON_INTEGER_FORMAT ": %s", label, line,
+			         msg ? msg : "?");
 		else
-			fprintf(stderr, "%s: %s\n", label, msg ? msg : "?");
+			cli_line(stderr, "%s: %s", label, msg ? msg : "?");
 	}
 	if (count > (json_int_t)n)
-		fprintf(stderr, "... and %" JSON_INTEGER_FORMAT " more problem%s\n",
-		        count - (json_int_t)n, cli_plural(count - (json_int_t)n));
+		cli_line(stderr, "... and %" JSON_INTEGER_FORMAT " more problem%s",
+		         count - (json_int_t)n, cli_plural(count - (json_int_t)n));
 }
 
 int cli_reply_check(const json_t *reply, const char *label)
@@ -461,8 +556,9 @@ void cli_print_kv(const struct cli_kv *kv, size_t n)
 		if (kv[i].value && k > w)
 			w = k;
 	}
+	/* keys are ours; values come from the daemon: escaped on the way out */
 	for (size_t i = 0; i < n; i++)
 		if (kv[i].value)
-			printf("%s:%*s%s\n", kv[i].key, (int)(w - table_text_width(kv[i].key) + 1),
-			       "", kv[i].value);
+			cli_line(stdout, "%s:%*s%s", kv[i].key,
+			         (int)(w - table_text_width(kv[i].key) + 1), "", kv[i].value);
 }

@@ -10,6 +10,8 @@
 #pragma once
 
 #include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -17,8 +19,13 @@
 #include "conn.h"
 #include "proto.h"
 
+/* sysexits' EX_CANTCREAT: `results -o FILE` cannot create FILE (invitectl
+ * only; the daemon never creates a file for a client). */
+#define EXIT_CANTCREAT 73
 /* Returned by the argument parsers when the command should go on. */
 #define CLI_CONTINUE (-1)
+/* Returned by a page callback when the reader is gone (the pager quit). */
+#define CLI_STOP (-2)
 /* Rows asked for per `rows` request when paging. */
 #define CLI_PAGE_ROWS 1000
 /* How --json output is written: one line per document; reals with 15
@@ -32,6 +39,8 @@ struct command;
 
 struct cli {
 	const char *socket_path;   /* borrowed: argv, environment or config.h */
+	int pager_pid;             /* the pager show's output goes through, or 0 */
+	int saved_stdout;          /* while paging: the original stdout, else -1 */
 	bool json;                 /* --json: machine output on stdout */
 	bool color;                /* stdout is a terminal and NO_COLOR is unset */
 	const struct command *cmd; /* the command being run */
@@ -51,20 +60,34 @@ struct cli_list_opts {
 	bool no_legend;
 };
 
-/* Long options every command accepts after its name. */
+/* Options every command accepts after its name too (-s/--socket and --json
+ * may come before or after the command, SPEC §3). */
 enum {
 	CLI_OPT_JSON = 0x100,
 	CLI_OPT_FIRST_LOCAL, /* commands number their own long-only options from here */
 };
+#define CLI_COMMON_SHORT "hs:"
 /* clang-format off */
 #define CLI_COMMON_OPTIONS \
-	{"json", no_argument, NULL, CLI_OPT_JSON}, {"help", no_argument, NULL, 'h'}
+	{"json", no_argument, NULL, CLI_OPT_JSON}, {"help", no_argument, NULL, 'h'}, \
+	{"socket", required_argument, NULL, 's'}
 /* clang-format on */
 
 void cli_init(struct cli *cli);
 void cli_finish(struct cli *cli);
 
-/* "invitectl: <fmt>\n" on stderr. */
+/*
+ * The one way a message reaches a person: the formatted text goes through
+ * vis (common/vis.h, flags 0), so a string from the daemon (a job name, a
+ * reason, Graph's message, a validation message) can neither drive the
+ * terminal nor forge a line; then a newline. prefix (ours, may be NULL) is
+ * written as it is. Tables (table.c) and cli_print_kv escape their cells the
+ * same way. --json output is never escaped.
+ */
+void cli_vline(FILE *out, const char *prefix, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+void cli_line(FILE *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* "invitectl: <fmt>\n" on stderr, escaped as cli_line. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A usage error of the current command: the message, a pointer to --help,
  * returns EXIT_USAGE. */
@@ -118,6 +141,18 @@ struct cli_rows_query {
 };
 int cli_rows_foreach(struct cli *cli, const struct cli_rows_query *q,
                      int (*page)(void *userdata, const json_t *reply), void *userdata);
+
+/*
+ * Paging, as systemctl and git do: when stdout is a terminal, send it
+ * through $INVITED_PAGER, else $PAGER, else "less -FRSXK" (-F: no pager
+ * at all when it fits one screen); an empty value or "cat" means none.
+ * cli_pager_open does nothing when stdout is not a terminal. cli_pager_close
+ * waits for the pager (the person quits it) and puts stdout back.
+ * cli_pager_gone: the pager quit early and writes fail with EPIPE.
+ */
+void cli_pager_open(struct cli *cli);
+void cli_pager_close(struct cli *cli);
+bool cli_pager_gone(const struct cli *cli);
 
 /* Compact JSON and a newline on stdout. */
 void cli_print_json(const json_t *j);

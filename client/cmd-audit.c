@@ -44,7 +44,7 @@ int cmd_audit(struct cli *cli, int argc, char **argv)
 	};
 	json_int_t job = 0, limit = 100;
 	int c, r;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1) {
 		if (c == OPT_JOB) {
 			if (cli_parse_job_id(optarg, &job) < 0)
 				return cli_usage(cli, "invalid job id '%s'", optarg);
@@ -110,7 +110,7 @@ int cmd_reload(struct cli *cli, int argc, char **argv)
 	r = cli_call(cli, cli_request("reload", 0), &reply);
 	if (r == EXIT_DONE) {
 		const char *m = cli_str(reply, "message");
-		fprintf(stderr, "invited: %s\n", m ? m : "reloaded");
+		cli_line(stderr, "invited: %s", m ? m : "reloaded");
 		if (cli->json)
 			cli_print_json(reply);
 	}

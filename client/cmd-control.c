@@ -30,27 +30,30 @@ static void say(const struct control *c, const json_t *job, json_int_t id, json_
 {
 	const char *state = cli_str(job, "state");
 	char n[CLI_GROUPED_MAX];
-	fprintf(stderr, "Job %" JSON_INTEGER_FORMAT ": ", id);
+	struct buf b = BUF_INIT;
+	buf_printf(&b, "Job %" JSON_INTEGER_FORMAT ": ", id);
 	if (changed > 0 && c->rows)
-		fprintf(stderr, "%s %s %s%s", c->verb, cli_grouped(changed, n), c->rows,
-		        cli_plural(changed));
+		buf_printf(&b, "%s %s %s%s", c->verb, cli_grouped(changed, n), c->rows,
+		           cli_plural(changed));
 	else if (changed > 0)
-		fputs(c->verb, stderr);
+		buf_append_str(&b, c->verb);
 	else if (c->same_state && state && strcmp(state, c->same_state) == 0 && before &&
 	         strcmp(before, state) != 0)
 		/* the job changed state, no row did: nothing was pending (rows in
 		 * flight, if any, finish) */
-		fprintf(stderr, "%s; %s", c->verb, c->nothing);
+		buf_printf(&b, "%s; %s", c->verb, c->nothing);
 	else if (c->same_state && state && strcmp(state, c->same_state) == 0)
-		fprintf(stderr, "already %s", c->same_state);
+		buf_printf(&b, "already %s", c->same_state);
 	else if (code)
-		fprintf(stderr, "no failed rows with error code %s to re-queue (job is %s)", code,
-		        state ? state : "?");
+		buf_printf(&b, "no failed rows with error code %s to re-queue (job is %s)", code,
+		           state ? state : "?");
 	else
-		fprintf(stderr, "%s (job is %s)", c->nothing, state ? state : "?");
+		buf_printf(&b, "%s (job is %s)", c->nothing, state ? state : "?");
 	if (changed > 0 && code)
-		fprintf(stderr, " with error code %s", code);
-	fputc('\n', stderr);
+		buf_printf(&b, " with error code %s", code);
+	/* the state word and the code came from the daemon: escaped */
+	cli_line(stderr, "%s", b.data ? b.data : "");
+	buf_finish(&b);
 }
 
 static int control(struct cli *cli, json_int_t id, const struct control *c, const char *code)
@@ -125,7 +128,7 @@ int cmd_retry(struct cli *cli, int argc, char **argv)
 	const char *code = NULL;
 	json_int_t id;
 	int c;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1) {
 		if (c == OPT_ERROR_CODE) {
 			code = optarg;
 			continue;

@@ -16,18 +16,43 @@ int cmd_template(struct cli *cli, int argc, char **argv)
 	return EXIT_DONE;
 }
 
-/* A number as JSON would write it, in the C locale main() keeps for
- * LC_NUMERIC: integers exactly, reals with up to 15 significant digits. */
-static void number_text(const json_t *v, char *out, size_t size)
+/* A real for a person: two decimals at most, trailing zeros dropped
+ * (43.5159375000006 reads 43.52, 10.0 reads 10). */
+static void human_real(double v, char *out, size_t size)
+{
+	snprintf(out, size, "%.2f", v);
+	char *dot = strchr(out, '.');
+	if (!dot)
+		return;
+	char *end = out + strlen(out);
+	while (end > dot + 1 && end[-1] == '0')
+		*--end = '\0';
+	if (end == dot + 1)
+		*dot = '\0';
+	if (strcmp(out, "-0") == 0)
+		snprintf(out, size, "0");
+}
+
+/* A number in the C locale main() keeps for LC_NUMERIC: integers exactly;
+ * reals with up to 15 significant digits (what a program reads:
+ * --prometheus) or, human, as human_real(). */
+static void number_text_as(const json_t *v, char *out, size_t size, bool human)
 {
 	if (json_is_integer(v))
 		snprintf(out, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	else if (json_is_real(v) && human)
+		human_real(json_real_value(v), out, size);
 	else if (json_is_real(v))
 		snprintf(out, size, "%.15g", json_real_value(v));
 	else if (json_is_boolean(v))
 		snprintf(out, size, "%d", json_is_true(v) ? 1 : 0);
 	else
 		snprintf(out, size, "-");
+}
+
+static void number_text(const json_t *v, char *out, size_t size)
+{
+	number_text_as(v, out, size, true);
 }
 
 #define NUMBER_TEXT_MAX 64
@@ -192,7 +217,7 @@ static void print_prometheus(const json_t *stats)
 		if (ends_with(key, "_ms"))
 			snprintf(num, sizeof(num), "%.15g", json_number_value(v) / 1000.0);
 		else
-			number_text(v, num, sizeof(num));
+			number_text_as(v, num, sizeof(num), false);
 		metric_name(key, &name);
 		if (!name.data)
 			break; /* out of memory */
@@ -219,7 +244,7 @@ static void print_stats(const json_t *stats)
 	{
 		char num[NUMBER_TEXT_MAX];
 		number_text(v, num, sizeof(num));
-		printf("%s%*s  %s\n", key, (int)(w - table_text_width(key)), "", num);
+		cli_line(stdout, "%s%*s  %s", key, (int)(w - table_text_width(key)), "", num);
 	}
 }
 

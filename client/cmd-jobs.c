@@ -70,6 +70,7 @@ enum {
 	OPT_ALL = CLI_OPT_FIRST_LOCAL,
 	OPT_NO_LEGEND,
 	OPT_STATE,
+	OPT_NO_PAGER,
 };
 
 /* -q, --no-legend (both commands); CLI_CONTINUE when opt was one of them. */
@@ -104,7 +105,7 @@ int cmd_jobs(struct cli *cli, int argc, char **argv)
 	struct cli_list_opts lo = {false, false};
 	bool all = false;
 	int c, r;
-	while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "q", opts, NULL)) != -1) {
 		if (c == OPT_ALL) {
 			all = true;
 			continue;
@@ -264,6 +265,8 @@ static int show_page(void *userdata, const json_t *reply)
 		cli_error("out of memory");
 		return EXIT_TEMPFAIL;
 	}
+	if (cli_pager_gone(s->cli))
+		return CLI_STOP; /* the person has seen enough */
 	if (ferror(stdout)) {
 		cli_error("cannot write to standard output");
 		return EXIT_TEMPFAIL;
@@ -297,19 +300,24 @@ static void print_summary(const json_t *job)
 }
 
 static int parse_show_args(struct cli *cli, int argc, char **argv, struct cli_rows_query *q,
-                           struct cli_list_opts *lo)
+                           struct cli_list_opts *lo, bool *ret_no_pager)
 {
 	static const struct option opts[] = {
 	    {"state", required_argument, NULL, OPT_STATE},
+	    {"no-pager", no_argument, NULL, OPT_NO_PAGER},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"no-legend", no_argument, NULL, OPT_NO_LEGEND},
 	    CLI_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "q", opts, NULL)) != -1) {
 		if (list_option(lo, c) == CLI_CONTINUE)
 			continue;
+		if (c == OPT_NO_PAGER) {
+			*ret_no_pager = true;
+			continue;
+		}
 		if (c != OPT_STATE) {
 			int r = cli_common_option(cli, c);
 			if (r != CLI_CONTINUE)
@@ -338,7 +346,8 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	struct show s = {
 	    .cli = cli, .lo = {false, false}, .table = NULL, .result = BUF_INIT, .printed = 0};
 	json_t *job = NULL;
-	int r = parse_show_args(cli, argc, argv, &q, &s.lo);
+	bool no_pager = false;
+	int r = parse_show_args(cli, argc, argv, &q, &s.lo, &no_pager);
 	if (r != CLI_CONTINUE)
 		return r;
 	if (table_create(&s.table, N_ROW_COLUMNS, row_columns) < 0) {
@@ -349,6 +358,9 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	r = cli_fetch_job(cli, q.id, &job);
 	if (r != EXIT_DONE)
 		goto out;
+	/* a 100,000-row job is not dumped at a person: paged on a terminal */
+	if (!cli->json && !no_pager)
+		cli_pager_open(cli);
 	if (cli->json) {
 		/* streamed page by page: memory stays bounded whatever the job's size */
 		fputs("{\"job\":", stdout);
@@ -361,8 +373,11 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	if (s.lo.no_legend)
 		table_hide_header(s.table);
 	r = cli_rows_foreach(cli, &q, show_page, &s);
+	if (r == CLI_STOP)
+		r = EXIT_DONE;
 	if (r == EXIT_DONE && cli->json)
 		fputs("]}\n", stdout);
+	cli_pager_close(cli);
 out:
 	json_decref(job);
 	table_destroy(s.table);

@@ -9,10 +9,11 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "vis.h"
 
-/* -o FILE is created with this mode: readable by the admin's group, since
- * results hold invitees' addresses and redeem URLs but no secret. */
-#define RESULTS_FILE_MODE 0640
+/* -o FILE is created like any tool creates a file: this mode less the
+ * admin's umask (SPEC §9). */
+#define RESULTS_FILE_MODE 0666
 
 static const char *const result_columns[] = {
     "status",          "http_status",       "error_code", "error_message",
@@ -25,16 +26,40 @@ struct results {
 	const char *name; /* for messages: "standard output" or FILE */
 	size_t ncols;     /* input columns, from the first page's "columns" */
 	bool header_done;
+	bool raw;       /* --raw: every cell exactly as stored */
+	struct buf esc; /* the cell being neutralized */
 };
 
-/* One field, quoted when RFC 4180 needs it (and when surrounding spaces
- * would be trimmed by a reader like ours). */
-static void put_field(FILE *out, const char *s, bool first)
+/*
+ * A cell as a spreadsheet may safely open it (SPEC §9; OWASP's CSV-injection
+ * rule): one starting with '=', '+', '-', '@', TAB or CR gets a leading "'",
+ * so Excel, LibreOffice and Sheets take it as text, not a formula; control
+ * characters, C1 and bidi controls and invalid UTF-8 are shown escaped by vis
+ * (flags 0). Applies to every cell: uploaded ones, the header's, Graph's
+ * error_code and error_message. NULL when out of memory.
+ */
+static const char *safe_cell(struct buf *b, const char *s)
 {
+	buf_clear(b);
+	bool formula = strchr("=+-@\t\r", s[0]) != NULL && s[0] != '\0';
+	if (!formula && vis_is_clean(s, strlen(s), 0))
+		return s;
+	if ((formula && buf_append(b, "'", 1) < 0) || vis_append_str(b, s, 0) < 0)
+		return NULL;
+	return b->data;
+}
+
+/* One field, quoted when RFC 4180 needs it (and when surrounding spaces
+ * would be trimmed by a reader like ours); neutralized unless --raw. */
+static void put_field(struct results *res, const char *s, bool first)
+{
+	FILE *out = res->out;
 	if (!first)
 		fputc(',', out);
 	if (!s)
 		return;
+	if (!res->raw && !(s = safe_cell(&res->esc, s)))
+		s = "?"; /* out of memory: never the raw cell */
 	size_t len = strlen(s);
 	bool quote =
 	    strpbrk(s, ",\"\r\n") != NULL ||
@@ -56,9 +81,9 @@ static void put_header(struct results *res, const json_t *columns)
 {
 	res->ncols = json_array_size(columns);
 	for (size_t i = 0; i < res->ncols; i++)
-		put_field(res->out, json_string_value(json_array_get(columns, i)), i == 0);
+		put_field(res, json_string_value(json_array_get(columns, i)), i == 0);
 	for (size_t i = 0; i < N_RESULT_COLUMNS; i++)
-		put_field(res->out, result_columns[i], res->ncols == 0 && i == 0);
+		put_field(res, result_columns[i], res->ncols == 0 && i == 0);
 	fputs("\r\n", res->out);
 	res->header_done = true;
 }
@@ -86,9 +111,9 @@ static void put_row(struct results *res, const json_t *row)
 	/* as many input cells as the header has: short rows padded, trailing
 	 * extra cells (Excel's ",,,") dropped */
 	for (size_t i = 0; i < res->ncols; i++)
-		put_field(res->out, json_string_value(json_array_get(fields, i)), i == 0);
+		put_field(res, json_string_value(json_array_get(fields, i)), i == 0);
 	for (size_t i = 0; i < N_RESULT_COLUMNS; i++)
-		put_field(res->out, member_text(row, members[i], num), res->ncols == 0 && i == 0);
+		put_field(res, member_text(row, members[i], num), res->ncols == 0 && i == 0);
 	fputs("\r\n", res->out);
 }
 
@@ -96,6 +121,14 @@ static int write_error(const char *what, int err)
 {
 	cli_error("cannot write %s: %s", what, strerror(err));
 	return err == EACCES || err == EPERM ? EXIT_NOPERM : EXIT_TEMPFAIL;
+}
+
+/* -o FILE cannot be created (no such directory, not writable, read-only
+ * file system...): sysexits' EX_CANTCREAT, not a temporary failure. */
+static int create_error(const char *file, int err)
+{
+	cli_error("cannot create output file %s: %s", file, strerror(err));
+	return err == ENOMEM ? EXIT_TEMPFAIL : EXIT_CANTCREAT;
 }
 
 static int results_page(void *userdata, const json_t *reply)
@@ -111,23 +144,28 @@ static int results_page(void *userdata, const json_t *reply)
 }
 
 static int parse_results_args(struct cli *cli, int argc, char **argv, json_int_t *ret_id,
-                              const char **ret_file, bool *ret_bom)
+                              const char **ret_file, bool *ret_bom, bool *ret_raw)
 {
-	enum { OPT_BOM = CLI_OPT_FIRST_LOCAL };
+	enum { OPT_BOM = CLI_OPT_FIRST_LOCAL, OPT_RAW };
 	static const struct option opts[] = {
 	    {"output", required_argument, NULL, 'o'},
 	    {"bom", no_argument, NULL, OPT_BOM},
+	    {"raw", no_argument, NULL, OPT_RAW},
 	    CLI_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
 	int c;
-	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "o:", opts, NULL)) != -1) {
 		if (c == 'o') {
 			*ret_file = optarg;
 			continue;
 		}
 		if (c == OPT_BOM) {
 			*ret_bom = true;
+			continue;
+		}
+		if (c == OPT_RAW) {
+			*ret_raw = true;
 			continue;
 		}
 		int r = cli_common_option(cli, c);
@@ -143,15 +181,18 @@ static int parse_results_args(struct cli *cli, int argc, char **argv, json_int_t
 static int open_temp(const char *file, struct buf *tmp, FILE **ret)
 {
 	if (buf_printf(tmp, "%s.XXXXXX", file) < 0)
-		return write_error(file, ENOMEM);
+		return create_error(file, ENOMEM);
 	int fd = mkstemp(tmp->data);
 	if (fd < 0)
-		return write_error(file, errno);
-	if (fchmod(fd, RESULTS_FILE_MODE) < 0 || !(*ret = fdopen(fd, "w"))) {
+		return create_error(file, errno);
+	/* mkstemp makes it 0600; give it the mode open(2) would have */
+	mode_t mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, RESULTS_FILE_MODE & ~mask) < 0 || !(*ret = fdopen(fd, "w"))) {
 		int err = errno;
 		close(fd);
 		unlink(tmp->data);
-		return write_error(file, err);
+		return create_error(file, err);
 	}
 	return EXIT_DONE;
 }
@@ -168,22 +209,26 @@ static int commit_temp(FILE *f, const char *tmp, const char *file)
 		err = errno;
 	if (fclose(f) != 0 && err == 0)
 		err = errno;
-	if (err == 0 && rename(tmp, file) < 0)
+	bool renaming = false;
+	if (err == 0 && rename(tmp, file) < 0) {
 		err = errno;
+		renaming = true;
+	}
 	if (err == 0)
 		return EXIT_DONE;
 	unlink(tmp);
-	return write_error(file, err);
+	return renaming ? create_error(file, err) : write_error(file, err);
 }
 
 int cmd_results(struct cli *cli, int argc, char **argv)
 {
 	struct cli_rows_query q = {.id = 0, .state = NULL, .input = true};
-	struct results res = {.out = stdout, .name = "standard output", .ncols = 0};
+	struct results res = {
+	    .out = stdout, .name = "standard output", .ncols = 0, .esc = BUF_INIT};
 	struct buf tmp = BUF_INIT;
 	const char *file = NULL;
 	bool bom = false;
-	int r = parse_results_args(cli, argc, argv, &q.id, &file, &bom);
+	int r = parse_results_args(cli, argc, argv, &q.id, &file, &bom, &res.raw);
 	if (r != CLI_CONTINUE)
 		return r;
 	if (file) {
@@ -206,5 +251,6 @@ int cmd_results(struct cli *cli, int argc, char **argv)
 	}
 out:
 	buf_finish(&tmp);
+	buf_finish(&res.esc);
 	return r;
 }

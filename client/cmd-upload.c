@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "csv.h"
+#include "validate.h"
 
 enum {
 	OPT_NAME = CLI_OPT_FIRST_LOCAL,
@@ -98,6 +100,28 @@ static int upload_option(struct cli *cli, struct upload *u, int opt)
 	}
 }
 
+/* The job options, checked here with the functions the daemon uses
+ * (common/csv.c), so that validate needs no daemon and a typo costs no
+ * upload; the messages are the daemon's. */
+static int check_options(const json_t *req)
+{
+	const char *redirect = cli_str(req, "redirect_url"), *cc = cli_str(req, "cc");
+	const char *language = cli_str(req, "language"), *why = NULL;
+	if (redirect && !csv_url_check(redirect, &why)) {
+		cli_error("invalid redirect URL '%s': %s", redirect, why);
+		return EXIT_USAGE;
+	}
+	if (cc && !csv_email_check(cc, &why)) {
+		cli_error("invalid cc address '%s': %s", cc, why);
+		return EXIT_USAGE;
+	}
+	if (language && !csv_language_check(language)) {
+		cli_error("invalid language '%s' (e.g. en-US, ja-JP)", language);
+		return EXIT_USAGE;
+	}
+	return CLI_CONTINUE;
+}
+
 static int parse_args(struct cli *cli, int argc, char **argv, const char *op, struct upload *u)
 {
 	u->req = cli_request(op, 0);
@@ -106,7 +130,7 @@ static int parse_args(struct cli *cli, int argc, char **argv, const char *op, st
 		return EXIT_TEMPFAIL;
 	}
 	int c;
-	while ((c = getopt_long(argc, argv, "h", upload_options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, upload_options, NULL)) != -1) {
 		int r = upload_option(cli, u, c);
 		if (r != CLI_CONTINUE)
 			return r;
@@ -119,6 +143,9 @@ static int parse_args(struct cli *cli, int argc, char **argv, const char *op, st
 		return cli_usage(cli, "--wait and --watch are options of submit");
 	if (u->wait && u->watch)
 		return cli_usage(cli, "--wait and --watch exclude each other");
+	int r = check_options(u->req);
+	if (r != CLI_CONTINUE)
+		return r;
 	u->path = argv[optind];
 	u->label = strcmp(u->path, "-") == 0 ? "<stdin>" : u->path;
 	const char *slash = strrchr(u->path, '/');
@@ -254,6 +281,25 @@ static int run_upload(struct cli *cli, int argc, char **argv, const char *op, st
 	return CLI_CONTINUE;
 }
 
+/* submit --json of a refused file: the validate --json object on stdout,
+ * {"valid":false,"rows":N,"errors":[...],"error_count":N} (SPEC §3). */
+static void print_invalid(const json_t *reply)
+{
+	const json_t *err = json_object_get(reply, "error");
+	const char *code = cli_str(err, "code");
+	if (!json_is_false(json_object_get(reply, "ok")) || !code ||
+	    strcmp(code, PROTO_ERR_INVALID_INPUT) != 0)
+		return;
+	json_t *errors = json_object_get(err, "errors");
+	json_t *res =
+	    json_pack("{s:b,s:I,s:o,s:I}", "valid", 0, "rows", cli_int(err, "rows"), "errors",
+	              json_is_array(errors) ? json_incref(errors) : json_array(), "error_count",
+	              cli_int(err, "error_count"));
+	if (res)
+		cli_print_json(res);
+	json_decref(res);
+}
+
 int cmd_submit(struct cli *cli, int argc, char **argv)
 {
 	struct upload u = {.fd = -1};
@@ -261,6 +307,8 @@ int cmd_submit(struct cli *cli, int argc, char **argv)
 	int r = run_upload(cli, argc, argv, "submit", &u, &reply);
 	if (r != CLI_CONTINUE)
 		goto out;
+	if (cli->json)
+		print_invalid(reply);
 	r = cli_reply_check(reply, u.label);
 	if (r == EXIT_DONE)
 		r = cli_take(reply, "job", JSON_OBJECT, &job);
@@ -274,6 +322,12 @@ int cmd_submit(struct cli *cli, int argc, char **argv)
 	}
 	fprintf(stderr, "Submitted job %" JSON_INTEGER_FORMAT ": %" JSON_INTEGER_FORMAT " row%s\n",
 	        id, total, cli_plural(total));
+	/* stored, but it will not move until its cause is dealt with: say so
+	 * now rather than let a person wait (the exit status stays 0) */
+	const char *reason = cli_str(job, "reason");
+	if (reason)
+		cli_error("warning: job %" JSON_INTEGER_FORMAT " cannot be sent yet: %s", id,
+		          reason);
 	if (cli->json && !u.wait && !u.watch) {
 		cli_print_json(job);
 		goto out;
@@ -293,70 +347,67 @@ out:
 	return r;
 }
 
-/*
- * The validate result as printed by --json: the reply minus "ok". An
- * invalid_input error reply (what submit gets) is accepted too and turned
- * into the same shape. *ret is a new reference.
- */
-static int validate_result(const json_t *reply, const char *label, json_t **ret)
+/* The limits validate checks against: the daemon's when it answers a
+ * `status` (quietly: validate needs no daemon), else the defaults it ships
+ * with. Nothing is said either way (invitectl(1)). */
+static void get_limits(struct cli *cli, struct validate_limits *l)
 {
-	const json_t *err = json_object_get(reply, "error");
-	const char *code = cli_str(err, "code");
-	if (json_is_false(json_object_get(reply, "ok")) && code &&
-	    strcmp(code, PROTO_ERR_INVALID_INPUT) == 0) {
-		json_t *errors = json_object_get(err, "errors");
-		errors = json_is_array(errors) ? json_incref(errors) : json_array();
-		*ret = json_pack("{sbsIsosI}", "valid", 0, "rows", cli_int(err, "rows"), "errors",
-		                 errors, "error_count", cli_int(err, "error_count"));
-	} else {
-		int r = cli_reply_check(reply, label);
-		if (r != EXIT_DONE)
-			return r;
-		*ret = json_deep_copy(reply);
-		if (*ret)
-			json_object_del(*ret, "ok");
+	json_t *req = cli_request("status", 0), *reply = NULL;
+	l->max_upload_bytes = VALIDATE_DEFAULT_MAX_UPLOAD_BYTES;
+	l->max_rows = VALIDATE_DEFAULT_MAX_ROWS;
+	if (req && conn_open(&cli->conn, cli->socket_path) == 0 &&
+	    conn_send_json(&cli->conn, req) == 0 && conn_recv_json(&cli->conn, &reply) == 0) {
+		const json_t *lim = json_object_get(reply, "limits");
+		json_int_t bytes = cli_int(lim, "max_upload_bytes"),
+		           rows = cli_int(lim, "max_rows");
+		if (json_is_true(json_object_get(reply, "ok")) && bytes > 0 && rows > 0) {
+			l->max_upload_bytes = (uint64_t)bytes;
+			l->max_rows = (uint64_t)rows;
+		}
 	}
-	if (!*ret) {
-		cli_error("out of memory");
-		return EXIT_TEMPFAIL;
-	}
-	if (!json_is_boolean(json_object_get(*ret, "valid"))) {
-		cli_error("malformed reply from invited: no valid \"valid\"");
-		return EXIT_TEMPFAIL;
-	}
-	return EXIT_DONE;
+	conn_close(&cli->conn);
+	json_decref(req);
+	json_decref(reply);
 }
 
 int cmd_validate(struct cli *cli, int argc, char **argv)
 {
 	struct upload u = {.fd = -1};
-	json_t *reply = NULL, *res = NULL;
-	int r = run_upload(cli, argc, argv, "validate", &u, &reply);
+	struct validate_limits limits;
+	json_t *res = NULL;
+	int read_err = 0;
+	int r = parse_args(cli, argc, argv, "validate", &u);
+	if (r == CLI_CONTINUE)
+		r = open_input(&u);
 	if (r != CLI_CONTINUE)
 		goto out;
-	r = validate_result(reply, u.label, &res);
-	if (r != EXIT_DONE)
+	get_limits(cli, &limits);
+	if (validate_check_fd(u.fd, &limits, &res, &read_err) < 0) {
+		cli_error("out of memory");
+		r = EXIT_TEMPFAIL;
 		goto out;
+	}
+	if (read_err) {
+		cli_error("cannot read %s: %s", u.label, strerror(read_err));
+		r = EXIT_NOINPUT;
+		goto out;
+	}
 	bool valid = json_is_true(json_object_get(res, "valid"));
 	json_int_t rows = cli_int(res, "rows");
-	const json_t *errors = json_object_get(res, "errors");
 	json_int_t count = cli_int(res, "error_count");
-	if (count < (json_int_t)json_array_size(errors))
-		count = (json_int_t)json_array_size(errors);
 	if (cli->json) {
 		cli_print_json(res);
 	} else if (valid) {
-		printf("%s: %" JSON_INTEGER_FORMAT " row%s, valid\n", u.label, rows,
-		       cli_plural(rows));
+		cli_line(stdout, "%s: %" JSON_INTEGER_FORMAT " row%s, valid", u.label, rows,
+		         cli_plural(rows));
 	} else {
-		cli_print_problems(u.label, errors, count);
+		cli_print_problems(u.label, json_object_get(res, "errors"), count);
 		cli_error("%s: %" JSON_INTEGER_FORMAT " problem%s", u.label, count,
 		          cli_plural(count));
 	}
 	r = valid ? EXIT_DONE : EXIT_DATAERR;
 out:
 	json_decref(res);
-	json_decref(reply);
 	upload_finish(&u);
 	return r;
 }

@@ -11,6 +11,7 @@
 
 #include "client.h"
 #include "timeutil.h"
+#include "vis.h"
 
 #define WATCH_INTERVAL_MS 500u
 
@@ -32,13 +33,14 @@ static int job_outcome(const json_t *job)
 	bool ended = job_ended(job);
 	bool blocked = ended && strcmp(state, "blocked") == 0;
 
-	fprintf(stderr,
-	        "Job %" JSON_INTEGER_FORMAT " %s: %" JSON_INTEGER_FORMAT
-	        " succeeded, %" JSON_INTEGER_FORMAT " failed, %" JSON_INTEGER_FORMAT " cancelled",
-	        id, state ? state : "in an unknown state", ok, failed, cancelled);
+	char more[CLI_INT_MAX + 16] = "";
 	if (pending > 0)
-		fprintf(stderr, ", %" JSON_INTEGER_FORMAT " pending", pending);
-	fprintf(stderr, " of %" JSON_INTEGER_FORMAT "\n", total);
+		snprintf(more, sizeof(more), ", %" JSON_INTEGER_FORMAT " pending", pending);
+	cli_line(stderr,
+	         "Job %" JSON_INTEGER_FORMAT " %s: %" JSON_INTEGER_FORMAT
+	         " succeeded, %" JSON_INTEGER_FORMAT " failed, %" JSON_INTEGER_FORMAT
+	         " cancelled%s of %" JSON_INTEGER_FORMAT,
+	         id, state ? state : "in an unknown state", ok, failed, cancelled, more, total);
 	if (blocked) {
 		const char *reason = cli_str(job, "reason");
 		cli_error("job %" JSON_INTEGER_FORMAT " is blocked: %s", id,
@@ -174,12 +176,26 @@ static void eta_text(double rate, json_int_t left, char *out, size_t size)
 		snprintf(out, size, "ETA %lu:%02lu", s / 60, s % 60);
 }
 
+/* Why the job does not move (no Graph token, the tenant blocked), or NULL:
+ * shown in place of a bare state while it has not ended (a finished job of
+ * a tenant blocked since carries the tenant's reason too). */
+static const char *stuck_reason(const json_t *job)
+{
+	const char *state = cli_str(job, "state");
+	if (state && (strcmp(state, "completed") == 0 || strcmp(state, "cancelled") == 0))
+		return NULL;
+	return cli_str(job, "reason");
+}
+
 static bool same_progress(const json_t *a, const json_t *b)
 {
 	static const char *const counters[] = {"total", "succeeded", "failed", "cancelled",
 	                                       "pending"};
 	const char *sa = cli_str(a, "state"), *sb = cli_str(b, "state");
 	if (!sa || !sb || strcmp(sa, sb) != 0)
+		return false;
+	const char *ra = stuck_reason(a), *rb = stuck_reason(b);
+	if (!ra != !rb || (ra && strcmp(ra, rb) != 0))
 		return false;
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++)
 		if (cli_int(a, counters[i]) != cli_int(b, counters[i]))
@@ -217,12 +233,26 @@ static unsigned terminal_columns(void)
 	return 80;
 }
 
+/* s (from the daemon) escaped by vis and cut to ASCII printable bytes, so
+ * that on the status line bytes are columns; "..." when cut short. */
+static void ascii_text(const char *s, char *out, size_t size)
+{
+	char *v = vis_strdup(s, 0);
+	size_t n = 0;
+	for (const char *p = v ? v : "?"; *p && n + 1 < size; p++)
+		out[n++] = (unsigned char)*p >= 0x20 && (unsigned char)*p < 0x7f ? *p : '?';
+	out[n] = '\0';
+	if (v && strlen(v) > n && size > 4)
+		memcpy(out + size - 4, "...", 4);
+	free(v);
+}
+
 /* The status line for job in at most width columns (ASCII only, so bytes
  * are columns). */
 static int status_line(struct progress *p, const json_t *job, unsigned width)
 {
 	char done[CLI_GROUPED_MAX], total[CLI_GROUPED_MAX], ok[CLI_GROUPED_MAX],
-	    failed[CLI_GROUPED_MAX], rate[32], eta[32], stats[256];
+	    failed[CLI_GROUPED_MAX], rate[32], eta[80], stats[320];
 	const char *state = cli_str(job, "state");
 	json_int_t t = cli_int(job, "total"), d = job_done_count(job);
 	double r = current_rate(p);
@@ -231,7 +261,10 @@ static int status_line(struct progress *p, const json_t *job, unsigned width)
 	              strcmp(state, "completed") == 0))
 		eta_text(r, t - d, eta, sizeof(eta));
 	else
-		snprintf(eta, sizeof(eta), "%s", state ? state : "?");
+		ascii_text(state ? state : "?", eta, sizeof(eta));
+	const char *reason = stuck_reason(job);
+	if (reason) /* why it does not move, in place of a bare "queued" */
+		ascii_text(reason, eta, sizeof(eta));
 	int pct = t > 0 ? (int)(d * 100 / t) : 100;
 	snprintf(stats, sizeof(stats), " %3d%%  %s/%s  %s succeeded  %s failed  %s  %s", pct,
 	         cli_grouped(d, done), cli_grouped(t, total),
@@ -289,14 +322,18 @@ static void print_line(const json_t *job, double rate)
 {
 	const char *state = cli_str(job, "state");
 	json_int_t total = cli_int(job, "total"), pending = cli_int(job, "pending");
+	const char *reason = stuck_reason(job);
 	char r[32];
 	rate_text(rate, r, sizeof(r));
-	fprintf(stderr,
-	        "Job %" JSON_INTEGER_FORMAT " %s: %" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT
-	        " done, %" JSON_INTEGER_FORMAT " succeeded, %" JSON_INTEGER_FORMAT
-	        " failed, %" JSON_INTEGER_FORMAT " pending, %s\n",
-	        cli_int(job, "id"), state ? state : "?", total - pending, total,
-	        cli_int(job, "succeeded"), cli_int(job, "failed"), pending, r);
+	/* with the reason when the job does not move (no token, tenant blocked) */
+	cli_line(stderr,
+	         "Job %" JSON_INTEGER_FORMAT " %s%s%s%s: %" JSON_INTEGER_FORMAT
+	         "/%" JSON_INTEGER_FORMAT " done, %" JSON_INTEGER_FORMAT
+	         " succeeded, %" JSON_INTEGER_FORMAT " failed, %" JSON_INTEGER_FORMAT
+	         " pending, %s",
+	         cli_int(job, "id"), state ? state : "?", reason ? " (" : "", reason ? reason : "",
+	         reason ? ")" : "", total - pending, total, cli_int(job, "succeeded"),
+	         cli_int(job, "failed"), pending, r);
 }
 
 static void lines_update(struct progress *p, const json_t *job, uint64_t now_ms)

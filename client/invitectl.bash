@@ -57,14 +57,15 @@ _invitectl()
 		return
 	fi
 
-	local opts="--json -h --help" takes=""
+	# -s/--socket and --json are accepted after the command too
+	local opts="--json -s --socket -h --help" takes=""
 	case $cmd in
-	template) opts="-h --help" ;;
+	template) opts="-s --socket -h --help" ;;
 	validate) opts+=" --name --redirect-url --send-email --no-send-email --message --language --cc"; takes=file ;;
 	submit) opts+=" --name --redirect-url --send-email --no-send-email --message --language --cc --wait --watch"; takes=file ;;
 	jobs) opts+=" --all -q --quiet --no-legend" ;;
-	show) opts+=" --state -q --quiet --no-legend"; takes=job ;;
-	results) opts="-o --output --bom -h --help"; takes=job ;;
+	show) opts+=" --state -q --quiet --no-legend --no-pager"; takes=job ;;
+	results) opts="-o --output --bom --raw -s --socket -h --help"; takes=job ;;
 	watch | wait | cancel | pause | resume) takes=job ;;
 	retry) opts+=" --error-code"; takes=job ;;
 	stats) opts+=" --prometheus" ;;

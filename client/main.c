@@ -61,26 +61,34 @@ static const struct command commands[] = {
      "      --json       print the array of jobs on stdout\n"
      "  -h, --help       show this help\n"},
     {"show", cmd_show, "show a job and its rows",
-     "Usage: invitectl show [--state STATE] [-q] [--no-legend] [--json] JOB\n\n"
+     "Usage: invitectl show [--state STATE] [-q] [--no-legend] [--no-pager] [--json] JOB\n\n"
      "Show a job's summary and one line per row: LINE, EMAIL, STATE, ATTEMPTS and\n"
      "RESULT (the invited user's id, or why the row failed in plain words, with\n"
-     "Graph's error code and HTTP status in parentheses).\n\n"
+     "Graph's error code and HTTP status in parentheses). On a terminal the\n"
+     "output goes through a pager: $INVITED_PAGER, else $PAGER, else less -FRSXK.\n\n"
      "Options:\n"
      "      --state STATE  only rows in STATE: pending, in_flight, succeeded,\n"
      "                     failed or cancelled\n"
      "  -q, --quiet        print only the rows' line numbers, one per line\n"
      "      --no-legend    no summary and no header line: the rows only\n"
+     "      --no-pager     never page the output\n"
      "      --json         print {\"job\":{...},\"rows\":[...]} on stdout\n"
      "  -h, --help         show this help\n"},
     {"results", cmd_results, "write a job's results as CSV",
-     "Usage: invitectl results [-o FILE] [--bom] JOB\n\n"
+     "Usage: invitectl results [-o FILE] [--bom] [--raw] JOB\n\n"
      "Write the job's results as CSV (RFC 4180, CRLF line ends): the input\n"
      "columns, then status, http_status, error_code, error_message,\n"
-     "invited_user_id, invite_redeem_url, attempts, finished_at.\n\n"
+     "invited_user_id, invite_redeem_url, attempts, finished_at.\n"
+     "Safe to open in a spreadsheet: a cell starting with = + - @ TAB or CR\n"
+     "gets a leading ' (so it is text, not a formula) and control characters\n"
+     "are shown escaped (\\e, \\r, \\u009b...), to a terminal, a pipe or a file.\n\n"
      "Options:\n"
-     "  -o, --output FILE  write FILE (mode 0640, replaced atomically), not stdout\n"
+     "  -o, --output FILE  write FILE (mode 0666 less the umask, replaced\n"
+     "                     atomically), not stdout; exit status 73 when it\n"
+     "                     cannot be created\n"
      "      --bom          start with a UTF-8 byte order mark, so Excel reads\n"
      "                     names in Japanese, accents and emoji correctly\n"
+     "      --raw          every cell exactly as stored: no ' and no escaping\n"
      "  -h, --help         show this help\n"},
     {"watch", cmd_watch, "follow a job's progress until it ends",
      JOB_HELP("watch", "Follow the job until it ends, on stderr. On a terminal: one line redrawn\n"
@@ -154,14 +162,15 @@ static void print_usage(FILE *out)
 	fputs("\nOptions:\n"
 	      "  -s, --socket PATH  the daemon's socket (else $INVITED_SOCKET, else\n"
 	      "                     " INVITED_DEFAULT_SOCKET ")\n"
-	      "      --json         JSON on stdout (also accepted after the command)\n"
+	      "      --json         JSON on stdout\n"
+	      "                     (both also accepted after the command)\n"
 	      "  -h, --help         show this help\n"
 	      "      --version      show the version\n\n"
 	      "Run 'invitectl COMMAND --help' for a command's options.\n\n"
 	      "Exit status: 0 done; 1 the job ended with failed or cancelled rows;\n"
 	      "64 usage; 65 invalid input file; 66 cannot read input; 69 daemon\n"
-	      "unreachable; 75 temporary failure; 77 permission denied; 78 bad\n"
-	      "configuration (reload).\n\n"
+	      "unreachable; 73 cannot create output file (results -o); 75 temporary\n"
+	      "failure; 77 permission denied; 78 bad configuration (reload).\n\n"
 	      "See invitectl(1).\n",
 	      out);
 }
@@ -195,7 +204,6 @@ static int parse_global(struct cli *cli, int argc, char **argv)
 {
 	enum { OPT_VERSION = CLI_OPT_FIRST_LOCAL };
 	static const struct option opts[] = {
-	    {"socket", required_argument, NULL, 's'},
 	    {"version", no_argument, NULL, OPT_VERSION},
 	    CLI_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},

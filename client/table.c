@@ -8,6 +8,8 @@
 #include <string.h>
 #include <wchar.h>
 
+#include "vis.h"
+
 struct cell {
 	char *text; /* owned */
 	size_t width;
@@ -46,19 +48,12 @@ size_t table_text_width(const char *s)
 	return w;
 }
 
-/* A copy of s with control characters replaced, so a cell is one line and
- * cannot drive the terminal. */
+/* A copy of s with every character a terminal would act on shown escaped
+ * (vis: C0 including TAB and newline, DEL, C1, bidi controls, bytes that are
+ * not UTF-8), so a cell is one line and cannot drive the terminal. */
 static char *cell_text(const char *s)
 {
-	char *t = strdup(s ? s : "-");
-	if (!t)
-		return NULL;
-	for (unsigned char *p = (unsigned char *)t; *p; p++)
-		if (*p == '\t' || *p == '\n' || *p == '\r')
-			*p = ' ';
-		else if (*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	return t;
+	return vis_strdup(s ? s : "-", 0);
 }
 
 int table_create(struct table **ret, size_t n, const struct table_column *cols)

@@ -9,8 +9,10 @@
  * page with a wider cell is the only thing that can shift a column.
  *
  * Widths are display widths (wcwidth of each character in the current
- * LC_CTYPE); control characters in cells are replaced so one row stays one
- * line. The last column is never padded on the right.
+ * LC_CTYPE); every cell goes through vis (common/vis.h, flags 0): control
+ * characters, C1 and bidi controls and invalid UTF-8 are shown escaped, so
+ * one row stays one line and no cell drives the terminal. Headers are ours.
+ * The last column is never padded on the right.
  */
 #pragma once
 

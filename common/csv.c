@@ -45,8 +45,14 @@
  * in the portal format a record whose first cell starts with "Example:" (any
  * case) is skipped too. Neither counts as a data row.
  *
- * Limits: a record may hold at most max_record_bytes (cell bytes plus one
- * per cell). When a record grows past that:
+ * No guests: a file whose header is followed by no data row (none at all,
+ * or only the template's Example: row) is reported once at the end, so that
+ * an untouched template is refused rather than stored as an empty job.
+ *
+ * Limits: a cell may hold at most CSV_MAX_CELL_BYTES (Excel's limit; "cell
+ * N longer than ... bytes" at the record's line) and a record at most
+ * max_record_bytes (cell bytes plus one per cell). When a record grows past
+ * that:
  *   - inside a quoted field, the likely cause is an unterminated quote, so
  *     the error "quoted field longer than N bytes (unterminated quote?)" is
  *     reported at the line where that quoted field opened;
@@ -144,6 +150,8 @@ struct csv_reader {
 	struct buf msg;
 	size_t rows;
 	size_t errors;
+	unsigned header_line;  /* line of the header row, 0 before it */
+	unsigned example_line; /* line of the first Example: row, 0: none */
 };
 
 static const char *const portal_col_name[N_COLS] = {
@@ -469,6 +477,18 @@ bool csv_url_check(const char *url, const char **ret_why)
 	}
 	if (utf8_invalid_at((const unsigned char *)url, len) != len)
 		return fail(ret_why, "invalid UTF-8");
+	return true;
+}
+
+bool csv_language_check(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 2 || n > 20)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '-' ||
+		      (*s >= '0' && *s <= '9')))
+			return false;
 	return true;
 }
 
@@ -952,6 +972,7 @@ static int process_header(struct csv_reader *r)
 		}
 	}
 	r->format = m.format;
+	r->header_line = r->rec_line;
 	memcpy(r->col, m.col, sizeof(r->col));
 	if (r->cb.on_header) {
 		rc = r->cb.on_header(r->userdata, r->format, r->sep, r->n_cells, r->fields);
@@ -1078,6 +1099,21 @@ static unsigned record_bad_line(const struct csv_reader *r)
 	return line;
 }
 
+/* Report the record's first cell over CSV_MAX_CELL_BYTES: 1 when there was
+ * one (the record gets no other checks), 0, or a callback's failure. */
+static int check_cells(struct csv_reader *r)
+{
+	for (size_t i = 0; i < r->n_cells; i++) {
+		size_t len = cell_len(r, i);
+		if (len <= CSV_MAX_CELL_BYTES)
+			continue;
+		int rc = report(r, r->rec_line, "cell %zu longer than %u bytes (%zu bytes; Excel's limit)",
+		                i + 1, CSV_MAX_CELL_BYTES, len);
+		return rc < 0 ? rc : 1;
+	}
+	return 0;
+}
+
 static int process_record(struct csv_reader *r)
 {
 	int rc;
@@ -1107,7 +1143,8 @@ static int process_record(struct csv_reader *r)
 			if (rc < 0)
 				return rc;
 		}
-		return process_header(r);
+		rc = check_cells(r);
+		return rc != 0 ? (rc < 0 ? rc : 0) : process_header(r);
 	}
 
 	bool example = r->format == CSV_FORMAT_PORTAL && ascii_prefix(r->fields[0], "Example:");
@@ -1120,8 +1157,14 @@ static int process_record(struct csv_reader *r)
 	}
 	if (bad_line)
 		return report_bad_utf8(r, bad_line);
-	if (example)
+	rc = check_cells(r);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
+	if (example) {
+		if (!r->example_line)
+			r->example_line = r->rec_line;
 		return 0;
+	}
 	return process_row(r);
 }
 
@@ -1299,6 +1342,16 @@ static int feed_preamble(struct csv_reader *r, const unsigned char **pp, const u
 	return rc;
 }
 
+/* The header and nothing else (or only the template's example). */
+static int report_no_guests(struct csv_reader *r)
+{
+	if (r->example_line)
+		return report(r, r->example_line,
+		              "no guests in the file: replace the template's Example: row "
+		              "with your guests");
+	return report(r, r->header_line, "no guests in the file");
+}
+
 /* ---- public reader API ---- */
 
 int csv_reader_create(struct csv_reader **ret, const struct csv_limits *limits,
@@ -1370,6 +1423,8 @@ int csv_reader_finish(struct csv_reader *r)
 		rec_reset(r);
 		if (rc == 0 && r->phase == PHASE_HEADER)
 			rc = report_no_header(r, NULL);
+		else if (rc == 0 && r->phase == PHASE_ROWS && r->rows == 0)
+			rc = report_no_guests(r);
 	}
 	r->phase = PHASE_DONE;
 	if (rc < 0)

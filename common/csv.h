@@ -68,7 +68,12 @@ struct csv_limits {
 	size_t max_record_bytes; /* one record; 0: CSV_DEFAULT_MAX_RECORD_BYTES */
 };
 
-#define CSV_DEFAULT_MAX_RECORD_BYTES (256u * 1024u)
+/* A record (cell bytes plus one per cell) longer than this, or one cell
+ * longer than CSV_MAX_CELL_BYTES (Excel's cell limit), is a problem at its
+ * line: every stored row then fits a reply frame even JSON-escaped, and a
+ * job's results can always be exported and opened. */
+#define CSV_DEFAULT_MAX_RECORD_BYTES (64u * 1024u)
+#define CSV_MAX_CELL_BYTES 32767u
 #define CSV_MAX_EMAIL_BYTES 254u
 #define CSV_MAX_URL_BYTES 2048u
 #define CSV_MAX_NAME_BYTES 256u
@@ -88,6 +93,8 @@ int csv_reader_feed(struct csv_reader *r, const void *data, size_t len);
 
 /* End of input: reports an unterminated quote (at the line where the quoted
  * field opened), a missing header ("no recognizable header" at line 1),
+ * a file with a header but no data row ("no guests in the file", at the
+ * template's Example: row when there was one, else at the header's line),
  * and delivers the last record. Returns like csv_reader_feed(). */
 int csv_reader_finish(struct csv_reader *r);
 
@@ -108,6 +115,10 @@ bool csv_email_check(const char *email, const char **ret_why);
 /* An absolute http:// or https:// URL with a host, no spaces or control
  * characters, at most CSV_MAX_URL_BYTES. */
 bool csv_url_check(const char *url, const char **ret_why);
+
+/* A language code for the invitation email (BCP 47 shape: 2 to 20 of
+ * A-Z a-z 0-9 '-', e.g. en-US): the rule of both invitectl and invited. */
+bool csv_language_check(const char *language);
 
 /* true/false/yes/no/1/0 in any case. Returns 0 and sets *ret, or -EINVAL. */
 int csv_parse_flag(const char *text, bool *ret);

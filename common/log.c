@@ -7,6 +7,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
+#include "vis.h"
+
+/* the message before escaping; a line is at most LOG_LINE_MAX bytes */
+#define LOG_MESSAGE_MAX 4096
+#define LOG_LINE_MAX 8192
+
 static const char *log_ident = "invited";
 static enum log_level log_max = LOG_LEVEL_INFO;
 static int log_journal = -1;
@@ -36,7 +43,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	if (log_journal < 0)
 		log_journal = getenv("JOURNAL_STREAM") != NULL;
 
-	char line[4096];
+	char line[LOG_LINE_MAX];
 	size_t n = 0;
 	if (log_journal) {
 		n = (size_t)snprintf(line, sizeof(line), "<%d>", (int)level);
@@ -49,19 +56,30 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s %s: ",
 				      ts.tv_nsec / 1000000L, log_ident, names[level]);
 	}
+	char msg[LOG_MESSAGE_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	int m = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+	int m = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (m < 0)
-		m = 0;
-	n += (size_t)m;
-	if (n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
+	size_t mlen = m < 0 ? 0 : (size_t)m < sizeof(msg) ? (size_t)m : sizeof(msg) - 1;
+	/* The message holds file names, job names and Graph's words: escape it
+	 * (a '\r' or an ESC must neither forge a line nor colour one), and
+	 * backslashes too so the line reads back unambiguously. */
+	struct buf esc = BUF_INIT;
+	if (!vis_is_clean(msg, mlen, VIS_BACKSLASH) && vis_append(&esc, msg, mlen, VIS_BACKSLASH) < 0) {
+		buf_finish(&esc); /* no memory to escape: blank out what a terminal acts on */
+		for (size_t i = 0; i < mlen; i++)
+			if ((unsigned char)msg[i] < 0x20 || (unsigned char)msg[i] >= 0x7f)
+				msg[i] = '?';
+	}
+	const char *text = esc.data ? esc.data : msg;
+	size_t tlen = esc.data ? esc.len : mlen;
+	if (tlen > sizeof(line) - n - 1)
+		tlen = sizeof(line) - n - 1;
+	memcpy(line + n, text, tlen);
+	n += tlen;
+	buf_finish(&esc);
 	/* one write per line so that concurrent writers do not interleave */
-	for (size_t i = 0; i < n; i++)
-		if (line[i] == '\n')
-			line[i] = ' ';
 	line[n++] = '\n';
 	fwrite(line, 1, n, stderr);
 	fflush(stderr);

@@ -4,6 +4,11 @@
  * ($JOURNAL_STREAM set) lines carry "<N>" priority prefixes, otherwise a UTC
  * timestamp and a level word. Library-like modules (common/, pure daemon
  * modules) log at debug at most.
+ *
+ * The formatted message is escaped with vis (VIS_BACKSLASH; newlines, CRs,
+ * ESC, C1 and bidi controls shown as \n, \r, \e, \uNNNN...): it carries
+ * file names, job names and Graph's messages, which must neither forge a
+ * line nor drive the reader's terminal. The prefix stays as it is.
  */
 #pragma once
 

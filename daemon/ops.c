@@ -200,6 +200,12 @@ static void op_status(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		"rate", "configured", d->config.rate, "current", tenant_rate(d->tenant), "paused_ms",
 		(json_int_t)ts.paused_ms, "queue", "pending", (json_int_t)pending, "in_flight",
 		(json_int_t)ts.in_flight, "jobs", "active", (json_int_t)active);
+	/* what `invitectl validate` checks a file against (SPEC §3) */
+	if (reply)
+		json_object_set_new(reply, "limits",
+				    json_pack("{s:I,s:I}", "max_upload_bytes",
+					      (json_int_t)d->config.max_upload_bytes, "max_rows",
+					      (json_int_t)d->config.max_rows));
 	ctl_conn_reply(conn, reply);
 }
 
@@ -285,9 +291,10 @@ static void on_upload_done(void *userdata, const struct upload_result *res)
 		char msg[512];
 		snprintf(msg, sizeof(msg), "%s: %zu problem%s, nothing stored", ctx->filename,
 			 res->error_count, res->error_count == 1 ? "" : "s");
-		json_t *reply = json_pack("{s:b,s:{s:s,s:s,s:o,s:I}}", "ok", 0, "error", "code",
+		json_t *reply = json_pack("{s:b,s:{s:s,s:s,s:o,s:I,s:I}}", "ok", 0, "error", "code",
 					  PROTO_ERR_INVALID_INPUT, "message", msg, "errors",
-					  errors_json(res), "error_count", (json_int_t)res->error_count);
+					  errors_json(res), "error_count", (json_int_t)res->error_count,
+					  "rows", (json_int_t)res->rows);
 		ctl_conn_reply(conn, reply);
 	} else {
 		audit_log("submit", (int64_t)ctl_conn_uid(conn), ctl_conn_user(conn), res->job_id,
@@ -314,18 +321,6 @@ static void on_upload_resume(void *userdata)
 	ctl_conn_resume(ctx->conn);
 }
 
-static bool language_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n < 2 || n > 20)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '-' ||
-		      (*s >= '0' && *s <= '9')))
-			return false;
-	return true;
-}
-
 static void op_upload(struct daemon *d, struct ctl_conn *conn, json_t *req, bool validate_only)
 {
 	const char *name, *filename, *redirect, *message, *language, *cc, *why = NULL;
@@ -347,7 +342,7 @@ static void op_upload(struct daemon *d, struct ctl_conn *conn, json_t *req, bool
 		ctl_conn_error(conn, PROTO_ERR_USAGE, "invalid cc address '%s': %s", cc, why);
 		return;
 	}
-	if (language && !language_ok(language)) {
+	if (language && !csv_language_check(language)) {
 		ctl_conn_error(conn, PROTO_ERR_USAGE, "invalid language '%s' (e.g. en-US, ja-JP)",
 			       language);
 		return;

@@ -117,7 +117,36 @@ run 66 "validate of a directory" -s "$nosock" validate "$tmp"
 run 69 "socket that does not exist" -s "$nosock" status
 check "unreachable names the socket" "$tmp/err" "^invitectl: cannot reach invited at $nosock: "
 run 69 "socket that does not exist, --json after the command" -s "$nosock" jobs --json
-run 69 "validate of a readable file with no daemon" -s "$nosock" validate "$tmp/template.csv"
+check "no daemon: a hint to start it" "$tmp/err" "^invitectl: hint: is invited running\? try: systemctl start invited.socket"
+run 69 "-s after the command" status -s "$nosock"
+check "-s after the command is the socket used" "$tmp/err" "at $nosock: "
+run 69 "--socket=PATH after the command" jobs --json --socket="$nosock"
+check "--socket= after the command is the socket used" "$tmp/err" "at $nosock: "
+
+# --- validate needs no daemon (SPEC §3): the same reader as the daemon's
+run 65 "validate of the untouched template with no daemon" -s "$nosock" validate "$tmp/template.csv"
+check "the template is 'no guests in the file'" "$tmp/err" "template.csv:3: no guests in the file"
+check "validate says nothing of the missing daemon" "$tmp/err" "^invitectl: [^:]*template.csv: 1 problem$"
+if grep -q "cannot reach" "$tmp/err"; then not_ok "validate does not try to report the daemon"; else
+	ok "validate does not try to report the daemon"; fi
+sed 's/^Example:.*$/guest@partner.example,https:\/\/myapplications.microsoft.com,true,/' \
+	"$tmp/template.csv" >"$tmp/good.csv"
+run 0 "validate of a good file with no daemon" -s "$nosock" validate "$tmp/good.csv"
+check "validate counts its row" "$tmp/out" "good.csv: 1 row, valid"
+run 0 "validate --json of a good file" -s "$nosock" validate --json "$tmp/good.csv"
+check "validate --json: valid" "$tmp/out" '^\{"valid":true,"rows":1,"errors":\[\],"error_count":0\}$'
+{ cat "$tmp/good.csv"; echo "not-an-email,https://x.example"; echo "GUEST@partner.example,"; } \
+	>"$tmp/bad.csv"
+run 65 "validate of a bad file with no daemon" -s "$nosock" validate "$tmp/bad.csv"
+check "bad.csv: the invalid email at its line" "$tmp/err" "^$tmp/bad.csv:4: invalid email 'not-an-email'"
+check "bad.csv: a duplicate, case-insensitive" "$tmp/err" "^$tmp/bad.csv:5: duplicate email 'GUEST@partner.example' \(also on line 3\)"
+run 65 "validate --json of a bad file" -s "$nosock" validate --json "$tmp/bad.csv"
+check "validate --json: invalid, two problems" "$tmp/out" '^\{"valid":false,"rows":3,"errors":\[\{"line":4,.*"error_count":2\}$'
+: >"$tmp/empty.csv"
+run 65 "validate of an empty file" -s "$nosock" validate "$tmp/empty.csv"
+run 64 "validate --language checked in invitectl" -s "$nosock" validate --language 'en US' "$tmp/good.csv"
+check "the bad language is named" "$tmp/err" "invalid language 'en US'"
+run 64 "submit --language checked before connecting" -s "$nosock" submit --language 'x' "$tmp/good.csv"
 : >"$tmp/not-a-socket"
 run 69 "a path that is not a socket" -s "$tmp/not-a-socket" jobs
 INVITED_SOCKET="$nosock" "$INVITECTL" status >"$tmp/out" 2>"$tmp/err"

@@ -713,7 +713,8 @@ static void item_process(struct sim *s, struct item *it)
 		goto out;
 	}
 	if (blocked(s)) {
-		item_error(it, 403, "Forbidden", blocked_message);
+		item_error(it, 403, "Forbidden",
+				   s->cfg.block_message ? s->cfg.block_message : blocked_message);
 		goto out;
 	}
 	unsigned wait = bucket_take(s);
@@ -737,13 +738,15 @@ static void item_process(struct sim *s, struct item *it)
 		goto out;
 	}
 	if (rejected(s, lower)) {
-		item_error(it, 400, "BadRequest",
+		item_error(it, 400, s->cfg.reject_code ? s->cfg.reject_code : "BadRequest",
+			   s->cfg.reject_message ? s->cfg.reject_message :
 			   "The invitation could not be sent to this address: it is blocked by the tenant's cross-tenant access or collaboration settings.");
 		goto out;
 	}
 	if (s->cfg.block_after_set &&
 	    atomic_fetch_add(&s->accept_reserved, 1) >= s->cfg.block_after) {
-		item_error(it, 403, "Forbidden", blocked_message);
+		item_error(it, 403, "Forbidden",
+				   s->cfg.block_message ? s->cfg.block_message : blocked_message);
 		goto out;
 	}
 	char user_id[RNG_UUID_LEN + 1];

@@ -107,6 +107,9 @@ enum {
 	OPT_FAIL_HANG,
 	OPT_FAIL_AFTER_ACCEPT,
 	OPT_REJECT,
+	OPT_REJECT_CODE,
+	OPT_REJECT_MESSAGE,
+	OPT_BLOCK_MESSAGE,
 	OPT_SEED,
 	OPT_BLOCK_AFTER,
 	OPT_NO_BATCH,
@@ -142,6 +145,9 @@ static const struct option options[] = {
 	{"fail-hang", required_argument, NULL, OPT_FAIL_HANG},
 	{"fail-after-accept", required_argument, NULL, OPT_FAIL_AFTER_ACCEPT},
 	{"reject", required_argument, NULL, OPT_REJECT},
+	{"reject-code", required_argument, NULL, OPT_REJECT_CODE},
+	{"reject-message", required_argument, NULL, OPT_REJECT_MESSAGE},
+	{"block-message", required_argument, NULL, OPT_BLOCK_MESSAGE},
 	{"seed", required_argument, NULL, OPT_SEED},
 	{"block-after", required_argument, NULL, OPT_BLOCK_AFTER},
 	{"no-batch-invitations", no_argument, NULL, OPT_NO_BATCH},
@@ -185,6 +191,9 @@ static void usage(FILE *f)
 	      "  --fail-after-accept P      percent of 5xx/reset/hang faults that strike after\n"
 	      "                             the invitation was created and recorded (default 0)\n"
 	      "  --reject ADDRESS           always answer 400 for ADDRESS (repeatable)\n"
+	      "  --reject-code CODE         the error code of that answer (default BadRequest)\n"
+	      "  --reject-message TEXT      its message (any bytes: tests of hostile output)\n"
+	      "  --block-message TEXT       the message of the --block-after 403\n"
 	      "  --seed N                   random seed (default: from the clock)\n"
 	      "  --block-after N            after N accepted invitations answer 403 (anti-abuse)\n"
 	      "  --no-batch-invitations     refuse /invitations items inside $batch (400)\n"
@@ -384,6 +393,15 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg)
 			break;
 		case OPT_REJECT:
 			r = add_reject(cfg, optarg);
+			break;
+		case OPT_REJECT_CODE:
+			cfg->reject_code = optarg;
+			break;
+		case OPT_REJECT_MESSAGE:
+			cfg->reject_message = optarg;
+			break;
+		case OPT_BLOCK_MESSAGE:
+			cfg->block_message = optarg;
 			break;
 		case OPT_SEED:
 			r = parse_u64(optarg, UINT64_MAX, &cfg->seed);

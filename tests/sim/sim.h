@@ -43,6 +43,10 @@ struct sim_config {
 	double fail_after_accept; /* percent of 5xx/reset/hang faults that strike after acceptance */
 	char **reject; /* owned, lowercased */
 	size_t n_reject;
+	/* the answer to a --reject address and to --block-after (borrowed from
+	 * argv; NULL: Graph's usual words): hostile text for the tests of what
+	 * invited shows of Graph's messages (SPEC §9) */
+	const char *reject_code, *reject_message, *block_message;
 	uint64_t seed;
 	bool seed_set;
 	uint64_t block_after;

@@ -387,8 +387,17 @@ static const struct tcase cases[] = {
      IN("\n\nversion:v1.0\n\nEmail [inviteeEmail]\na@b.example\n"), .format = PORTAL, .sep = ',',
      .n_rows = 1, .rows = {{6, "a@b.example", NULL, NULL, U, NULL, 1}},
      .errors = {{5, "missing required column [inviteRedirectURL]"}}},
-    {"header only: no rows, no errors", IN("version:v1.0\n" PH "\n" EX), .format = PORTAL,
-     .sep = ',', .n_rows = 0},
+    {"the template's example only: no guests, at the example's line",
+     IN("version:v1.0\n" PH "\n" EX), .format = PORTAL, .sep = ',', .n_rows = 0,
+     .errors = {{3, "no guests in the file"}}},
+    {"header only: no guests, at the header's line", IN("version:v1.0\n" PH "\n"),
+     .format = PORTAL, .sep = ',', .n_rows = 0, .errors = {{2, "no guests in the file"}}},
+    {"header and blank lines only: no guests", IN(PH "\n,,,\n\n"), .format = PORTAL,
+     .sep = ',', .n_rows = 0, .errors = {{1, "no guests in the file"}}},
+    {"PowerShell header only: no guests", IN("Name,InvitedUserEmailAddress\r\n"), .format = PS,
+     .sep = ',', .n_rows = 0, .errors = {{1, "no guests in the file"}}},
+    {"an invalid row is a row: no 'no guests'", IN(PH "\nnot-an-email\n"), .format = PORTAL,
+     .sep = ',', .n_rows = 1, .errors = {{2, "invalid email"}}},
     {"unterminated quote at the end, reported where it opened",
      IN(PH "\na@b.example,,,ok\nc@d.example,,,\"never\nclosed\nat all\n"), .format = PORTAL,
      .sep = ',', .n_rows = -1, .rows = {{2, "a@b.example", NULL, NULL, U, "ok", 4}},
@@ -713,7 +722,12 @@ static void test_template(void)
 	is_int(res.format, CSV_FORMAT_PORTAL, "template: portal format");
 	is_int(res.n_columns, 4, "template: four columns");
 	is_int(res.n_rows, 0, "template: no rows");
-	is_int(res.n_errors, 0, "template: no errors");
+	is_int(res.n_errors, 1, "template: one error");
+	if (res.n_errors == 1) {
+		is_int(res.errors[0].line, 3, "template: no guests at the Example: line");
+		ok(has_substr(res.errors[0].message, "no guests in the file"),
+		   "template: 'no guests in the file'");
+	}
 	is_int(res.reader_rows, 0, "template: example row not counted");
 	result_free(&res);
 
@@ -766,6 +780,68 @@ static void test_message_cap(void)
 	}
 	result_free(&res);
 	buf_finish(&b);
+}
+
+/* Excel's cell limit and the default record cap: every stored row fits a
+ * reply frame and a job's results can be opened. */
+static void test_cell_cap(void)
+{
+	struct buf b = BUF_INIT;
+	struct result res;
+
+	buf_append_str(&b, PH ",[other]\na@b.example,,,,");
+	for (size_t i = 0; i < CSV_MAX_CELL_BYTES; i++)
+		buf_append_str(&b, "c");
+	buf_append_str(&b, "\nc@d.example,,,,\"");
+	for (size_t i = 0; i < CSV_MAX_CELL_BYTES + 1; i++)
+		buf_append_str(&b, i % 1000 == 999 ? "\n" : "c");
+	buf_append_str(&b, "\"\ne@f.example\n");
+	parse(b.data, b.len, 0, NULL, &res);
+	is_int(res.n_rows, 2, "cell cap: a cell at the cap and the next row pass");
+	is_int(res.reader_rows, 3, "cell cap: the oversized row counts as a row");
+	is_int(res.n_errors, 1, "cell cap: one error");
+	if (res.n_errors == 1) {
+		is_int(res.errors[0].line, 3, "cell cap: at the record's line");
+		ok(has_substr(res.errors[0].message, "cell 5 longer than 32767 bytes"),
+		   "cell cap: names the cell and the limit");
+	}
+	if (res.n_rows == 2)
+		is_int(res.rows[1].line, 3 + (CSV_MAX_CELL_BYTES + 1) / 1000 + 1,
+		       "cell cap: line numbers go on after it");
+	result_free(&res);
+
+	/* three cells of 30,000 bytes: each under the cell cap, the record over
+	 * the default 64 KiB */
+	buf_clear(&b);
+	buf_append_str(&b, PH ",[x],[y],[z]\na@b.example,,,");
+	for (int k = 0; k < 3; k++) {
+		buf_append_str(&b, ",");
+		for (size_t i = 0; i < 30000; i++)
+			buf_append_str(&b, "r");
+	}
+	buf_append_str(&b, "\nc@d.example\n");
+	parse(b.data, b.len, 4096, NULL, &res);
+	is_int(CSV_DEFAULT_MAX_RECORD_BYTES, 65536, "default record cap is 64 KiB");
+	is_int(res.n_rows, 1, "record cap: the next row passes");
+	is_int(res.n_errors, 1, "record cap: one error");
+	if (res.n_errors == 1) {
+		is_int(res.errors[0].line, 2, "record cap: at the record's line");
+		ok(has_substr(res.errors[0].message, "record too long (more than 65536 bytes)"),
+		   "record cap: text");
+	}
+	result_free(&res);
+	buf_finish(&b);
+}
+
+static void test_language_check(void)
+{
+	static const char *const good[] = {"en", "en-US", "ja-JP", "zh-Hans-CN", "es-419"};
+	static const char *const bad[] = {"", "e", "en_US", "en US", "en-\x1b[31m",
+	                                  "abcdefghijklmnopqrstu", "fr\n"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ok(csv_language_check(good[i]), "language '%s' accepted", good[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ok(!csv_language_check(bad[i]), "language #%zu refused", i);
 }
 
 static int abort_header(void *userdata, enum csv_format format, char separator, size_t n_columns,
@@ -964,6 +1040,8 @@ int main(void)
 	test_parse_flag();
 	test_template();
 	test_message_cap();
+	test_cell_cap();
+	test_language_check();
 	test_callbacks();
 	test_fixtures();
 	test_example_fixture();

@@ -89,5 +89,17 @@ int main(void)
 	ok(strstr(text, "NAME") == NULL && strstr(text, "田中") == text,
 	   "table_hide_header: rows only");
 	free(text);
+
+	/* hostile cells: escaped by vis, one row one line, nothing raw */
+	static const char *const hostile[][3] = {
+		{"a\033[2J\033[31mb", "1", "c\xc2\x9b" "1m\xe2\x80\xae" "d\xe2\x81\xa6"},
+		{"tab\there", "2", "line\nbreak\rcr\x7f\x9b"},
+	};
+	text = render(hostile, 2, 1);
+	is_str(text,
+	       "a\\e[2J\\e[31mb  1  c\\u009b1m\\u202ed\\u2066\n"
+	       "tab\\there      2  line\\nbreak\\rcr\\x7f\\x9b\n",
+	       "control, C1, bidi and invalid bytes shown escaped, aligned");
+	free(text);
 	return tap_done();
 }
