@@ -171,6 +171,7 @@ static void make_answers(struct store *s, struct store_claim **claims, size_t n)
 	/* row 0 answered twice in the journal: the newer record wins */
 	struct store_result old = result(claims[0], ROW_STATE_FAILED);
 	struct store_result r0 = result(claims[0], ROW_STATE_SUCCEEDED);
+	r0.client_request_id = strdup("3f2504e0-4f89-41d3-9a0c-0305e82c3301");
 	struct store_result r1 = result(claims[1], ROW_STATE_FAILED);
 	struct store_result r2 = result(claims[2], ROW_STATE_PENDING);
 	r2.next_attempt_at = 7000;
@@ -205,6 +206,24 @@ static int collect_job(void *userdata, const struct store_job *job)
 	return 0;
 }
 
+struct crid_rows {
+	unsigned n;
+	char crid[4][40], rid[4][40];
+};
+
+static int collect_crid(void *userdata, const struct store_row *row)
+{
+	struct crid_rows *c = userdata;
+	if (c->n < 4) {
+		snprintf(c->crid[c->n], sizeof(c->crid[0]), "%s",
+			 row->client_request_id ? row->client_request_id : "(null)");
+		snprintf(c->rid[c->n], sizeof(c->rid[0]), "%s",
+			 row->request_id ? row->request_id : "(null)");
+	}
+	c->n++;
+	return 0;
+}
+
 static struct store *test_journal(struct store *s)
 {
 	char *err = NULL;
@@ -234,6 +253,11 @@ static struct store *test_journal(struct store *s)
 	ok(j.succeeded == 1 && j.failed == 1 && j.in_flight == 0,
 	   "counts: the newer answer of row 0 (succeeded), row 1 failed");
 	store_job_clear(&j);
+	struct crid_rows crid = {0};
+	int64_t next;
+	store_rows_list(s, job, 0, 4, -1, false, collect_crid, &crid, &next);
+	is_str(crid.crid[0], "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
+	       "the client-request-id came through the journal");
 	is_int(store_rows_claim(s, tenant, 6000, 10, &claims, &n), 0, "claim at 6000");
 	ok(n == 1 && claims[0]->line == 5, "only the unanswered row is due (the retry waits for 7000)");
 	for (size_t i = 0; i < n; i++)
@@ -375,24 +399,6 @@ static void test_retry_code_case(struct store *s)
 	store_job_retry_code(s, job, "BadRequestX", &changed);
 	is_int(changed, 0, "another code matches nothing");
 	store_job_cancel(s, job, &changed);
-}
-
-struct crid_rows {
-	unsigned n;
-	char crid[4][40], rid[4][40];
-};
-
-static int collect_crid(void *userdata, const struct store_row *row)
-{
-	struct crid_rows *c = userdata;
-	if (c->n < 4) {
-		snprintf(c->crid[c->n], sizeof(c->crid[0]), "%s",
-			 row->client_request_id ? row->client_request_id : "(null)");
-		snprintf(c->rid[c->n], sizeof(c->rid[0]), "%s",
-			 row->request_id ? row->request_id : "(null)");
-	}
-	c->n++;
-	return 0;
 }
 
 /* A database made by the previous schema (version 3, as written by the
