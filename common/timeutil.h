@@ -13,6 +13,15 @@ uint64_t time_now_ms(void);
 uint64_t time_mono_ms(void);
 /* "2026-11-28T23:50:01.123Z" into out (at least TIME_RFC3339_MAX bytes). */
 void time_format_rfc3339(uint64_t ms, char out[TIME_RFC3339_MAX]);
-/* Parse an HTTP date (IMF-fixdate, RFC 9110) into ms since the epoch.
- * 0 or -EINVAL. */
-int time_parse_http_date(const char *text, uint64_t *ret_ms);
+/* Parse an HTTP date (RFC 9110 §5.6.7: IMF-fixdate, and the obsolete
+ * RFC 850 and asctime forms) into ms since the epoch. now_ms places an
+ * RFC 850 two-digit year: the year with those digits that is not more than
+ * 50 years after now. The whole text must be the date. 0 or -EINVAL. */
+int time_parse_http_date(const char *text, uint64_t now_ms, uint64_t *ret_ms);
+/* A Retry-After field value (RFC 9110 §10.2.3: delay-seconds = 1*DIGIT, or
+ * an HTTP-date), len bytes (need not be NUL-terminated; surrounding white
+ * space is allowed), as a wait in ms from now_ms: a date in the past is 0, a
+ * wait past cap_ms is cap_ms. -EINVAL for anything else (a sign, a space
+ * inside, garbage): the caller's usual backoff applies. */
+int time_parse_retry_after(const char *text, size_t len, uint64_t now_ms, uint64_t cap_ms,
+			   uint64_t *ret_ms);

@@ -7,10 +7,107 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include "buf.h"
 #include "http.h"
 #include "store.h"
+#include "timeutil.h"
+
+void graph_new_request_id(char out[GRAPH_CLIENT_REQUEST_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char b[16];
+	size_t got = 0;
+	while (got < sizeof(b)) {
+		ssize_t n = getrandom(b + got, sizeof(b) - got, GRND_NONBLOCK);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got < sizeof(b)) {
+		/* no entropy yet (early boot): an id need only be unlikely to
+		 * repeat, not secret */
+		static unsigned long long x;
+		x += time_now_ms() * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
+		for (size_t i = got; i < sizeof(b); i++) {
+			x ^= x >> 31;
+			x *= 0xbf58476d1ce4e5b9ull;
+			b[i] = (unsigned char)(x >> 56);
+		}
+	}
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	size_t o = 0;
+	for (size_t i = 0; i < sizeof(b); i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 15];
+	}
+	out[o] = '\0';
+}
+
+/* Length of the valid UTF-8 sequence at s[0..n) (RFC 3629: no overlong
+ * forms, no surrogates, at most U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c = s[0];
+	size_t len;
+	unsigned min, cp;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		min = 0x80;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		min = 0x800;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		min = 0x10000;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+char *graph_utf8_dup(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, run = 0;
+	struct buf b = BUF_INIT;
+	int r = buf_reserve(&b, len);
+	while (r == 0 && i < len) {
+		size_t n = utf8_seq(p + i, len - i);
+		if (n > 0) {
+			i += n;
+			continue;
+		}
+		r = buf_append(&b, s + run, i - run);
+		r = r ? r : buf_append(&b, "\xef\xbf\xbd", 3); /* U+FFFD */
+		run = ++i;
+	}
+	r = r ? r : buf_append(&b, s + run, len - run);
+	if (r < 0) {
+		buf_finish(&b);
+		return NULL;
+	}
+	char *out = buf_steal(&b);
+	return out ? out : strdup("");
+}
 
 char *graph_invitations_url(const char *graph_url)
 {
@@ -91,8 +188,12 @@ int graph_batch_body(struct store_claim *const *claims, size_t n, char **ret_bod
 		int len = snprintf(id, sizeof(id), "%s{\"id\":\"%zu\"", i ? "," : "", i + 1);
 		r = buf_append(&b, id, (size_t)len);
 		r = r ? r : buf_append_str(&b, ",\"method\":\"POST\",\"url\":\"/invitations\","
-					   "\"headers\":{\"Content-Type\":\"application/json\"},"
-					   "\"body\":");
+					   "\"headers\":{\"Content-Type\":\"application/json\"");
+		if (claims[i]->client_request_id[0]) {
+			r = r ? r : buf_append_str(&b, ",\"client-request-id\":");
+			r = r ? r : buf_append_json_string(&b, claims[i]->client_request_id);
+		}
+		r = r ? r : buf_append_str(&b, "},\"body\":");
 		r = r ? r : invitation_append(&b, claims[i]);
 		r = r ? r : buf_append_str(&b, "}");
 	}
@@ -116,9 +217,10 @@ void graph_result_clear(struct graph_result *res)
 	memset(res, 0, sizeof(*res));
 }
 
+/* A string from the other side (a header, curl's words), made valid UTF-8. */
 static char *dup_or_null(const char *s)
 {
-	return s ? strdup(s) : NULL;
+	return s ? graph_utf8_dup(s, strlen(s)) : NULL;
 }
 
 static const char *transport_code(int error)
@@ -358,7 +460,7 @@ static bool take_string(struct scan *s, struct buf *tmp, char **slot)
 		if (!scan_string(s, tmp))
 			return false;
 		free(*slot);
-		*slot = strdup(tmp->data ? tmp->data : "");
+		*slot = graph_utf8_dup(tmp->data ? tmp->data : "", tmp->len);
 		return *slot != NULL;
 	}
 	return scan_value(s, 1);
@@ -439,15 +541,37 @@ static bool read_answer(struct scan *s, struct answer *a, int depth)
 }
 
 /* What one answer (status + body members) means for the row. */
+/* What an error answer whose body is not Graph's JSON says: its first bytes
+ * (a proxy's HTML page, a truncated answer), valid UTF-8, one line. */
+#define UNREADABLE_EXCERPT 160
+
+static char *unreadable_message(const char *body, size_t len)
+{
+	struct buf b = BUF_INIT;
+	size_t n = len < UNREADABLE_EXCERPT ? len : UNREADABLE_EXCERPT;
+	while (n > 0 && n < len && ((unsigned char)body[n] & 0xc0) == 0x80)
+		n--; /* do not cut a character in two */
+	int r = buf_printf(&b, "the answer is not Graph's JSON (%zu bytes)%s", len, n ? ": " : "");
+	for (size_t i = 0; i < n && r == 0; i++) {
+		char c = body[i];
+		r = buf_append(&b, (unsigned char)c < 0x20 || c == 0x7f ? " " : &c, 1);
+	}
+	r = r ? r : buf_append_str(&b, n < len ? "..." : "");
+	char *text = r == 0 ? graph_utf8_dup(b.data, b.len) : NULL;
+	buf_finish(&b);
+	return text;
+}
+
 static int classify(long status, bool readable, struct answer *a, bool has_retry_after,
-		    uint64_t retry_after_ms, const char *request_id, struct graph_result *ret)
+		    uint64_t retry_after_ms, const char *request_id, const char *body,
+		    size_t body_len, struct graph_result *ret)
 {
 	memset(ret, 0, sizeof(*ret));
 	ret->http_status = status;
 	ret->retry_after_ms = retry_after_ms;
 	ret->has_retry_after = has_retry_after;
 	if (request_id) {
-		ret->request_id = strdup(request_id);
+		ret->request_id = graph_utf8_dup(request_id, strlen(request_id));
 	} else {
 		ret->request_id = a->request_id;
 		a->request_id = NULL;
@@ -476,6 +600,13 @@ static int classify(long status, bool readable, struct answer *a, bool has_retry
 	ret->error_code = a->code ? a->code : buf_steal(&fallback);
 	ret->error_message = a->message;
 	a->code = a->message = NULL;
+	if (!readable && !ret->error_message && body) {
+		ret->error_message = unreadable_message(body, body_len);
+		if (!ret->error_message) {
+			free(ret->error_code);
+			ret->error_code = NULL;
+		}
+	}
 	if (status == 401)
 		ret->outcome = GRAPH_OUTCOME_AUTH;
 	else if (status == 403 && is_block(ret->error_message))
@@ -505,7 +636,7 @@ int graph_classify(const struct http_response *resp, struct graph_result *ret)
 	struct scan sc = {resp->body, resp->body + resp->body_len};
 	bool readable = read_answer(&sc, &a, 0);
 	int r = classify(resp->status, readable, &a, resp->has_retry_after, resp->retry_after_ms,
-			 resp->request_id, ret);
+			 resp->request_id, resp->body, resp->body_len, ret);
 	answer_clear(&a);
 	return r;
 }
@@ -556,12 +687,25 @@ static bool header_member(struct scan *s, const struct buf *key, void *userdata,
 {
 	struct batch_ctx *x = userdata;
 	if (key->data && strcasecmp(key->data, "retry-after") == 0) {
-		long long v;
-		if (!scan_number_or_string(s, &x->tmp, &v))
-			return false;
-		if (v >= 0) {
+		/* a string as the header would carry it, or a bare number: read
+		 * by the one Retry-After parser (RFC 9110), as single answers are */
+		scan_ws(s);
+		const char *text = s->p;
+		size_t len;
+		if (s->p < s->end && *s->p == '"') {
+			if (!scan_string(s, &x->tmp))
+				return false;
+			text = x->tmp.data ? x->tmp.data : "";
+			len = x->tmp.len;
+		} else {
+			if (!scan_value(s, depth))
+				return false;
+			len = (size_t)(s->p - text);
+		}
+		uint64_t ms;
+		if (time_parse_retry_after(text, len, time_now_ms(), HTTP_RETRY_AFTER_MAX_MS, &ms) == 0) {
 			x->cur.has_retry_after = true;
-			x->cur.retry_after_ms = (uint64_t)(v > 86400 ? 86400 : v) * 1000u;
+			x->cur.retry_after_ms = ms;
 		}
 		return true;
 	}
@@ -683,7 +827,7 @@ int graph_batch_classify(const struct http_response *resp, size_t n, struct grap
 				r = graph_classify(&missing, &results[i]);
 			} else {
 				r = classify(it->status, it->readable, &it->a, it->has_retry_after,
-					     it->retry_after_ms, it->request_id, &results[i]);
+					     it->retry_after_ms, it->request_id, NULL, 0, &results[i]);
 			}
 		}
 	}

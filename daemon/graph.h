@@ -20,9 +20,10 @@ enum graph_outcome {
 	GRAPH_OUTCOME_THROTTLED, /* 429, or 503 with Retry-After: pause the tenant */
 	GRAPH_OUTCOME_AUTH,      /* 401: new token, then retry */
 	GRAPH_OUTCOME_BLOCKED,   /* 403 anti-abuse block: stop the tenant */
-	GRAPH_OUTCOME_RETRY_ALONE, /* refused inside a $batch: try once more on its own */
 };
 
+/* Every string in a graph_result is valid UTF-8 (SPEC §9): what Graph sent
+ * that is not is kept with each invalid byte replaced by U+FFFD. */
 struct graph_result {
 	enum graph_outcome outcome;
 	long http_status;      /* 0: no HTTP answer */
@@ -34,6 +35,16 @@ struct graph_result {
 	uint64_t retry_after_ms;
 	bool has_retry_after;
 };
+
+/* client-request-id (GRAPH.md §3): a GUID the client picks per request,
+ * 36 characters. */
+#define GRAPH_CLIENT_REQUEST_ID_LEN 36
+/* A new random (version 4) GUID into out. */
+void graph_new_request_id(char out[GRAPH_CLIENT_REQUEST_ID_LEN + 1]);
+
+/* s[0..len) as a NUL-terminated valid UTF-8 copy (owned): each byte that is
+ * not part of a valid sequence becomes U+FFFD. NULL when out of memory. */
+char *graph_utf8_dup(const char *s, size_t len);
 
 /* The POST /invitations body for a claimed row. *ret_body owned by caller. */
 int graph_invitation_body(const struct store_claim *c, char **ret_body, size_t *ret_len);
@@ -50,7 +61,8 @@ char *graph_invitations_url(const char *graph_url);
 
 /* The $batch URL for a graph base URL (owned). */
 char *graph_batch_url(const char *graph_url);
-/* A $batch body with one POST /invitations per claim; item ids are "1".."n". */
+/* A $batch body with one POST /invitations per claim; item ids are "1".."n",
+ * each with the claim's client_request_id (when set) in its headers. */
 int graph_batch_body(struct store_claim *const *claims, size_t n, char **ret_body, size_t *ret_len);
 
 /* Read a $batch answer for n items into results[0..n) (each as

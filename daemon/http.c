@@ -138,6 +138,15 @@ static struct hdrs *hdrs_build(const struct http_post_spec *spec)
 		l = curl_slist_append(l, b.data);
 	if (l && spec->extra_header)
 		l = curl_slist_append(l, spec->extra_header);
+	if (l && spec->client_request_id) {
+		if (b.data)
+			explicit_bzero(b.data, b.len); /* the token */
+		buf_clear(&b);
+		if (buf_printf(&b, "client-request-id: %s", spec->client_request_id) == 0)
+			l = curl_slist_append(l, b.data);
+		else
+			ok = false;
+	}
 	if (b.data)
 		explicit_bzero(b.data, b.len);
 	buf_finish(&b);
@@ -157,7 +166,7 @@ static bool same(const char *a, const char *b)
 /* The headers for a request: the shared set when it matches. */
 static struct hdrs *hdrs_get(struct http *h, const struct http_post_spec *spec)
 {
-	if (spec->extra_header)
+	if (spec->extra_header || spec->client_request_id)
 		return hdrs_build(spec);
 	struct hdrs *hs = h->shared;
 	if (hs && same(hs->content_type, spec->content_type) &&
@@ -471,22 +480,12 @@ static char *trimmed_value(const char *v, size_t len)
 	return strndup(v, len);
 }
 
+/* RFC 9110 §10.2.3; anything else is no Retry-After (the usual backoff) */
 static void parse_retry_after(struct request *rq, const char *v)
 {
-	char *end;
-	errno = 0;
-	unsigned long long secs = strtoull(v, &end, 10);
-	if (end != v && *end == '\0' && errno == 0) {
-		rq->retry_after_ms = secs > 86400 ? 86400000u : (uint64_t)secs * 1000u;
-		rq->has_retry_after = 1;
-		return;
-	}
-	uint64_t at;
-	if (time_parse_http_date(v, &at) == 0) {
-		uint64_t now = time_now_ms();
-		rq->retry_after_ms = at > now ? at - now : 0;
-		if (rq->retry_after_ms > 86400000u)
-			rq->retry_after_ms = 86400000u;
+	uint64_t ms;
+	if (time_parse_retry_after(v, strlen(v), time_now_ms(), HTTP_RETRY_AFTER_MAX_MS, &ms) == 0) {
+		rq->retry_after_ms = ms;
 		rq->has_retry_after = 1;
 	}
 }

@@ -11,6 +11,8 @@
 #include <uv.h>
 
 #define HTTP_MAX_RESPONSE (1u << 20) /* bytes of body kept; more is an error */
+/* The longest pause a Retry-After can ask for: longer ones are capped. */
+#define HTTP_RETRY_AFTER_MAX_MS 86400000u
 
 struct http_response {
 	long status;            /* 0 when no HTTP answer came */
@@ -19,7 +21,7 @@ struct http_response {
 	const char *error_text; /* curl's words for error, else NULL */
 	const char *body;       /* NUL-terminated, may be empty */
 	size_t body_len;
-	uint64_t retry_after_ms; /* from Retry-After (seconds or HTTP date); 0: none */
+	uint64_t retry_after_ms; /* from Retry-After (time_parse_retry_after) */
 	int has_retry_after;
 	const char *request_id;  /* the request-id header, or NULL */
 };
@@ -32,6 +34,7 @@ struct http_post_spec {
 	const char *content_type;  /* e.g. "application/json" */
 	const char *authorization; /* whole header value, e.g. "Bearer ..."; NULL: none */
 	const char *extra_header;  /* one more "Name: value" header, or NULL */
+	const char *client_request_id; /* sent as a client-request-id header, or NULL */
 	uint64_t timeout_ms;       /* the whole exchange, connecting included */
 };
 

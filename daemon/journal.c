@@ -15,7 +15,8 @@
 /* A record: magic, payload length, FNV-1a of the payload, then the payload:
  * row_id, job_id (i64), state, attempts, prev_attempts (u32),
  * next_attempt_at (u64), http_status (i64), then five strings, each a u32
- * length (NO_STRING for NULL) and its bytes. Host byte order: the file never
+ * length (NO_STRING for NULL) and its bytes, then client_request_id the same
+ * way (records of a daemon before it end after the five). Host byte order: the file never
  * leaves the machine, and a daemon upgrade finds it empty after a clean stop. */
 #define MAGIC 0x314a5649u /* "IVJ1" */
 #define HEADER 12u
@@ -111,6 +112,7 @@ int journal_add(struct journal *j, const struct store_result *res)
 	r = r < 0 ? r : put_str(b, res->request_id);
 	r = r < 0 ? r : put_str(b, res->invited_user_id);
 	r = r < 0 ? r : put_str(b, res->invite_redeem_url);
+	r = r < 0 ? r : put_str(b, res->client_request_id);
 	size_t payload = b->len - start - HEADER;
 	if (r == 0 && payload > RECORD_MAX)
 		r = -EMSGSIZE;
@@ -202,7 +204,7 @@ static bool decode(const unsigned char *payload, size_t len, struct store_result
 		  get(&rd, &status, 8) && get_str(&rd, &res->error_code) &&
 		  get_str(&rd, &res->error_message) && get_str(&rd, &res->request_id) &&
 		  get_str(&rd, &res->invited_user_id) && get_str(&rd, &res->invite_redeem_url) &&
-		  rd.p == rd.end;
+		  (rd.p == rd.end || (get_str(&rd, &res->client_request_id) && rd.p == rd.end));
 	res->row_id = (int64_t)row_id;
 	res->job_id = (int64_t)job_id;
 	res->state = (int)state;

@@ -493,6 +493,8 @@ static int add_row(void *userdata, const struct store_row *row)
 		str_or_null(row->invite_redeem_url), "updated_at", time_or_null(row->updated_at),
 		"finished_at",
 		row->state >= ROW_STATE_SUCCEEDED ? time_or_null(row->updated_at) : json_null());
+	if (o)
+		json_object_set_new(o, "client_request_id", str_or_null(row->client_request_id));
 	if (!o)
 		return -ENOMEM;
 	if (row->fields) {

@@ -73,13 +73,18 @@ static const char *const stmt_sql[ST__MAX] = {
 	[ST_RELEASE] = "UPDATE rows SET state = 0, next_attempt_at = 1 WHERE id = ?1 AND state = 1",
 	[ST_FINISH_ROW] = "UPDATE rows SET state = ?2, attempts = ?3, next_attempt_at = ?4,"
 			  " http_status = ?5, error_code = ?6, error_message = ?7, request_id = ?8,"
-			  " invited_user_id = ?9, invite_redeem_url = ?10, updated_at = ?11"
+			  " invited_user_id = ?9, invite_redeem_url = ?10, updated_at = ?11,"
+			  " client_request_id = ?13"
 			  " WHERE id = ?1 AND state = 1 AND attempts = ?12",
 	[ST_JOB_STATE] = "SELECT state FROM jobs WHERE id = ?1",
 	[ST_JOB_COUNT] = "UPDATE jobs SET succeeded = succeeded + ?2, failed = failed + ?3,"
 			 " cancelled = cancelled + ?4 WHERE id = ?1",
+	/* a cancelled job whose cancel found nothing left to cancel (every row
+	 * was in flight, and then ended) completed: its state says what its
+	 * rows did */
 	[ST_JOB_COMPLETE] =
-		"UPDATE jobs SET state = CASE state WHEN 3 THEN 3 ELSE 4 END, finished_at = ?2"
+		"UPDATE jobs SET state = CASE WHEN state = 3 AND cancelled > 0 THEN 3 ELSE 4 END,"
+		" finished_at = ?2"
 		" WHERE id = ?1 AND state IN (0, 1, 3) AND finished_at IS NULL"
 		" AND total = succeeded + failed + cancelled",
 	[ST_JOB_GET] = "SELECT j.id, j.tenant_id, t.name, j.name, j.state, j.created_at,"
@@ -109,6 +114,14 @@ struct store {
 		int64_t after;
 	} *cursors;
 	size_t n_cursors, cap_cursors;
+	/* per job: claimed rows (in flight in the database, for crash safety)
+	 * whose request is not on the wire yet; not shown as in flight */
+	struct unsent {
+		int64_t job_id;
+		int64_t n;
+	} *unsent;
+	size_t n_unsent, cap_unsent;
+	int64_t unsent_total;
 };
 
 const char *row_state_name(int state)
@@ -318,6 +331,7 @@ void store_result_clear(struct store_result *res)
 	free(res->error_code);
 	free(res->error_message);
 	free(res->request_id);
+	free(res->client_request_id);
 	free(res->invited_user_id);
 	free(res->invite_redeem_url);
 	memset(res, 0, sizeof(*res));
@@ -338,6 +352,7 @@ void store_close(struct store *s)
 		store_result_clear(&s->queue[i]);
 	free(s->queue);
 	free(s->cursors);
+	free(s->unsent);
 	for (int i = 0; i < ST__MAX; i++)
 		sqlite3_finalize(s->stmt[i]);
 	if (s->db)
@@ -531,6 +546,50 @@ int store_tenant_block_set(struct store *s, int64_t tenant_id, const char *reaso
 out:
 	sqlite3_finalize(st);
 	return r;
+}
+
+/* Count delta more (or fewer) unsent claims of a job. 0 or -ENOMEM (for
+ * delta > 0 only). */
+static int unsent_add(struct store *s, int64_t job_id, int64_t delta)
+{
+	for (size_t i = 0; i < s->n_unsent; i++) {
+		if (s->unsent[i].job_id != job_id)
+			continue;
+		s->unsent[i].n += delta;
+		s->unsent_total += delta;
+		if (s->unsent[i].n <= 0) /* one entry per job that has some */
+			s->unsent[i] = s->unsent[--s->n_unsent];
+		return 0;
+	}
+	if (delta <= 0)
+		return 0;
+	if (s->n_unsent == s->cap_unsent) {
+		size_t cap = s->cap_unsent ? s->cap_unsent * 2 : 8;
+		struct unsent *u = realloc(s->unsent, cap * sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		s->unsent = u;
+		s->cap_unsent = cap;
+	}
+	s->unsent[s->n_unsent++] = (struct unsent){job_id, delta};
+	s->unsent_total += delta;
+	return 0;
+}
+
+static int64_t unsent_of(const struct store *s, int64_t job_id)
+{
+	for (size_t i = 0; i < s->n_unsent; i++)
+		if (s->unsent[i].job_id == job_id)
+			return s->unsent[i].n;
+	return 0;
+}
+
+void store_claim_sent(struct store *s, struct store_claim *c)
+{
+	if (!c || !c->unsent)
+		return;
+	c->unsent = false;
+	unsent_add(s, c->job_id, -1);
 }
 
 void store_claim_free(struct store_claim *c)
@@ -737,6 +796,9 @@ out:
 		free(claims);
 		return r;
 	}
+	/* shown as waiting, not in flight, until store_claim_sent */
+	for (size_t i = 0; i < n; i++)
+		claims[i]->unsent = unsent_add(s, claims[i]->job_id, 1) == 0;
 	if (n == 0) {
 		free(claims);
 		claims = NULL;
@@ -921,6 +983,7 @@ int store_flush(struct store *s)
 		bind_text_or_null(up, 10, res->invite_redeem_url);
 		sqlite3_bind_int64(up, 11, (sqlite3_int64)now);
 		sqlite3_bind_int64(up, 12, (sqlite3_int64)res->prev_attempts);
+		bind_text_or_null(up, 13, res->client_request_id);
 		r = step_done(up);
 		/* a row no longer in flight (cannot happen) leaves the counts alone */
 		if (r < 0 || sqlite3_changes(s->db) == 0 || state == ROW_STATE_PENDING)
@@ -1017,8 +1080,10 @@ static int job_from_stmt(struct store *s, sqlite3_stmt *st, struct store_job *j)
 		sqlite3_stmt *c = s->stmt[ST_JOB_IN_FLIGHT];
 		sqlite3_bind_int64(c, 1, j->id);
 		if (sqlite3_step(c) == SQLITE_ROW)
-			j->in_flight = sqlite3_column_int64(c, 0);
+			j->in_flight = sqlite3_column_int64(c, 0) - unsent_of(s, j->id);
 		sqlite3_reset(c);
+		if (j->in_flight < 0)
+			j->in_flight = 0;
 	}
 	return 0;
 }
@@ -1095,6 +1160,7 @@ int store_rows_list(struct store *s, int64_t job_id, int64_t cursor, unsigned li
 	buf_printf(&sql,
 		   "SELECT id, line, email, display_name, state, attempts, http_status, error_code,"
 		   " error_message, request_id, invited_user_id, invite_redeem_url, updated_at, %s"
+		   ", client_request_id"
 		   " FROM rows WHERE job_id = ?1 AND id > ?2 %s ORDER BY id LIMIT ?3",
 		   with_fields ? "fields, redirect_url, message" : "NULL, NULL, NULL",
 		   state >= 0 ? "AND state = ?4" : "");
@@ -1130,6 +1196,7 @@ int store_rows_list(struct store *s, int64_t job_id, int64_t cursor, unsigned li
 			.fields = col_text(st, 13),
 			.redirect_url = col_text(st, 14),
 			.message = col_text(st, 15),
+			.client_request_id = col_text(st, 16),
 		};
 		r = fn(userdata, &row);
 		if (r < 0)
@@ -1243,7 +1310,8 @@ int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed)
 		"UPDATE rows SET state = 4, updated_at = ?2 WHERE job_id = ?1 AND state = 0"
 		" AND (SELECT state FROM jobs WHERE id = ?1) IN (0, 1, 2)",
 		"UPDATE jobs SET cancelled = cancelled + changes(), state = 3 WHERE id = ?1 AND state IN (0, 1, 2)",
-		"UPDATE jobs SET finished_at = ?2 WHERE id = ?1 AND state = 3 AND finished_at IS NULL"
+		"UPDATE jobs SET finished_at = ?2, state = CASE WHEN cancelled > 0 THEN 3 ELSE 4 END"
+		" WHERE id = ?1 AND state = 3 AND finished_at IS NULL"
 		" AND total = succeeded + failed + cancelled",
 	};
 	int64_t finished = 0;
@@ -1282,9 +1350,11 @@ int store_job_retry_code(struct store *s, int64_t id, const char *error_code,
 {
 	static const char *const sql[] = {
 		"UPDATE rows SET state = 0, attempts = 0, next_attempt_at = 1, http_status = NULL,"
-		" error_code = NULL, error_message = NULL, request_id = NULL, updated_at = ?2"
+		" error_code = NULL, error_message = NULL, request_id = NULL,"
+		" client_request_id = NULL, updated_at = ?2"
 		" WHERE job_id = ?1 AND state = 3 AND (SELECT state FROM jobs WHERE id = ?1) <> 3"
-		" AND (?3 IS NULL OR error_code = ?3)",
+		/* Graph's codes are case-insensitive identifiers (ASCII) */
+		" AND (?3 IS NULL OR error_code = ?3 COLLATE NOCASE)",
 		"UPDATE jobs SET failed = failed - changes(),"
 		" state = CASE WHEN changes() > 0 AND state = 4 THEN 0 ELSE state END,"
 		" finished_at = CASE WHEN changes() > 0 AND state = 4 THEN NULL ELSE finished_at END"
@@ -1431,7 +1501,7 @@ int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending
 	if (r == 0) {
 		*ret_active_jobs = v[0];
 		*ret_pending = v[1];
-		*ret_in_flight = v[2];
+		*ret_in_flight = v[2] > s->unsent_total ? v[2] - s->unsent_total : 0;
 	}
 	return r;
 }

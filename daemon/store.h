@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 struct csv_row;
+struct store;
 
 enum row_state {
 	ROW_STATE_PENDING = 0,
@@ -57,6 +58,8 @@ struct store_job {
 	bool send_email;
 	char *message, *language, *cc; /* may be NULL */
 	char *reason;                  /* tenant block reason, NULL if none */
+	/* in_flight: rows whose request is on the wire (claimed rows still
+	 * waiting for a rate token or a slot are not counted) */
 	int64_t total, succeeded, failed, cancelled, in_flight;
 };
 
@@ -79,6 +82,7 @@ struct store_row {
 	unsigned attempts;
 	long http_status; /* 0: none */
 	const char *error_code, *error_message, *request_id;
+	const char *client_request_id; /* the last attempt's */
 	const char *invited_user_id, *invite_redeem_url;
 	const char *fields; /* JSON array text (STORE_FIELD_* numbers), NULL unless asked for */
 	const char *redirect_url, *message; /* the row's own (not the job's), with fields */
@@ -94,9 +98,17 @@ struct store_claim {
 	unsigned attempts; /* attempts made before this one */
 	bool send_email;
 	char *email, *display_name, *redirect_url, *message, *language, *cc;
+	/* the attempt's client-request-id, set by the sender ("" until then) */
+	char client_request_id[37];
+	bool unsent; /* the store's own: counted as claimed, not yet on the wire */
 };
 
 void store_claim_free(struct store_claim *c);
+/* The claim's request is on the wire now (or the claim is dropped, or put
+ * back with store_rows_release): from now on the row counts as in flight
+ * in jobs' in_flight and store_totals. Claims are counted as waiting from
+ * store_rows_claim until then; a second call does nothing. */
+void store_claim_sent(struct store *s, struct store_claim *c);
 
 /* The outcome of one attempt, queued by store_row_finish(). */
 struct store_result {
@@ -108,6 +120,7 @@ struct store_result {
 	uint64_t next_attempt_at; /* for _PENDING */
 	long http_status;         /* 0: no HTTP answer */
 	char *error_code, *error_message, *request_id, *invited_user_id, *invite_redeem_url;
+	char *client_request_id;  /* what was sent as client-request-id; NULL: none */
 	int journaled;            /* the store's own: 0 no, 1 buffered, 2 on disk */
 };
 
@@ -230,7 +243,7 @@ int store_audit_list(struct store *s, int64_t job_id, int64_t before, unsigned l
 int store_audit_list_owned(struct store *s, int64_t uid, int64_t job_id, int64_t before,
 			   unsigned limit, store_audit_fn fn, void *userdata, int64_t *ret_next);
 
-/* Totals over unfinished jobs, for status. */
+/* Totals over unfinished jobs, for status (in flight: as in store_job). */
 int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending,
 		 int64_t *ret_in_flight);
 

@@ -41,7 +41,8 @@ struct tenant {
 	struct store_claim **ready;
 	size_t ready_head, ready_len, ready_cap;
 
-	unsigned in_flight;
+	unsigned in_flight;      /* requests on the wire */
+	unsigned rows_in_flight; /* rows in them (a $batch carries up to 20) */
 	uint64_t paused_until; /* mono ms */
 	unsigned throttle_streak;
 	char *blocked;
@@ -266,10 +267,6 @@ static void settle(struct tenant *t, const struct store_claim *c, uint64_t token
 		res.state = ROW_STATE_PENDING;
 		res.next_attempt_at = now_wall + backoff_ms(t, res.attempts);
 		break;
-	case GRAPH_OUTCOME_RETRY_ALONE:
-		res.state = ROW_STATE_PENDING;
-		res.next_attempt_at = now_wall;
-		break;
 	}
 	if (res.state == ROW_STATE_PENDING && res.attempts >= t->max_attempts) {
 		res.state = ROW_STATE_FAILED;
@@ -291,6 +288,8 @@ static void settle(struct tenant *t, const struct store_claim *c, uint64_t token
 	}
 	res.request_id = g->request_id;
 	g->request_id = NULL;
+	if (c->client_request_id[0])
+		res.client_request_id = strdup(c->client_request_id); /* NULL: not kept */
 	graph_result_clear(g);
 	queue_result(t, &res);
 }
@@ -328,6 +327,7 @@ static void on_answer(void *userdata, const struct http_response *resp)
 	char *block_reason = NULL;
 
 	t->in_flight--;
+	t->rows_in_flight--;
 	/* shutting down past the deadline: the row stays in flight in the store
 	 * and is sent again after the restart */
 	if (resp->error != -ECANCELED && graph_classify(resp, &g) == 0)
@@ -344,6 +344,7 @@ static void on_batch_answer(void *userdata, const struct http_response *resp)
 	char *block_reason = NULL;
 
 	t->in_flight--;
+	t->rows_in_flight -= (unsigned)a->n_batch;
 	if (resp->error == -ECANCELED) {
 		attempt_free(a);
 		return;
@@ -373,10 +374,10 @@ static void on_batch_answer(void *userdata, const struct http_response *resp)
 			} else if (r < 0) {
 				break;
 			}
-			/* a row refused inside a batch is tried once alone before it
-			 * fails: a batch answer alone never fails a row */
-			if (results[i].outcome == GRAPH_OUTCOME_FAILED && a->batch[i]->attempts == 0)
-				results[i].outcome = GRAPH_OUTCOME_RETRY_ALONE;
+			/* an item's own answer counts as a single one would: a
+			 * permanent 4xx fails the row now (attempts 1); only
+			 * transient and throttled items go again. A batch refused
+			 * as a whole was GRAPH_BATCH_REFUSED above. */
 			settle(t, a->batch[i], a->token, &results[i], &block_reason);
 		}
 	}
@@ -395,6 +396,7 @@ static int send_row(struct tenant *t, struct store_claim *c, const char *auth)
 	a->tenant = t;
 	a->claim = c;
 	a->token = auth_generation(t->auth);
+	graph_new_request_id(c->client_request_id); /* a new one per attempt */
 	char retry_header[48];
 	if (c->attempts > 0)
 		snprintf(retry_header, sizeof(retry_header), "Retry-Attempt: %u", c->attempts);
@@ -403,13 +405,16 @@ static int send_row(struct tenant *t, struct store_claim *c, const char *auth)
 		.content_type = "application/json",
 		.authorization = auth,
 		.extra_header = c->attempts > 0 ? retry_header : NULL,
+		.client_request_id = c->client_request_id,
 		.timeout_ms = t->request_timeout_ms,
 	};
 	r = http_post(t->http, &spec, body, len, on_answer, a);
 	body = NULL;
 	if (r < 0)
 		goto fail;
+	store_claim_sent(t->store, c);
 	t->in_flight++;
+	t->rows_in_flight++;
 	t->stats.requests++;
 	return 0;
 fail:
@@ -427,6 +432,12 @@ static int send_batch(struct tenant *t, struct store_claim **claims, size_t n, c
 	char *body = NULL;
 	size_t len = 0;
 	struct attempt *a = calloc(1, sizeof(*a));
+	/* one client-request-id per item (kept with its row), one for the
+	 * envelope */
+	char envelope_id[GRAPH_CLIENT_REQUEST_ID_LEN + 1];
+	for (size_t i = 0; i < n; i++)
+		graph_new_request_id(claims[i]->client_request_id);
+	graph_new_request_id(envelope_id);
 	int r = a ? graph_batch_body(claims, n, &body, &len) : -ENOMEM;
 	if (r < 0)
 		goto fail;
@@ -436,16 +447,20 @@ static int send_batch(struct tenant *t, struct store_claim **claims, size_t n, c
 		.url = t->batch_url,
 		.content_type = "application/json",
 		.authorization = auth,
+		.client_request_id = envelope_id,
 		.timeout_ms = t->request_timeout_ms,
 	};
 	r = http_post(t->http, &spec, body, len, on_batch_answer, a);
 	body = NULL;
 	if (r < 0)
 		goto fail;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		a->batch[i] = claims[i];
+		store_claim_sent(t->store, claims[i]);
+	}
 	a->n_batch = n;
 	t->in_flight++;
+	t->rows_in_flight += (unsigned)n;
 	t->stats.requests++;
 	return 0;
 fail:
@@ -554,6 +569,7 @@ static void pump(struct tenant *t)
 			for (size_t i = 0; i < n; i++) {
 				ratelimit_refund(&t->rl);
 				ids[i] = group[i]->row_id;
+				store_claim_sent(t->store, group[i]); /* no longer waiting */
 				store_claim_free(group[i]);
 			}
 			store_rows_release(t->store, ids, n);
@@ -627,8 +643,10 @@ void tenant_destroy(struct tenant *t)
 	/* claims the store could not take back stay in flight there: they are
 	 * sent again after the restart */
 	struct store_claim *c;
-	while ((c = ready_pop(t)))
+	while ((c = ready_pop(t))) {
+		store_claim_sent(t->store, c);
 		store_claim_free(c);
+	}
 	if (t->pump_timer)
 		uv_close((uv_handle_t *)t->pump_timer, on_handle_closed);
 	if (t->flush_timer)
@@ -674,7 +692,8 @@ double tenant_rate(struct tenant *t)
 void tenant_get_stats(const struct tenant *t, struct tenant_stats *ret)
 {
 	*ret = t->stats;
-	ret->in_flight = t->in_flight;
+	ret->in_flight = t->rows_in_flight;
+	ret->requests_in_flight = t->in_flight;
 	ret->ready = (unsigned)t->ready_len;
 	uint64_t now = uv_now(t->loop);
 	ret->paused_ms = t->paused_until > now ? t->paused_until - now : 0;
@@ -714,9 +733,10 @@ int tenant_forget_job(struct tenant *t, int64_t job_id)
 	size_t kept = 0;
 	for (size_t i = 0; i < t->ready_len; i++) {
 		struct store_claim *c = t->ready[(t->ready_head + i) % t->ready_cap];
-		if (job_id == 0 || c->job_id == job_id)
+		if (job_id == 0 || c->job_id == job_id) {
+			store_claim_sent(t->store, c); /* pending again: not waiting */
 			store_claim_free(c);
-		else
+		} else
 			t->ready[(t->ready_head + kept++) % t->ready_cap] = c;
 	}
 	t->ready_len = kept;

@@ -38,7 +38,8 @@ struct tenant_stats {
 	uint64_t throttled;   /* 429 / 503 with Retry-After */
 	uint64_t transient;   /* 5xx, timeouts, connection errors */
 	uint64_t auth_errors; /* 401 */
-	unsigned in_flight;
+	unsigned in_flight;   /* rows whose request is on the wire */
+	unsigned requests_in_flight; /* requests on the wire (a $batch is one) */
 	unsigned ready;       /* claimed, waiting for a token or slot */
 	uint64_t paused_ms;   /* remaining Retry-After pause */
 };

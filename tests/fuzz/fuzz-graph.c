@@ -9,7 +9,9 @@
  * 429 always throttles, 5xx never fails the row, only a 200/201 with an
  * invitedUser.id counts as created, and every non-created answer carries an
  * error code. The same bytes, cut at NULs, are then the row's fields: the
- * body must be JSON that gives them back unchanged.
+ * body must be JSON that gives them back unchanged. Every string read is
+ * valid UTF-8, and the body read as a Retry-After value never asks for more
+ * than the longest pause.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -20,6 +22,7 @@
 #include "graph.h"
 #include "http.h"
 #include "store.h"
+#include "timeutil.h"
 
 static const int transport_errors[] = {-ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH,
                                        -EPROTO,    -EMSGSIZE,     -EIO,        -ECANCELED};
@@ -76,7 +79,19 @@ static void classify(const uint8_t *data, size_t size)
 	if (resp.request_id)
 		FUZZ_ASSERT(g.request_id && strcmp(g.request_id, "req-fuzz") == 0);
 	FUZZ_ASSERT(g.has_retry_after == resp.has_retry_after);
+	/* SPEC §9: every string from Graph is valid UTF-8 once read */
+	const char *strs[] = {g.error_code, g.error_message, g.request_id, g.invited_user_id,
+	                      g.invite_redeem_url};
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		json_t *js = strs[i] ? json_string(strs[i]) : NULL;
+		FUZZ_ASSERT(!strs[i] || js);
+		json_decref(js);
+	}
 	graph_result_clear(&g);
+	/* the body as a Retry-After value: read or refused, never past the cap */
+	uint64_t wait = 0;
+	if (time_parse_retry_after(body, size - 3, 784111740000u, HTTP_RETRY_AFTER_MAX_MS, &wait) == 0)
+		FUZZ_ASSERT(wait <= HTTP_RETRY_AFTER_MAX_MS);
 	free(body);
 }
 

@@ -560,16 +560,35 @@ static char *lowercase_dup(const char *s)
 	return d;
 }
 
-static bool rejected(struct sim *s, const char *lower)
+static bool on_list(char *const *list, size_t n, const char *lower)
 {
-	for (size_t i = 0; i < s->cfg.n_reject; i++)
-		if (strcmp(s->cfg.reject[i], lower) == 0)
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(list[i], lower) == 0)
 			return true;
 	return false;
 }
 
+static bool rejected(struct sim *s, const char *lower)
+{
+	return on_list(s->cfg.reject, s->cfg.n_reject, lower);
+}
+
+/* --garble: what a broken front end might say, raw bytes that are not
+ * UTF-8 inside the JSON strings (the client must cope). */
+#define GARBLED_PREFIX "\xff\xfe\xc3("
+static int garbled_error(struct buf *b, const char *request_id)
+{
+	char date[TIME_RFC3339_MAX];
+	graph_date(date);
+	return buf_printf(b,
+			  "{\"error\":{\"code\":\"BadRequest\",\"message\":\"Adresse refus\xe9""e "
+			  GARBLED_PREFIX " \xc0\xaf (garbled by the simulator)\","
+			  "\"innerError\":{\"date\":\"%s\",\"request-id\":\"%s\"}}}",
+			  date, request_id);
+}
+
 static int record_write(struct sim *s, const struct invitation *inv, const char *user_id,
-			const char *via)
+			const char *via, const char *client_request_id)
 {
 	struct buf b = BUF_INIT;
 	int r = 0;
@@ -586,6 +605,7 @@ static int record_write(struct sim *s, const struct invitation *inv, const char 
 	r |= jsonout_member(&b, "cc", inv->cc, 0);
 	r |= jsonout_member(&b, "user_id", user_id, 0);
 	r |= jsonout_member(&b, "via", via, 0);
+	r |= jsonout_member(&b, "client_request_id", client_request_id, 0);
 	r |= buf_append_str(&b, "}\n");
 	if (r < 0)
 		goto out;
@@ -680,6 +700,9 @@ struct item {
 	int out_err;    /* an append to out failed */
 	char request_id[RNG_UUID_LEN + 1];
 	const char *client_request_id;
+	const char *client_sent_id; /* the client's client-request-id, NULL: none */
+	const char *retry_after_text; /* borrowed: a Retry-After value to send instead */
+	bool garbled; /* --garble: request_id holds invalid UTF-8 */
 };
 
 static void item_error(struct item *it, unsigned status, const char *code, const char *message)
@@ -710,6 +733,7 @@ static void item_process(struct sim *s, struct item *it)
 		item_error(it, 429, "TooManyRequests",
 			   "Too many requests. Please retry after the time in the Retry-After header.");
 		it->retry_after = 1;
+		it->retry_after_text = s->cfg.retry_after_text;
 		goto out;
 	}
 	if (blocked(s)) {
@@ -737,6 +761,15 @@ static void item_process(struct sim *s, struct item *it)
 		item_error(it, 500, "UnknownError", "Out of memory.");
 		goto out;
 	}
+	if (on_list(s->cfg.garble, s->cfg.n_garble, lower)) {
+		/* the request-id too: invalid UTF-8 of the same length */
+		memcpy(it->request_id, GARBLED_PREFIX, sizeof(GARBLED_PREFIX) - 1);
+		it->garbled = true;
+		it->status = 400;
+		buf_clear(&it->out);
+		it->out_err = garbled_error(&it->out, it->request_id);
+		goto out;
+	}
 	if (rejected(s, lower)) {
 		item_error(it, 400, s->cfg.reject_code ? s->cfg.reject_code : "BadRequest",
 			   s->cfg.reject_message ? s->cfg.reject_message :
@@ -751,7 +784,7 @@ static void item_process(struct sim *s, struct item *it)
 	}
 	char user_id[RNG_UUID_LEN + 1];
 	rng_uuid_from_name(lower, user_id);
-	if (record_write(s, &inv, user_id, it->via) < 0) {
+	if (record_write(s, &inv, user_id, it->via, it->client_sent_id) < 0) {
 		item_error(it, 500, "UnknownError", "The simulator failed to write its record.");
 		goto out;
 	}
@@ -811,6 +844,8 @@ void sim_invite_request(struct sim *s, const char *authorization, const char *co
 			const char *body, size_t len, struct reply *r)
 {
 	struct item it = {.via = "single", .client_request_id = r->client_request_id};
+	if (r->client_request_id != r->request_id)
+		it.client_sent_id = r->client_request_id;
 	json_t *j = NULL;
 	bool after;
 
@@ -826,6 +861,9 @@ void sim_invite_request(struct sim *s, const char *authorization, const char *co
 	it.body = j;
 	item_process(s, &it);
 	r->retry_after = it.retry_after;
+	r->retry_after_text = it.retry_after_text;
+	if (it.garbled) /* the request-id header, as the body says */
+		memcpy(r->request_id, it.request_id, sizeof(r->request_id));
 	reply_buf(r, it.status, &it.out, it.out_err);
 	json_decref(j);
 }
@@ -838,8 +876,12 @@ static int batch_item_reply(struct buf *b, struct item *it, const char *id)
 	r |= jsonout_member(b, "id", id, 1);
 	r |= buf_printf(b, ",\"status\":%u,\"headers\":{\"Content-Type\":\"application/json\"",
 			it->status);
-	if (it->retry_after)
+	if (it->retry_after_text)
+		r |= jsonout_member(b, "Retry-After", it->retry_after_text, 0);
+	else if (it->retry_after)
 		r |= buf_printf(b, ",\"Retry-After\":\"%u\"", it->retry_after);
+	if (it->garbled) /* raw, as a broken front end would */
+		r |= buf_printf(b, ",\"request-id\":\"%s\"", it->request_id);
 	r |= buf_append_str(b, "},\"body\":");
 	r |= it->out.data ? buf_append(b, it->out.data, it->out.len) : buf_append_str(b, "null");
 	r |= buf_append_str(b, "}");
@@ -966,6 +1008,10 @@ void sim_batch_request(struct sim *s, const char *authorization, const char *con
 		struct item it = {.via = "batch", .body = json_object_get(q, "body")};
 		rng_uuid(it.request_id);
 		it.client_request_id = it.request_id;
+		/* the item's own client-request-id header, echoed and recorded */
+		const char *crid = header_value(json_object_get(q, "headers"), "client-request-id");
+		if (crid && crid[0] && strlen(crid) <= SIM_CLIENT_REQUEST_ID_MAX)
+			it.client_request_id = it.client_sent_id = crid;
 		atomic_fetch_add(&s->stats.batch_items, 1);
 		if (!is_invitations_url(url)) {
 			snprintf(msg, sizeof(msg), "Resource not found for the segment '%.64s'.",
@@ -1102,6 +1148,11 @@ void sim_finish(struct sim *s)
 	free(s->cfg.reject);
 	s->cfg.reject = NULL;
 	s->cfg.n_reject = 0;
+	for (size_t i = 0; i < s->cfg.n_garble; i++)
+		free(s->cfg.garble[i]);
+	free(s->cfg.garble);
+	s->cfg.garble = NULL;
+	s->cfg.n_garble = 0;
 	free(s->cfg.client_secret);
 	s->cfg.client_secret = NULL;
 	jwt_cert_free(s->cfg.client_cert);

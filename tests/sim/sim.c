@@ -117,6 +117,8 @@ enum {
 	OPT_MAX_CONNECTIONS,
 	OPT_MAX_HANGS,
 	OPT_VERBOSE,
+	OPT_GARBLE,
+	OPT_RETRY_AFTER_TEXT,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -155,6 +157,8 @@ static const struct option options[] = {
 	{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
 	{"max-hangs", required_argument, NULL, OPT_MAX_HANGS},
 	{"verbose", no_argument, NULL, OPT_VERBOSE},
+	{"garble", required_argument, NULL, OPT_GARBLE},
+	{"retry-after-text", required_argument, NULL, OPT_RETRY_AFTER_TEXT},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -202,6 +206,9 @@ static void usage(FILE *f)
 	      "  --max-hangs N              connections held by --fail-hang at once (default 256);\n"
 	      "                             beyond it a hang becomes a reset\n"
 	      "  --verbose                  log every request\n"
+	      "  --garble ADDRESS           answer 400 with invalid UTF-8 in the message and\n"
+	      "                             request-id for ADDRESS (repeatable)\n"
+	      "  --retry-after-text TEXT    the Retry-After value of --fail-429 answers\n"
 	      "  --help, --version\n"
 	      "\n"
 	      "Endpoints: POST /{tenant}/oauth2/v2.0/token, POST /v1.0/invitations,\n"
@@ -272,21 +279,22 @@ out:
 	return r;
 }
 
-static int add_reject(struct sim_config *cfg, const char *address)
+/* Add an address (lowercased) to a list of at most SIM_REJECT_MAX. */
+static int add_address(char ***list, size_t *n, const char *address)
 {
-	if (cfg->n_reject >= SIM_REJECT_MAX)
+	if (*n >= SIM_REJECT_MAX)
 		return -E2BIG;
-	char **v = realloc(cfg->reject, (cfg->n_reject + 1) * sizeof(*v));
+	char **v = realloc(*list, (*n + 1) * sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	cfg->reject = v;
+	*list = v;
 	char *d = strdup(address);
 	if (!d)
 		return -ENOMEM;
 	for (char *p = d; *p; p++)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
-	cfg->reject[cfg->n_reject++] = d;
+	v[(*n)++] = d;
 	return 0;
 }
 
@@ -392,7 +400,7 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg)
 			r = parse_double(optarg, 0, 100, &cfg->fail_after_accept);
 			break;
 		case OPT_REJECT:
-			r = add_reject(cfg, optarg);
+			r = add_address(&cfg->reject, &cfg->n_reject, optarg);
 			break;
 		case OPT_REJECT_CODE:
 			cfg->reject_code = optarg;
@@ -430,6 +438,14 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg)
 			break;
 		case OPT_VERBOSE:
 			cfg->verbose = true;
+			break;
+		case OPT_GARBLE:
+			r = add_address(&cfg->garble, &cfg->n_garble, optarg);
+			break;
+		case OPT_RETRY_AFTER_TEXT:
+			/* a header value: no line breaks, at most 256 bytes */
+			r = strlen(optarg) <= 256 && !strpbrk(optarg, "\r\n") ? 0 : -EINVAL;
+			cfg->retry_after_text = optarg;
 			break;
 		case OPT_HELP:
 			usage(stdout);
@@ -691,7 +707,9 @@ static enum MHD_Result respond(struct server *srv, struct MHD_Connection *conn, 
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store, no-cache");
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_PRAGMA, "no-cache");
 	}
-	if (r->retry_after) {
+	if (r->retry_after_text) {
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, r->retry_after_text);
+	} else if (r->retry_after) {
 		char ra[16];
 		snprintf(ra, sizeof(ra), "%u", r->retry_after);
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);

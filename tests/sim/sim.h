@@ -47,6 +47,9 @@ struct sim_config {
 	 * argv; NULL: Graph's usual words): hostile text for the tests of what
 	 * invited shows of Graph's messages (SPEC §9) */
 	const char *reject_code, *reject_message, *block_message;
+	char **garble; /* owned, lowercased: 400 with invalid UTF-8 (--garble) */
+	size_t n_garble;
+	const char *retry_after_text; /* borrowed; --fail-429's Retry-After value, NULL: "1" */
 	uint64_t seed;
 	bool seed_set;
 	uint64_t block_after;
@@ -112,6 +115,7 @@ struct reply {
 	unsigned status;
 	char *body;           /* owned JSON text; NULL: empty body */
 	unsigned retry_after; /* seconds for a Retry-After header; 0: none */
+	const char *retry_after_text; /* borrowed; the Retry-After value instead, NULL: none */
 	bool delay;           /* subject to --latency-ms */
 	bool no_store;        /* Cache-Control: no-store (token responses) */
 	char request_id[RNG_UUID_LEN + 1];

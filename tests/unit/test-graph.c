@@ -2,12 +2,17 @@
 /* graph: the invitation body, and the outcome of each kind of answer. */
 #include <errno.h>
 #include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "graph.h"
 #include "http.h"
 #include "store.h"
 #include "tap.h"
+#include "timeutil.h"
 
 static void test_body(void)
 {
@@ -227,6 +232,217 @@ static void test_reader(void)
 	}
 }
 
+
+/* Retry-After per RFC 9110 §10.2.3, with the clock injected: the one
+ * parser single answers (http.c) and $batch items (graph.c) use. */
+static void test_retry_after(void)
+{
+	/* Sun, 06 Nov 1994 08:49:00 GMT */
+	const uint64_t now = 784111740000u;
+	const uint64_t cap = HTTP_RETRY_AFTER_MAX_MS;
+	static const struct {
+		const char *text;
+		int r;
+		uint64_t ms;
+	} cases[] = {
+		{"120", 0, 120000},
+		{"0", 0, 0},
+		{" 7\t", 0, 7000}, /* OWS around the value is not part of it */
+		{"007", 0, 7000},
+		{"86400", 0, 86400000},
+		{"86401", 0, 86400000},                 /* past the longest pause: capped */
+		{"99999999999999999999999999", 0, 86400000}, /* not ignored */
+		{"-1", -EINVAL, 0},                     /* no sign: not a 24 h pause */
+		{"+5", -EINVAL, 0},
+		{"-0", -EINVAL, 0},
+		{"1 2", -EINVAL, 0},
+		{"1.5", -EINVAL, 0},
+		{"5s", -EINVAL, 0},
+		{"0x10", -EINVAL, 0},
+		{"", -EINVAL, 0},
+		{"   ", -EINVAL, 0},
+		{"soon", -EINVAL, 0},
+		/* the three HTTP-date forms, 37 s after now */
+		{"Sun, 06 Nov 1994 08:49:37 GMT", 0, 37000},
+		{"Sunday, 06-Nov-94 08:49:37 GMT", 0, 37000},
+		{"Sun Nov  6 08:49:37 1994", 0, 37000},
+		{"Sun Nov 06 08:49:37 1994", 0, 37000},
+		{"Sun, 06 Nov 1994 08:48:37 GMT", 0, 0}, /* in the past: no wait */
+		{"Thu, 01 Jan 1970 00:00:00 GMT", 0, 0},
+		{"Mon, 07 Nov 1994 08:49:00 GMT", 0, 86400000},
+		{"Tue, 08 Nov 1994 08:49:00 GMT", 0, 86400000}, /* capped */
+		{"Sunday, 06-Nov-44 08:49:37 GMT", 0, 86400000}, /* 2044: 50 years ahead */
+		{"Sunday, 06-Nov-45 08:49:37 GMT", 0, 0},        /* 2045 is further: 1945 */
+		{"Sun, 06 Nov 1994 08:49:37 UTC", -EINVAL, 0},
+		{"Sun, 6 Nov 1994 08:49:37 GMT", -EINVAL, 0},
+		{"Sun,  06 Nov 1994 08:49:37 GMT", -EINVAL, 0},
+		{"sun, 06 nov 1994 08:49:37 GMT", -EINVAL, 0},
+		{"Sun, 31 Feb 1994 08:49:37 GMT", -EINVAL, 0},
+		{"Sun, 06 Nov 1994 24:49:37 GMT", -EINVAL, 0},
+		{"Sun, 06 Nov 1994 08:49:37 GMT x", -EINVAL, 0},
+		{"Sunday, 06-Nov-1994 08:49:37 GMT", -EINVAL, 0},
+		{"Sun Nov 6 08:49:37 1994", -EINVAL, 0},
+		{"2026-12-01T10:00:00Z", -EINVAL, 0},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t ms = 12345;
+		int r = time_parse_retry_after(cases[i].text, strlen(cases[i].text), now, cap, &ms);
+		is_int(r, cases[i].r, "Retry-After '%s': %s", cases[i].text,
+		       cases[i].r ? "ignored" : "read");
+		if (r == 0 && cases[i].r == 0)
+			is_int(ms, cases[i].ms, "Retry-After '%s': %llu ms", cases[i].text,
+			       (unsigned long long)cases[i].ms);
+	}
+	uint64_t at = 0;
+	is_int(time_parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT", now, &at), 0, "IMF-fixdate");
+	is_int(at, 784111777000u, "is 784111777 s after the epoch");
+	is_int(time_parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT", now, &at), 0, "RFC 850");
+	is_int(at, 784111777000u, "the same instant");
+	is_int(time_parse_http_date("Sun Nov  6 08:49:37 1994", now, &at), 0, "asctime");
+	is_int(at, 784111777000u, "the same instant");
+	is_int(time_parse_http_date("Tue, 29 Feb 2028 23:59:60 GMT", now, &at), 0,
+	       "a leap day and a leap second");
+	/* a value that is not NUL-terminated is read within its length */
+	uint64_t ms = 0;
+	is_int(time_parse_retry_after("12garbage", 2, now, cap, &ms), 0, "length bounds the value");
+	is_int(ms, 12000, "12 s");
+
+	/* $batch items: the same parser, on the item's headers */
+	struct graph_result res[4];
+	char date[40];
+	time_t soon = (time_t)(time_now_ms() / 1000u) + 120;
+	struct tm tm;
+	gmtime_r(&soon, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	char body[1024];
+	snprintf(body, sizeof(body),
+		 "{\"responses\":["
+		 "{\"id\":\"1\",\"status\":429,\"headers\":{\"Retry-After\":\"-1\"},\"body\":{}},"
+		 "{\"id\":\"2\",\"status\":429,\"headers\":{\"Retry-After\":\"%s\"},\"body\":{}},"
+		 "{\"id\":\"3\",\"status\":429,\"headers\":{\"retry-after\":\"Sunday, 06-Nov-94 08:49:37 GMT\"},\"body\":{}},"
+		 "{\"id\":\"4\",\"status\":429,\"headers\":{\"Retry-After\":999999999},\"body\":{}}]}",
+		 date);
+	struct http_response resp = {.status = 200, .body = body, .body_len = strlen(body)};
+	is_int(graph_batch_classify(&resp, 4, res), 0, "a batch of throttled items");
+	ok(!res[0].has_retry_after, "item Retry-After -1 is ignored (the usual backoff)");
+	ok(res[1].has_retry_after && res[1].retry_after_ms > 115000 && res[1].retry_after_ms <= 120000,
+	   "item Retry-After as an IMF-fixdate 120 s ahead: %llu ms",
+	   (unsigned long long)res[1].retry_after_ms);
+	ok(res[2].has_retry_after && res[2].retry_after_ms == 0,
+	   "item Retry-After as a past RFC 850 date: no wait");
+	ok(res[3].has_retry_after && res[3].retry_after_ms == HTTP_RETRY_AFTER_MAX_MS,
+	   "an over-long item Retry-After is capped");
+	for (size_t i = 0; i < 4; i++)
+		graph_result_clear(&res[i]);
+}
+
+static bool valid_utf8_json(const char *s)
+{
+	json_t *j = s ? json_string(s) : NULL;
+	json_decref(j);
+	return j != NULL;
+}
+
+/* Every string from Graph is valid UTF-8 once read (SPEC §9): invalid
+ * bytes become U+FFFD. */
+static void test_utf8(void)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		const char *want;
+	} cases[] = {
+		{"plain", 5, "plain"},
+		{"a\xff" "b", 3, "a\xef\xbf\xbd" "b"},
+		{"\xc3(", 2, "\xef\xbf\xbd("},
+		{"\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd"},          /* overlong */
+		{"\xed\xa0\x80", 3, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, /* a surrogate */
+		{"\xf4\x90\x80\x80", 4, "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
+		{"\xe2\x82", 2, "\xef\xbf\xbd\xef\xbf\xbd"},          /* cut short */
+		{"\xc3\xa9\xf0\x9f\x98\x80", 6, "\xc3\xa9\xf0\x9f\x98\x80"},
+		{"", 0, ""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *got = graph_utf8_dup(cases[i].in, cases[i].len);
+		is_str(got, cases[i].want, "utf8 case %zu", i);
+		free(got);
+	}
+
+	/* a 400 whose body and request-id header hold invalid UTF-8 */
+	const char *bad = "{\"error\":{\"code\":\"Bad\xffRequest\",\"message\":\"caf\xe9 \xc3( no\","
+			  "\"innerError\":{\"request-id\":\"\xfe\xfe\"}}}";
+	struct http_response resp = {.status = 400, .body = bad, .body_len = strlen(bad),
+				     .request_id = "rid-\xff\xc3"};
+	struct graph_result g;
+	is_int(graph_classify(&resp, &g), 0, "invalid UTF-8 answer read");
+	is_int(g.outcome, GRAPH_OUTCOME_FAILED, "the row fails");
+	is_str(g.error_code, "Bad\xef\xbf\xbdRequest", "code made valid");
+	is_str(g.error_message, "caf\xef\xbf\xbd \xef\xbf\xbd( no", "message made valid");
+	is_str(g.request_id, "rid-\xef\xbf\xbd\xef\xbf\xbd", "request-id header made valid");
+	graph_result_clear(&g);
+	resp.request_id = NULL;
+	graph_classify(&resp, &g);
+	is_str(g.request_id, "\xef\xbf\xbd\xef\xbf\xbd", "innerError request-id made valid");
+	graph_result_clear(&g);
+
+	/* a body that is not JSON: the row fails with a readable reason */
+	const char *html = "<html>\xff\x1b[2J proxy error</html>";
+	struct http_response h = {.status = 400, .body = html, .body_len = strlen(html)};
+	is_int(graph_classify(&h, &g), 0, "a non-JSON error body");
+	is_int(g.outcome, GRAPH_OUTCOME_FAILED, "fails the row");
+	is_str(g.error_code, "HTTP400", "named by its status");
+	ok(g.error_message && strncmp(g.error_message, "the answer is not Graph's JSON", 30) == 0 &&
+	   strstr(g.error_message, "proxy error") && !strchr(g.error_message, '\x1b') &&
+	   valid_utf8_json(g.error_message),
+	   "message says so, with the body's start, valid UTF-8, no controls: %s",
+	   g.error_message ? g.error_message : "(null)");
+	graph_result_clear(&g);
+
+	/* in a $batch: an item with raw invalid bytes */
+	const char *bb = "{\"responses\":[{\"id\":\"1\",\"status\":400,\"headers\":{\"request-id\":\"r\xff\"},"
+			 "\"body\":{\"error\":{\"code\":\"BadRequest\",\"message\":\"m\xff\"}}},"
+			 "{\"id\":\"2\",\"status\":201,\"body\":{\"invitedUser\":{\"id\":\"u\xc0\"}}}]}";
+	struct http_response b = {.status = 200, .body = bb, .body_len = strlen(bb)};
+	struct graph_result res[2];
+	is_int(graph_batch_classify(&b, 2, res), 0, "a batch with invalid UTF-8 read");
+	ok(valid_utf8_json(res[0].error_message) && valid_utf8_json(res[0].request_id) &&
+	   valid_utf8_json(res[1].invited_user_id),
+	   "item strings are valid UTF-8");
+	is_int(res[0].outcome, GRAPH_OUTCOME_FAILED, "the 400 item fails (no second try alone)");
+	graph_result_clear(&res[0]);
+	graph_result_clear(&res[1]);
+}
+
+/* client-request-id: a fresh GUID each time, in each $batch item's headers */
+static void test_client_request_id(void)
+{
+	char a[GRAPH_CLIENT_REQUEST_ID_LEN + 1], b[GRAPH_CLIENT_REQUEST_ID_LEN + 1];
+	graph_new_request_id(a);
+	graph_new_request_id(b);
+	ok(strlen(a) == 36 && a[8] == '-' && a[13] == '-' && a[14] == '4' && a[18] == '-' &&
+	   strchr("89ab", a[19]) && a[23] == '-',
+	   "a version 4 GUID: %s", a);
+	ok(strcmp(a, b) != 0, "a new one each time");
+	struct store_claim x = {.email = "a@x.example", .redirect_url = "https://r.example"};
+	struct store_claim y = {.email = "b@x.example", .redirect_url = "https://r.example"};
+	memcpy(x.client_request_id, a, sizeof(a));
+	memcpy(y.client_request_id, b, sizeof(b));
+	struct store_claim *claims[] = {&x, &y};
+	char *body;
+	size_t len;
+	is_int(graph_batch_body(claims, 2, &body, &len), 0, "batch body");
+	json_t *j = json_loads(body, 0, NULL);
+	json_t *reqs = json_object_get(j, "requests");
+	json_t *h0 = json_object_get(json_array_get(reqs, 0), "headers");
+	json_t *h1 = json_object_get(json_array_get(reqs, 1), "headers");
+	is_str(json_string_value(json_object_get(h0, "client-request-id")), a, "item 1 carries its id");
+	is_str(json_string_value(json_object_get(h1, "client-request-id")), b, "item 2 its own");
+	is_str(json_string_value(json_object_get(h1, "Content-Type")), "application/json",
+	       "next to Content-Type");
+	json_decref(j);
+	free(body);
+}
+
 int main(void)
 {
 	tap_plan_none();
@@ -234,5 +450,8 @@ int main(void)
 	test_classify();
 	test_batch();
 	test_reader();
+	test_retry_after();
+	test_utf8();
+	test_client_request_id();
 	return tap_done();
 }

@@ -8,7 +8,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "csv.h"
+#include "schema.h"
 #include "store.h"
 #include "tap.h"
 #include "timeutil.h"
@@ -168,6 +171,7 @@ static void make_answers(struct store *s, struct store_claim **claims, size_t n)
 	/* row 0 answered twice in the journal: the newer record wins */
 	struct store_result old = result(claims[0], ROW_STATE_FAILED);
 	struct store_result r0 = result(claims[0], ROW_STATE_SUCCEEDED);
+	r0.client_request_id = strdup("3f2504e0-4f89-41d3-9a0c-0305e82c3301");
 	struct store_result r1 = result(claims[1], ROW_STATE_FAILED);
 	struct store_result r2 = result(claims[2], ROW_STATE_PENDING);
 	r2.next_attempt_at = 7000;
@@ -202,6 +206,24 @@ static int collect_job(void *userdata, const struct store_job *job)
 	return 0;
 }
 
+struct crid_rows {
+	unsigned n;
+	char crid[4][40], rid[4][40];
+};
+
+static int collect_crid(void *userdata, const struct store_row *row)
+{
+	struct crid_rows *c = userdata;
+	if (c->n < 4) {
+		snprintf(c->crid[c->n], sizeof(c->crid[0]), "%s",
+			 row->client_request_id ? row->client_request_id : "(null)");
+		snprintf(c->rid[c->n], sizeof(c->rid[0]), "%s",
+			 row->request_id ? row->request_id : "(null)");
+	}
+	c->n++;
+	return 0;
+}
+
 static struct store *test_journal(struct store *s)
 {
 	char *err = NULL;
@@ -231,6 +253,11 @@ static struct store *test_journal(struct store *s)
 	ok(j.succeeded == 1 && j.failed == 1 && j.in_flight == 0,
 	   "counts: the newer answer of row 0 (succeeded), row 1 failed");
 	store_job_clear(&j);
+	struct crid_rows crid = {0};
+	int64_t next;
+	store_rows_list(s, job, 0, 4, -1, false, collect_crid, &crid, &next);
+	is_str(crid.crid[0], "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
+	       "the client-request-id came through the journal");
 	is_int(store_rows_claim(s, tenant, 6000, 10, &claims, &n), 0, "claim at 6000");
 	ok(n == 1 && claims[0]->line == 5, "only the unanswered row is due (the retry waits for 7000)");
 	for (size_t i = 0; i < n; i++)
@@ -254,6 +281,201 @@ static struct store *test_journal(struct store *s)
 	is_int(store_recover(s, &results, &recovered), 0, "recover");
 	ok(results == 0 && recovered == 0, "nothing left to replay");
 	return s;
+}
+
+
+/* One integer from the database at path, by SQL of its own (read-only). */
+static int64_t db_int(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static void sqlite3_int_check_in_flight(const char *path, int64_t want)
+{
+	is_int(db_int(path, "SELECT COUNT(*) FROM rows WHERE state = 1"), want,
+	       "the database still has every claimed row in flight (crash safety)");
+}
+
+/* Claim every due row of the tenant, marked sent. */
+static size_t claim_all(struct store *s, struct store_claim ***ret)
+{
+	size_t n = 0;
+	if (store_rows_claim(s, tenant, time_now_ms(), 100, ret, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		store_claim_sent(s, (*ret)[i]);
+	return n;
+}
+
+static void finish_all(struct store *s, struct store_claim **claims, size_t n, int state)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct store_result r = result(claims[i], state);
+		store_row_finish(s, &r);
+		store_claim_free(claims[i]);
+	}
+	free(claims);
+	store_flush(s);
+}
+
+/* SPEC §6/issue 10: a cancel that finds every row in flight has nothing to
+ * cancel; the job's end state then follows its rows. */
+static void test_cancel_in_flight(struct store *s)
+{
+	struct store_claim **claims;
+	struct store_job j;
+	int64_t changed;
+	int64_t job = import_rows(3, "cif", true);
+	size_t n = claim_all(s, &claims);
+	is_int(n, 3, "cancel race: all 3 rows in flight");
+	is_int(store_job_cancel(s, job, &changed), 0, "cancel while they are in flight");
+	is_int(changed, 0, "nothing pending to cancel");
+	finish_all(s, claims, n, ROW_STATE_SUCCEEDED);
+	store_job_get(s, job, &j);
+	ok(j.state == JOB_STATE_COMPLETED && j.finished_at > 0 && j.succeeded == 3 && j.cancelled == 0,
+	   "every row succeeded: the job is completed, not cancelled (state %s)",
+	   job_state_name(j.state));
+	store_job_clear(&j);
+
+	/* one of them comes back for a retry: that row ends cancelled, and so
+	 * does the job */
+	job = import_rows(3, "cig", true);
+	n = claim_all(s, &claims);
+	store_job_cancel(s, job, &changed);
+	struct store_result r = result(claims[0], ROW_STATE_PENDING);
+	r.next_attempt_at = time_now_ms() + 1000;
+	store_row_finish(s, &r);
+	store_claim_free(claims[0]);
+	for (size_t i = 1; i < n; i++) {
+		struct store_result rr = result(claims[i], ROW_STATE_SUCCEEDED);
+		store_row_finish(s, &rr);
+		store_claim_free(claims[i]);
+	}
+	free(claims);
+	store_flush(s);
+	store_job_get(s, job, &j);
+	ok(j.state == JOB_STATE_CANCELLED && j.finished_at > 0 && j.succeeded == 2 && j.cancelled == 1,
+	   "a row ended cancelled: the job is cancelled (state %s, %lld cancelled)",
+	   job_state_name(j.state), (long long)j.cancelled);
+	store_job_clear(&j);
+
+	/* a paused job whose rows all ended, then cancelled: completed */
+	job = import_rows(2, "cih", true);
+	n = claim_all(s, &claims);
+	store_job_pause(s, job, &changed);
+	finish_all(s, claims, n, ROW_STATE_FAILED);
+	store_job_cancel(s, job, &changed);
+	store_job_get(s, job, &j);
+	ok(j.state == JOB_STATE_COMPLETED && j.finished_at > 0,
+	   "cancel of a paused job with every row ended: completed (state %s)",
+	   job_state_name(j.state));
+	store_job_clear(&j);
+}
+
+/* retry --error-code matches Graph's code case-insensitively */
+static void test_retry_code_case(struct store *s)
+{
+	struct store_claim **claims;
+	struct store_job j;
+	int64_t changed = -1;
+	int64_t job = import_rows(2, "rcc", true);
+	size_t n = claim_all(s, &claims);
+	finish_all(s, claims, n, ROW_STATE_FAILED); /* error_code "BadRequest" */
+	is_int(store_job_retry_code(s, job, "badrequest", &changed), 0, "retry --error-code badrequest");
+	is_int(changed, 2, "matches BadRequest case-insensitively");
+	store_job_get(s, job, &j);
+	ok(j.state == JOB_STATE_QUEUED && j.failed == 0, "the job is queued again");
+	store_job_clear(&j);
+	n = claim_all(s, &claims);
+	finish_all(s, claims, n, ROW_STATE_FAILED);
+	store_job_retry_code(s, job, "BadRequestX", &changed);
+	is_int(changed, 0, "another code matches nothing");
+	store_job_cancel(s, job, &changed);
+}
+
+/* A database made by the previous schema (version 3, as written by the
+ * daemon before client_request_id) is brought up to date with its jobs
+ * and rows intact; the new column then takes each attempt's id. */
+static void test_upgrade_v3(void)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/v3.db", dir);
+	sqlite3 *db = NULL;
+	int ok3 = sqlite3_open(path, &db) == SQLITE_OK;
+	for (unsigned v = 0; v < 3 && ok3; v++)
+		ok3 = sqlite3_exec(db, schema_migrations[v], NULL, NULL, NULL) == SQLITE_OK;
+	ok3 = ok3 &&
+	      sqlite3_exec(
+		      db,
+		      "PRAGMA user_version = 3;"
+		      "INSERT INTO tenants(id, name) VALUES (1, 'contoso.example');"
+		      "INSERT INTO jobs(id, tenant_id, name, state, created_at, submitted_uid,"
+		      " submitted_user, redirect_url, send_email, total, succeeded, failed,"
+		      " first_row, last_row) VALUES (7, 1, 'old', 1, 1000, 1000, 'tester',"
+		      " 'https://r.example', 0, 3, 1, 1, 10, 12);"
+		      "INSERT INTO rows(id, job_id, line, email, fields, state, attempts, http_status,"
+		      " request_id, invited_user_id, updated_at) VALUES"
+		      " (10, 7, 2, 'a@x.example', '[]', 2, 1, 201, 'rid-a', 'uid-a', 1000);"
+		      "INSERT INTO rows(id, job_id, line, email, fields, state, attempts, http_status,"
+		      " error_code, request_id, updated_at) VALUES"
+		      " (11, 7, 3, 'b@x.example', '[]', 3, 1, 400, 'BadRequest', 'rid-b', 1000);"
+		      "INSERT INTO rows(id, job_id, line, email, fields, updated_at) VALUES"
+		      " (12, 7, 4, 'c@x.example', '[]', 1000);",
+		      NULL, NULL, NULL) == SQLITE_OK;
+	sqlite3_close(db);
+	ok(ok3, "a version 3 database made with the old schema");
+
+	struct store *s = NULL;
+	char *err = NULL;
+	is_int(store_open(&s, path, &err), 0, "the new store opens it (%s)", err ? err : "ok");
+	free(err);
+	if (!s)
+		return;
+	is_int(db_int(path, "PRAGMA user_version"), 4, "migrated to version 4");
+	struct store_job j;
+	is_int(store_job_get(s, 7, &j), 0, "the old job is there");
+	ok(j.total == 3 && j.succeeded == 1 && j.failed == 1 && j.name && strcmp(j.name, "old") == 0,
+	   "with its name and counts");
+	store_job_clear(&j);
+	struct crid_rows got = {0};
+	int64_t next;
+	store_rows_list(s, 7, 0, 10, -1, false, collect_crid, &got, &next);
+	ok(got.n == 3 && strcmp(got.rid[0], "rid-a") == 0 && strcmp(got.rid[1], "rid-b") == 0 &&
+	   strcmp(got.crid[0], "(null)") == 0,
+	   "its rows keep their request-id; client_request_id is null for old rows");
+
+	/* the pending row is sent now: its client-request-id is kept */
+	int64_t tid;
+	store_tenant_ensure(s, "contoso.example", &tid);
+	struct store_claim **claims;
+	size_t n = 0;
+	store_rows_claim(s, tid, time_now_ms(), 10, &claims, &n);
+	is_int(n, 1, "the old pending row is claimed");
+	if (n == 1) {
+		struct store_result r = result(claims[0], ROW_STATE_SUCCEEDED);
+		r.client_request_id = strdup("0f8fad5b-d9cb-469f-a165-70867728950e");
+		r.request_id = strdup("rid-c");
+		store_row_finish(s, &r);
+		store_claim_free(claims[0]);
+		free(claims);
+	}
+	store_flush(s);
+	memset(&got, 0, sizeof(got));
+	store_rows_list(s, 7, 0, 10, -1, false, collect_crid, &got, &next);
+	is_str(got.crid[2], "0f8fad5b-d9cb-469f-a165-70867728950e",
+	       "the new column holds the attempt's client-request-id");
+	store_job_get(s, 7, &j);
+	ok(j.state == JOB_STATE_COMPLETED && j.succeeded == 2, "and the old job completes");
+	store_job_clear(&j);
+	store_close(s);
 }
 
 int main(void)
@@ -312,6 +534,23 @@ int main(void)
 	ok(claims[0]->send_email, "the job's send flag applies");
 	store_job_get(s, job, &j);
 	is_str(job_state_name(j.state), "running", "job running once claimed");
+	/* in flight in the database (crash safety), but not on the wire yet */
+	is_int(j.in_flight, 0, "claimed rows waiting for a token are not shown in flight");
+	store_job_clear(&j);
+	int64_t tot_active, tot_pending, tot_in_flight;
+	store_totals(s, &tot_active, &tot_pending, &tot_in_flight);
+	is_int(tot_in_flight, 0, "nor in the totals");
+	for (size_t i = 0; i < 3; i++)
+		store_claim_sent(s, claims[i]);
+	store_claim_sent(s, claims[0]); /* a second call does nothing */
+	store_job_get(s, job, &j);
+	is_int(j.in_flight, 3, "3 sent: 3 in flight");
+	store_job_clear(&j);
+	store_totals(s, &tot_active, &tot_pending, &tot_in_flight);
+	is_int(tot_in_flight, 3, "in the totals too");
+	sqlite3_int_check_in_flight(db_path, 4);
+	store_claim_sent(s, claims[3]);
+	store_job_get(s, job, &j);
 	is_int(j.in_flight, 4, "4 in flight");
 	store_job_clear(&j);
 
@@ -427,7 +666,12 @@ int main(void)
 	store_job_clear(&j);
 	test_audit(s);
 	s = test_journal(s);
+	/* a tenant of their own: nothing of the tests above is claimed */
+	store_tenant_ensure(s, "fabrikam.example", &tenant);
+	test_cancel_in_flight(s);
+	test_retry_code_case(s);
 	store_close(s);
+	test_upgrade_v3();
 
 	char cmd[700];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
