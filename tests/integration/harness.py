@@ -133,7 +133,8 @@ class Env:
         self.procs = []
         self.start_sim()
         # front(env) starts something in front of the simulator and returns
-        # the base URL the daemon is to use instead of the simulator's
+        # the base URL the daemon is to use instead of the simulator's (None:
+        # the simulator's, e.g. for a proxy, which is a [graph] key instead)
         self.front_base = front(self) if front else None
         self.write_config()
         if start:
