@@ -463,7 +463,7 @@ void config_dump(const struct config *c, FILE *f)
 	fprintf(f, "cloud = %s\n", c->cloud);
 	fprintf(f, "authority_url = %s\n", c->authority_url);
 	fprintf(f, "graph_url = %s\n", c->graph_url);
-	fprintf(f, "ca_file = %s\n", c->ca_file ? c->ca_file : "");
+	fprintf(f, c->ca_file ? "ca_file = %s\n" : "ca_file =\n", c->ca_file);
 	if (c->proxy) { /* user:password, if any, left out */
 		const char *p = strstr(c->proxy, "://"), *at = p ? strchr(p, '@') : NULL;
 		if (at)

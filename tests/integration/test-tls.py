@@ -83,6 +83,15 @@ def main(tap):
                                timeout=30)
             tap.ok(("ca_file = " + pki["ca"]).encode() in p.stdout,
                    "--check-config shows ca_file", p.stdout.decode())
+            os.mkdir(env.conf + ".d")
+            with open(env.conf + ".d/proxy.conf", "w") as f:
+                f.write("[graph]\nproxy = http://someone:pr0xy-pw@127.0.0.1:3128\n")
+            p = subprocess.run([INVITED, "--check-config", "-c", env.conf], capture_output=True,
+                               timeout=30)
+            tap.ok(p.returncode == 0 and b"proxy = http://127.0.0.1:3128\n" in p.stdout
+                   and b"pr0xy-pw" not in p.stdout + p.stderr,
+                   "--check-config shows the proxy without its user and password",
+                   p.stdout.decode() + p.stderr.decode())
 
         # the CA is not in the system's store: without ca_file it is refused
         with Env(sim_tls=tls) as env:
