@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -152,16 +153,22 @@ static bool http_url(const char *v)
 static const char *ca_file_problem(const char *path, char *why, size_t why_size)
 {
 	static const char marker[] = "-----BEGIN CERTIFICATE-----";
-	char chunk[8192 + sizeof(marker)];
+	char chunk[8192 + sizeof(marker)]; /* a read, after the tail of the last */
 	size_t keep = 0, total = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	struct stat st;
+	/* O_NONBLOCK: a FIFO must not stall the start; it is refused below */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		snprintf(why, why_size, "cannot read: %s", strerror(errno));
 		return why;
 	}
 	const char *r = "holds no PEM certificate (-----BEGIN CERTIFICATE-----)";
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return "is not a regular file";
+	}
 	for (;;) {
-		ssize_t n = read(fd, chunk + keep, sizeof(chunk) - keep - 1);
+		ssize_t n = read(fd, chunk + keep, sizeof(chunk) - keep);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -172,7 +179,6 @@ static const char *ca_file_problem(const char *path, char *why, size_t why_size)
 		if (n == 0)
 			break;
 		total += (size_t)n;
-		chunk[keep + (size_t)n] = '\0';
 		if (memmem(chunk, keep + (size_t)n, marker, sizeof(marker) - 1)) {
 			r = NULL;
 			break;

@@ -110,6 +110,8 @@ def main(tap):
                      "holds no PEM certificate")
         check_config(tap, tmp, "ca_file = relative.pem\n", "relative ca_file",
                      "not an absolute path")
+        check_config(tap, tmp, "ca_file = /dev/null\n", "ca_file not a regular file",
+                     "is not a regular file")
         check_config(tap, tmp, "proxy = socks5://127.0.0.1:1080\n", "socks5 proxy",
                      "is not an http:// or https:// proxy URL")
         check_config(tap, tmp, "proxy = http://127.0.0.1:3128/some/path\n", "proxy with a path",
