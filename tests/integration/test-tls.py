@@ -92,6 +92,12 @@ def main(tap):
                    and b"pr0xy-pw" not in p.stdout + p.stderr,
                    "--check-config shows the proxy without its user and password",
                    p.stdout.decode() + p.stderr.decode())
+            with open(env.conf + ".d/ca.conf", "w") as f:
+                f.write("[graph]\nca_file = %s\n" % pki["other_ca"])
+            p = env.ctl("reload")
+            out = (p.stdout + p.stderr).decode()
+            tap.ok(p.returncode == 0 and "needs a restart to apply: ca_file, proxy" in out,
+                   "reload says ca_file and proxy apply after a restart", out)
 
         # the CA is not in the system's store: without ca_file it is refused
         with Env(sim_tls=tls) as env:
