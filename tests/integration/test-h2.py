@@ -5,7 +5,8 @@ test CA's certificate and ALPN h2, in front of the plain-HTTP simulator. A
 5,000-row job with concurrency 16 goes through it: the daemon negotiates h2
 and multiplexes its requests over few connections (counted from nghttpx's
 access log, which has the client's port and the ALPN of every request), and
-every row agrees with the simulator's record."""
+every row agrees with the simulator's record. The same front offering only
+http/1.1 by ALPN gets HTTP/1.1 from the daemon, and the job still succeeds."""
 import collections
 import os
 import shutil
@@ -21,9 +22,9 @@ ROWS = 5000
 CONCURRENCY = 16
 
 
-def nghttpx_front(pki):
+def nghttpx_front(pki, alpn=None):
     """A front(env) for Env: nghttpx on a free port, TLS with ALPN h2 (and
-    http/1.1) to clients, plain HTTP/1.1 to the simulator."""
+    http/1.1; alpn: only these) to clients, plain HTTP/1.1 to the simulator."""
     def start(env):
         port = free_port()
         env.front_log = os.path.join(env.dir, "nghttpx-access.log")
@@ -34,8 +35,9 @@ def nghttpx_front(pki):
              "--backend-connections-per-host=64", "--no-via",
              "--accesslog-file=" + env.front_log,
              "--accesslog-format=$remote_port $alpn $status $method $path",
-             "--errorlog-file=" + os.path.join(env.dir, "nghttpx-error.log"),
-             pki["key"], pki["cert"]], stdout=out, stderr=out)
+             "--errorlog-file=" + os.path.join(env.dir, "nghttpx-error.log")] +
+            (["--npn-list=" + alpn] if alpn else []) +
+            [pki["key"], pki["cert"]], stdout=out, stderr=out)
         env.procs.append(proc)
         wait_listening(port, proc, "nghttpx")
         # the token from the simulator itself, as Graph's token comes from
@@ -85,6 +87,23 @@ def main(tap):
                                     sim["connections"]))
             tap.ok(1 <= len(ports) <= 4, "the daemon multiplexed over <= 4 connections "
                    "(%d)" % len(ports))
+
+        # the same front offering only http/1.1 by ALPN: the daemon falls back
+        with Env(front=nghttpx_front(pki, alpn="http/1.1"), graph={"ca_file": pki["ca"]},
+                 queue={"concurrency": str(CONCURRENCY)}) as env:
+            rows = [["h1-%03d@partner.example" % i, "", "false", ""] for i in range(200)]
+            p, job = env.ctl_json("submit", env.write("h1.csv", portal_file(rows)))
+            p, done = env.wait_job(job["id"], timeout=60)
+            tap.ok(p.returncode == 0 and done["succeeded"] == 200,
+                   "with h2 not offered, 200 rows succeed over HTTP/1.1", env.log()[-2000:])
+            env.procs[0].terminate()
+            env.procs[0].wait(10)
+            with open(env.front_log) as f:
+                lines = [l.split() for l in f if l.strip()]
+            alpn = collections.Counter(l[1] for l in lines)
+            tap.eq(dict(alpn), {"http/1.1": len(lines)}, "every request went over http/1.1")
+            tap.diag("HTTP/1.1: %d requests over %d connections"
+                     % (len(lines), len({l[0] for l in lines})))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
