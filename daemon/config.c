@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <ini.h>
 #include <math.h>
@@ -58,6 +59,8 @@ void config_finish(struct config *c)
 	free(c->authority_url);
 	free(c->graph_url);
 	free(c->certificate_file);
+	free(c->ca_file);
+	free(c->proxy);
 	free(c->cloud);
 	free(c->socket_path);
 	free(c->database);
@@ -189,6 +192,90 @@ bool config_url_secure(const char *url)
 	return inet_pton(AF_INET6, host, a) == 1 && memcmp(a, loop6, 16) == 0;
 }
 
+#define CA_FILE_MAX (16u * 1024u * 1024u) /* the system's bundle is ~200 KiB */
+
+/* 0 when path can be read and holds a PEM certificate, else a reason. */
+static const char *ca_file_problem(const char *path, char *why, size_t why_size)
+{
+	static const char marker[] = "-----BEGIN CERTIFICATE-----";
+	char chunk[8192 + sizeof(marker)]; /* a read, after the tail of the last */
+	size_t keep = 0, total = 0;
+	struct stat st;
+	/* O_NONBLOCK: a FIFO must not stall the start; it is refused below */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		snprintf(why, why_size, "cannot read: %s", strerror(errno));
+		return why;
+	}
+	const char *r = "holds no PEM certificate (-----BEGIN CERTIFICATE-----)";
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return "is not a regular file";
+	}
+	for (;;) {
+		ssize_t n = read(fd, chunk + keep, sizeof(chunk) - keep);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(why, why_size, "cannot read: %s", strerror(errno));
+			r = why;
+			break;
+		}
+		if (n == 0)
+			break;
+		total += (size_t)n;
+		if (memmem(chunk, keep + (size_t)n, marker, sizeof(marker) - 1)) {
+			r = NULL;
+			break;
+		}
+		if (total > CA_FILE_MAX) {
+			r = "is larger than 16 MiB";
+			break;
+		}
+		/* a marker split across two reads is found in the next */
+		size_t have = keep + (size_t)n;
+		keep = have < sizeof(marker) - 1 ? have : sizeof(marker) - 1;
+		memmove(chunk, chunk + have - keep, keep);
+	}
+	close(fd);
+	return r;
+}
+
+/* [graph] ca_file and proxy: how requests reach the token endpoint and
+ * Graph. An empty value (in a drop-in) goes back to the default. */
+static int set_transport_key(struct parse_state *st, const char *name, const char *value)
+{
+	struct config *c = st->config;
+	bool ca = strcmp(name, "ca_file") == 0;
+	char **slot = ca ? &c->ca_file : &c->proxy;
+	if (*value == '\0') {
+		free(*slot);
+		*slot = NULL;
+		return 1;
+	}
+	if (ca) {
+		char why[256];
+		if (value[0] != '/')
+			return fail(st, "%s: '%s' is not an absolute path", name, value);
+		const char *problem = ca_file_problem(value, why, sizeof(why));
+		if (problem)
+			return fail(st, "%s: '%s' %s", name, value, problem);
+	} else {
+		const char *why = NULL;
+		/* scheme://[user:password@]host[:port][/], nothing after */
+		const char *p = strstr(value, "://");
+		const char *host = p ? p + 3 : NULL;
+		if (!csv_url_check(value, &why))
+			return fail(st, "%s: '%s' is not an http:// or https:// proxy URL (%s)", name,
+				    value, why);
+		if (host && host[strcspn(host, "/?#")] != '\0' &&
+		    strcmp(host + strcspn(host, "/?#"), "/") != 0)
+			return fail(st, "%s: '%s' has a path; a proxy URL is scheme://host:port", name,
+				    value);
+	}
+	return set_string(slot, value) == 0;
+}
+
 /* One "key = value" line. Returns 1 to go on, 0 for a bad line. */
 static int handle(void *user, const char *section, const char *name, const char *value)
 {
@@ -197,6 +284,8 @@ static int handle(void *user, const char *section, const char *name, const char 
 	uint64_t n;
 
 	if (strcasecmp(section, "graph") == 0) {
+		if (strcmp(name, "ca_file") == 0 || strcmp(name, "proxy") == 0)
+			return set_transport_key(st, name, value);
 		if (strcmp(name, "tenant") == 0) {
 			if (!*value || strpbrk(value, "/?# \t"))
 				return fail(st, "%s: '%s' is not a tenant id or domain", name, value);
@@ -477,6 +566,16 @@ void config_dump(const struct config *c, FILE *f)
 	fprintf(f, "cloud = %s\n", c->cloud);
 	fprintf(f, "authority_url = %s\n", c->authority_url);
 	fprintf(f, "graph_url = %s\n", c->graph_url);
+	fprintf(f, c->ca_file ? "ca_file = %s\n" : "ca_file =\n", c->ca_file);
+	if (c->proxy) { /* user:password, if any, left out */
+		const char *p = strstr(c->proxy, "://"), *at = p ? strchr(p, '@') : NULL;
+		if (at)
+			fprintf(f, "proxy = %.*s%s\n", (int)(p + 3 - c->proxy), c->proxy, at + 1);
+		else
+			fprintf(f, "proxy = %s\n", c->proxy);
+	} else {
+		fprintf(f, "proxy =\n");
+	}
 	fprintf(f, "\n[queue]\nrate = %g\nburst = %u\nconcurrency = %u\nmax_attempts = %u\n",
 		c->rate, c->burst, c->concurrency, c->max_attempts);
 	fprintf(f, "request_timeout = %g\nbatch = %u\n", (double)c->request_timeout_ms / 1000.0,

@@ -19,6 +19,8 @@ struct config {
 	char *certificate_file; /* PEM certificate + key: sign a client assertion */
 	char *cloud;            /* global, usgov, usgov-dod, china */
 	bool authority_url_set, graph_url_set; /* explicit: cloud does not override */
+	char *ca_file; /* PEM bundle replacing the system's CA store; NULL: the system's */
+	char *proxy;   /* http(s):// proxy for every request; NULL: none, *_proxy ignored */
 	/* [queue] */
 	double rate;      /* invitations per second, whole tenant */
 	unsigned burst;   /* bucket capacity */

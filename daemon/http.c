@@ -48,6 +48,10 @@ struct http {
 	struct socket_ctx **socks;
 	size_t n_socks;
 	bool closing;
+	/* http_set_transport */
+	char *ca_file; /* owned; NULL: the system's CA store */
+	char *proxy;   /* owned; NULL: no proxy (the environment is never read) */
+	char *proxy_shown; /* owned; the proxy without user:password, for messages */
 };
 
 struct request {
@@ -64,6 +68,7 @@ struct request {
 	bool too_large;
 	http_done_fn fn;
 	void *userdata;
+	char *error_message; /* owned; what failed and where (describe_failure) */
 	char error_text[CURL_ERROR_SIZE];
 };
 
@@ -211,6 +216,7 @@ static void request_free(struct request *rq)
 		explicit_bzero(rq->response.data, rq->response.cap);
 	buf_finish(&rq->response);
 	free(rq->request_id);
+	free(rq->error_message);
 	free(rq);
 }
 
@@ -223,6 +229,64 @@ static void unlink_request(struct http *h, struct request *rq)
 	if (rq->next)
 		rq->next->prev = rq->prev;
 	h->active--;
+}
+
+/* scheme://host[:port] of url, without user:password (never shown). */
+static char *origin_shown(const char *url)
+{
+	const char *p = strstr(url, "://");
+	if (!p)
+		return strdup("?");
+	p += 3;
+	size_t n = strcspn(p, "/?#");
+	const char *at = memchr(p, '@', n);
+	struct buf b = BUF_INIT;
+	if (at) {
+		n -= (size_t)(at + 1 - p);
+		p = at + 1;
+	}
+	if (buf_printf(&b, "%.*s%.*s", (int)(strstr(url, "://") + 3 - url), url, (int)n, p) < 0)
+		return NULL;
+	return buf_steal(&b);
+}
+
+/* What failed and where: curl's words alone ("SSL certificate problem:
+ * unable to get local issuer certificate") name neither the server nor
+ * what to change. NULL: keep curl's words (or out of memory). */
+static char *describe_failure(const struct http *h, CURL *easy, CURLcode code, const char *text)
+{
+	const char *url = NULL;
+	curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &url);
+	char *origin = origin_shown(url ? url : "");
+	struct buf b = BUF_INIT;
+	const char *via = h->proxy_shown ? " through the proxy " : "";
+	const char *proxy = h->proxy_shown ? h->proxy_shown : "";
+	switch (code) {
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+		buf_printf(&b, "TLS with %s%s%s failed: %s (certificates are checked against %s)",
+			   origin ? origin : "?", via, proxy, text,
+			   h->ca_file ? h->ca_file : "the system's CA store; [graph] ca_file sets another");
+		break;
+	case CURLE_COULDNT_RESOLVE_PROXY:
+#if CURL_AT_LEAST_VERSION(7, 73, 0)
+	case CURLE_PROXY:
+#endif
+		buf_printf(&b, "the proxy %s for %s failed: %s", proxy, origin ? origin : "?", text);
+		break;
+	default:
+		if (h->proxy_shown)
+			buf_printf(&b, "%s through the proxy %s: %s", origin ? origin : "?", proxy, text);
+		else
+			buf_printf(&b, "%s: %s", origin ? origin : "?", text);
+		break;
+	}
+	free(origin);
+	return buf_steal(&b);
 }
 
 static void finish_request(struct http *h, CURL *easy, CURLcode code)
@@ -238,6 +302,11 @@ static void finish_request(struct http *h, CURL *easy, CURLcode code)
 	} else {
 		resp.error = rq->too_large ? -EMSGSIZE : curl_errno(code);
 		resp.error_text = rq->error_text[0] ? rq->error_text : curl_easy_strerror(code);
+		if (!rq->too_large) {
+			rq->error_message = describe_failure(h, easy, code, resp.error_text);
+			if (rq->error_message)
+				resp.error_text = rq->error_message;
+		}
 		/* a timeout after the status line still counts as no answer */
 	}
 	if (buf_append(&rq->response, "", 0) < 0 && !resp.error)
@@ -570,6 +639,8 @@ int http_create(uv_loop_t *loop, unsigned max_connections, struct http **ret)
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, start_timeout);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
 	curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)max_connections);
+	/* HTTP/2: the in-flight requests share a connection as streams */
+	curl_multi_setopt(h->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
 	*ret = h;
 	return 0;
 }
@@ -603,12 +674,58 @@ void http_destroy(struct http *h)
 		curl_easy_cleanup(h->idle[--h->n_idle]);
 	hdrs_unref(h->shared);
 	h->shared = NULL;
+	free(h->ca_file);
+	free(h->proxy);
+	free(h->proxy_shown);
+	h->ca_file = h->proxy = h->proxy_shown = NULL;
 	free(h->ended);
 	h->ended = NULL;
 	h->n_ended = 0;
 	uv_close((uv_handle_t *)h->deliver, on_deliver_closed);
 	curl_multi_cleanup(h->multi);
 	uv_close((uv_handle_t *)&h->timer, on_timer_closed);
+}
+
+int http_set_transport(struct http *h, const char *ca_file, const char *proxy)
+{
+	char *ca = ca_file ? strdup(ca_file) : NULL;
+	char *px = proxy ? strdup(proxy) : NULL;
+	char *shown = proxy ? origin_shown(proxy) : NULL;
+	if ((ca_file && !ca) || (proxy && (!px || !shown))) {
+		free(ca);
+		free(px);
+		free(shown);
+		return -ENOMEM;
+	}
+	free(h->ca_file);
+	free(h->proxy);
+	free(h->proxy_shown);
+	h->ca_file = ca;
+	h->proxy = px;
+	h->proxy_shown = shown;
+	return 0;
+}
+
+/* TLS, proxy and HTTP version of one transfer (curl_easy_reset clears them). */
+static void set_transport(struct http *h, CURL *e, const char *url)
+{
+	if (h->ca_file) {
+		curl_easy_setopt(e, CURLOPT_CAINFO, h->ca_file);
+		curl_easy_setopt(e, CURLOPT_PROXY_CAINFO, h->ca_file);
+	}
+	/* "" rather than unset: libcurl then uses no proxy and never reads
+	 * http_proxy, https_proxy, all_proxy or no_proxy from the environment,
+	 * so a unit's environment cannot send the traffic elsewhere; NOPROXY ""
+	 * keeps an environment's no_proxy from bypassing a configured one */
+	curl_easy_setopt(e, CURLOPT_PROXY, h->proxy ? h->proxy : "");
+	curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+	/* HTTP/2 where TLS's ALPN offers it, else HTTP/1.1; a transfer that
+	 * starts while the first connection is still being set up waits to learn
+	 * whether it can share it rather than opening another (https only:
+	 * plain http is always HTTP/1.1 here, nothing to wait for) */
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	if (strncasecmp(url, "https:", 6) == 0)
+		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 }
 
 int http_post(struct http *h, const struct http_post_spec *spec, char *body, size_t body_len,
@@ -637,6 +754,7 @@ int http_post(struct http *h, const struct http_post_spec *spec, char *body, siz
 
 	CURL *e = rq->easy;
 	curl_easy_setopt(e, CURLOPT_URL, spec->url);
+	set_transport(h, e, spec->url);
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);

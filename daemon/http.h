@@ -42,6 +42,12 @@ struct http;
 
 /* max_connections: connections kept open for reuse. */
 int http_create(uv_loop_t *loop, unsigned max_connections, struct http **ret);
+/* TLS and proxy for every later request (the token's and Graph's alike).
+ * ca_file: PEM bundle the servers' certificates are checked against,
+ * instead of the system's store; NULL: the system's store. proxy: an
+ * http:// or https:// proxy URL every request goes through (CONNECT);
+ * NULL: none. The *_proxy environment variables are never read. Copied. */
+int http_set_transport(struct http *h, const char *ca_file, const char *proxy);
 /* Aborts requests still running (their callbacks get error -ECANCELED) and
  * closes the handles; the loop must run once more to finish closing. NULL ok. */
 void http_destroy(struct http *h);

@@ -654,6 +654,9 @@ int main(int argc, char **argv)
 	r = http_create(d.loop, d.config.concurrency + 4, &d.http);
 	if (r < 0)
 		goto out;
+	r = http_set_transport(d.http, d.config.ca_file, d.config.proxy);
+	if (r < 0)
+		goto out;
 	struct auth_options ao = {
 		.authority_url = d.config.authority_url,
 		.tenant = d.config.tenant,

@@ -61,6 +61,8 @@ int daemon_reload(struct daemon *d, int64_t uid, const char *user, char **ret_me
 		{"cloud", offsetof(struct config, cloud)},
 		{"authority_url", offsetof(struct config, authority_url)},
 		{"graph_url", offsetof(struct config, graph_url)},
+		{"ca_file", offsetof(struct config, ca_file)},
+		{"proxy", offsetof(struct config, proxy)},
 		{"socket", offsetof(struct config, socket_path)},
 		{"database", offsetof(struct config, database)},
 		{"allow_group", offsetof(struct config, allow_group)},

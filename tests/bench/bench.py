@@ -13,6 +13,9 @@ Everything runs on 127.0.0.1 against the bundled simulator.
   bench.py p6 [--rows 1000000]          `invitectl jobs` time with 1,000,000 rows stored
   bench.py baselines [--rows 300]       sequential curl loop and xargs -P curl, same sim settings
   bench.py floor [--rate 1000]          P4's floor: a library-free epoll client, single requests
+  bench.py p10 [--rate 1000 --seconds 20 --runs 3 --profile]
+                                        P10: CPU per invitation over h2+TLS (nghttpx), beside
+                                        HTTP/1.1 over TLS and plain HTTP/1.1; single requests
 Binaries: $INVITED, $INVITECTL, $INVITED_SIM (default: build/...).
 """
 import argparse
@@ -282,6 +285,136 @@ def baselines(a):
                        goodput_per_s=round(ok / dt, 1))
 
 
+def proc_cpu_split(pid):
+    """(user, system) CPU seconds of pid."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def load():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def p10_env(mode, tmp, pki):
+    """An Env for one P10 transport: "h1" plain HTTP/1.1 to the simulator,
+    "h1-tls" HTTP/1.1 over TLS to the simulator serving HTTPS (no ALPN h2),
+    "h2-tls" h2 over TLS through nghttpx in front of the plain simulator."""
+    kw = dict(sim_args=["--latency-ms", "5"], start=True)
+    if mode == "h1-tls":
+        kw["sim_tls"] = {"cert": pki["cert"], "key": pki["key"], "ca": pki["ca"]}
+        kw["graph"] = {"ca_file": pki["ca"]}
+    elif mode == "h2-tls":
+        nghttpx = shutil.which("nghttpx") or "/usr/sbin/nghttpx"
+
+        def front(env):
+            port = harness.free_port()
+            env.front_log = os.path.join(env.dir, "nghttpx-access.log")
+            out = open(os.path.join(env.dir, "nghttpx.out"), "ab")
+            proc = subprocess.Popen(
+                [nghttpx, "--conf=/dev/null", "--frontend=127.0.0.1,%d" % port,
+                 "--backend=127.0.0.1,%d;;proto=http/1.1" % env.port, "--no-ocsp",
+                 "--workers=1", "--backend-connections-per-host=64", "--no-via",
+                 "--accesslog-file=" + env.front_log,
+                 "--accesslog-format=$remote_port $alpn $status",
+                 "--errorlog-file=" + os.path.join(env.dir, "nghttpx-error.log"),
+                 pki["key"], pki["cert"]], stdout=out, stderr=out)
+            env.procs.append(proc)
+            harness.wait_listening(port, proc, "nghttpx")
+            return "https://127.0.0.1:%d" % port
+        kw["front"] = front
+        kw["graph"] = {"ca_file": pki["ca"]}
+    return kw
+
+
+def p10_one(a, mode, pki, tmp, profile=False):
+    n = int(a.rate * a.seconds)
+    kw = p10_env(mode, tmp, pki)
+    with Env(queue={"rate": str(a.rate), "burst": "50", "concurrency": "32",
+                    "batch": str(a.batch)}, **kw) as env:
+        path = env.write("job.csv", portal_file(rows(n)))
+        pid = env.daemon.pid
+        p, job = env.ctl_json("submit", path)
+        polls = [0]  # each /sim/stats request is a connection of its own
+
+        def accepted():
+            polls[0] += 1
+            return env.sim_stats()["invitations_accepted"]
+        deadline_wait(lambda: accepted() >= n // 10, 120, "10% done", step=0.2)
+        perf = None
+        if profile:
+            perf_data = os.path.join(tmp, "perf-%s.data" % mode)
+            perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "1999", "-g",
+                                     "-p", str(pid), "-o", perf_data],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        l0 = load()
+        (u0, s0), t0, a0 = proc_cpu_split(pid), time.monotonic(), accepted()
+        deadline_wait(lambda: accepted() >= n * 9 // 10, 600, "90% done", step=0.2)
+        (u1, s1), t1, a1 = proc_cpu_split(pid), time.monotonic(), accepted()
+        if perf:
+            perf.send_signal(2)
+            perf.wait(60)
+        conns = None
+        if mode == "h2-tls":
+            env.procs[0].terminate()
+            env.procs[0].wait(10)
+            with open(env.front_log) as f:
+                conns = len({l.split()[0] for l in f if l.strip()})
+        else:
+            conns = env.sim_stats()["connections"] - polls[0] - 1
+    k = max(a1 - a0, 1)
+    fig = dict(mode=mode, rate=a.rate, batch=a.batch, invitations=a1 - a0, seconds=round(t1 - t0, 1),
+               achieved_per_s=round((a1 - a0) / (t1 - t0)),
+               cpu_us_per_invitation=round((u1 - u0 + s1 - s0) / k * 1e6, 1),
+               user_us=round((u1 - u0) / k * 1e6, 1), sys_us=round((s1 - s0) / k * 1e6, 1),
+               daemon_connections=conns, load=l0)
+    if profile:
+        fig["perf_data"] = perf_data
+    return fig
+
+
+def perf_summary(data, top=25):
+    """Where the daemon's time went: by library, then by symbol (self time)."""
+    for sort in ("dso", "dso,sym"):
+        out = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                              "-g", "none", "--percent-limit", "0.7", "--sort", sort],
+                             capture_output=True, text=True)
+        lines = [l for l in out.stdout.splitlines() if l.strip() and not l.startswith("#")]
+        if out.returncode != 0 or not lines:
+            print("# perf report failed: %s" % out.stderr.strip()[-500:], flush=True)
+        print("# perf, by %s:" % sort, flush=True)
+        for l in lines[:top]:
+            print("#   " + l.strip(), flush=True)
+
+
+def p10(a):
+    """P10: the daemon's CPU per invitation at 1,000/s, single requests, over
+    h2+TLS (nghttpx in front of the simulator), beside HTTP/1.1 over TLS and
+    plain HTTP/1.1; each `--runs` times, the median reported."""
+    tmp = tempfile.mkdtemp(prefix="invited-p10.")
+    try:
+        pki = harness.make_pki(tmp)
+        for mode in (a.mode or ["h1", "h1-tls", "h2-tls"]) if a.runs > 0 else []:
+            figs = []
+            for i in range(a.runs):
+                f = p10_one(a, mode, pki, tmp)
+                report("P10-run", run=i + 1, **f)
+                figs.append(f)
+            figs.sort(key=lambda f: f["cpu_us_per_invitation"])
+            med = figs[len(figs) // 2]
+            report("P10", runs=a.runs, median_of=[f["cpu_us_per_invitation"] for f in figs],
+                   target="<= 50", **med)
+        if a.profile:
+            for mode in a.profile_mode or ["h2-tls", "h1"]:
+                f = p10_one(a, mode, pki, tmp, profile=True)
+                report("P10-profile", **f)
+                perf_summary(f["perf_data"])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -302,6 +435,13 @@ def main():
     s = sub.add_parser("baselines"); s.add_argument("--rows", type=int, default=300)
     s = sub.add_parser("floor"); s.add_argument("--rate", type=int, default=1000)
     s.add_argument("--seconds", type=float, default=20)
+    s = sub.add_parser("p10"); s.add_argument("--rate", type=int, default=1000)
+    s.add_argument("--seconds", type=float, default=20)
+    s.add_argument("--runs", type=int, default=3)
+    s.add_argument("--batch", type=int, default=1, help="invitations per request (P10: 1)")
+    s.add_argument("--mode", action="append", choices=["h1", "h1-tls", "h2-tls"])
+    s.add_argument("--profile", action="store_true", help="perf record one more run per mode")
+    s.add_argument("--profile-mode", action="append", choices=["h1", "h1-tls", "h2-tls"])
     a = ap.parse_args()
     if a.cmd == "p3" and not a.points:
         a.points = [(16, 20), (32, 20), (64, 50), (100, 50)]

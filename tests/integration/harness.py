@@ -106,7 +106,7 @@ class Env:
     """One simulator + one daemon in a temporary directory."""
 
     def __init__(self, sim_args=(), queue=None, daemon=None, start=True, graph=None,
-                 daemon_env=None):
+                 daemon_env=None, sim_tls=None, front=None):
         self.dir = tempfile.mkdtemp(prefix="invited-it.")
         self.sock = os.path.join(self.dir, "invited.sock")
         self.db_path = os.path.join(self.dir, "invited.db")
@@ -125,7 +125,17 @@ class Env:
         # [graph] keys to add or (value None) to leave out, e.g. a certificate
         self.graph_extra = graph or {}
         self.daemon_env = daemon_env or {}
+        # the simulator serves HTTPS: {"cert": PEM, "key": PEM, "ca": the CA
+        # that signed cert (for sim_stats)}, e.g. from make_pki(); None: HTTP
+        self.sim_tls = sim_tls
+        # processes the test started beside the simulator (a proxy, an HTTP/2
+        # front): terminated by close(), before the simulator
+        self.procs = []
         self.start_sim()
+        # front(env) starts something in front of the simulator and returns
+        # the base URL the daemon is to use instead of the simulator's (None:
+        # the simulator's, e.g. for a proxy, which is a [graph] key instead)
+        self.front_base = front(self) if front else None
         self.write_config()
         if start:
             self.start_daemon()
@@ -138,16 +148,22 @@ class Env:
             [SIM, "--listen", "127.0.0.1", "--port", "0", "--port-file", port_file,
              "--record", self.record_path, "--tenant", "contoso.onmicrosoft.com",
              "--client-id", "11111111-2222-3333-4444-555555555555",
-             "--client-secret", "sim-secret-value"] + self.sim_args,
+             "--client-secret", "sim-secret-value"] + self.sim_args +
+            (["--tls-cert", self.sim_tls["cert"], "--tls-key", self.sim_tls["key"]]
+             if self.sim_tls else []),
             stdout=self.sim_log, stderr=self.sim_log)
         deadline_wait(lambda: os.path.exists(port_file) and open(port_file).read().strip(),
                       10, "the simulator's port file")
         self.port = int(open(port_file).read().strip())
-        self.base = "http://127.0.0.1:%d" % self.port
+        self.base = ("https" if self.sim_tls else "http") + "://127.0.0.1:%d" % self.port
 
     def sim_stats(self):
         import urllib.request
-        with urllib.request.urlopen(self.base + "/sim/stats", timeout=5) as r:
+        ctx = None
+        if self.sim_tls:
+            import ssl
+            ctx = ssl.create_default_context(cafile=self.sim_tls["ca"])
+        with urllib.request.urlopen(self.base + "/sim/stats", timeout=5, context=ctx) as r:
             return json.load(r)
 
     def record(self):
@@ -162,7 +178,8 @@ class Env:
         graph = {"tenant": "contoso.onmicrosoft.com",
                  "client_id": "11111111-2222-3333-4444-555555555555",
                  "client_secret_file": self.secret_path,
-                 "authority_url": self.base, "graph_url": self.base}
+                 "authority_url": self.front_base or self.base,
+                 "graph_url": self.front_base or self.base}
         graph.update(self.graph_extra)
         lines = ["[graph]"] + ["%s = %s" % kv for kv in graph.items() if kv[1] is not None]
         lines += ["", "[queue]"]
@@ -270,6 +287,14 @@ class Env:
                     self.stop_daemon(signal.SIGKILL)
         except Exception:
             pass
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(10)
         if self.sim and self.sim.poll() is None:
             self.sim.terminate()
             try:
@@ -288,6 +313,90 @@ class Env:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now, for a server that cannot be told to
+    pick one itself (tinyproxy, nghttpx); it binds it moments later."""
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def wait_listening(port, proc, what, timeout=10):
+    """Until something accepts on 127.0.0.1:port; raise if proc exits first."""
+    def up():
+        if proc.poll() is not None:
+            raise RuntimeError("%s exited with %s" % (what, proc.returncode))
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    deadline_wait(up, timeout * SLOW, what + " listening on port %d" % port)
+
+
+def make_pki(directory):
+    """Certificates for TLS tests, made with the openssl command in directory:
+    ca (the test CA), cert/key (127.0.0.1 and localhost, signed by ca),
+    other_ca and other_cert/other_key (the same names, another CA),
+    wrong_cert/wrong_key (signed by ca, for wrong.example only). Paths."""
+    def path(name):
+        return os.path.join(directory, name)
+
+    def sh(*args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+
+    def ca(name, cn):
+        sh("req", "-x509", *ec, "-keyout", path(name + ".key"), "-out", path(name + ".pem"),
+           "-days", "2", "-subj", "/CN=" + cn,
+           "-addext", "basicConstraints=critical,CA:TRUE",
+           "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+    def leaf(name, ca_name, san):
+        ext = path(name + ".ext")
+        with open(ext, "w") as f:
+            f.write("subjectAltName=%s\nbasicConstraints=CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n" % san)
+        sh("req", "-new", *ec, "-keyout", path(name + ".key"), "-out", path(name + ".csr"),
+           "-subj", "/CN=" + san.split(",")[0].split(":")[1])
+        sh("x509", "-req", "-in", path(name + ".csr"), "-CA", path(ca_name + ".pem"),
+           "-CAkey", path(ca_name + ".key"), "-set_serial", str(int(time.time() * 1000)),
+           "-days", "2", "-out", path(name + ".pem"), "-extfile", ext)
+
+    ca("ca", "invited test CA")
+    ca("other-ca", "another CA")
+    leaf("server", "ca", "IP:127.0.0.1,DNS:localhost")
+    leaf("other", "other-ca", "IP:127.0.0.1,DNS:localhost")
+    leaf("wrong", "ca", "DNS:wrong.example")
+    return {"ca": path("ca.pem"), "cert": path("server.pem"), "key": path("server.key"),
+            "other_ca": path("other-ca.pem"), "other_cert": path("other.pem"),
+            "other_key": path("other.key"), "wrong_cert": path("wrong.pem"),
+            "wrong_key": path("wrong.key")}
+
+
+def check_against_record(tap, env, job_id, addresses):
+    """Every row of the job succeeded, with the user id the simulator
+    recorded for its address, and each address was invited exactly once."""
+    p = env.ctl("results", str(job_id))
+    table = list(csv.DictReader(io.StringIO(p.stdout.decode("utf-8-sig"))))
+    rec = env.record()
+    by_addr = {}
+    for r in rec:
+        by_addr.setdefault(r["address"], []).append(r)
+    tap.eq((p.returncode, len(table)), (0, len(addresses)), "results has a line per row")
+    col = "Email address to invite [inviteeEmail] Required"
+    bad = [t for t in table if t["status"] != "succeeded" or len(by_addr.get(t[col], [])) != 1
+           or t["invited_user_id"] != by_addr[t[col]][0]["user_id"]]
+    tap.ok(table and not bad, "every row succeeded with the user id in the simulator's record",
+           bad[:3])
+    tap.eq((len(rec), set(by_addr)), (len(addresses), set(addresses)),
+           "the record holds each of the job's addresses exactly once")
 
 
 def skip_all(reason):

@@ -1066,14 +1066,14 @@ void sim_stats_request(struct sim *s, struct reply *r)
 	struct sim_stats *st = &s->stats;
 #define V(x) (json_int_t) atomic_load(&st->x)
 	reply_json(r, 200,
-		   json_pack("{s:I,s:I,s:o*,s:o*,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+		   json_pack("{s:I,s:I,s:o*,s:o*,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
 			     V(requests), "invitations_accepted", V(invitations_accepted),
 			     "status", status_object(st->status), "invitation_status",
 			     status_object(st->invitation_status), "tokens_issued",
 			     V(tokens_issued), "resets", V(resets), "hangs", V(hangs),
 			     "hangs_held", V(hangs_held), "batches", V(batches), "batch_items",
 			     V(batch_items), "in_flight", V(in_flight), "max_in_flight",
-			     V(max_in_flight), "uptime_ms",
+			     V(max_in_flight), "connections", V(connections), "uptime_ms",
 			     (json_int_t)(time_mono_ms() - s->start_ms)));
 #undef V
 }
@@ -1155,6 +1155,12 @@ void sim_finish(struct sim *s)
 	s->cfg.n_garble = 0;
 	free(s->cfg.client_secret);
 	s->cfg.client_secret = NULL;
+	if (s->cfg.tls_key)
+		explicit_bzero(s->cfg.tls_key, strlen(s->cfg.tls_key));
+	free(s->cfg.tls_key);
+	s->cfg.tls_key = NULL;
+	free(s->cfg.tls_cert);
+	s->cfg.tls_cert = NULL;
 	jwt_cert_free(s->cfg.client_cert);
 	s->cfg.client_cert = NULL;
 }

@@ -32,6 +32,7 @@
 #define HANG_POLL_MS 250u       /* how often a held connection is checked for a hang-up */
 #define CONNECTION_IDLE_S 300u  /* idle keep-alive connections are closed after this */
 #define SECRET_FILE_MAX 4096u
+#define PEM_FILE_MAX (256u * 1024u) /* --tls-cert (a chain) and --tls-key */
 /* MHD's per-connection pool (headers + read buffer), zeroed on every request:
  * the 32 KiB default cost ~9 % of the CPU under load. */
 #define CONNECTION_MEMORY (16u * 1024u)
@@ -119,6 +120,8 @@ enum {
 	OPT_VERBOSE,
 	OPT_GARBLE,
 	OPT_RETRY_AFTER_TEXT,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -159,6 +162,8 @@ static const struct option options[] = {
 	{"verbose", no_argument, NULL, OPT_VERBOSE},
 	{"garble", required_argument, NULL, OPT_GARBLE},
 	{"retry-after-text", required_argument, NULL, OPT_RETRY_AFTER_TEXT},
+	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -209,6 +214,9 @@ static void usage(FILE *f)
 	      "  --garble ADDRESS           answer 400 with invalid UTF-8 in the message and\n"
 	      "                             request-id for ADDRESS (repeatable)\n"
 	      "  --retry-after-text TEXT    the Retry-After value of --fail-429 answers\n"
+	      "  --tls-cert FILE            serve HTTPS with this PEM certificate (chain);\n"
+	      "                             needs --tls-key (default: plain HTTP)\n"
+	      "  --tls-key FILE             the PEM private key of --tls-cert\n"
 	      "  --help, --version\n"
 	      "\n"
 	      "Endpoints: POST /{tenant}/oauth2/v2.0/token, POST /v1.0/invitations,\n"
@@ -240,7 +248,8 @@ static int parse_double(const char *s, double min, double max, double *ret)
 	return 0;
 }
 
-static int read_secret_file(const char *path, char **ret)
+/* A text file of at most max bytes, trailing newlines dropped, no NUL. */
+static int read_text_file(const char *path, size_t max, char **ret)
 {
 	struct buf b = BUF_INIT;
 	char chunk[512];
@@ -258,7 +267,7 @@ static int read_secret_file(const char *path, char **ret)
 		}
 		if (n == 0)
 			break;
-		if (b.len + (size_t)n > SECRET_FILE_MAX) {
+		if (b.len + (size_t)n > max) {
 			r = -EFBIG;
 			goto out;
 		}
@@ -343,7 +352,7 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg)
 		case OPT_CLIENT_SECRET_FILE:
 			free(cfg->client_secret);
 			cfg->client_secret = NULL;
-			r = read_secret_file(optarg, &cfg->client_secret);
+			r = read_text_file(optarg, SECRET_FILE_MAX, &cfg->client_secret);
 			if (r < 0) {
 				log_error("Failed to read client secret file '%s': %s", optarg,
 					  strerror(-r));
@@ -447,6 +456,24 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg)
 			r = strlen(optarg) <= 256 && !strpbrk(optarg, "\r\n") ? 0 : -EINVAL;
 			cfg->retry_after_text = optarg;
 			break;
+		case OPT_TLS_CERT:
+		case OPT_TLS_KEY: {
+			char **slot = c == OPT_TLS_CERT ? &cfg->tls_cert : &cfg->tls_key;
+			free(*slot);
+			*slot = NULL;
+			r = read_text_file(optarg, PEM_FILE_MAX, slot);
+			if (r < 0) {
+				log_error("Failed to read --%s '%s': %s", options[c - OPT_LISTEN].name,
+					  optarg, strerror(-r));
+				return r;
+			}
+			if (!strstr(*slot, "-----BEGIN ")) {
+				log_error("Failed to read --%s '%s': not PEM", options[c - OPT_LISTEN].name,
+					  optarg);
+				return -EINVAL;
+			}
+			break;
+		}
 		case OPT_HELP:
 			usage(stdout);
 			return 1;
@@ -465,6 +492,10 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg)
 	}
 	if (optind < argc) {
 		log_error("Unexpected argument '%s'", argv[optind]);
+		return -EINVAL;
+	}
+	if (!cfg->tls_cert != !cfg->tls_key) {
+		log_error("--tls-cert and --tls-key go together");
 		return -EINVAL;
 	}
 	return 0;
@@ -833,6 +864,18 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 		log_warning("libmicrohttpd: %s", line);
 }
 
+/* Every TCP connection accepted counts in /sim/stats "connections" (tests
+ * use it to see how many connections a client opened). */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	struct server *srv = cls;
+	(void)conn;
+	(void)socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		atomic_fetch_add(&srv->sim.stats.connections, 1);
+}
+
 static void raise_nofile(unsigned want)
 {
 	struct rlimit rl;
@@ -893,6 +936,16 @@ int main(int argc, char **argv)
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
 	if (srv.ipv6)
 		flags |= MHD_USE_IPv6;
+	if (cfg->tls_cert) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			r = -EOPNOTSUPP;
+			log_error("Failed to serve HTTPS: this libmicrohttpd is built without TLS");
+			goto out;
+		}
+		flags |= MHD_USE_TLS;
+	}
+	/* MHD stops at the first MHD_OPTION_END: without TLS the key and
+	 * certificate options are left out that way */
 	srv.mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, &srv,
 				   MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				   MHD_OPTION_SOCK_ADDR, &srv.addr.sa,
@@ -902,7 +955,9 @@ int main(int argc, char **argv)
 				   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 				   MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
 				   MHD_OPTION_NOTIFY_COMPLETED, on_completed, &srv,
-				   MHD_OPTION_END);
+				   MHD_OPTION_NOTIFY_CONNECTION, on_connection, &srv,
+				   cfg->tls_cert ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, cfg->tls_key,
+				   MHD_OPTION_HTTPS_MEM_CERT, cfg->tls_cert, MHD_OPTION_END);
 	if (!srv.mhd) {
 		r = -EADDRINUSE;
 		log_error("Failed to listen on %s port %u", cfg->listen, cfg->port);
@@ -918,7 +973,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	log_info(srv.ipv6 ? "listening on [%s]:%u" : "listening on %s:%u", cfg->listen, port);
+	log_info(srv.ipv6 ? "listening on [%s]:%u%s" : "listening on %s:%u%s", cfg->listen, port,
+		 cfg->tls_cert ? " (HTTPS)" : "");
 
 	for (;;) {
 		r = sigwait(&set, &sig);

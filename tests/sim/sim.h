@@ -61,6 +61,8 @@ struct sim_config {
 	unsigned max_connections;
 	unsigned max_hangs;
 	bool verbose;
+	char *tls_cert; /* owned PEM text; NULL: plain HTTP */
+	char *tls_key;  /* owned PEM text of the private key */
 };
 
 struct sim_stats {
@@ -74,6 +76,7 @@ struct sim_stats {
 	atomic_uint_fast64_t batch_items;
 	atomic_uint_fast64_t in_flight;
 	atomic_uint_fast64_t max_in_flight;
+	atomic_uint_fast64_t connections; /* TCP connections accepted */
 	atomic_uint_fast64_t status[SIM_STATUS_MAX];            /* HTTP responses */
 	atomic_uint_fast64_t invitation_status[SIM_STATUS_MAX]; /* each invitation attempt */
 };
