@@ -45,7 +45,7 @@ CONFFILE = CONF_DIR + "/invited.conf"
 EXAMPLE = "/usr/share/doc/invited/invited.conf.example"
 # what Debian adds beside meson's tree: docs, lintian's overrides
 DEBIAN_DOCS = {"/usr/share/doc/invited/" + f
-               for f in ("changelog.gz", "copyright", "README.md", "operations.md.gz")}
+               for f in ("changelog", "copyright", "README.md", "operations.md")}
 DEBIAN_DOCS.add("/usr/share/lintian/overrides/invited")
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
 # other helpers' apt runs may hold the lock for a while
@@ -119,8 +119,9 @@ def package_files():
     files = set()
     for path in p.stdout.splitlines():
         if path and not os.path.isdir(path):
-            # dh_installman compresses man pages; meson installs them plain
-            if re.search(r"/share/man/man\d/[^/]+\.gz$", path):
+            # dh_compress compresses man pages and docs over 4 kB; meson
+            # installs them plain
+            if re.search(r"^/usr/share/(man/man\d|doc/invited)/[^/]+\.gz$", path):
                 path = path[:-3]
             files.add(path)
     return p.returncode, files
