@@ -27,8 +27,10 @@ trap 'rm -rf "$work"' EXIT INT TERM
 mkdir "$work/invited"
 if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 	# what git knows of and does not ignore; build dirs and editors' files stay out
+	# (deleted files are still in the index: only those that exist)
+	# shellcheck disable=SC2016
 	git -C "$root" ls-files -z --cached --others --exclude-standard |
-		(cd "$root" && xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\n" "$f"; done' sh) |
+		(cd "$root" && xargs -0 sh -c 'for f; do if [ -e "$f" ]; then printf "%s\n" "$f"; fi; done' sh) |
 		tar -C "$root" -cf - --no-recursion -T - | tar -C "$work/invited" -xf -
 else
 	tar -C "$root" -cf - --exclude=./.git --exclude='./build*' --exclude='./obj-*' \

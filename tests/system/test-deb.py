@@ -57,8 +57,10 @@ def sh(*cmd, timeout=120, **kw):
 
 
 def dpkg_status():
+    """dpkg's two-letter state ("ii", "rc"), "" when not installed at all."""
     p = sh("dpkg-query", "-W", "-f=${db:Status-Abbrev}", PKG)
-    return p.stdout.strip() if p.returncode == 0 else ""
+    status = p.stdout.strip() if p.returncode == 0 else ""
+    return "" if status[1:2] == "n" else status
 
 
 def source_files():
@@ -73,9 +75,10 @@ def source_files():
 
 def build_deb(tap):
     """The .deb in BUILD/deb, rebuilt unless one there is newer than every
-    source file (a second run of the suite, or the ASan pass, reuses it)."""
+    source file (another run of the suite on the same tree reuses it)."""
     out = os.path.join(BUILD, "deb")
-    debs = glob.glob(os.path.join(out, PKG + "_*.deb"))
+    debs = sorted(glob.glob(os.path.join(out, PKG + "_*.deb")), key=os.path.getmtime,
+                  reverse=True)
     files = source_files()
     if debs and files is not None:
         newest = max((os.stat(f).st_mtime for f in files if os.path.exists(f)), default=0)
@@ -95,7 +98,7 @@ def build_deb(tap):
 
 def meson_tree(tap):
     """Every file `meson install` of this source installs, as absolute paths
-    under prefix /usr (the package's prefix), and the prefix of BUILD."""
+    under prefix /usr (the package's) whatever BUILD's prefix is."""
     opts = json.loads(sh("meson", "introspect", "--buildoptions", BUILD, check=True).stdout)
     prefix = {o["name"]: o["value"] for o in opts}["prefix"].rstrip("/")
     dest = tempfile.mkdtemp(prefix="invited-destdir.")
@@ -170,7 +173,8 @@ def check_installed(tap, deb):
            "invited.service is not enabled: the socket starts it on demand")
     tap.ok(not glob.glob("/etc/systemd/system/*.wants/invited-metrics.*"),
            "invited-metrics.timer is not enabled (the admin's choice)")
-    units = sorted(f for f in have if re.search(r"/systemd/system/[^/]+\.(service|socket|timer)$", f))
+    units = sorted(f for f in have
+                   if re.search(r"/systemd/system/[^/]+\.(service|socket|timer)$", f))
     tap.eq([os.path.basename(u) for u in units],
            ["invited-metrics.service", "invited-metrics.timer", "invited.service",
             "invited.socket"], "the package's units")
