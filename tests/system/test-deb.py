@@ -43,9 +43,11 @@ STATE = "/var/lib/invited"
 CONF_DIR = "/etc/invited"
 CONFFILE = CONF_DIR + "/invited.conf"
 EXAMPLE = "/usr/share/doc/invited/invited.conf.example"
-# what Debian adds beside meson's tree: docs, lintian's overrides
+# what Debian adds beside meson's tree: docs, the Grafana dashboard, lintian's
+# overrides
 DEBIAN_DOCS = {"/usr/share/doc/invited/" + f
-               for f in ("changelog", "copyright", "README.md", "operations.md")}
+               for f in ("changelog", "copyright", "README.md", "operations.md",
+                         "examples/invited.json")}
 DEBIAN_DOCS.add("/usr/share/lintian/overrides/invited")
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
 # other helpers' apt runs may hold the lock for a while
@@ -124,7 +126,7 @@ def package_files():
         if path and not os.path.isdir(path):
             # dh_compress compresses man pages and docs over 4 kB; meson
             # installs them plain
-            if re.search(r"^/usr/share/(man/man\d|doc/invited)/[^/]+\.gz$", path):
+            if re.search(r"^/usr/share/(man/man\d/|doc/invited/(examples/)?)[^/]+\.gz$", path):
                 path = path[:-3]
             files.add(path)
     return p.returncode, files
