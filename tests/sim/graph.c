@@ -347,7 +347,8 @@ void sim_token_request(struct sim *s, const char *tenant, const char *content_ty
 		goto out;
 	}
 	if (f[F_SECRET]) {
-		if (t->client_secret && strcmp(f[F_SECRET], t->client_secret) != 0) {
+		if (t->client_secret ? strcmp(f[F_SECRET], t->client_secret) != 0
+				     : t->strict_credential && t->client_cert) {
 			snprintf(msg, sizeof(msg),
 				 "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%.128s'.",
 				 f[F_CLIENT_ID]);
@@ -365,6 +366,10 @@ void sim_token_request(struct sim *s, const char *tenant, const char *content_ty
 					  ? jwt_check_assertion(t->client_cert, f[F_ASSERTION], tenant,
 								f[F_CLIENT_ID], (int64_t)time(NULL), &code)
 					  : NULL;
+		if (!t->client_cert && t->strict_credential && t->client_secret) {
+			code = 700027;
+			why = "The certificate with identifier used to sign the client assertion is not registered on application.";
+		}
 		if (why) {
 			aad_error(r, 401, "invalid_client", code, why);
 			goto out;

@@ -108,6 +108,10 @@ struct sim_tenant {
 	char *name;                   /* owned; NULL: any name (the first, without --tenant) */
 	char *client_secret;          /* owned; NULL: any non-empty */
 	struct jwt_cert *client_cert; /* owned; NULL: any client assertion */
+	/* a --tenants-file tenant: only its own kind of credential (a tenant
+	 * with a secret refuses assertions, one with a certificate secrets);
+	 * the first keeps today's rule (an unset one is "any") */
+	bool strict_credential;
 	double rate;                  /* requests per period; 0 = unlimited */
 	double period_s;
 	double fail_5xx, fail_429, fail_reset, fail_hang, fail_after_accept; /* percent */

@@ -422,6 +422,7 @@ static int load_file(struct sim *s, const char *path)
 			tenant_finish(t);
 			goto out;
 		}
+		t->strict_credential = true;
 		tenant_start(t);
 		s->n_tenants++;
 	}
