@@ -19,7 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from harness import SIM, deadline_wait, run, skip_all
+from harness import SANITIZER_REPORT, SIM, deadline_wait, run, skip_all
 
 APP = "11111111-2222-3333-4444-555555555555"
 A, B, C = "contoso.example", "fabrikam.example", "northwind.example"
@@ -64,6 +64,8 @@ def assertion(d, crt, key, aud):
 class Sim:
     def __init__(self, d, args):
         self.port_file = os.path.join(d, "sim.port")
+        if os.path.exists(self.port_file):
+            os.unlink(self.port_file)  # the previous simulator's
         self.log = open(os.path.join(d, "sim.log"), "ab")
         self.proc = subprocess.Popen([SIM, "--port", "0", "--port-file", self.port_file] + args,
                                      stdout=self.log, stderr=self.log)
@@ -129,7 +131,8 @@ def refused(d, tenants, tap, what, needle):
         json.dump(tenants, f)
     p = subprocess.run([SIM, "--port", "0", "--tenant", A, "--tenants-file", path],
                        capture_output=True, text=True, timeout=10)
-    tap.ok(p.returncode == 1 and needle in p.stderr and path in p.stderr,
+    tap.ok(p.returncode == 1 and needle in p.stderr and path in p.stderr and
+           not SANITIZER_REPORT.search(p.stderr),
            "a tenants file with %s is refused (exit %d, names the file and %r)"
            % (what, p.returncode, needle), p.stderr)
 
@@ -287,8 +290,32 @@ def main(tap):
         tap.eq(sorted(l["address"] for l in lines if l["tenant"] == B),
                ["b2@partner.example", "b3@partner.example"], "B's lines in the record")
         log = open(os.path.join(d, "sim.log")).read()
-        tap.ok("libmicrohttpd" not in log and "runtime error" not in log,
-               "nothing alarming in the simulator's log", log)
+        tap.ok("libmicrohttpd" not in log and not SANITIZER_REPORT.search(log),
+               "no sanitizer or libmicrohttpd complaint in the simulator's log", log)
+
+        # -- a first tenant without --tenant takes every other name --
+        secret_file = os.path.join(d, "b.secret")
+        with open(secret_file, "w") as f:
+            f.write("secret-b\n")
+        with open(tfile, "w") as f:
+            json.dump([{"tenant": B, "client_secret_file": secret_file}], f)
+        os.unlink(record)
+        sim = Sim(d, ["--record", record, "--roles", "", "--tenants-file", tfile])
+        st, _, j = sim.token("any.example", secret="whatever")
+        p0 = jwt_payload(j["access_token"]) if st == 200 else {}
+        tap.ok(st == 200 and p0.get("tid") == "any.example" and "roles" not in p0,
+               "no --tenant: any other name gets a token, tid as named, no roles claim (--roles '')",
+               p0)
+        tap.eq(sim.token(B, secret="whatever")[0], 401,
+               "... but B's name still needs B's secret (client_secret_file)")
+        tap.eq(sim.invite(j["access_token"], "z@partner.example")[0], 201, "its invitation: 201")
+        tap.eq(sim.policy(j["access_token"])[0], 403, "no roles: authorizationPolicy 403")
+        _, _, s2 = sim.call("GET", "/sim/stats")
+        tap.eq(sorted(s2["tenants"]), ["*", B], "/sim/stats names the nameless first tenant '*'")
+        tap.eq(sim.stop(), 0, "exits 0")
+        sim = None
+        tap.eq([l["tenant"] for l in map(json.loads, open(record))], ["any.example"],
+               "the record names the tenant as the token URL did")
 
         # -- bad tenants files --
         refused(d, [{"tenant": B, "rate": 1, "burst": 2}], tap, "an unknown key", "key burst")
