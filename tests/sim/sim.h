@@ -28,7 +28,7 @@ struct buf;
 #define SIM_CLIENT_REQUEST_ID_MAX 128u
 #define SIM_CLIENT_ID_MAX 128u /* longer client_ids are refused (700016) */
 #define SIM_TENANTS_MAX 256u   /* the first tenant and --tenants-file's */
-#define SIM_ROLES_MAX 64u      /* entries of a roles claim */
+#define SIM_ROLES_MAX 32u      /* entries of a roles claim (the token must fit a header) */
 #define SIM_ROLE_MAX 128u      /* bytes of one role */
 #define SIM_THROTTLE_SCOPE_MAX (32u + SIM_CLIENT_ID_MAX + SIM_TENANT_MAX)
 

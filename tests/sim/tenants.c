@@ -358,7 +358,7 @@ static const char *tenant_from_json(json_t *o, struct sim_tenant *t, const char 
 			int r = add_role(&t->roles, &t->n_roles, json_string_value(e),
 					 json_string_length(e));
 			if (r < 0)
-				return r == -E2BIG ? "more than 64 roles"
+				return r == -E2BIG ? "more than 32 roles"
 				       : r == -ENOMEM ? "out of memory"
 						      : "a role is empty, too long or has a space, comma or quote";
 		}
