@@ -2,6 +2,7 @@
 #include "ctl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -17,12 +18,28 @@
 #include "log.h"
 #include "ops.h"
 #include "proto.h"
+#include "timeutil.h"
 #include "upload.h"
 
-#define MAX_CONNECTIONS 256
+#define MAX_CONNECTIONS 256 /* every uid but root's and the daemon's, together */
+/* root and the daemon's own uid are refused only past this: a member who
+ * fills the 256 slots above does not lock them out */
+#define MAX_CONNECTIONS_HARD 512
 #define READ_BUFFER (64u * 1024u)
 #define MAX_BUFFERED (2u * PROTO_MAX_FRAME + 64u * 1024u) /* unprocessed bytes per connection */
+/* Bytes of requests read but not yet handled, all connections together. A
+ * connection may always hold READ_BUFFER (a small request is never kept
+ * waiting); past that it is read only while the total is under this. */
+#define INPUT_BUDGET (16u << 20)
+/* Replies a client has not read yet (uv_stream_get_write_queue_size): no
+ * new request of that connection is handled while its queue is past
+ * REPLY_QUEUE_CAP, nor while the queues of all connections together are
+ * past REPLY_BUDGET (then only connections with an empty queue go on). */
+#define REPLY_QUEUE_CAP (2u * PROTO_MAX_FRAME)
+#define REPLY_BUDGET (16u << 20)
 #define MAX_PEER_GROUPS 256
+#define REFUSAL_LOG_SLOTS 32
+#define REFUSAL_LOG_MS (60u * 1000u) /* one refusal log line per uid per minute */
 
 enum conn_state {
 	CONN_IDLE,   /* reading requests */
@@ -38,6 +55,15 @@ struct ctl {
 	gid_t allow_gid;
 	struct ctl_conn *conns;
 	unsigned n_conns;
+	size_t input_bytes; /* sum of the connections' input_counted */
+	size_t reply_bytes; /* reply bytes of every connection not yet written out */
+	unsigned n_blocked; /* connections waiting for one of the two budgets */
+	bool waking, wake_again, destroying;
+	struct {
+		uid_t uid;
+		uint64_t at_ms; /* last logged refusal; 0: slot free */
+		unsigned count; /* refusals since */
+	} refusals[REFUSAL_LOG_SLOTS];
 	char read_buffer[READ_BUFFER];
 	bool read_buffer_busy;
 };
@@ -55,6 +81,15 @@ struct ctl_conn {
 	bool processing;
 	bool closing;
 	bool close_after_write;
+	bool refused;      /* over a connection cap: answered, then closed */
+	bool got_request;  /* the first request has arrived */
+	bool timer_armed;  /* counting an idle period */
+	bool progress;     /* bytes moved since the timer was armed */
+	bool blocked;      /* counted in ctl.n_blocked */
+	unsigned handles;  /* pipe and timer still open */
+	uv_timer_t timer;  /* first-request, idle, unread-reply and stalled-upload timeout */
+	size_t input_counted; /* decoder bytes counted in ctl.input_bytes */
+	size_t reply_bytes;   /* bytes of this connection's replies not yet written out */
 	unsigned writes;
 	struct upload *upload;
 	ctl_conn_gone_fn gone;
@@ -70,13 +105,61 @@ struct write_req {
 
 static void conn_close(struct ctl_conn *conn);
 static void process(struct ctl_conn *conn);
+static void conn_update(struct ctl_conn *conn);
 
 static void on_conn_closed(uv_handle_t *h)
 {
 	struct ctl_conn *conn = h->data;
+	if (--conn->handles > 0)
+		return;
 	proto_decoder_finish(&conn->dec);
 	free(conn->user);
 	free(conn);
+}
+
+static size_t conn_write_queue(const struct ctl_conn *conn)
+{
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&conn->pipe);
+}
+
+/* May the connection's next request be handled now, as far as its unread
+ * replies go? */
+static bool conn_replies_ok(const struct ctl_conn *conn)
+{
+	size_t q = conn_write_queue(conn);
+	return q == 0 || (q < REPLY_QUEUE_CAP && conn->ctl->reply_bytes < REPLY_BUDGET);
+}
+
+/* Wake the connections that wait for a budget (after bytes were freed). */
+static void wake_blocked(struct ctl *c)
+{
+	if (c->destroying)
+		return;
+	if (c->waking) { /* the loop below goes round again */
+		c->wake_again = true;
+		return;
+	}
+	c->waking = true;
+	do {
+		c->wake_again = false;
+		for (struct ctl_conn *k = c->conns, *next; k && c->n_blocked > 0; k = next) {
+			next = k->next;
+			if (k->blocked)
+				process(k);
+		}
+	} while (c->wake_again && c->n_blocked > 0);
+	c->waking = false;
+}
+
+static void set_blocked(struct ctl_conn *conn, bool blocked)
+{
+	if (conn->blocked == blocked)
+		return;
+	conn->blocked = blocked;
+	if (blocked)
+		conn->ctl->n_blocked++;
+	else
+		conn->ctl->n_blocked--;
 }
 
 static void conn_close(struct ctl_conn *conn)
@@ -92,6 +175,9 @@ static void conn_close(struct ctl_conn *conn)
 	if (conn->next)
 		conn->next->prev = conn->prev;
 	c->n_conns--;
+	set_blocked(conn, false);
+	c->input_bytes -= conn->input_counted;
+	conn->input_counted = 0;
 	if (conn->upload) {
 		upload_abort(conn->upload); /* nothing stored; frees itself */
 		conn->upload = NULL;
@@ -101,20 +187,32 @@ static void conn_close(struct ctl_conn *conn)
 		conn->gone = NULL;
 		fn(conn->gone_userdata);
 	}
+	/* the pending writes fail with UV_ECANCELED: on_written gives their
+	 * bytes back to the budget */
+	uv_close((uv_handle_t *)&conn->timer, on_conn_closed);
 	uv_close((uv_handle_t *)&conn->pipe, on_conn_closed);
+	wake_blocked(c);
 }
 
 static void on_written(uv_write_t *req, int status)
 {
 	struct write_req *w = req->data;
 	struct ctl_conn *conn = w->conn;
+	struct ctl *c = conn->ctl;
+	conn->reply_bytes -= w->data.len;
+	c->reply_bytes -= w->data.len;
 	buf_finish(&w->data);
 	free(w);
 	conn->writes--;
+	conn->progress = true;
 	if (conn->closing)
 		return;
-	if (status < 0 || (conn->close_after_write && conn->writes == 0))
+	if (status < 0 || (conn->close_after_write && conn->writes == 0)) {
 		conn_close(conn);
+		return;
+	}
+	process(conn); /* its queue may be short enough again */
+	wake_blocked(c);
 }
 
 static void send_json(struct ctl_conn *conn, json_t *reply)
@@ -146,6 +244,9 @@ static void send_json(struct ctl_conn *conn, json_t *reply)
 		return;
 	}
 	conn->writes++;
+	conn->reply_bytes += w->data.len;
+	conn->ctl->reply_bytes += w->data.len;
+	conn->progress = true;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -172,6 +273,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0)
 		return;
+	if (conn->refused)
+		return; /* answered already; its requests are dropped */
+	conn->progress = true;
 	if (proto_decoder_feed(&conn->dec, buf->base, (size_t)nread) < 0) {
 		conn_close(conn);
 		return;
@@ -189,16 +293,90 @@ static void stop_reading(struct ctl_conn *conn)
 
 static void start_reading(struct ctl_conn *conn)
 {
-	if (!conn->reading && !conn->closing && !conn->upload_paused &&
-	    proto_decoder_pending(&conn->dec) < MAX_BUFFERED) {
+	if (!conn->reading && !conn->closing) {
 		if (uv_read_start((uv_stream_t *)&conn->pipe, on_alloc, on_read) == 0)
 			conn->reading = true;
 	}
 }
 
+static void on_timeout(uv_timer_t *t)
+{
+	struct ctl_conn *conn = t->data;
+	struct daemon *d = conn->ctl->daemon;
+	const char *why;
+	uint64_t ms = d->config.idle_timeout_ms;
+	if (!conn->got_request) {
+		why = "no request within first_request_timeout";
+		ms = d->config.first_request_timeout_ms;
+	} else if (conn_write_queue(conn) > 0) {
+		why = "its replies were not read within idle_timeout";
+	} else if (conn->state == CONN_UPLOAD) {
+		why = "its upload made no progress within idle_timeout; nothing of it is stored";
+	} else {
+		why = "idle for longer than idle_timeout";
+	}
+	log_info("Closing a control connection of %s (uid %u): %s (%llu ms)", conn->user,
+		 (unsigned)conn->uid, why, (unsigned long long)ms);
+	conn_close(conn);
+}
+
+/* The timer runs while the daemon waits for the client (its next request,
+ * the rest of its upload, or that it reads its replies), and stops while
+ * the client waits for the daemon (a request under way, `wait`, an import,
+ * an upload paused by the daemon). Any byte moved restarts it. */
+static void conn_arm_timer(struct ctl_conn *conn)
+{
+	if (!conn->got_request)
+		return; /* the first-request deadline runs from accept, unchanged */
+	bool on_client = conn_write_queue(conn) > 0 || conn->state == CONN_IDLE ||
+			 (conn->state == CONN_UPLOAD && !conn->upload_paused);
+	if (!on_client) {
+		uv_timer_stop(&conn->timer);
+		conn->timer_armed = false;
+	} else if (!conn->timer_armed || conn->progress) {
+		uv_timer_start(&conn->timer, on_timeout, conn->ctl->daemon->config.idle_timeout_ms, 0);
+		conn->timer_armed = true;
+	}
+	conn->progress = false;
+}
+
+/* After anything changed: budgets, reading, timer. */
+static void conn_update(struct ctl_conn *conn)
+{
+	struct ctl *c = conn->ctl;
+	if (conn->closing)
+		return;
+	size_t pending = proto_decoder_pending(&conn->dec);
+	if (pending == 0 && conn->dec.in.cap > READ_BUFFER) {
+		/* give back the buffer of a large frame */
+		proto_decoder_finish(&conn->dec);
+		proto_decoder_init(&conn->dec, PROTO_MAX_FRAME);
+	}
+	bool freed = pending < conn->input_counted;
+	c->input_bytes = c->input_bytes - conn->input_counted + pending;
+	conn->input_counted = pending;
+
+	bool input_ok = pending < READ_BUFFER ||
+			(pending < MAX_BUFFERED && c->input_bytes < INPUT_BUDGET);
+	bool replies_ok = conn->state != CONN_IDLE || conn_replies_ok(conn);
+	set_blocked(conn, !input_ok || !replies_ok);
+	if (input_ok && replies_ok && !conn->upload_paused && !conn->close_after_write)
+		start_reading(conn);
+	else
+		stop_reading(conn);
+	conn_arm_timer(conn);
+	if (freed && c->input_bytes < INPUT_BUDGET)
+		wake_blocked(c);
+}
+
 static void handle_request(struct ctl_conn *conn, const char *payload, size_t len)
 {
 	json_error_t jerr;
+	if (!conn->got_request) {
+		conn->got_request = true;
+		uv_timer_stop(&conn->timer);
+		conn->timer_armed = false;
+	}
 	if (!conn->allowed) {
 		log_warning("Refused a request from uid %u (%s): not root and not in group '%s'",
 			    (unsigned)conn->uid, conn->user,
@@ -228,7 +406,9 @@ static void process(struct ctl_conn *conn)
 	if (conn->processing)
 		return;
 	conn->processing = true;
-	while (!conn->closing && conn->state != CONN_BUSY) {
+	while (!conn->closing && conn->state != CONN_BUSY &&
+	       (conn->state != CONN_IDLE || conn_replies_ok(conn)) &&
+	       (conn->state != CONN_UPLOAD || !conn->upload_paused)) {
 		const char *payload;
 		size_t len;
 		int r = proto_decoder_next(&conn->dec, &payload, &len);
@@ -248,22 +428,15 @@ static void process(struct ctl_conn *conn)
 				conn_close(conn);
 				break;
 			}
-			if (r == 1) {
+			if (r == 1)
 				conn->upload_paused = true;
-				stop_reading(conn);
-			}
 		} else {
+			conn->state = CONN_BUSY; /* before: the reply may come at once */
 			upload_end(conn->upload);
-			conn->state = CONN_BUSY;
 		}
 	}
 	conn->processing = false;
-	if (conn->closing)
-		return;
-	if (proto_decoder_pending(&conn->dec) >= MAX_BUFFERED)
-		stop_reading(conn);
-	else if (!conn->close_after_write)
-		start_reading(conn);
+	conn_update(conn);
 }
 
 void ctl_conn_reply(struct ctl_conn *conn, json_t *reply)
@@ -304,7 +477,7 @@ void ctl_conn_upload_done(struct ctl_conn *conn)
 void ctl_conn_resume(struct ctl_conn *conn)
 {
 	conn->upload_paused = false;
-	start_reading(conn);
+	process(conn);
 }
 
 void ctl_conn_on_gone(struct ctl_conn *conn, ctl_conn_gone_fn fn, void *userdata)
@@ -356,6 +529,73 @@ static char *user_name(uid_t uid)
 	return buf_steal(&b);
 }
 
+static bool uid_privileged(uid_t uid)
+{
+	return uid == 0 || uid == getuid();
+}
+
+/* Log a refusal of uid's connections at most once a minute. */
+static void log_refusal(struct ctl *c, uid_t uid, const char *why)
+{
+	uint64_t now = time_mono_ms();
+	size_t slot = 0;
+	for (size_t i = 0; i < REFUSAL_LOG_SLOTS; i++) {
+		if (c->refusals[i].at_ms && c->refusals[i].uid == uid) {
+			slot = i;
+			break;
+		}
+		if (c->refusals[i].at_ms < c->refusals[slot].at_ms)
+			slot = i; /* a free or the oldest slot */
+	}
+	if (c->refusals[slot].at_ms && c->refusals[slot].uid == uid &&
+	    now - c->refusals[slot].at_ms < REFUSAL_LOG_MS) {
+		c->refusals[slot].count++;
+		return;
+	}
+	unsigned more = c->refusals[slot].uid == uid ? c->refusals[slot].count : 0;
+	log_warning("Refusing control connections of uid %u: %s (%u more refused in the last "
+		    "minute; logged once a minute)",
+		    (unsigned)uid, why, more);
+	c->refusals[slot].uid = uid;
+	c->refusals[slot].at_ms = now ? now : 1;
+	c->refusals[slot].count = 0;
+}
+
+/* The connection caps: max_connections_per_uid for each uid, MAX_CONNECTIONS
+ * for every uid but root's and the daemon's together, MAX_CONNECTIONS_HARD
+ * for those two. A refused connection is answered `temporary` with the
+ * reason, and what it sends is dropped until it hangs up. */
+static void conn_admit(struct ctl_conn *conn)
+{
+	struct ctl *c = conn->ctl;
+	unsigned same = 0, members = 0;
+	unsigned cap = c->daemon->config.max_connections_per_uid;
+	for (const struct ctl_conn *k = c->conns; k; k = k->next) {
+		if (k == conn || k->refused)
+			continue;
+		same += k->uid == conn->uid;
+		members += !uid_privileged(k->uid);
+	}
+	struct buf why = BUF_INIT;
+	if (uid_privileged(conn->uid))
+		return; /* only the hard ceiling, checked by the caller */
+	if (same >= cap)
+		buf_printf(&why, "uid %u has %u connections open, the most one uid may have "
+				 "(max_connections_per_uid)",
+			   (unsigned)conn->uid, same);
+	else if (members >= MAX_CONNECTIONS)
+		buf_printf(&why, "%u connections are open, the most for all users together "
+				 "(root may still connect)",
+			   members);
+	else
+		return;
+	log_refusal(c, conn->uid, why.data ? why.data : "too many connections");
+	conn->refused = true;
+	ctl_conn_error(conn, PROTO_ERR_TEMPORARY, "too many connections: %s; try again later",
+		       why.data ? why.data : "out of memory");
+	buf_finish(&why);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct ctl *c = server->data;
@@ -368,10 +608,15 @@ static void on_connection(uv_stream_t *server, int status)
 	proto_decoder_init(&conn->dec, PROTO_MAX_FRAME);
 	uv_pipe_init(server->loop, &conn->pipe, 0);
 	conn->pipe.data = conn;
+	uv_timer_init(server->loop, &conn->timer);
+	conn->timer.data = conn;
+	conn->handles = 2;
 	if (uv_accept(server, (uv_stream_t *)&conn->pipe) < 0) {
+		uv_close((uv_handle_t *)&conn->timer, on_conn_closed);
 		uv_close((uv_handle_t *)&conn->pipe, on_conn_closed);
 		return;
 	}
+	uv_timer_start(&conn->timer, on_timeout, c->daemon->config.first_request_timeout_ms, 0);
 	conn->next = c->conns;
 	if (c->conns)
 		c->conns->prev = conn;
@@ -390,12 +635,13 @@ static void on_connection(uv_stream_t *server, int status)
 	conn->user = user_name(cred.uid);
 	conn->allowed = cred.uid == 0 || cred.uid == getuid() ||
 			(c->have_group && peer_in_group(fd, cred.gid, c->allow_gid));
-	if (!conn->user || c->n_conns > MAX_CONNECTIONS) {
+	if (!conn->user || c->n_conns > MAX_CONNECTIONS_HARD) {
 		log_warning("Refusing a control connection: %u open already", c->n_conns - 1);
 		conn_close(conn);
 		return;
 	}
-	start_reading(conn);
+	conn_admit(conn);
+	conn_update(conn);
 }
 
 static int listen_path(struct ctl *c, const char *path)
@@ -404,13 +650,17 @@ static int listen_path(struct ctl *c, const char *path)
 	/* a socket left by an earlier run; anything else at that path stays */
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(path);
+	/* the socket is created 0660 by bind itself, whatever the process's
+	 * umask: no moment where it is open to others, no chmod by path */
+	mode_t old = umask(0117);
 	int r = uv_pipe_bind(&c->server, path);
+	umask(old);
 	if (r < 0)
 		return r;
 	c->path = strdup(path);
-	if (chmod(path, 0660) < 0)
-		return -errno;
-	if (c->have_group && chown(path, (uid_t)-1, c->allow_gid) < 0 && getuid() == 0)
+	/* the group, without following a link someone put at the path */
+	if (c->have_group && fchownat(AT_FDCWD, path, (uid_t)-1, c->allow_gid,
+				      AT_SYMLINK_NOFOLLOW) < 0 && getuid() == 0)
 		log_warning("Failed to give socket '%s' to group %u: %s", path,
 			    (unsigned)c->allow_gid, strerror(errno));
 	return 0;
@@ -465,6 +715,7 @@ void ctl_destroy(struct ctl *c)
 {
 	if (!c)
 		return;
+	c->destroying = true;
 	while (c->conns)
 		conn_close(c->conns);
 	if (c->path) {
