@@ -38,6 +38,7 @@
 #define REPLY_QUEUE_CAP (2u * PROTO_MAX_FRAME)
 #define REPLY_BUDGET (16u << 20)
 #define MAX_PEER_GROUPS 256
+#define MAX_ERROR_MESSAGE 4096u /* bytes of an error reply's message */
 #define REFUSAL_LOG_SLOTS 32
 #define REFUSAL_LOG_MS (60u * 1000u) /* one refusal log line per uid per minute */
 
@@ -456,6 +457,16 @@ void ctl_conn_error(struct ctl_conn *conn, const char *code, const char *fmt, ..
 	va_start(ap, fmt);
 	buf_vprintf(&m, fmt, ap);
 	va_end(ap);
+	if (m.len > MAX_ERROR_MESSAGE) {
+		/* a message quoting a client's value: cut (on a UTF-8 boundary)
+		 * so that the reply fits a frame whatever was sent */
+		size_t n = MAX_ERROR_MESSAGE;
+		while (n > 0 && ((unsigned char)m.data[n] & 0xc0) == 0x80)
+			n--;
+		m.len = n;
+		m.data[n] = '\0';
+		buf_append_str(&m, "...");
+	}
 	json_t *reply = json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error", "code", code, "message",
 				  m.data ? m.data : "");
 	buf_finish(&m);
