@@ -4,10 +4,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,17 +29,24 @@
  * fills the 256 slots above does not lock them out */
 #define MAX_CONNECTIONS_HARD 512
 #define READ_BUFFER (64u * 1024u)
+#define SMALL_INPUT (16u * 1024u) /* what a connection may always hold unhandled */
 #define MAX_BUFFERED (2u * PROTO_MAX_FRAME + 64u * 1024u) /* unprocessed bytes per connection */
-/* Bytes of requests read but not yet handled, all connections together. A
- * connection may always hold READ_BUFFER (a small request is never kept
- * waiting); past that it is read only while the total is under this. */
-#define INPUT_BUDGET (16u << 20)
-/* Replies a client has not read yet (uv_stream_get_write_queue_size): no
- * new request of that connection is handled while its queue is past
- * REPLY_QUEUE_CAP, nor while the queues of all connections together are
- * past REPLY_BUDGET (then only connections with an empty queue go on). */
-#define REPLY_QUEUE_CAP (2u * PROTO_MAX_FRAME)
-#define REPLY_BUDGET (16u << 20)
+/* Bytes of requests read but not yet handled, all connections together
+ * (a frame under way counts whole once its header is in). A connection may
+ * always hold SMALL_INPUT (a small request is never kept waiting); past
+ * that it is read only when its frame fits under this total. */
+#define INPUT_BUDGET (8u << 20)
+/* Replies a client has not read yet: those libuv still holds
+ * (uv_stream_get_write_queue_size) and those in the socket (SIOCOUTQ).
+ * A connection's next request is handled only once fewer than
+ * PIPELINE_ALLOWANCE bytes of its replies are unread: a client that
+ * pipelines and never reads costs one reply, not one per request. While
+ * one waits, a timer looks every REPLY_POLL_MS whether it has read. And
+ * when the replies libuv holds for all connections pass REPLY_BUDGET, the
+ * connections with most of them are closed (Redis's output buffer limit). */
+#define PIPELINE_ALLOWANCE (16u << 10)
+#define REPLY_POLL_MS 10
+#define REPLY_BUDGET (8u << 20)
 #define MAX_PEER_GROUPS 256
 #define MAX_ERROR_MESSAGE 4096u /* bytes of an error reply's message */
 #define REFUSAL_LOG_SLOTS 32
@@ -54,12 +64,14 @@ struct ctl {
 	char *path; /* unlinked on destroy when we bound it */
 	bool have_group;
 	gid_t allow_gid;
-	struct ctl_conn *conns;
+	struct ctl_conn *conns, *conns_tail; /* in the order of accept */
 	unsigned n_conns;
 	size_t input_bytes; /* sum of the connections' input_counted */
 	size_t reply_bytes; /* reply bytes of every connection not yet written out */
 	unsigned n_blocked; /* connections waiting for one of the two budgets */
 	bool waking, wake_again, destroying;
+	uv_timer_t poll;  /* while connections wait for their client to read */
+	unsigned handles; /* server and poll still open */
 	struct {
 		uid_t uid;
 		uint64_t at_ms; /* last logged refusal; 0: slot free */
@@ -107,6 +119,8 @@ struct write_req {
 static void conn_close(struct ctl_conn *conn);
 static void process(struct ctl_conn *conn);
 static void conn_update(struct ctl_conn *conn);
+static void log_refusal(struct ctl *c, uid_t uid, const char *why);
+static void shed_unread(struct ctl *c);
 
 static void on_conn_closed(uv_handle_t *h)
 {
@@ -128,7 +142,20 @@ static size_t conn_write_queue(const struct ctl_conn *conn)
 static bool conn_replies_ok(const struct ctl_conn *conn)
 {
 	size_t q = conn_write_queue(conn);
-	return q == 0 || (q < REPLY_QUEUE_CAP && conn->ctl->reply_bytes < REPLY_BUDGET);
+	if (q >= PIPELINE_ALLOWANCE)
+		return false;
+	uv_os_fd_t fd;
+	int unread = 0;
+	if (uv_fileno((const uv_handle_t *)&conn->pipe, &fd) < 0 || ioctl(fd, SIOCOUTQ, &unread) < 0)
+		return true;
+	return q + (size_t)(unread > 0 ? unread : 0) < PIPELINE_ALLOWANCE;
+}
+
+/* A whole request waits in the decoder. */
+static bool conn_has_frame(const struct ctl_conn *conn)
+{
+	size_t f = proto_decoder_frame_size(&conn->dec);
+	return f > 0 && proto_decoder_pending(&conn->dec) >= f;
 }
 
 /* Wake the connections that wait for a budget (after bytes were freed). */
@@ -175,6 +202,8 @@ static void conn_close(struct ctl_conn *conn)
 		c->conns = conn->next;
 	if (conn->next)
 		conn->next->prev = conn->prev;
+	else
+		c->conns_tail = conn->prev;
 	c->n_conns--;
 	set_blocked(conn, false);
 	c->input_bytes -= conn->input_counted;
@@ -236,8 +265,33 @@ static void send_json(struct ctl_conn *conn, json_t *reply)
 	free(text);
 	w->conn = conn;
 	w->req.data = w;
+	/* what the socket takes now is not kept until the next loop turn;
+	 * only the rest is queued, in a buffer of its size */
 	uv_buf_t b = uv_buf_init(w->data.data, (unsigned)w->data.len);
-	int r = uv_write(&w->req, (uv_stream_t *)&conn->pipe, &b, 1, on_written);
+	int r = uv_try_write((uv_stream_t *)&conn->pipe, &b, 1);
+	if (r > 0 && (size_t)r == w->data.len) {
+		buf_finish(&w->data);
+		free(w);
+		conn->progress = true;
+		if (conn->close_after_write && conn->writes == 0)
+			conn_close(conn);
+		return;
+	}
+	if (r > 0) {
+		buf_consume(&w->data, (size_t)r);
+		char *rest = realloc(w->data.data, w->data.len + 1);
+		if (rest) {
+			w->data.data = rest;
+			w->data.cap = w->data.len + 1;
+		}
+	} else if (r != UV_EAGAIN) {
+		buf_finish(&w->data);
+		free(w);
+		conn_close(conn);
+		return;
+	}
+	b = uv_buf_init(w->data.data, (unsigned)w->data.len);
+	r = uv_write(&w->req, (uv_stream_t *)&conn->pipe, &b, 1, on_written);
 	if (r < 0) {
 		buf_finish(&w->data);
 		free(w);
@@ -248,6 +302,35 @@ static void send_json(struct ctl_conn *conn, json_t *reply)
 	conn->reply_bytes += w->data.len;
 	conn->ctl->reply_bytes += w->data.len;
 	conn->progress = true;
+	if (conn->ctl->reply_bytes > REPLY_BUDGET)
+		shed_unread(conn->ctl);
+}
+
+/* The replies waiting for clients that do not read are over the budget:
+ * close those connections, the one with most waiting first, until under
+ * it (as Redis does with its client output buffer limit). A client that
+ * reads is not among them: its queue is empty. */
+static void shed_unread(struct ctl *c)
+{
+	/* the closed connections' bytes are freed later, by on_written */
+	size_t held = c->reply_bytes;
+	for (unsigned i = 0; i < 64 && held > REPLY_BUDGET; i++) {
+		struct ctl_conn *worst = NULL;
+		size_t most = 0;
+		for (struct ctl_conn *k = c->conns; k; k = k->next) {
+			size_t q = conn_write_queue(k);
+			if (!k->closing && q > most) {
+				most = q;
+				worst = k;
+			}
+		}
+		if (!worst)
+			return;
+		log_refusal(c, worst->uid, "closing a connection whose replies are not read: "
+					   "the replies waiting for all clients are past 8 MiB");
+		held -= worst->reply_bytes < held ? worst->reply_bytes : held;
+		conn_close(worst);
+	}
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -259,7 +342,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 		return;
 	}
 	c->read_buffer_busy = true;
-	*buf = uv_buf_init(c->read_buffer, sizeof(c->read_buffer));
+	/* a connection without room granted for a large frame reads little */
+	*buf = uv_buf_init(c->read_buffer,
+			   conn->input_counted > SMALL_INPUT ? sizeof(c->read_buffer) : SMALL_INPUT);
 }
 
 static void start_reading(struct ctl_conn *conn);
@@ -341,6 +426,14 @@ static void conn_arm_timer(struct ctl_conn *conn)
 	conn->progress = false;
 }
 
+static void on_poll(uv_timer_t *t)
+{
+	struct ctl *c = t->data;
+	wake_blocked(c);
+	if (c->n_blocked == 0)
+		uv_timer_stop(&c->poll);
+}
+
 /* After anything changed: budgets, reading, timer. */
 static void conn_update(struct ctl_conn *conn)
 {
@@ -348,19 +441,29 @@ static void conn_update(struct ctl_conn *conn)
 	if (conn->closing)
 		return;
 	size_t pending = proto_decoder_pending(&conn->dec);
-	if (pending == 0 && conn->dec.in.cap > READ_BUFFER) {
-		/* give back the buffer of a large frame */
-		proto_decoder_finish(&conn->dec);
-		proto_decoder_init(&conn->dec, PROTO_MAX_FRAME);
-	}
-	bool freed = pending < conn->input_counted;
-	c->input_bytes = c->input_bytes - conn->input_counted + pending;
-	conn->input_counted = pending;
+	/* a frame under way counts whole from its header on: a connection
+	 * granted room for it always completes it, so that connections
+	 * holding half frames never wait on each other */
+	size_t frame = proto_decoder_frame_size(&conn->dec);
+	size_t need = pending > frame ? pending : frame;
+	bool granted = need <= SMALL_INPUT || need <= conn->input_counted ||
+		       c->input_bytes - conn->input_counted + need <= INPUT_BUDGET;
+	/* the buffer: exactly a granted large frame; given back after it */
+	size_t cap = conn->dec.in.cap;
+	if (granted && need > SMALL_INPUT && cap < need + 1)
+		granted = proto_decoder_resize(&conn->dec, need) == 0;
+	else if (cap > 2 * SMALL_INPUT && cap > 2 * (need + 1))
+		proto_decoder_resize(&conn->dec, need);
+	size_t count = granted ? need : pending;
+	bool freed = count < conn->input_counted;
+	c->input_bytes = c->input_bytes - conn->input_counted + count;
+	conn->input_counted = count;
 
-	bool input_ok = pending < READ_BUFFER ||
-			(pending < MAX_BUFFERED && c->input_bytes < INPUT_BUDGET);
-	bool replies_ok = conn->state != CONN_IDLE || conn_replies_ok(conn);
+	bool input_ok = granted && pending < MAX_BUFFERED;
+	bool replies_ok = conn->state != CONN_IDLE || !conn_has_frame(conn) || conn_replies_ok(conn);
 	set_blocked(conn, !input_ok || !replies_ok);
+	if (!replies_ok && !uv_is_active((uv_handle_t *)&c->poll))
+		uv_timer_start(&c->poll, on_poll, REPLY_POLL_MS, REPLY_POLL_MS);
 	if (input_ok && replies_ok && !conn->upload_paused && !conn->close_after_write)
 		start_reading(conn);
 	else
@@ -628,10 +731,13 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	uv_timer_start(&conn->timer, on_timeout, c->daemon->config.first_request_timeout_ms, 0);
-	conn->next = c->conns;
-	if (c->conns)
-		c->conns->prev = conn;
-	c->conns = conn;
+	/* oldest first: the budgets are handed out in the order of waiting */
+	conn->prev = c->conns_tail;
+	if (c->conns_tail)
+		c->conns_tail->next = conn;
+	else
+		c->conns = conn;
+	c->conns_tail = conn;
 	c->n_conns++;
 
 	uv_os_fd_t fd;
@@ -680,6 +786,10 @@ static int listen_path(struct ctl *c, const char *path)
 int ctl_create(struct daemon *d, const char *path, int listen_fd, struct ctl **ret)
 {
 	int r;
+	/* the connections' large buffers (frames, replies: up to 1 MiB) come
+	 * from mmap and go back to the system when freed, instead of
+	 * fragmenting the heap (glibc raises its threshold otherwise) */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	struct ctl *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -699,6 +809,9 @@ int ctl_create(struct daemon *d, const char *path, int listen_fd, struct ctl **r
 	}
 	uv_pipe_init(d->loop, &c->server, 0);
 	c->server.data = c;
+	uv_timer_init(d->loop, &c->poll);
+	c->poll.data = c;
+	c->handles = 2;
 	if (listen_fd >= 0)
 		r = uv_pipe_open(&c->server, listen_fd);
 	else
@@ -719,7 +832,8 @@ int ctl_create(struct daemon *d, const char *path, int listen_fd, struct ctl **r
 static void on_server_closed(uv_handle_t *h)
 {
 	struct ctl *c = h->data;
-	free(c);
+	if (--c->handles == 0)
+		free(c);
 }
 
 void ctl_destroy(struct ctl *c)
@@ -734,5 +848,6 @@ void ctl_destroy(struct ctl *c)
 		free(c->path);
 		c->path = NULL;
 	}
+	uv_close((uv_handle_t *)&c->poll, on_server_closed);
 	uv_close((uv_handle_t *)&c->server, on_server_closed);
 }

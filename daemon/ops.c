@@ -500,7 +500,8 @@ static void op_jobs(struct daemon *d, struct ctl_conn *conn, json_t *req)
 				  pg.more ? json_integer(pg.last) : json_null(), "truncated", pg.more);
 	/* the estimate was short (heavily escaped text): halve the page until it fits */
 	json_t *items = json_object_get(reply, "jobs");
-	while (json_array_size(items) > 1 && json_dumpb(reply, NULL, 0, JSON_COMPACT) > PROTO_MAX_FRAME) {
+	while (json_array_size(items) > 1 && pg.bytes > PROTO_MAX_FRAME / 3 &&
+	       json_dumpb(reply, NULL, 0, JSON_COMPACT) > PROTO_MAX_FRAME) {
 		size_t n = json_array_size(items) / 2;
 		while (json_array_size(items) > n)
 			json_array_remove(items, n);
@@ -637,7 +638,9 @@ static void op_rows(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	store_job_clear(&j);
 	/* the estimate was short (heavily escaped text): halve the page until it fits */
 	size_t n = pg.n_ids;
-	while (n > 1 && json_dumpb(reply, NULL, 0, JSON_COMPACT) > PROTO_MAX_FRAME) {
+	/* escaping makes at most 3 times the estimate: no need to measure below */
+	while (n > 1 && pg.bytes > PROTO_MAX_FRAME / 3 &&
+	       json_dumpb(reply, NULL, 0, JSON_COMPACT) > PROTO_MAX_FRAME) {
 		n /= 2; /* keep rows [0, n) */
 		while (json_array_size(json_object_get(reply, "rows")) > n)
 			json_array_remove(json_object_get(reply, "rows"), n);
