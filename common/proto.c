@@ -117,3 +117,9 @@ size_t proto_decoder_frame_size(const struct proto_decoder *d)
 	uint32_t len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 	return len > d->max ? 0 : PROTO_HEADER + (size_t)len;
 }
+
+void proto_decoder_skip(struct proto_decoder *d, size_t n)
+{
+	size_t have = d->in.len - d->consumed;
+	d->consumed += n < have ? n : have;
+}

@@ -70,6 +70,8 @@ size_t proto_decoder_pending(const struct proto_decoder *d);
  * doubling for a large frame, and the room given back after it.
  * 0 or -ENOMEM (the decoder is unchanged then). */
 int proto_decoder_resize(struct proto_decoder *d, size_t size);
+/* Drop n bytes of the input (at most those held), as if handed out. */
+void proto_decoder_skip(struct proto_decoder *d, size_t n);
 /* Header and payload bytes of the frame at the head, once its header has
  * arrived (0 before, and for a length over max). */
 size_t proto_decoder_frame_size(const struct proto_decoder *d);

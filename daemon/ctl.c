@@ -49,6 +49,10 @@
 #define REPLY_BUDGET (8u << 20)
 #define MAX_PEER_GROUPS 256
 #define MAX_ERROR_MESSAGE 4096u /* bytes of an error reply's message */
+/* The largest request (not upload data): a `submit` with every option at
+ * its cap is ~17 KiB. A larger one is dropped unread and refused, so that
+ * 1 MiB of JSON is never buffered or parsed. */
+#define MAX_REQUEST (64u << 10)
 #define REFUSAL_LOG_SLOTS 32
 #define REFUSAL_LOG_MS (60u * 1000u) /* one refusal log line per uid per minute */
 
@@ -103,6 +107,7 @@ struct ctl_conn {
 	uv_timer_t timer;  /* first-request, idle, unread-reply and stalled-upload timeout */
 	size_t input_counted; /* decoder bytes counted in ctl.input_bytes */
 	size_t reply_bytes;   /* bytes of this connection's replies not yet written out */
+	size_t discard;       /* bytes of a too large request still to drop */
 	unsigned writes;
 	struct upload *upload;
 	ctl_conn_gone_fn gone;
@@ -344,7 +349,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	c->read_buffer_busy = true;
 	/* a connection without room granted for a large frame reads little */
 	*buf = uv_buf_init(c->read_buffer,
-			   conn->input_counted > SMALL_INPUT ? sizeof(c->read_buffer) : SMALL_INPUT);
+			   conn->input_counted > SMALL_INPUT || conn->discard ? sizeof(c->read_buffer)
+									     : SMALL_INPUT);
 }
 
 static void start_reading(struct ctl_conn *conn);
@@ -362,11 +368,27 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	if (conn->refused)
 		return; /* answered already; its requests are dropped */
 	conn->progress = true;
-	if (proto_decoder_feed(&conn->dec, buf->base, (size_t)nread) < 0) {
+	const char *p = buf->base;
+	size_t n = (size_t)nread;
+	bool refuse = false;
+	if (conn->discard) { /* a request too large to read: dropped as it comes */
+		size_t k = n < conn->discard ? n : conn->discard;
+		conn->discard -= k;
+		p += k;
+		n -= k;
+		refuse = conn->discard == 0;
+	}
+	if (n && proto_decoder_feed(&conn->dec, p, n) < 0) {
 		conn_close(conn);
 		return;
 	}
-	process(conn);
+	if (refuse)
+		ctl_conn_error(conn, PROTO_ERR_USAGE,
+			       "the request is larger than %u bytes (data frames of an upload may "
+			       "be 1 MiB; requests are small)",
+			       MAX_REQUEST);
+	else
+		process(conn);
 }
 
 static void stop_reading(struct ctl_conn *conn)
@@ -414,7 +436,7 @@ static void conn_arm_timer(struct ctl_conn *conn)
 {
 	if (!conn->got_request)
 		return; /* the first-request deadline runs from accept, unchanged */
-	bool on_client = conn_write_queue(conn) > 0 || conn->state == CONN_IDLE ||
+	bool on_client = conn_write_queue(conn) > 0 || conn->state == CONN_IDLE || conn->discard ||
 			 (conn->state == CONN_UPLOAD && !conn->upload_paused);
 	if (!on_client) {
 		uv_timer_stop(&conn->timer);
@@ -445,6 +467,8 @@ static void conn_update(struct ctl_conn *conn)
 	 * granted room for it always completes it, so that connections
 	 * holding half frames never wait on each other */
 	size_t frame = proto_decoder_frame_size(&conn->dec);
+	if (conn->state == CONN_IDLE && frame > PROTO_HEADER + MAX_REQUEST)
+		frame = 0; /* to be skipped, not held */
 	size_t need = pending > frame ? pending : frame;
 	bool granted = need <= SMALL_INPUT || need <= conn->input_counted ||
 		       c->input_bytes - conn->input_counted + need <= INPUT_BUDGET;
@@ -515,6 +539,27 @@ static void process(struct ctl_conn *conn)
 	       (conn->state != CONN_UPLOAD || !conn->upload_paused)) {
 		const char *payload;
 		size_t len;
+		size_t frame = proto_decoder_frame_size(&conn->dec);
+		if (conn->state == CONN_IDLE && frame > PROTO_HEADER + MAX_REQUEST) {
+			/* not buffered, not parsed: skipped, then refused */
+			size_t have = proto_decoder_pending(&conn->dec);
+			size_t k = have < frame ? have : frame;
+			proto_decoder_skip(&conn->dec, k);
+			conn->discard = frame - k;
+			if (!conn->got_request) {
+				conn->got_request = true;
+				uv_timer_stop(&conn->timer);
+				conn->timer_armed = false;
+			}
+			conn->state = CONN_BUSY;
+			if (conn->discard == 0) {
+				conn->processing = false;
+				ctl_conn_error(conn, PROTO_ERR_USAGE,
+					       "the request is larger than %u bytes", MAX_REQUEST);
+				return;
+			}
+			break;
+		}
 		int r = proto_decoder_next(&conn->dec, &payload, &len);
 		if (r < 0) {
 			log_info("Closing a control connection (uid %u): frame larger than %u bytes",
