@@ -247,18 +247,25 @@ def main(tap):
             failures += not ok
             if submit_rc is None and time.time() > until - ATTACK_S / 2:
                 a = time.monotonic()
-                p = subprocess.run([INVITECTL, "-s", env.sock, "--json", "submit", root_file],
-                                   capture_output=True, timeout=60)
+                try:
+                    p = subprocess.run([INVITECTL, "-s", env.sock, "--json", "submit",
+                                        root_file], capture_output=True, timeout=30)
+                    submit_rc = p.returncode
+                except subprocess.TimeoutExpired:
+                    submit_rc = "hung"
                 submit_ms = (time.monotonic() - a) * 1000
-                submit_rc = p.returncode
-                if p.returncode == 0:  # out of the measured job's way
+                if submit_rc == 0:  # out of the measured job's way
                     env.ctl("pause", str(json.loads(p.stdout)["id"]))
             time.sleep(0.05)
         j1 = request(env.sock, {"op": "job", "id": job})["job"]
         elapsed = time.monotonic() - t0
         counts = {}
         for p in procs:
-            out, _ = p.communicate(timeout=60)
+            try:
+                out, _ = p.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, _ = p.communicate()
             for k, v in json.loads(out.strip().splitlines()[-1] if out.strip() else "{}").items():
                 counts[k] = counts.get(k, 0) + v
         hwm = vm_hwm_kib(env.daemon.pid)

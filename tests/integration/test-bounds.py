@@ -242,9 +242,26 @@ def part_uploads(tap, env):
     for s in stalled:
         s.close()
 
-    # a file over max_upload_bytes (64 KiB here), in frames of 1 MiB as
+    # 30 unfinished uploads of 2 MiB each: spooled to disk, not held in memory
+    pid = env.daemon.pid
+    before = status_kib(pid, "VmHWM")
+    chunk = frame(b"x" * (1 << 20))
+    held = []
+    for i in range(30):
+        s = connect(env.sock)
+        s.sendall(frame({"op": "submit", "filename": "big%d.csv" % i}) + chunk + chunk)
+        held.append(s)
+    r = request(env.sock, {"op": "status"})  # every upload's bytes read by now
+    grown = status_kib(pid, "VmHWM") - before
+    tap.diag("30 unfinished uploads of 2 MiB: VmHWM grew %d KiB" % grown)
+    tap.ok(r and r["ok"] and grown < 16 * 1024,
+           "30 unfinished 2 MiB uploads hold < 16 MiB (grew %d KiB)" % grown)
+    for s in held:
+        s.close()
+
+    # a file over max_upload_bytes (4 MiB here), in frames of 1 MiB as
     # invitectl sends them: its size is the one problem
-    big = rows_file(3000, "big")
+    big = rows_file(3000, "big") * 70
     r = upload_raw(env, {"op": "submit", "filename": "big.csv"}, big, chunk=1 << 20)
     err = (r or {}).get("error") or {}
     msgs = [e["message"] for e in err.get("errors", [])]
@@ -329,7 +346,7 @@ def main(tap):
         part_unread_replies(tap, env)
         part_fields(tap, env)
         part_timeouts(tap, env)
-    with Env(daemon={"max_upload_bytes": "65536"}) as env:
+    with Env(daemon={"max_upload_bytes": "4194304"}) as env:
         part_uploads(tap, env)
     old = os.umask(0o077)
     try:
