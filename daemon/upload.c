@@ -322,6 +322,8 @@ static int on_row_dups(void *userdata, const struct csv_row *row)
 static int find_duplicates(struct upload *u, int fd)
 {
 	size_t n = 0;
+	if (u->n_hashes < 2)
+		return 0;
 	qsort(u->hashes, u->n_hashes, sizeof(*u->hashes), cmp_u64);
 	for (size_t i = 1; i < u->n_hashes; i++)
 		if (u->hashes[i] == u->hashes[i - 1] && (n == 0 || u->hashes[n - 1] != u->hashes[i]))

@@ -29,6 +29,20 @@ def status_kib(pid, key):
     return None
 
 
+def sanitized(pid):
+    """The daemon runs under ASan, whose quarantine keeps freed memory: its
+    resident size says nothing about the daemon's own bounds then."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
+def memory_ok(tap, pid, grown, limit_kib, what):
+    if sanitized(pid):
+        tap.diag("ASan build: not checking that %s (grew %d KiB)" % (what, grown))
+        return
+    tap.ok(grown < limit_kib, "%s (grew %d KiB)" % (what, grown))
+
+
 def connections(env):
     r = request(env.sock, {"op": "stats"})
     return r["stats"]["connections"] - 1  # not counting this one
@@ -102,7 +116,7 @@ def part_unread_replies(tap, env):
     grown = status_kib(pid, "VmHWM") - before
     tap.diag("unread replies: VmHWM grew %d KiB, slowest status %.0f ms"
              % (grown, slowest * 1000))
-    tap.ok(grown < 32 * 1024, "1,000 unread replies hold < 32 MiB (grew %d KiB)" % grown)
+    memory_ok(tap, pid, grown, 32 * 1024, "1,000 unread replies hold < 32 MiB")
     tap.ok(slowest < 0.5, "another client's status stays fast (%.0f ms)" % (slowest * 1000))
     t0 = time.monotonic()
     try:
@@ -254,8 +268,8 @@ def part_uploads(tap, env):
     r = request(env.sock, {"op": "status"})  # every upload's bytes read by now
     grown = status_kib(pid, "VmHWM") - before
     tap.diag("30 unfinished uploads of 2 MiB: VmHWM grew %d KiB" % grown)
-    tap.ok(r and r["ok"] and grown < 16 * 1024,
-           "30 unfinished 2 MiB uploads hold < 16 MiB (grew %d KiB)" % grown)
+    tap.ok(r and r["ok"], "status answered beside 30 unfinished uploads")
+    memory_ok(tap, pid, grown, 16 * 1024, "30 unfinished 2 MiB uploads hold < 16 MiB")
     for s in held:
         s.close()
 
