@@ -28,6 +28,10 @@
 #include "validate.h"
 
 #define SEED_MAX 1000000u            /* --seed-members, --seed-guests */
+/* users a tenant's directory holds; the throughput bench invites ~35,000
+ * distinct addresses a second, ~180 bytes each: beyond this, invitations
+ * still succeed but their guests are not kept (logged once) */
+#define USERS_MAX 4000000u
 #define DIRECTORY_FILE_MAX (64u * 1024u * 1024u)
 #define DIR_LIST_MAX 1024u           /* groups, refusing groups or mailboxes */
 #define ADDRESS_MAX 320u
@@ -83,6 +87,7 @@ struct sim_dir {
 	struct bucket read, mail;
 	struct buf mail_log, member_log; /* JSON objects, one a line */
 	bool mail_log_full, member_log_full;
+	bool full_logged; /* USERS_MAX reached, said once */
 };
 
 /* ---- small helpers ---- */
@@ -272,8 +277,7 @@ static bool has_any_role(const struct sim_tenant *t, const char *const *roles)
 
 /* One line of a record: appended to the file (one write on O_APPEND) and
  * to the in-memory log. Under the directory's lock. */
-static void record_line(struct sim *s, int fd, const char *path, struct buf *log, bool *full,
-			struct buf *line)
+static void record_line(int fd, const char *path, struct buf *log, bool *full, struct buf *line)
 {
 	if (fd >= 0) {
 		ssize_t w;
@@ -283,7 +287,6 @@ static void record_line(struct sim *s, int fd, const char *path, struct buf *log
 		if (w != (ssize_t)line->len)
 			log_error("Failed to write the record file '%s'", path);
 	}
-	(void)s;
 	if (log->len + line->len > LOG_MAX) {
 		*full = true;
 		return;
@@ -334,6 +337,10 @@ static int user_add(struct sim_dir *d, const char *mail, const char *id, bool gu
 	lower_in_place(lower);
 	if (index_find(&d->by_mail, d, key_mail, lower) >= 0) {
 		r = -EEXIST;
+		goto out;
+	}
+	if (d->n_users >= USERS_MAX) {
+		r = -ENOSPC;
 		goto out;
 	}
 	if (d->n_users == d->cap_users) {
@@ -414,6 +421,11 @@ void sim_dir_note_invited(struct sim *s, struct sim_tenant *t, const char *addre
 		plan_acceptance(s, u, now);
 	else if (r == -ENOMEM)
 		log_error("Out of memory: the guest %s is not in the directory", user_id);
+	else if (r == -ENOSPC && !d->full_logged) {
+		d->full_logged = true;
+		log_warning("Tenant %s's directory holds %u users: guests of further invitations are not kept",
+			    t->name ? t->name : "*", USERS_MAX);
+	}
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -868,7 +880,7 @@ static void member_add(struct ctx *x, const char *group, json_t *body)
 	}
 	d->members[i].added = true;
 	if (member_line(&line, x->c, gid, u) == 0)
-		record_line(x->s, x->s->members_fd, x->s->cfg.members_record_path, &d->member_log,
+		record_line(x->s->members_fd, x->s->cfg.members_record_path, &d->member_log,
 			    &d->member_log_full, &line);
 	pthread_mutex_unlock(&d->lock);
 	buf_finish(&key);
@@ -1073,7 +1085,7 @@ static void send_mail(struct ctx *x, const char *sender, json_t *body)
 	pthread_mutex_lock(&x->d->lock);
 	unsigned wait = bucket_take(&x->d->mail);
 	if (!wait && mail_line(&line, x->c, sender, body) == 0)
-		record_line(x->s, x->s->mail_fd, x->s->cfg.mail_record_path, &x->d->mail_log,
+		record_line(x->s->mail_fd, x->s->cfg.mail_record_path, &x->d->mail_log,
 			    &x->d->mail_log_full, &line);
 	pthread_mutex_unlock(&x->d->lock);
 	buf_finish(&line);
@@ -1560,10 +1572,14 @@ static int load_directory(struct sim *s, struct sim_tenant *t, const char *path)
 	size_t i = 0;
 	json_t *e;
 
-	if (stat(path, &st) < 0 || st.st_size > DIRECTORY_FILE_MAX) {
-		log_error("Failed to read --directory '%s': %s", path,
-			  errno && st.st_size <= DIRECTORY_FILE_MAX ? strerror(errno) : "larger than 64 MiB");
-		return -EINVAL;
+	if (stat(path, &st) < 0) {
+		r = -errno;
+		log_error("Failed to read --directory '%s': %s", path, strerror(-r));
+		return r;
+	}
+	if (st.st_size > DIRECTORY_FILE_MAX) {
+		log_error("Failed to read --directory '%s': larger than 64 MiB", path);
+		return -EFBIG;
 	}
 	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!doc) {
