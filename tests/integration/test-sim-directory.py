@@ -32,7 +32,7 @@ SELECT = "id,userType,mail,externalUserState,externalUserStateChangeDateTime"
 FULL_ROLES = "User.Invite.All,User.Read.All,GroupMember.ReadWrite.All,Mail.Send"
 ALREADY = ("One or more added object references already exist for the following "
            "modified properties: 'members'.")
-REPLICATION_MS, ACCEPT_MS = 700, 1500
+REPLICATION_MS, ACCEPT_MS = 1000, 1800
 
 
 def lookup_filter(address):
