@@ -63,12 +63,21 @@ class Server:
             [python or interpreter(), os.path.abspath(__file__), "--record", self.record_path,
              "--port-file", self.port_file] + list(args),
             stdout=subprocess.PIPE, stderr=self.log)
-        line = self.proc.stdout.readline()  # bounded: the server prints or exits
-        if not line.strip().isdigit():
-            self.proc.wait(10)
+        # the port file appears once it listens: wait for it with a deadline
+        end = time.monotonic() + 30
+        while not (os.path.exists(self.port_file) or self.proc.poll() is not None):
+            if time.monotonic() > end:
+                self.proc.kill()
+                self.proc.wait(10)
+                raise TimeoutError("smtpd.py did not listen within 30 s: see " + self.log.name)
+            time.sleep(0.02)
+        if self.proc.poll() is not None:
             raise RuntimeError("smtpd.py did not start (exit %s): see %s"
                                % (self.proc.returncode, self.log.name))
-        self.port = int(line)
+        with open(self.port_file) as f:
+            self.port = int(f.read())
+        line = self.proc.stdout.readline()  # printed before the port file was renamed
+        assert int(line) == self.port
 
     def record(self):
         if not os.path.exists(self.record_path):
@@ -196,12 +205,12 @@ def main(argv):
     server = loop.run_until_complete(loop.create_server(
         factory, host=args.listen, port=args.port, ssl=ctx if args.implicit_tls else None))
     port = server.sockets[0].getsockname()[1]
+    print(port, flush=True)  # first the line, then the port file (Server relies on it)
     if args.port_file:
         tmp = args.port_file + ".tmp"
         with open(tmp, "w") as f:
             f.write("%d\n" % port)
         os.rename(tmp, args.port_file)
-    print(port, flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
