@@ -197,6 +197,30 @@ static void start_reading(struct ctl_conn *conn)
 	}
 }
 
+static bool peer_allowed(struct daemon *d, const struct peer *p)
+{
+	if (policy_role(p, &d->groups) == POLICY_ROLE_ADMIN)
+		return true;
+	for (size_t i = 0; i < d->n_tenants; i++)
+		if (policy_role(p, &d->tenants[i]->groups) != POLICY_ROLE_NONE)
+			return true;
+	return d->n_tenants == 0 && policy_role(p, &d->groups) != POLICY_ROLE_NONE;
+}
+
+/* 0660 with the socket's group when every tenant's groups are [daemon]'s
+ * allow_group; else 0666 and the peer check keeps everyone else out. */
+static mode_t socket_mode(struct daemon *d)
+{
+	mode_t mode = policy_socket_mode(&d->groups);
+	for (size_t i = 0; i < d->n_tenants; i++) {
+		const struct policy_groups *g = &d->tenants[i]->groups;
+		if (g->have_admin || (g->have_allow && (!d->groups.have_allow ||
+							 g->allow_gid != d->groups.allow_gid)))
+			mode = 0666;
+	}
+	return mode;
+}
+
 static void handle_request(struct ctl_conn *conn, const char *payload, size_t len)
 {
 	json_error_t jerr;
@@ -394,8 +418,10 @@ static void on_connection(uv_stream_t *server, int status)
 	conn->peer.gid = cred.gid;
 	conn->peer.user = conn->user;
 	peer_groups(fd, &conn->peer);
-	/* root, the daemon's own uid, allow_group or admin_group (policy.c) */
-	conn->allowed = policy_role(&conn->peer, &c->daemon->groups) != POLICY_ROLE_NONE;
+	/* root, the daemon's own uid, [daemon] admin_group, or a member of any
+	 * tenant's allow_group or admin_group (policy.c); each op then shows
+	 * only the tenants the peer may use (ops.c) */
+	conn->allowed = peer_allowed(c->daemon, &conn->peer);
 	if (!conn->user || c->n_conns > MAX_CONNECTIONS) {
 		log_warning("Refusing a control connection: %u open already", c->n_conns - 1);
 		conn_close(conn);
@@ -414,7 +440,7 @@ static int listen_path(struct ctl *c, const char *path)
 	if (r < 0)
 		return r;
 	c->path = strdup(path);
-	if (chmod(path, policy_socket_mode(&c->daemon->groups)) < 0)
+	if (chmod(path, socket_mode(c->daemon)) < 0)
 		return -errno;
 	if (c->have_group && chown(path, (uid_t)-1, c->allow_gid) < 0 && getuid() == 0)
 		log_warning("Failed to give socket '%s' to group %u: %s", path,
