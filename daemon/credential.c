@@ -210,8 +210,8 @@ void credential_log(const struct credential *cr, const char *tenant)
 	if (!cr->cert)
 		return;
 	int64_t left_s = crypto_cert_not_after(cr->cert) - (int64_t)(time_now_ms() / 1000u);
-	log_info("Tenant '%s' signs in with the certificate %s (x5t#S256 %s) from '%s'", tenant,
-		 crypto_cert_subject(cr->cert), crypto_cert_thumbprint(cr->cert), cr->source);
+	log_info("Signing in with the certificate %s (x5t#S256 %s) from '%s' (tenant %s)",
+		 crypto_cert_subject(cr->cert), crypto_cert_thumbprint(cr->cert), cr->source, tenant);
 	if (left_s <= 0)
 		log_error("The certificate %s has expired: Entra ID will refuse it; upload "
 			  "a new one to the app registration and install it here",

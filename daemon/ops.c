@@ -410,7 +410,7 @@ static void op_status(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		"{s:b,s:s,s:I,s:s,s:o,s:{s:s,s:o,s:o},s:{s:f,s:f,s:I},s:{s:I,s:I},s:{s:I}}", "ok", 1,
 		"version", INVITED_VERSION, "uptime_s",
 		(json_int_t)((time_mono_ms() - d->started_mono_ms) / 1000u), "tenant",
-		dt->conf.name, "blocked", str_or_null(tenant_blocked(dt->tenant)), "token", "state",
+		dt->conf.tenant, "blocked", str_or_null(tenant_blocked(dt->tenant)), "token", "state",
 		token_states[auth_state(dt->auth)], "expires_in_s",
 		exp >= 0 ? json_integer(exp) : json_null(), "error", str_or_null(auth_error(dt->auth)),
 		"rate", "configured", dt->conf.rate, "current", tenant_rate(dt->tenant), "paused_ms",
@@ -555,10 +555,10 @@ static void on_upload_done(void *userdata, const struct upload_result *res)
 	} else {
 		audit_log("submit", (int64_t)ctl_conn_uid(conn), ctl_conn_user(conn), res->job_id,
 			  res->sha256,
-			  "Job %lld (tenant %s) submitted by %s (uid %u): %zu rows from '%s', "
-			  "sha256 %s",
-			  (long long)res->job_id, ctx->tenant, ctl_conn_user(conn),
-			  (unsigned)ctl_conn_uid(conn), res->rows, ctx->filename, res->sha256);
+			  "Job %lld submitted by %s (uid %u): %zu rows from '%s', sha256 %s "
+			  "(tenant %s)",
+			  (long long)res->job_id, ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn),
+			  res->rows, ctx->filename, res->sha256, ctx->tenant);
 		json_t *warnings = json_array();
 		if (res->has_message || ctx->job_message)
 			json_array_append_new(
@@ -936,10 +936,11 @@ void ops_job_done(struct daemon *d, int64_t job_id)
 	struct store_job j;
 	if (store_job_get(d->store, job_id, &j) == 0) {
 		if (j.finished_at) {
-			log_notice("Job %lld (tenant %s) %s: %lld succeeded, %lld failed, %lld "
-				   "cancelled of %lld",
-				   (long long)j.id, j.tenant, job_state_name(j.state), (long long)j.succeeded,
-				   (long long)j.failed, (long long)j.cancelled, (long long)j.total);
+			log_notice("Job %lld %s: %lld succeeded, %lld failed, %lld cancelled of %lld "
+				   "(tenant %s)",
+				   (long long)j.id, job_state_name(j.state), (long long)j.succeeded,
+				   (long long)j.failed, (long long)j.cancelled, (long long)j.total,
+				   j.tenant);
 			struct hook_job hj = {
 				.id = j.id,
 				.name = j.name,

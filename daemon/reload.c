@@ -128,7 +128,6 @@ static int reload_tenants_prepare(struct daemon *d, struct config *nc, struct pl
 		char fp[65];
 		daemon_credential_fingerprint(&p->creds[i], fp);
 		p->new_auth[i] = strcmp(fp, dt->fingerprint) != 0 ||
-				 differs(t->tenant, dt->conf.tenant) ||
 				 differs(t->client_id, dt->conf.client_id) ||
 				 differs(t->authority_url, dt->conf.authority_url) ||
 				 differs(t->graph_url, dt->conf.graph_url);
@@ -174,7 +173,7 @@ static void reload_tenants_commit(struct daemon *d, struct config *nc, struct pl
 		if (p->new_auth[i]) {
 			struct auth_options ao = {
 				.authority_url = t->authority_url,
-				.tenant = t->tenant,
+				.tenant = dt->conf.tenant, /* a new one needs a restart */
 				.client_id = t->client_id,
 				.graph_url = t->graph_url,
 				.timeout_ms = t->request_timeout_ms,
@@ -202,14 +201,16 @@ static void reload_tenants_commit(struct daemon *d, struct config *nc, struct pl
 		}
 		/* the rest of the section: its own now (names the groups borrow) */
 		unsigned batch = dt->conf.batch;
-		char *old_graph_url = dt->conf.graph_url;
-		dt->conf.graph_url = NULL;
+		char *old_graph_url = dt->conf.graph_url, *old_directory = dt->conf.tenant;
+		dt->conf.graph_url = dt->conf.tenant = NULL;
 		config_tenant_finish(&dt->conf);
 		dt->conf = *t;
 		memset(t, 0, sizeof(*t));
 		dt->conf.batch = batch; /* applied after a restart */
 		free(dt->conf.graph_url);
 		dt->conf.graph_url = old_graph_url;
+		free(dt->conf.tenant);
+		dt->conf.tenant = old_directory;
 		daemon_tenant_groups_init(dt);
 		struct tenant_options to = {
 			.rate = dt->conf.rate,
@@ -257,6 +258,17 @@ int daemon_reload(struct daemon *d, int64_t uid, const char *user, char **ret_me
 		{"allow_group", offsetof(struct config, allow_group)},
 		{"admin_group", offsetof(struct config, admin_group)},
 	};
+	/* a tenant's directory: its jobs were made for that one */
+	for (size_t i = 0; i < nc.n_tenants; i++) {
+		struct daemon_tenant *dt = daemon_tenant_find(d, nc.tenants[i].name);
+		if (dt && differs(dt->conf.tenant, nc.tenants[i].tenant)) {
+			if (nc.have_tenant_sections)
+				buf_printf(&restart, "%stenant of %s", restart.len ? ", " : "",
+					   dt->conf.name);
+			else
+				buf_printf(&restart, "%stenant", restart.len ? ", " : "");
+		}
+	}
 	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
 		const char *a = *(char *const *)((const char *)&d->config + fixed[i].offset);
 		const char *b = *(char *const *)((const char *)&nc + fixed[i].offset);
