@@ -503,6 +503,19 @@ int main(int argc, char **argv)
 		log_notice("%u rows were in flight when invited stopped; they are sent again",
 			   recovered);
 
+	/* a wave-1 database: its tenant row (named as the directory) becomes
+	 * "default", jobs intact (SPEC §7) */
+	if (!d.config.have_tenant_sections) {
+		r = store_tenant_adopt(d.store, "default", d.config.tenant);
+		if (r < 0) {
+			log_error("Failed to rename the tenant of '%s' to 'default': %s",
+				  d.config.database, strerror(-r));
+			goto out;
+		}
+		if (r > 0)
+			log_notice("The database's tenant '%s' is now called 'default'",
+				   d.config.tenant);
+	}
 	unsigned connections = 4;
 	for (size_t i = 0; i < d.config.n_tenants; i++)
 		connections += d.config.tenants[i].concurrency;
