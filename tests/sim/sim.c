@@ -43,6 +43,9 @@ enum route {
 	ROUTE_INVITE,
 	ROUTE_BATCH,
 	ROUTE_STATS,
+	ROUTE_POLICY,  /* GET /v1.0/policies/authorizationPolicy */
+	ROUTE_BLOCK,   /* POST /sim/block?tenant=NAME */
+	ROUTE_UNBLOCK, /* POST /sim/unblock?tenant=NAME */
 	ROUTE_NOT_FOUND,
 	ROUTE_BAD_METHOD,
 };
@@ -78,7 +81,8 @@ struct req {
 	const char *url;
 	uint64_t start_us; /* arrival (delay_now_us): the latency counts from here */
 	uint64_t due_us;   /* when a delayed answer is due */
-	char tenant[SIM_TENANT_MAX + 1];
+	char tenant[SIM_TENANT_MAX + 1]; /* the token URL's, or a Graph URL's prefix */
+	bool url_tenant;                 /* a Graph URL "/{tenant}/v1.0/..." named tenant */
 	char client_request_id[SIM_CLIENT_REQUEST_ID_MAX + 1];
 };
 
@@ -122,6 +126,10 @@ enum {
 	OPT_RETRY_AFTER_TEXT,
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
+	OPT_TENANTS_FILE,
+	OPT_ROLES,
+	OPT_THROTTLE_SCOPE,
+	OPT_GUESTS,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -164,6 +172,10 @@ static const struct option options[] = {
 	{"retry-after-text", required_argument, NULL, OPT_RETRY_AFTER_TEXT},
 	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	{"tenants-file", required_argument, NULL, OPT_TENANTS_FILE},
+	{"roles", required_argument, NULL, OPT_ROLES},
+	{"throttle-scope", required_argument, NULL, OPT_THROTTLE_SCOPE},
+	{"guests", required_argument, NULL, OPT_GUESTS},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -217,10 +229,19 @@ static void usage(FILE *f)
 	      "  --tls-cert FILE            serve HTTPS with this PEM certificate (chain);\n"
 	      "                             needs --tls-key (default: plain HTTP)\n"
 	      "  --tls-key FILE             the PEM private key of --tls-cert\n"
+	      "  --roles LIST               the roles claim of the tokens, comma-separated\n"
+	      "                             (default User.Invite.All; '' for none)\n"
+	      "  --throttle-scope SCOPE     x-ms-throttle-scope on 429s: Tenant_Application,\n"
+	      "                             Tenant or Application (default: none)\n"
+	      "  --guests VALUE             authorizationPolicy allowInvitesFrom: allowed\n"
+	      "                             (everyone, the default), none, ...\n"
+	      "  --tenants-file FILE        more tenants: a JSON array, one object each\n"
+	      "                             (the options above define the first tenant)\n"
 	      "  --help, --version\n"
 	      "\n"
 	      "Endpoints: POST /{tenant}/oauth2/v2.0/token, POST /v1.0/invitations,\n"
-	      "POST /v1.0/$batch, GET /sim/stats.\n",
+	      "POST /v1.0/$batch, GET /v1.0/policies/authorizationPolicy, GET /sim/stats,\n"
+	      "POST /sim/block?tenant=NAME, POST /sim/unblock?tenant=NAME.\n",
 	      f);
 }
 
@@ -474,6 +495,24 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg)
 			}
 			break;
 		}
+		case OPT_TENANTS_FILE:
+			cfg->tenants_file = optarg;
+			break;
+		case OPT_ROLES:
+			for (size_t i = 0; i < cfg->n_roles; i++)
+				free(cfg->roles[i]);
+			free(cfg->roles);
+			cfg->roles = NULL;
+			cfg->n_roles = 0;
+			cfg->roles_set = true;
+			r = sim_parse_roles(optarg, &cfg->roles, &cfg->n_roles);
+			break;
+		case OPT_THROTTLE_SCOPE:
+			r = sim_parse_throttle_scope(optarg, &cfg->throttle_scope);
+			break;
+		case OPT_GUESTS:
+			r = sim_parse_guests(optarg, &cfg->allow_invites_from);
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 1;
@@ -577,17 +616,37 @@ static bool peer_gone(struct MHD_Connection *conn)
 	return true;
 }
 
-static enum route route_of(const char *method, const char *url, char tenant[SIM_TENANT_MAX + 1])
+static enum route graph_route(const char *method, const char *path)
+{
+	bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+
+	if (strcmp(path, "/v1.0/invitations") == 0)
+		return post ? ROUTE_INVITE : ROUTE_BAD_METHOD;
+	if (strcmp(path, "/v1.0/$batch") == 0)
+		return post ? ROUTE_BATCH : ROUTE_BAD_METHOD;
+	if (strcmp(path, "/v1.0/policies/authorizationPolicy") == 0)
+		return get ? ROUTE_POLICY : ROUTE_BAD_METHOD;
+	return ROUTE_NOT_FOUND;
+}
+
+/* Graph's URLs name no tenant; "/{tenant}/v1.0/..." (a graph_url with a
+ * path) names one, and only that tenant's tokens are good there. */
+static enum route route_of(const char *method, const char *url, char tenant[SIM_TENANT_MAX + 1],
+			   bool *url_tenant)
 {
 	static const char token_suffix[] = "/oauth2/v2.0/token";
 	bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
 
-	if (strcmp(url, "/v1.0/invitations") == 0)
-		return post ? ROUTE_INVITE : ROUTE_BAD_METHOD;
-	if (strcmp(url, "/v1.0/$batch") == 0)
-		return post ? ROUTE_BATCH : ROUTE_BAD_METHOD;
+	*url_tenant = false;
+	if (strncmp(url, "/v1.0/", 6) == 0)
+		return graph_route(method, url);
 	if (strcmp(url, "/sim/stats") == 0)
 		return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ? ROUTE_STATS : ROUTE_BAD_METHOD;
+	if (strcmp(url, "/sim/block") == 0)
+		return post ? ROUTE_BLOCK : ROUTE_BAD_METHOD;
+	if (strcmp(url, "/sim/unblock") == 0)
+		return post ? ROUTE_UNBLOCK : ROUTE_BAD_METHOD;
 	if (url[0] == '/') {
 		const char *slash = strchr(url + 1, '/');
 		size_t n = slash ? (size_t)(slash - url - 1) : 0;
@@ -595,6 +654,15 @@ static enum route route_of(const char *method, const char *url, char tenant[SIM_
 			memcpy(tenant, url + 1, n);
 			tenant[n] = '\0';
 			return post ? ROUTE_TOKEN : ROUTE_BAD_METHOD;
+		}
+		if (n > 0 && n <= SIM_TENANT_MAX && strncmp(slash, "/v1.0/", 6) == 0) {
+			enum route route = graph_route(method, slash);
+			if (route != ROUTE_NOT_FOUND) {
+				memcpy(tenant, url + 1, n);
+				tenant[n] = '\0';
+				*url_tenant = true;
+			}
+			return route;
 		}
 	}
 	return ROUTE_NOT_FOUND;
@@ -619,7 +687,7 @@ static struct req *req_create(struct server *srv, struct MHD_Connection *conn, c
 	q->method = method;
 	q->url = url;
 	q->start_us = delay_now_us();
-	q->route = route_of(method, url, q->tenant);
+	q->route = route_of(method, url, q->tenant, &q->url_tenant);
 	buf_init(&q->body);
 	rng_uuid(q->reply.request_id);
 	const char *crid = header(conn, "client-request-id");
@@ -671,21 +739,32 @@ static void dispatch(struct server *srv, struct MHD_Connection *conn, struct req
 				"The request body is larger than the 4 MiB the simulator accepts.");
 		return;
 	}
+	const char *url_tenant = q->url_tenant ? q->tenant : NULL;
 	switch (q->route) {
 	case ROUTE_TOKEN:
 		sim_token_request(&srv->sim, q->tenant, header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
 				  body, len, r);
 		break;
 	case ROUTE_INVITE:
-		sim_invite_request(&srv->sim, header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+		sim_invite_request(&srv->sim, url_tenant, header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
 				   header(conn, MHD_HTTP_HEADER_CONTENT_TYPE), body, len, r);
 		break;
 	case ROUTE_BATCH:
-		sim_batch_request(&srv->sim, header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+		sim_batch_request(&srv->sim, url_tenant, header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
 				  header(conn, MHD_HTTP_HEADER_CONTENT_TYPE), body, len, r);
+		break;
+	case ROUTE_POLICY:
+		sim_policy_request(&srv->sim, url_tenant,
+				   header(conn, MHD_HTTP_HEADER_AUTHORIZATION), r);
 		break;
 	case ROUTE_STATS:
 		sim_stats_request(&srv->sim, r);
+		break;
+	case ROUTE_BLOCK:
+	case ROUTE_UNBLOCK:
+		sim_block_request(&srv->sim,
+				  MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tenant"),
+				  q->route == ROUTE_BLOCK, r);
 		break;
 	case ROUTE_BAD_METHOD:
 		snprintf(msg, sizeof(msg), "The HTTP method '%.16s' is not allowed for '%.256s'.",
@@ -737,6 +816,10 @@ static enum MHD_Result respond(struct server *srv, struct MHD_Connection *conn, 
 	if (r->no_store) {
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store, no-cache");
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_PRAGMA, "no-cache");
+	}
+	if (r->throttle_scope[0]) {
+		MHD_add_response_header(resp, "x-ms-throttle-scope", r->throttle_scope);
+		MHD_add_response_header(resp, "x-ms-throttle-information", "WriteLimitExceeded");
 	}
 	if (r->retry_after_text) {
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, r->retry_after_text);
