@@ -448,6 +448,13 @@ static int listen_path(struct ctl *c, const char *path)
 	return 0;
 }
 
+void ctl_tenants_changed(struct ctl *c)
+{
+	/* a socket systemd made keeps its unit's mode */
+	if (c && c->path && chmod(c->path, socket_mode(c->daemon)) < 0)
+		log_warning("Failed to set the mode of socket '%s': %s", c->path, strerror(errno));
+}
+
 int ctl_create(struct daemon *d, const char *path, int listen_fd, struct ctl **ret)
 {
 	int r;

@@ -14,6 +14,7 @@
 #include "store.h"
 #include "tenant.h"
 #include "credential.h"
+#include "ctl.h"
 #include "secret.h"
 #include "timeutil.h"
 #include "ratelimit.h"
@@ -287,6 +288,7 @@ int daemon_reload(struct daemon *d, int64_t uid, const char *user, char **ret_me
 	if (r < 0)
 		goto out;
 	reload_tenants_commit(d, &nc, &plan, &restart);
+	ctl_tenants_changed(d->ctl);
 
 	struct config *c = &d->config;
 	c->rate = nc.rate;
