@@ -46,6 +46,10 @@ struct daemon {
 	struct ratelimit app_rl; /* [graph] app_rate, when have_app_rl */
 	bool have_app_rl;
 	char *creds_dir; /* $CREDENTIALS_DIRECTORY, read at start; NULL: none */
+	/* the credential files and directories hidden from on_complete when its
+	 * helper was forked (main.c); a reload may use no other */
+	char **hidden;
+	size_t n_hidden;
 	struct ctl *ctl;
 	struct hook *hook; /* NULL unless [daemon] on_complete is set */
 	uint64_t started_mono_ms;

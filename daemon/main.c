@@ -62,7 +62,8 @@ static void usage(FILE *f)
 
 /* The paths the command must not open (hook.h): the credential, wherever it
  * comes from, and the database's files. */
-static int start_hook_helper(const struct config *c, const char *creds_dir, int *ret_fd)
+static int start_hook_helper(struct daemon *d, const struct config *c, const char *creds_dir,
+			     int *ret_fd)
 {
 	static const char *const db_suffix[] = {"", "-wal", "-shm", "-journal", "-results"};
 	struct buf paths[5];
@@ -101,6 +102,16 @@ static int start_hook_helper(const struct config *c, const char *creds_dir, int 
 			break;
 		}
 		o.hide[n++] = files[i];
+		/* a reload may use only credentials hidden now (reload.c) */
+		char **h = realloc(d->hidden, (d->n_hidden + 1) * sizeof(*h));
+		if (!h || !(h[d->n_hidden] = strdup(files[i]))) {
+			if (h)
+				d->hidden = h;
+			r = -ENOMEM;
+			break;
+		}
+		d->hidden = h;
+		d->n_hidden++;
 	}
 	pid_t pid;
 	if (r == 0)
@@ -447,7 +458,7 @@ int main(int argc, char **argv)
 	 * before any socket, database, thread or curl handle exists (hook.h) */
 	int hook_fd = -1;
 	if (d.config.on_complete) {
-		r = start_hook_helper(&d.config, creds_dir, &hook_fd);
+		r = start_hook_helper(&d, &d.config, creds_dir, &hook_fd);
 		if (r < 0) {
 			log_error("Failed to start the on_complete helper: %s", strerror(-r));
 			exit_code = EXIT_TEMPFAIL;
@@ -604,6 +615,9 @@ out:
 		credential_finish(&creds[i]);
 	free(creds);
 	free(d.creds_dir);
+	for (size_t i = 0; i < d.n_hidden; i++)
+		free(d.hidden[i]);
+	free(d.hidden);
 	free(error);
 	config_finish(&d.config);
 	return exit_code;

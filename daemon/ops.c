@@ -392,8 +392,16 @@ static void op_status(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	for (size_t i = 0; i < d->n_tenants && !dt; i++)
 		if (peer_may_use(p, d->tenants[i]))
 			dt = d->tenants[i];
-	if (!dt)
-		dt = d->tenants[0];
+	if (!dt) {
+		/* in no tenant's groups ([daemon] admin_group only): nothing to show */
+		ctl_conn_reply(conn, json_pack("{s:b,s:s,s:I,s:n,s:n,s:{s:I},s:[]}", "ok", 1,
+					       "version", INVITED_VERSION, "uptime_s",
+					       (json_int_t)((time_mono_ms() - d->started_mono_ms) /
+							    1000u),
+					       "tenant", "blocked", "jobs", "active", (json_int_t)0,
+					       "tenants"));
+		return;
+	}
 	struct tenant_counts *counts = tenant_counts_get(d, false);
 	int64_t active = 0, pending = 0;
 	for (size_t i = 0; counts && i < d->n_tenants; i++)

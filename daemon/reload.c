@@ -72,6 +72,19 @@ static int count_unfinished(void *userdata, const struct store_job *j)
 	return 0;
 }
 
+/* Was path (a credential file) hidden from the on_complete helper when it
+ * was forked: itself, or under a hidden directory? */
+static bool hidden_from_hook(const struct daemon *d, const char *path)
+{
+	for (size_t i = 0; path && i < d->n_hidden; i++) {
+		size_t n = strlen(d->hidden[i]);
+		if (strcmp(path, d->hidden[i]) == 0 ||
+		    (strncmp(path, d->hidden[i], n) == 0 && path[n] == '/'))
+			return true;
+	}
+	return false;
+}
+
 static int reload_tenants_prepare(struct daemon *d, struct config *nc, struct plan *p,
 				  struct buf *msg)
 {
@@ -118,6 +131,15 @@ static int reload_tenants_prepare(struct daemon *d, struct config *nc, struct pl
 			log_error("Failed to reload the configuration; the running one stays: %s",
 				  error ? error : strerror(-r));
 			free(error);
+			return -EINVAL;
+		}
+		if (d->hook && !hidden_from_hook(d, p->creds[i].source)) {
+			buf_printf(msg,
+				   "the credential '%s' of tenant '%s' was not hidden from on_complete "
+				   "when invited started: restart invited to use it (or pass it in "
+				   "$CREDENTIALS_DIRECTORY); nothing changed",
+				   p->creds[i].source, t->name);
+			log_error("Failed to reload the configuration: %s", msg->data);
 			return -EINVAL;
 		}
 		struct daemon_tenant *dt = daemon_tenant_find(d, t->name);

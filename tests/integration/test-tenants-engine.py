@@ -193,5 +193,22 @@ def main(tap):
         tap.ok(took >= 2.8, "app_rate = 20: 80 invitations over two tenants took %.1f s" % took)
         tap.ok(job(env, a)["succeeded"] == 40 and job(env, b)["succeeded"] == 40, "all sent")
 
+    # -- with on_complete: a reload may not use a credential the command was not kept from --
+    with Env(start=False, sim_args=["--tenants-file", tfile],
+             daemon={"on_complete": "/bin/true"}) as env:
+        base = open(env.conf).read().replace("tenant = contoso.onmicrosoft.com\n", "")
+        conf = base + tenant_section(env, "contoso", "contoso.onmicrosoft.com", env.secret_path)
+        with open(env.conf, "w") as f:
+            f.write(conf)
+        env.start_daemon()
+        s_tail = secret(env, "tail", "s-tail")
+        with open(env.conf, "w") as f:
+            f.write(conf + tenant_section(env, "tail", "tailspin.example", s_tail))
+        r = wire.request(env.sock, {"op": "reload"})
+        tap.ok(r and not r["ok"] and "was not hidden from on_complete" in r["error"]["message"],
+               "reload refuses a tenant whose secret file on_complete could read", r)
+        tap.eq([t["name"] for t in wire.request(env.sock, {"op": "tenants"})["tenants"]],
+               ["contoso"], "nothing changed")
+
 
 run(main)
