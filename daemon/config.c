@@ -786,8 +786,11 @@ int config_load(struct config *c, const char *path, bool required, char **ret_er
 	ini_max_line = 64 * 1024;
 
 	int r = config_load_files(c, path, required, ret_error);
-	if (r == 0)
-		r = config_resolve(c);
+	if (r == 0 && (r = config_resolve(c)) < 0) {
+		struct buf m = BUF_INIT;
+		buf_printf(&m, "%s: out of memory", path);
+		*ret_error = m.data ? buf_steal(&m) : NULL;
+	}
 	return r;
 }
 
