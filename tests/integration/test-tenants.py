@@ -117,14 +117,16 @@ def main(tap):
         jb = job(env, ids["b"])
         deadline_wait(lambda: job(env, ids["b"])["state"] == "blocked", 30, "job b blocked")
         jb = job(env, ids["b"])
-        tap.ok(jb["state"] == "blocked" and jb["reason"], "tenant b blocked: %s" % jb["reason"])
+        tap.ok(jb["state"] == "blocked" and jb["reason"],
+               "tenant b blocked: %s" % (jb["reason"] or "").splitlines()[0])
         jc = job(env, ids["c"])
         deadline_wait(lambda: (job(env, ids["c"])["reason"] or "").find("token") >= 0, 30,
                       "job c shows the token error")
         jc = job(env, ids["c"])
         tap.ok(jc["state"] in ("queued", "running") and jc["succeeded"] == 0 and
                "token" in (jc["reason"] or ""),
-               "tenant c sends nothing; its job's reason is the token error: %s" % jc["reason"])
+               "tenant c sends nothing; its job's reason is the token error: %s" %
+               (jc["reason"] or "").splitlines()[0])
         tap.eq(records(rec_c), [], "c's simulator got no invitation")
         ts = {x["name"]: x for x in wire.request(env.sock, {"op": "tenants"})["tenants"]}
         tap.ok(ts["a"]["token"] == "ok" and ts["b"]["state"] == "blocked" and
