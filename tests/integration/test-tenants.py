@@ -38,6 +38,24 @@ def start_sim(env, name, directory, port, extra=()):
     return p, rec
 
 
+def notify_socket(path):
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(0.2)
+    return s
+
+
+def notify_read(s, seen):
+    import socket
+    try:
+        while True:
+            seen.append(s.recv(4096).decode())
+    except (socket.timeout, BlockingIOError):
+        pass
+    return seen
+
+
 def records(path):
     if not os.path.exists(path):
         return []
@@ -83,6 +101,8 @@ def main(tap):
                  "graph_url = http://127.0.0.1:%d\n" % (env.dir, port_c, port_c))
         with open(env.conf, "w") as f:
             f.write(text)
+        nsock = notify_socket(os.path.join(env.dir, "notify"))
+        env.daemon_env = {"NOTIFY_SOCKET": os.path.join(env.dir, "notify")}
         env.start_daemon()
 
         t = wire.request(env.sock, {"op": "tenants"})
@@ -131,6 +151,12 @@ def main(tap):
         ts = {x["name"]: x for x in wire.request(env.sock, {"op": "tenants"})["tenants"]}
         tap.ok(ts["a"]["token"] == "ok" and ts["b"]["state"] == "blocked" and
                ts["c"]["token"] != "ok", "tenants: a ok, b blocked, c's token error", ts)
+        # STATUS= summarises every tenant (every 5 s)
+        seen = []
+        deadline_wait(lambda: [m for m in notify_read(nsock, seen)
+                               if "3 tenants: 1 sending, 1 blocked, 1 without a token" in m],
+                      15, "a STATUS= with the three tenants")
+        tap.ok(True, "STATUS= summarises the tenants: %r" % [m for m in seen if "tenants" in m][-1])
         st = wire.request(env.sock, {"op": "stats"})["stats"]
         per = {x["name"]: x for x in st["tenants"]}
         tap.ok(per["a"]["invitations_created_total"] == n and
@@ -162,6 +188,7 @@ def main(tap):
         by = {r["address"]: r for r in got_b}
         tap.ok(all(x["state"] == "succeeded" and by[x["email"]]["user_id"] == x["invited_user_id"]
                    for x in rows), "b's rows agree with its simulator's record")
+        nsock.close()
         log = env.log()
         tap.ok("(tenant a)" in log and "(tenant b)" in log, "the job lines name the tenant")
 
