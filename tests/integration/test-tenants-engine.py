@@ -79,6 +79,30 @@ def main(tap):
                 tenant_section(env, "tail", "tailspin.example", s_tail))
         with open(env.conf, "w") as f:
             f.write(conf)
+        import subprocess
+        from harness import INVITED
+        p = subprocess.run([INVITED, "--check-config", "-c", env.conf], capture_output=True,
+                           text=True, timeout=30)
+        tap.ok(p.returncode == 0 and all("[tenant %s]" % n in p.stdout and
+                                         "# credential of tenant '%s'" % n in p.stdout
+                                         for n in ("contoso", "fab", "north", "tail")),
+               "--check-config prints every tenant and its credential", p.stdout + p.stderr)
+        bad = os.path.join(env.dir, "bad.conf")
+        # north without a file of its own, [graph] without one either
+        bad_text = conf.replace("client_secret_file = %s\n" % s_north, "").replace(
+            "client_secret_file = %s\n" % env.secret_path, "", 1)
+        with open(bad, "w") as f:
+            f.write(bad_text)
+        line = bad_text.splitlines().index("[tenant north]") + 1
+        p = subprocess.run([INVITED, "--check-config", "-c", bad], capture_output=True,
+                           text=True, timeout=30)
+        tap.ok(p.returncode == 78 and ("%s:%d: [tenant north] has no credential" % (bad, line))
+               in p.stderr, "a tenant without a credential: 78 with file, line, tenant",
+               p.stderr)
+        p = subprocess.run([INVITED, "-c", bad], capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, NOTIFY_SOCKET=""))
+        tap.ok(p.returncode == 78 and "[tenant north] has no credential" in p.stderr,
+               "and the daemon does not start (78)", p.stderr)
         env.start_daemon()
 
         # -- check --
