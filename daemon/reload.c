@@ -332,6 +332,10 @@ int daemon_reload(struct daemon *d, int64_t uid, const char *user, char **ret_me
 	c->app_rate = nc.app_rate;
 	for (size_t i = 0; i < d->n_tenants; i++)
 		tenant_set_app(d->tenants[i]->tenant, d->have_app_rl ? &d->app_rl : NULL);
+	/* control connections: read by ctl.c at each connection and timer */
+	c->first_request_timeout_ms = nc.first_request_timeout_ms;
+	c->idle_timeout_ms = nc.idle_timeout_ms;
+	c->max_connections_per_uid = nc.max_connections_per_uid;
 	buf_printf(&msg,
 		   "reloaded: rate %g/s, burst %u, concurrency %u, max_attempts %u, "
 		   "request_timeout %gs, max_upload_bytes %llu, max_rows %llu; %zu tenant%s",

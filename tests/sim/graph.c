@@ -465,6 +465,12 @@ fail:
 	return -EACCES;
 }
 
+int sim_check_auth(struct sim *s, const char *url_tenant, const char *authorization,
+		   struct reply *r, struct sim_caller *c)
+{
+	return check_auth(s, url_tenant, authorization, r, c);
+}
+
 /* x-ms-throttle-scope of a 429 for c (GRAPH.md §4); "" when its tenant
  * names none. */
 static void throttle_scope(const struct sim_caller *c, char out[SIM_THROTTLE_SCOPE_MAX])
@@ -856,6 +862,7 @@ struct item {
 	const char *retry_after_text; /* borrowed: a Retry-After value to send instead */
 	bool garbled; /* --garble: request_id holds invalid UTF-8 */
 	char throttle_scope[SIM_THROTTLE_SCOPE_MAX]; /* of a 429; "": none */
+	const char *throttle_info; /* static; NULL: WriteLimitExceeded */
 };
 
 static void item_error(struct item *it, unsigned status, const char *code, const char *message)
@@ -946,6 +953,7 @@ static void item_process(struct sim *s, const struct sim_caller *c, struct item 
 	}
 	atomic_fetch_add(&s->stats.invitations_accepted, 1);
 	atomic_fetch_add(&t->stats.invitations_accepted, 1);
+	sim_dir_note_invited(s, t, inv.address, user_id); /* the guest exists now */
 	if (f_status) {
 		/* the invitation exists, but the client hears of a failure */
 		item_error(it, f_status, f_code, f_message);
@@ -1041,7 +1049,8 @@ static int batch_item_reply(struct buf *b, struct item *it, const char *id)
 		r |= buf_printf(b, ",\"Retry-After\":\"%u\"", it->retry_after);
 	if (it->throttle_scope[0]) {
 		r |= jsonout_member(b, "x-ms-throttle-scope", it->throttle_scope, 0);
-		r |= jsonout_member(b, "x-ms-throttle-information", "WriteLimitExceeded", 0);
+		r |= jsonout_member(b, "x-ms-throttle-information",
+				    it->throttle_info ? it->throttle_info : "WriteLimitExceeded", 0);
 	}
 	if (it->garbled) /* raw, as a broken front end would */
 		r |= buf_printf(b, ",\"request-id\":\"%s\"", it->request_id);
@@ -1126,6 +1135,31 @@ static const char *header_value(json_t *headers, const char *name)
 	return NULL;
 }
 
+/* A $batch item for directory.c (users, groups, sendMail): answered into
+ * it, true; false for any other URL. */
+static bool batch_directory_item(struct sim *s, const struct sim_caller *c, const char *method,
+				 const char *url, struct item *it)
+{
+	const char *p = url[0] == '/' ? url + 1 : url; /* "users/..." too */
+	size_t n = strcspn(p, "?");
+	bool ours = (n == 5 && strncmp(p, "users", 5) == 0) || strncmp(p, "users/", 6) == 0 ||
+		    strncmp(p, "groups/", 7) == 0;
+	if (!ours)
+		return false;
+	struct reply rr = {.client_request_id = it->client_request_id};
+	memcpy(rr.request_id, it->request_id, sizeof(rr.request_id));
+	sim_dir_batch_item(s, c, method, url, it->body, &rr);
+	it->status = rr.status;
+	it->retry_after = rr.retry_after;
+	it->throttle_info = rr.throttle_info;
+	memcpy(it->throttle_scope, rr.throttle_scope, sizeof(it->throttle_scope));
+	buf_clear(&it->out);
+	if (rr.body)
+		it->out_err = buf_append_str(&it->out, rr.body);
+	reply_finish(&rr);
+	return true;
+}
+
 void sim_batch_request(struct sim *s, const char *url_tenant, const char *authorization,
 		       const char *content_type, const char *body, size_t len, struct reply *r)
 {
@@ -1177,7 +1211,9 @@ void sim_batch_request(struct sim *s, const char *url_tenant, const char *author
 		if (crid && crid[0] && strlen(crid) <= SIM_CLIENT_REQUEST_ID_MAX)
 			it.client_request_id = it.client_sent_id = crid;
 		atomic_fetch_add(&s->stats.batch_items, 1);
-		if (!is_invitations_url(url)) {
+		if (batch_directory_item(s, &c, method, url, &it)) {
+			/* users, groups, sendMail: directory.c answered */
+		} else if (!is_invitations_url(url)) {
 			snprintf(msg, sizeof(msg), "Resource not found for the segment '%.64s'.",
 				 url[0] == '/' ? url + 1 : url);
 			item_error(&it, 404, "NotFound", msg);
@@ -1331,6 +1367,9 @@ int sim_init(struct sim *s)
 	r = sim_tenants_init(s);
 	if (r < 0)
 		return r;
+	r = sim_dir_init(s);
+	if (r < 0)
+		return r;
 	s->tokens = calloc(SIM_TOKENS_MAX, sizeof(*s->tokens));
 	if (!s->tokens)
 		return -ENOMEM;
@@ -1378,6 +1417,7 @@ void sim_finish(struct sim *s)
 		pthread_rwlock_destroy(&s->tokens_lock);
 		s->initialized = false;
 	}
+	sim_dir_finish(s);
 	sim_tenants_finish(s);
 	for (size_t i = 0; i < s->cfg.n_roles; i++)
 		free(s->cfg.roles[i]);

@@ -32,6 +32,26 @@ struct buf;
 #define SIM_ROLE_MAX 128u      /* bytes of one role */
 #define SIM_THROTTLE_SCOPE_MAX (32u + SIM_CLIENT_ID_MAX + SIM_TENANT_MAX)
 
+/* A tenant's directory settings (directory.c, docs/simulator.md "Directory,
+ * groups and mail"): the first tenant's from the command line, the others'
+ * from --tenants-file. Lists are owned and lowercased. */
+struct sim_dir_config {
+	uint64_t seed_members, seed_guests;
+	char *member_pattern; /* owned; NULL: member{n}@contoso.example */
+	char *guest_pattern;  /* owned; NULL: guest{n}@partner.example */
+	char *directory_file; /* owned; NULL: none */
+	char **groups;        /* groups that exist */
+	size_t n_groups;
+	char **refusing_groups; /* exist, and refuse guests */
+	size_t n_refusing_groups;
+	char **refusing_mailboxes; /* sendMail from these: 403 */
+	size_t n_refusing_mailboxes;
+	double read_rate, read_period_s; /* GETs of users; 0: unlimited */
+	double mail_rate, mail_period_s; /* sendMail; 0: unlimited */
+};
+
+struct sim_dir; /* a tenant's users, memberships and limits (directory.c) */
+
 /* What a tenant's 429s name in x-ms-throttle-scope (GRAPH.md §4). */
 enum sim_throttle_scope {
 	SIM_SCOPE_NONE,
@@ -85,6 +105,15 @@ struct sim_config {
 	bool roles_set; /* false: the default User.Invite.All */
 	enum sim_throttle_scope throttle_scope;
 	const char *allow_invites_from; /* static; NULL: "everyone" */
+	/* the first tenant's directory, and what every tenant shares */
+	struct sim_dir_config dir;
+	const char *members_record_path; /* NULL: none */
+	const char *mail_record_path;    /* NULL: none */
+	uint64_t replication_delay_ms;   /* a new guest is unreadable this long */
+	double member_404_share;         /* percent of first additions answered 404 */
+	uint64_t accept_after_ms;
+	bool accept_after_set;           /* false: guests never accept */
+	double accept_share;             /* percent of pending guests that accept */
 };
 
 /* Counters of one tenant (/sim/stats "tenants"). */
@@ -132,6 +161,8 @@ struct sim_tenant {
 	atomic_bool blocked_now;  /* POST /sim/block */
 	atomic_bool block_lifted; /* POST /sim/unblock: block_after no longer applies */
 	struct sim_tenant_stats stats;
+	struct sim_dir_config dirc; /* owned */
+	struct sim_dir *dir;        /* owned; NULL before sim_dir_init */
 };
 
 /* Who sent a Graph request, from its token (check_auth). */
@@ -183,6 +214,9 @@ struct sim {
 
 	int record_fd; /* owned; -1 without --record (sim_init sets it) */
 	int token_fd;  /* owned; -1 without --token-file */
+	int members_fd; /* owned; -1 without --members-record (sim_dir_init) */
+	int mail_fd;    /* owned; -1 without --mail-record */
+	bool dir_ready;
 	bool initialized;
 };
 
@@ -203,6 +237,7 @@ struct reply {
 	char request_id[RNG_UUID_LEN + 1];
 	const char *client_request_id; /* borrowed; the client's or request_id */
 	char throttle_scope[SIM_THROTTLE_SCOPE_MAX]; /* x-ms-throttle-scope; "": none */
+	const char *throttle_info; /* static; x-ms-throttle-information, NULL: WriteLimitExceeded */
 };
 
 /* Set up state for s->cfg (filled by the caller; the sim takes ownership of
@@ -228,6 +263,46 @@ void sim_policy_request(struct sim *s, const char *url_tenant, const char *autho
 void sim_stats_request(struct sim *s, struct reply *r);
 /* POST /sim/block and /sim/unblock?tenant=NAME (NULL: the first tenant). */
 void sim_block_request(struct sim *s, const char *tenant, bool block, struct reply *r);
+
+/* 0 when authorization carries a valid token (for url_tenant, NULL: any),
+ * *c its caller; else fills r (401) and returns -EACCES. */
+int sim_check_auth(struct sim *s, const char *url_tenant, const char *authorization,
+		   struct reply *r, struct sim_caller *c);
+
+/* ---- directory.c ---- */
+
+/* Opens the members and mail records and builds every tenant's directory
+ * (seeds, --directory files). 0 or negative errno; logs the reason. */
+int sim_dir_init(struct sim *s);
+void sim_dir_finish(struct sim *s);
+/* Frees a tenant's directory settings (tenant_finish). */
+void sim_dir_config_free(struct sim_dir_config *c);
+/* The first tenant's settings: moved out of s->cfg.dir. */
+void sim_dir_config_take(struct sim_dir_config *dst, struct sim_dir_config *src);
+/* The directory keys of one --tenants-file element into c. NULL, or why
+ * not (*key the member). */
+const char *sim_dir_config_from_json(void *json_object, struct sim_dir_config *c,
+				     const char **key);
+/* Is key one of the directory keys of a --tenants-file element? */
+bool sim_dir_json_key(const char *key);
+/* An accepted invitation of tenant t created (or found) the guest. */
+void sim_dir_note_invited(struct sim *s, struct sim_tenant *t, const char *address,
+			  const char *user_id);
+/* Does path (after "/v1.0", e.g. "/users/x") belong to directory.c? */
+bool sim_dir_path(const char *path);
+/* A Graph request to a directory path: GET /users, GET /users/{id},
+ * POST /users/{id}/sendMail, POST /groups/{id}/members/$ref. filter and
+ * select are the decoded $filter and $select (NULL: absent). */
+void sim_dir_request(struct sim *s, const char *url_tenant, const char *authorization,
+		     const char *method, const char *path, const char *filter,
+		     const char *select, const char *content_type, const char *body, size_t len,
+		     struct reply *r);
+/* The same for a $batch item of caller c: url is the item's ("/users?$filter=..."),
+ * still URL-encoded; body its parsed body (borrowed, NULL: none). */
+void sim_dir_batch_item(struct sim *s, const struct sim_caller *c, const char *method,
+			const char *url, void *json_body, struct reply *r);
+/* GET /sim/members, /sim/mail, /sim/users?tenant=NAME (NULL: every tenant). */
+void sim_dir_sim_request(struct sim *s, const char *what, const char *tenant, struct reply *r);
 
 /* ---- tenants.c ---- */
 

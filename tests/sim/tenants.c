@@ -190,6 +190,7 @@ static void tenant_finish(struct sim_tenant *t)
 	jwt_cert_free(t->client_cert);
 	free_list(t->reject, t->n_reject);
 	free_list(t->roles, t->n_roles);
+	sim_dir_config_free(&t->dirc);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -261,6 +262,7 @@ static const char *tenant_from_json(json_t *o, struct sim_tenant *t, const char 
 		bool ok = false;
 		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 			ok = ok || strcmp(k, known[i]) == 0;
+		ok = ok || sim_dir_json_key(k); /* directory.c's keys */
 		if (!ok) {
 			*key = k;
 			return "unknown key";
@@ -376,6 +378,9 @@ static const char *tenant_from_json(json_t *o, struct sim_tenant *t, const char 
 	if (sim_parse_guests(str, &t->allow_invites_from) < 0)
 		return "not allowed, none, everyone, adminsAndGuestInviters or adminsAndGuestInvitersAndAllMembers";
 #undef STEP
+	why = sim_dir_config_from_json(o, &t->dirc, key);
+	if (why)
+		return why;
 	*key = NULL;
 	return NULL;
 }
@@ -473,6 +478,7 @@ int sim_tenants_init(struct sim *s)
 	}
 	t->throttle_scope = cfg->throttle_scope;
 	t->allow_invites_from = cfg->allow_invites_from ? cfg->allow_invites_from : "everyone";
+	sim_dir_config_take(&t->dirc, &cfg->dir);
 	tenant_start(t);
 	s->n_tenants = 1;
 
