@@ -515,17 +515,20 @@ int main(int argc, char **argv)
 			   recovered);
 
 	/* a wave-1 database: its tenant row (named as the directory) becomes
-	 * "default", jobs intact (SPEC §7) */
-	if (!d.config.have_tenant_sections) {
-		r = store_tenant_adopt(d.store, "default", d.config.tenant);
+	 * "default" under a wave-1 file (even if [graph] tenant = changed: the
+	 * only row), or the [tenant NAME] of that directory (SPEC §7); jobs
+	 * intact */
+	for (size_t i = 0; i < d.config.n_tenants; i++) {
+		const struct config_tenant *t = &d.config.tenants[i];
+		r = store_tenant_adopt(d.store, t->name, t->tenant, !d.config.have_tenant_sections);
 		if (r < 0) {
-			log_error("Failed to rename the tenant of '%s' to 'default': %s",
-				  d.config.database, strerror(-r));
+			log_error("Failed to rename the tenant '%s' of '%s' to '%s': %s", t->tenant,
+				  d.config.database, t->name, strerror(-r));
 			goto out;
 		}
 		if (r > 0)
-			log_notice("The database's tenant '%s' is now called 'default'",
-				   d.config.tenant);
+			log_notice("The database's tenant '%s' is now called '%s'", t->tenant,
+				   t->name);
 	}
 	unsigned connections = 4;
 	for (size_t i = 0; i < d.config.n_tenants; i++)

@@ -72,5 +72,19 @@ def main(tap):
         p, j = env.ctl_json("jobs", "--all")
         tap.eq(sorted(x["id"] for x in j), [1, 2], "a second start: the same two jobs")
 
+    # the same database under a file that names its tenant in a section
+    with Env(start=False) as env:
+        addresses = ["h%02d@guest.example" % i for i in range(5)]
+        make_v4(env.db_path, addresses)
+        text = open(env.conf).read().replace("tenant = contoso.onmicrosoft.com\n", "")
+        with open(env.conf, "w") as f:
+            f.write(text + "\n[tenant contoso]\ntenant = contoso.onmicrosoft.com\n")
+        env.start_daemon()
+        deadline_wait(lambda: env.ctl_json("show", "2")[1]["job"]["state"] == "completed", 30,
+                      "the running job completes")
+        j = env.ctl_json("show", "2")[1]["job"]
+        tap.ok(j["succeeded"] == 5 and j["tenant"] == "contoso",
+               "with [tenant contoso] of that directory: the job completes as contoso's", j)
+
 
 run(main)

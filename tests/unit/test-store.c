@@ -436,7 +436,7 @@ static void test_upgrade_v4_tenant(void)
 	if (!s)
 		return;
 	is_int(db_int(path, "PRAGMA user_version"), 5, "migrated to version 5");
-	is_int(store_tenant_adopt(s, "default", "contoso.example"), 1,
+	is_int(store_tenant_adopt(s, "default", "contoso.example", true), 1,
 	       "the tenant row is renamed 'default'");
 	struct store_job j;
 	is_int(store_job_get(s, 7, &j), 0, "the old job is there");
@@ -457,7 +457,7 @@ static void test_upgrade_v4_tenant(void)
 		store_claim_free(claims[0]);
 	}
 	free(claims);
-	is_int(store_tenant_adopt(s, "default", "contoso.example"), 0, "a second start: nothing");
+	is_int(store_tenant_adopt(s, "default", "contoso.example", true), 0, "a second start: nothing");
 	store_close(s);
 	/* the directory named otherwise ([graph] tenant = changed): the only row */
 	snprintf(path, sizeof(path), "%s/v4b.db", dir);
@@ -471,7 +471,9 @@ static void test_upgrade_v4_tenant(void)
 	sqlite3_close(db);
 	s = NULL;
 	if (ok4 && store_open(&s, path, NULL) == 0) {
-		is_int(store_tenant_adopt(s, "default", "y.example"), 1, "the only row is adopted");
+		is_int(store_tenant_adopt(s, "x", "y.example", false), 0,
+		       "a [tenant] section of another directory: the only row is not its");
+		is_int(store_tenant_adopt(s, "default", "y.example", true), 1, "the only row is adopted");
 		store_close(s);
 	}
 }
