@@ -99,6 +99,18 @@ def main(tap):
         tap.ok(p.returncode == 78 and ("%s:%d: [tenant north] has no credential" % (bad, line))
                in p.stderr, "a tenant without a credential: 78 with file, line, tenant",
                p.stderr)
+        # the systemd credential NAME.client-secret, before [graph]'s file
+        cdir = os.path.join(env.dir, "creds")
+        os.mkdir(cdir, 0o700)
+        with open(os.path.join(cdir, "north.client-secret"), "w") as f:
+            f.write("s-north\n")
+        os.chmod(os.path.join(cdir, "north.client-secret"), 0o600)
+        p = subprocess.run([INVITED, "--check-config", "-c", bad], capture_output=True,
+                           text=True, timeout=30, env=dict(os.environ, CREDENTIALS_DIRECTORY=cdir))
+        tap.ok(p.returncode == 0 and "# credential of tenant 'north': client secret from '%s/"
+               "north.client-secret'" % cdir in p.stdout,
+               "north's credential from $CREDENTIALS_DIRECTORY/north.client-secret",
+               p.stdout[-600:] + p.stderr)
         p = subprocess.run([INVITED, "-c", bad], capture_output=True, text=True, timeout=30,
                            env=dict(os.environ, NOTIFY_SOCKET=""))
         tap.ok(p.returncode == 78 and "[tenant north] has no credential" in p.stderr,
