@@ -605,8 +605,7 @@ void cli_local_clock(const char *rfc3339, char *out, size_t size)
 		snprintf(out, size, "-");
 		return;
 	}
-	if (parse_rfc3339(rfc3339, &t) < 0 || !localtime_r(&t, &tm) ||
-	    !localtime_r(&now, &today)) {
+	if (parse_rfc3339(rfc3339, &t) < 0 || !localtime_r(&t, &tm) || !localtime_r(&now, &today)) {
 		snprintf(out, size, "%s", rfc3339);
 		return;
 	}

@@ -121,8 +121,7 @@ int cli_set_tenant(const struct cli *cli, json_t *req, const char *name);
 /* The tenants table of `tenants` (or, brief, the lines `status` prints:
  * NAME, TOKEN, RATE, STATE, PENDING) from an array of SPEC §7 tenant objects
  * (borrowed). An exit code. */
-int cli_print_tenants(const struct cli *cli, const json_t *tenants, bool brief,
-                      bool no_legend);
+int cli_print_tenants(const struct cli *cli, const json_t *tenants, bool brief, bool no_legend);
 
 /* Connect unless connected: EXIT_UNAVAILABLE, EXIT_NOPERM... on failure. */
 int cli_connect(struct cli *cli);

@@ -61,8 +61,7 @@ static int token_text(const json_t *token, struct buf *b)
  * tenants add up to, then one line per tenant. The top-level tenant, token
  * and rate are the first tenant's (for old clients): not shown as if they
  * were the daemon's. */
-static int print_status_tenants(const struct cli *cli, const json_t *reply,
-                                const json_t *tenants)
+static int print_status_tenants(const struct cli *cli, const json_t *reply, const json_t *tenants)
 {
 	char uptime[NUMBER_TEXT_MAX], active[CLI_GROUPED_MAX], pend[CLI_GROUPED_MAX];
 	struct buf summary = BUF_INIT, queue = BUF_INIT;
@@ -79,8 +78,9 @@ static int print_status_tenants(const struct cli *cli, const json_t *reply,
 	}
 	const json_t *up = json_object_get(reply, "uptime_s");
 	duration_text(json_is_integer(up) ? json_integer_value(up) : -1, uptime, sizeof(uptime));
-	buf_printf(&summary, "%zu (%" JSON_INTEGER_FORMAT " ok, %" JSON_INTEGER_FORMAT
-	                     " paused, %" JSON_INTEGER_FORMAT " blocked)",
+	buf_printf(&summary,
+	           "%zu (%" JSON_INTEGER_FORMAT " ok, %" JSON_INTEGER_FORMAT
+	           " paused, %" JSON_INTEGER_FORMAT " blocked)",
 	           n, n_ok, n_paused, n_blocked);
 	buf_printf(&queue, "%s pending", cli_grouped(n_pending, pend));
 	const struct cli_kv kv[] = {

@@ -36,8 +36,8 @@ static int state_text(const json_t *t, struct buf *b)
 }
 
 static const struct table_column full_columns[] = {
-    {"NAME", TABLE_LEFT},  {"TENANT", TABLE_LEFT}, {"CLOUD", TABLE_LEFT},
-    {"TOKEN", TABLE_LEFT}, {"RATE", TABLE_RIGHT},  {"STATE", TABLE_LEFT},
+    {"NAME", TABLE_LEFT},    {"TENANT", TABLE_LEFT},   {"CLOUD", TABLE_LEFT},
+    {"TOKEN", TABLE_LEFT},   {"RATE", TABLE_RIGHT},    {"STATE", TABLE_LEFT},
     {"ACTIVE", TABLE_RIGHT}, {"PENDING", TABLE_RIGHT},
 };
 #define N_FULL (sizeof(full_columns) / sizeof(full_columns[0]))
@@ -136,8 +136,9 @@ int cmd_tenants(struct cli *cli, int argc, char **argv)
 		 * [a-z0-9-] (SPEC §7), anything else from the daemon is skipped */
 		for (size_t i = 0; i < json_array_size(tenants); i++) {
 			const char *name = cli_str(json_array_get(tenants, i), "name");
-			if (name && strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") ==
-			                strlen(name) && name[0])
+			if (name &&
+			    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") == strlen(name) &&
+			    name[0])
 				printf("%s\n", name);
 		}
 	} else {
@@ -269,12 +270,14 @@ static void print_advice(const json_t *check, const json_t *info, bool token_ok)
 	const char *placeholder = cli_str(check, "client_id") ? NULL : "CLIENT_ID";
 	if (!token_ok) {
 		fputc('\n', stdout);
-		cli_line(stdout, "invited cannot sign in to tenant %s: the token endpoint refused it.",
+		cli_line(stdout,
+		         "invited cannot sign in to tenant %s: the token endpoint refused it.",
 		         name ? name : "?");
 		cli_line(stdout, "Check the tenant's credential (client_secret_file or "
 		                 "certificate_file, or the");
-		cli_line(stdout, "credential %s.client-secret), then run invitectl reload. If the "
-		                 "app was never",
+		cli_line(stdout,
+		         "credential %s.client-secret), then run invitectl reload. If the "
+		         "app was never",
 		         name ? name : "NAME");
 		cli_line(stdout, "consented in this tenant, an administrator of the tenant opens:");
 		if (have_url)
@@ -294,11 +297,13 @@ static void print_advice(const json_t *check, const json_t *info, bool token_ok)
 		cli_line(stdout, "   administrator of the tenant opens:");
 		if (have_url)
 			cli_line(stdout, "   %s", url.data);
-		cli_line(stdout, "Then run invitectl check again (a new token carries the new roles).");
+		cli_line(stdout,
+		         "Then run invitectl check again (a new token carries the new roles).");
 	}
 	if (placeholder && have_url && (!token_ok || json_array_size(miss) > 0))
-		cli_line(stdout, "(%s: the application (client) id, [graph] client_id in "
-		                 "invited.conf.)",
+		cli_line(stdout,
+		         "(%s: the application (client) id, [graph] client_id in "
+		         "invited.conf.)",
 		         placeholder);
 	if (token_ok && guests && strcmp(guests, "not_allowed") == 0) {
 		fputc('\n', stdout);
@@ -334,7 +339,8 @@ static int print_check(struct cli *cli, const json_t *check)
 	if (r == 0)
 		r = join_list(json_object_get(check, "missing"), &missing);
 	if (r == 0)
-		r = why ? buf_printf(&guests, "%s (%s)", guests_words(cli_str(check, "guests")), why)
+		r = why ? buf_printf(&guests, "%s (%s)", guests_words(cli_str(check, "guests")),
+		                     why)
 		        : buf_append_str(&guests, guests_words(cli_str(check, "guests")));
 	if (r < 0) {
 		cli_error("out of memory");
@@ -343,13 +349,21 @@ static int print_check(struct cli *cli, const json_t *check)
 	}
 	const struct cli_kv kv[] = {
 	    {"Tenant", tenant.data},
-	    {"Token", token_ok ? "ok" : token ? token : "?"},
+	    {"Token", token_ok ? "ok"
+	              : token  ? token
+	                       : "?"},
 	    /* no roles claim known: said as such, not as "none" */
-	    {"Roles", roles.data ? roles.data : token_ok ? "unknown" : "- (no token)"},
+	    {"Roles", roles.data ? roles.data
+	              : token_ok ? "unknown"
+	                         : "- (no token)"},
 	    {"Needed", needed.data},
-	    {"Missing", missing.data ? missing.data : token_ok ? "unknown" : NULL},
+	    {"Missing", missing.data ? missing.data
+	                : token_ok   ? "unknown"
+	                             : NULL},
 	    {"Guests", guests.data},
-	    {"Result", all_ok ? "all is there" : token_ok ? "something is missing" : "no token"},
+	    {"Result", all_ok     ? "all is there"
+	               : token_ok ? "something is missing"
+	                          : "no token"},
 	};
 	cli_print_kv(kv, sizeof(kv) / sizeof(kv[0]));
 	print_advice(check, info, token_ok);
