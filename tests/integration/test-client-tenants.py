@@ -7,7 +7,9 @@ resume), what it prints (tenants, check in plain words, the TENANT column,
 status and stats per tenant, Prometheus series labelled tenant), and its
 exit codes (check: 0 all there, 1 missing, 78 no token; several tenants
 without --tenant: 64 with the list). Strings from the daemon are escaped.
-A daemon from before tenants still gets today's output."""
+A daemon from before tenants still gets today's output. Then, when the real
+daemon has tenants (it answers `tenants`), the same end to end: a wave-1
+configuration as the tenant `default`, and two [tenant] sections."""
 import datetime
 import json
 import os
@@ -16,7 +18,7 @@ import shutil
 import subprocess
 
 from fakectl import FakeDaemon
-from harness import INVITECTL, portal_file, run
+from harness import INVITECTL, Env, portal_file, run
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 UNTIL = NOW + datetime.timedelta(seconds=90)
@@ -394,6 +396,98 @@ def test_resume(tap, fake):
     tap.ok(rc == 77 and "nw-admins" in err, "not an admin of the tenant: 77", err)
 
 
+SPEC_KEYS = {"name", "tenant", "cloud", "token", "rate", "configured_rate", "state", "reason",
+             "active_jobs", "pending", "paused_until"}
+CHECK_KEYS = {"tenant", "token", "roles", "needed", "missing", "guests", "guests_why", "all_ok"}
+
+
+def out(p):
+    return p.stdout.decode("utf-8", "replace")
+
+
+def err(p):
+    return p.stderr.decode("utf-8", "replace")
+
+
+def test_real_daemon(tap):
+    """invitectl against the real invited and the simulator."""
+    with Env() as env:
+        p = env.ctl("tenants", "--json")
+        if p.returncode != 0:
+            tap.diag("the daemon has no tenants yet (%s): end-to-end checks skipped" %
+                     err(p).strip())
+            return
+        ts = json.loads(out(p))
+        tap.ok([t.get("name") for t in ts] == ["default"] and SPEC_KEYS <= set(ts[0]),
+               "real daemon: a wave-1 configuration is the one tenant 'default', SPEC §7's "
+               "object", ts)
+        p = env.ctl("tenants", "-q")
+        tap.eq(out(p), "default\n", "real daemon: tenants -q")
+        p = env.ctl("tenants")
+        tap.ok(p.returncode == 0 and row_of(out(p), "default").split()[1:2] ==
+               ["contoso.onmicrosoft.com"], "real daemon: tenants, the directory", out(p))
+        p = env.ctl("submit", env.write("g.csv", portal_file(
+            [["e2e%d@partner.example" % i, "", "false", ""] for i in range(3)])))
+        job = out(p).strip()
+        tap.ok(p.returncode == 0 and job.isdigit(), "real daemon: one tenant, no --tenant needed",
+               err(p))
+        p = env.ctl("wait", job)
+        tap.eq(p.returncode, 0, "real daemon: the job completes")
+        p = env.ctl("jobs")
+        tap.ok(row_of(out(p), job).split()[5:6] == ["default"], "real daemon: TENANT column",
+               out(p))
+        p = env.ctl("jobs", "--tenant", "default", "-q")
+        tap.eq(out(p).split(), [job], "real daemon: jobs --tenant default")
+        p = env.ctl("jobs", "--tenant", "nope")
+        tap.ok(p.returncode == 64 and "no tenant 'nope'" in err(p),
+               "real daemon: jobs --tenant of no tenant: 64", err(p))
+        p = env.ctl("show", "--no-pager", job)
+        tap.ok(re.search(r"^Tenant: +default \(contoso\.onmicrosoft\.com\)$", out(p), re.M),
+               "real daemon: show names the tenant and its directory", out(p))
+        p = env.ctl("status")
+        tap.ok(p.returncode == 0 and re.search(r"^default +\S+", out(p), re.M),
+               "real daemon: status, a line for the tenant", out(p))
+        p = env.ctl("stats", "--prometheus")
+        tap.ok(p.returncode == 0 and re.search(r'^invited_requests_total\{tenant="default"\} 3$',
+                                               out(p), re.M),
+               "real daemon: stats --prometheus labelled tenant=\"default\"", out(p))
+        promtool = shutil.which("promtool")
+        if promtool:
+            chk = subprocess.run([promtool, "check", "metrics"], input=p.stdout,
+                                 capture_output=True, timeout=30)
+            tap.eq(chk.returncode, 0, "real daemon: promtool check metrics")
+        p = env.ctl("check", "--json")
+        c = json.loads(out(p)) if p.stdout else {}
+        tap.ok(CHECK_KEYS <= set(c) and p.returncode == (0 if c.get("all_ok") else
+                                                       1 if c.get("token") == "ok" else 78),
+               "real daemon: check --json, its exit status as all_ok says", (p.returncode, c))
+        p = env.ctl("check")
+        tap.ok(re.search(r"^Tenant: +default", out(p), re.M), "real daemon: check in words",
+               out(p))
+        p = env.ctl("resume", "--tenant", "default")
+        tap.ok(p.returncode == 0 and "Tenant default: " in err(p),
+               "real daemon: resume --tenant of a tenant that is not blocked", err(p))
+
+    with Env(start=False, graph={"tenant": None}) as env:
+        env.write_config("".join("\n[tenant %s]\ntenant = contoso.onmicrosoft.com\n" % n
+                                 for n in ("alpha", "beta")))
+        env.start_daemon()
+        f = env.write("g.csv", portal_file([["two@partner.example", "", "false", ""]]))
+        p = env.ctl("submit", f)
+        tap.ok(p.returncode == 64 and "\n  alpha\n  beta\n" in err(p),
+               "real daemon, two tenants: submit without --tenant is 64 and lists them", err(p))
+        p = env.ctl("submit", "--tenant", "beta", f)
+        job = out(p).strip()
+        tap.ok(p.returncode == 0 and job.isdigit(), "real daemon: submit --tenant beta", err(p))
+        p = env.ctl("jobs", "--tenant", "alpha", "-q")
+        tap.eq((p.returncode, out(p)), (0, ""), "real daemon: jobs --tenant alpha: none")
+        p = env.ctl("check")
+        tap.ok(p.returncode == 64 and "several tenants" in err(p),
+               "real daemon: check without --tenant: 64", err(p))
+        p = env.ctl("tenants", "-q")
+        tap.eq(out(p), "alpha\nbeta\n", "real daemon: tenants -q, both")
+
+
 def main(tap):
     with FakeDaemon() as fake:
         test_tenants(tap, fake)
@@ -403,6 +497,7 @@ def main(tap):
         test_status(tap, fake)
         test_stats(tap, fake)
         test_resume(tap, fake)
+    test_real_daemon(tap)
 
 
 if __name__ == "__main__":
