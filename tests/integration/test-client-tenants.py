@@ -448,8 +448,8 @@ def test_real_daemon(tap):
         tap.ok(p.returncode == 0 and re.search(r"^default +\S+", out(p), re.M),
                "real daemon: status, a line for the tenant", out(p))
         p = env.ctl("stats", "--prometheus")
-        tap.ok(p.returncode == 0 and re.search(r'^invited_requests_total\{tenant="default"\} [1-9][0-9]*$',
-                                               out(p), re.M),
+        tap.ok(p.returncode == 0 and re.search(
+            r'^invited_requests_total\{tenant="default"\} [1-9][0-9]*$', out(p), re.M),
                "real daemon: stats --prometheus labelled tenant=\"default\"", out(p))
         promtool = shutil.which("promtool")
         if promtool:
