@@ -271,8 +271,9 @@ static void print_advice(const json_t *check, const json_t *info, bool token_ok)
 	if (!token_ok) {
 		fputc('\n', stdout);
 		cli_line(stdout,
-		         "invited cannot sign in to tenant %s: the token endpoint refused it.",
+		         "invited holds no token for tenant %s: the token endpoint refused it (the",
 		         name ? name : "?");
+		cli_line(stdout, "error above), or has not answered yet (try again in a moment).");
 		cli_line(stdout, "Check the tenant's credential (client_secret_file or "
 		                 "certificate_file, or the");
 		cli_line(stdout,
