@@ -57,10 +57,10 @@ static int token_text(const json_t *token, struct buf *b)
 	return r;
 }
 
-/* status of a daemon with tenants (SPEC §7): the daemon's lines, what the
- * tenants add up to, then one line per tenant. The top-level tenant, token
- * and rate are the first tenant's (for old clients): not shown as if they
- * were the daemon's. */
+/* status of a daemon with several tenants (SPEC §7): the daemon's lines,
+ * what the tenants add up to, then one line per tenant. The top-level
+ * tenant, token and rate are the first tenant's (for old clients): not shown
+ * as if they were the daemon's. */
 static int print_status_tenants(const struct cli *cli, const json_t *reply, const json_t *tenants)
 {
 	char uptime[NUMBER_TEXT_MAX], active[CLI_GROUPED_MAX], pend[CLI_GROUPED_MAX];
@@ -143,10 +143,16 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	if (cli->json) {
 		json_object_del(reply, "ok");
 		cli_print_json(reply);
-	} else if (json_is_array(tenants)) {
+	} else if (json_array_size(tenants) > 1) {
 		r = print_status_tenants(cli, reply, tenants);
 	} else {
-		print_status(reply); /* a daemon from before tenants */
+		/* a daemon from before tenants, or with one: the top level is
+		 * that tenant's, as it always was; then its line */
+		print_status(reply);
+		if (json_array_size(tenants) == 1) {
+			fputc('\n', stdout);
+			r = cli_print_tenants(cli, tenants, true, false);
+		}
 	}
 out:
 	json_decref(reply);
@@ -357,7 +363,8 @@ static void print_counters(const json_t *stats, const char *indent)
 	}
 }
 
-/* The sums first (today's lines), then each tenant's under its name. */
+/* The sums first (today's lines), then each tenant's under its name; no
+ * blank line, so every line starts with a word (scripts read the first). */
 static void print_stats(const json_t *stats)
 {
 	const json_t *tenants = json_object_get(stats, "tenants");
@@ -365,7 +372,6 @@ static void print_stats(const json_t *stats)
 	for (size_t i = 0; i < json_array_size(tenants); i++) {
 		const json_t *t = json_array_get(tenants, i);
 		const char *name = cli_str(t, "name");
-		fputc('\n', stdout);
 		cli_line(stdout, "Tenant %s:", name ? name : "?");
 		print_counters(t, "  ");
 	}

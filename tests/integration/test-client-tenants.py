@@ -281,6 +281,14 @@ def test_status(tap, fake):
                      out, re.M) and
            re.search(r"^northwind +ok +0/5 +blocked: .*\\u202e +7$", out, re.M),
            "status: one line per tenant: name, token, rate, state, pending", out)
+    fake.replies["status"] = dict(STATUS_OLD, tenants=TENANTS[:1])
+    rc, out, err = ctl(fake, "status")
+    tap.ok(rc == 0 and re.search(r"^Tenant: +contoso\.onmicrosoft\.com$", out, re.M) and
+           re.search(r"^Rate: +5/s configured, 4\.5/s now$", out, re.M) and
+           re.search(r"\n\nNAME +TOKEN +RATE +STATE +PENDING\ncontoso +ok +4\.5/5 +ok +1200\n$",
+                     out),
+           "status, one tenant: today's lines (the top level is that tenant's), then its line",
+           out)
     fake.replies["status"] = STATUS_OLD
     rc, out, err = ctl(fake, "status")
     tap.ok(rc == 0 and re.search(r"^Tenant: +contoso\.onmicrosoft\.com$", out, re.M) and
