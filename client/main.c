@@ -139,8 +139,9 @@ static const struct command commands[] = {
      "  -h, --help        show this help\n"},
     {"status", cmd_status, "daemon health",
      "Usage: invitectl status [--json]\n\n"
-     "Print the daemon's version, uptime, tenant, token state, rate and queue;\n"
-     "with several tenants, one line each: name, token, rate, state, pending.\n\n"
+     "Print the daemon's version, uptime, tenant, token state, rate and queue,\n"
+     "then one line per tenant: name, token, rate, state, pending (with several\n"
+     "tenants, what they add up to instead of the first one's token and rate).\n\n"
      "Options:\n"
      "      --json  print the status object on stdout\n"
      "  -h, --help  show this help\n"},
