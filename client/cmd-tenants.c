@@ -259,30 +259,44 @@ static const char *guests_words(const char *guests)
 	return guests;
 }
 
+/* The admin-consent URL on a line of its own, and what CLIENT_ID stands
+ * for when the daemon did not say it. */
+static void print_url(const json_t *check, const json_t *info, const char *indent)
+{
+	struct buf url = BUF_INIT;
+	if (consent_url(check, info, &url) == 0 && url.data)
+		cli_line(stdout, "%s%s", indent, url.data);
+	if (!cli_str(check, "client_id"))
+		cli_line(stdout,
+		         "%s(CLIENT_ID: the application (client) id, [graph] client_id in "
+		         "invited.conf)",
+		         indent);
+	buf_finish(&url);
+}
+
 /* What to do, in plain words, after the facts. */
 static void print_advice(const json_t *check, const json_t *info, bool token_ok)
 {
-	struct buf url = BUF_INIT, missing = BUF_INIT;
+	struct buf missing = BUF_INIT;
 	const char *name = cli_str(check, "tenant");
 	const char *guests = cli_str(check, "guests");
 	const json_t *miss = json_object_get(check, "missing");
-	bool have_url = consent_url(check, info, &url) == 0 && url.data;
-	const char *placeholder = cli_str(check, "client_id") ? NULL : "CLIENT_ID";
 	if (!token_ok) {
 		fputc('\n', stdout);
 		cli_line(stdout,
-		         "invited holds no token for tenant %s: the token endpoint refused it (the",
+		         "invited holds no token for tenant %s: the token endpoint refused it",
 		         name ? name : "?");
-		cli_line(stdout, "error above), or has not answered yet (try again in a moment).");
+		cli_line(stdout,
+		         "(the error above), or has not answered yet (try again in a moment).");
 		cli_line(stdout, "Check the tenant's credential (client_secret_file or "
 		                 "certificate_file, or the");
 		cli_line(stdout,
-		         "credential %s.client-secret), then run invitectl reload. If the "
-		         "app was never",
+		         "credential %s.client-secret), then run invitectl reload. If the app",
 		         name ? name : "NAME");
-		cli_line(stdout, "consented in this tenant, an administrator of the tenant opens:");
-		if (have_url)
-			cli_line(stdout, "  %s", url.data);
+		cli_line(stdout,
+		         "was never consented in this tenant, an administrator of the tenant "
+		         "opens:");
+		print_url(check, info, "  ");
 	} else if (json_array_size(miss) > 0 && join_list(miss, &missing) == 0 && missing.data) {
 		fputc('\n', stdout);
 		cli_line(stdout, "The token lacks %s: invited cannot do all it is configured to.",
@@ -296,16 +310,12 @@ static void print_advice(const json_t *check, const json_t *info, bool token_ok)
 		cli_line(stdout, "2. Consent in this tenant: \"Grant admin consent\" on that page, "
 		                 "or an");
 		cli_line(stdout, "   administrator of the tenant opens:");
-		if (have_url)
-			cli_line(stdout, "   %s", url.data);
+		print_url(check, info, "   ");
 		cli_line(stdout,
-		         "Then run invitectl check again (a new token carries the new roles).");
+		         "A token carries the roles granted when it was issued: the new ones "
+		         "show once");
+		cli_line(stdout, "invited has its next token (within the hour).");
 	}
-	if (placeholder && have_url && (!token_ok || json_array_size(miss) > 0))
-		cli_line(stdout,
-		         "(%s: the application (client) id, [graph] client_id in "
-		         "invited.conf.)",
-		         placeholder);
 	if (token_ok && guests && strcmp(guests, "not_allowed") == 0) {
 		fputc('\n', stdout);
 		cli_line(stdout, "The tenant does not let anyone invite guests. An administrator "
@@ -315,7 +325,6 @@ static void print_advice(const json_t *check, const json_t *info, bool token_ok)
 		cli_line(stdout, "invite settings (anything but \"No one in the organization can "
 		                 "invite guest users\").");
 	}
-	buf_finish(&url);
 	buf_finish(&missing);
 }
 
