@@ -494,6 +494,17 @@ def test_real_daemon(tap):
                "real daemon: check without --tenant: 64", err(p))
         p = env.ctl("tenants", "-q")
         tap.eq(out(p), "alpha\nbeta\n", "real daemon: tenants -q, both")
+        env.ctl("wait", job)
+        p = env.ctl("jobs", "--tenant", "beta")
+        tap.ok(row_of(out(p), job).split()[5:6] == ["beta"], "real daemon: the job is beta's",
+               out(p))
+        p = env.ctl("status")
+        tap.ok(re.search(r"^Tenants: +2 ", out(p), re.M) and row_of(out(p), "alpha") and
+               row_of(out(p), "beta"), "real daemon: status of two tenants", out(p))
+        p = env.ctl("stats", "--prometheus")
+        series = re.findall(r"^invited_pending(\S*) ", out(p), re.M)
+        tap.eq(sorted(series), ['{tenant="alpha"}', '{tenant="beta"}'],
+               "real daemon: a series per tenant, no sum beside")
 
 
 def main(tap):
