@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 
 from fakectl import FakeDaemon
 from harness import INVITECTL, Env, portal_file, run
@@ -424,7 +425,7 @@ def test_real_daemon(tap):
         if p.returncode != 0:
             tap.diag("the daemon has no tenants yet (%s): end-to-end checks skipped" %
                      err(p).strip())
-            return
+            return False
         ts = json.loads(out(p))
         tap.ok([t.get("name") for t in ts] == ["default"] and SPEC_KEYS <= set(ts[0]),
                "real daemon: a wave-1 configuration is the one tenant 'default', SPEC §7's "
@@ -505,6 +506,44 @@ def test_real_daemon(tap):
         series = re.findall(r"^invited_pending(\S*) ", out(p), re.M)
         tap.eq(sorted(series), ['{tenant="alpha"}', '{tenant="beta"}'],
                "real daemon: a series per tenant, no sum beside")
+    return True
+
+
+def test_real_check(tap):
+    """check end to end: the simulator's token roles and guest policy."""
+    with Env(sim_args=["--roles", "User.Invite.All,Policy.Read.All"]) as env:
+        p = env.ctl("check")
+        tap.ok(p.returncode == 0 and re.search(r"^Result: +all is there$", out(p), re.M) and
+               re.search(r"^Guests: +may be invited$", out(p), re.M),
+               "real daemon: check, the roles are there and guests may be invited: 0",
+               (p.returncode, out(p), err(p)))
+    with Env(sim_args=["--roles", "Policy.Read.All", "--guests", "none"]) as env:
+        p = env.ctl("check", "--tenant", "default")
+        tap.ok(p.returncode == 1 and re.search(r"^Missing: +User\.Invite\.All$", out(p), re.M)
+               and "/contoso.onmicrosoft.com/adminconsent?client_id=" in out(p) and
+               re.search(r"^Guests: +may not be invited", out(p), re.M),
+               "real daemon: check, User.Invite.All missing and no guests: 1, how to grant it",
+               (p.returncode, out(p), err(p)))
+    with Env(sim_args=["--roles", "User.Invite.All"]) as env:
+        p = env.ctl("check", "--json")
+        c = json.loads(out(p)) if p.stdout else {}
+        tap.ok(p.returncode == (0 if c.get("all_ok") else 1) and c.get("guests") == "unknown"
+               and c.get("guests_why"),
+               "real daemon: without Policy.Read.All the guest policy is unknown, and why",
+               (p.returncode, c))
+    with Env(start=False) as env:
+        with open(env.secret_path, "w") as f:
+            f.write("not-the-secret\n")
+        env.start_daemon()
+        deadline = time.monotonic() + 20
+        while True:
+            p = env.ctl("check")
+            if p.returncode != 78 or "AADSTS7000215" in out(p) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        tap.ok(p.returncode == 78 and "AADSTS7000215" in out(p) and "adminconsent" in out(p),
+               "real daemon: check with a refused secret: 78 and the token endpoint's error",
+               (p.returncode, out(p), err(p)))
 
 
 def main(tap):
@@ -516,7 +555,8 @@ def main(tap):
         test_status(tap, fake)
         test_stats(tap, fake)
         test_resume(tap, fake)
-    test_real_daemon(tap)
+    if test_real_daemon(tap):
+        test_real_check(tap)
 
 
 if __name__ == "__main__":
