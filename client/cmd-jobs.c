@@ -9,6 +9,7 @@
 #include "table.h"
 
 #define TIME_TEXT_MAX 64
+#define JOBS_MAX_PAGES 100000 /* of `jobs` replies: a bound, not a limit met */
 
 static const struct table_column job_columns[] = {
     {"ID", TABLE_RIGHT},      {"STATE", TABLE_LEFT},    {"SUBMITTED", TABLE_LEFT},
@@ -128,23 +129,37 @@ int cmd_jobs(struct cli *cli, int argc, char **argv)
 	if (optind < argc)
 		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
 	r = check_list_opts(cli, &lo);
+	if (r == CLI_CONTINUE && tenant)
+		r = cli_check_tenant_name(cli, tenant);
 	if (r != CLI_CONTINUE)
 		return r;
-	req = cli_request("jobs", 0);
-	if (req && all && json_object_set_new(req, "all", json_true()) < 0) {
-		json_decref(req);
-		req = NULL;
-	}
-	if (req && tenant) {
-		r = cli_set_tenant(cli, req, tenant);
-		if (r != CLI_CONTINUE) {
+	/* page by page (each reply fits a frame): `next` is the `before` of the next */
+	jobs = json_array();
+	r = jobs ? EXIT_DONE : EXIT_TEMPFAIL;
+	for (json_int_t before = 0, page = 0; r == EXIT_DONE && page < JOBS_MAX_PAGES; page++) {
+		json_t *got = NULL;
+		req = cli_request("jobs", 0);
+		if (req &&
+		    ((all && json_object_set_new(req, "all", json_true()) < 0) ||
+		     (tenant && json_object_set_new(req, "tenant", json_string(tenant)) < 0) ||
+		     (before && json_object_set_new(req, "before", json_integer(before)) < 0))) {
 			json_decref(req);
-			return r;
+			req = NULL;
 		}
+		r = cli_call(cli, req, &reply);
+		if (r == EXIT_DONE)
+			r = cli_take(reply, "jobs", JSON_ARRAY, &got);
+		if (r == EXIT_DONE && json_array_extend(jobs, got) < 0)
+			r = EXIT_TEMPFAIL;
+		json_decref(got);
+		json_t *next = r == EXIT_DONE ? json_object_get(reply, "next") : NULL;
+		json_int_t n = json_is_integer(next) ? json_integer_value(next) : 0;
+		json_decref(reply);
+		reply = NULL;
+		if (n <= 0 || (before && n >= before))
+			break; /* the last page (or a daemon without paging) */
+		before = n;
 	}
-	r = cli_call(cli, req, &reply);
-	if (r == EXIT_DONE)
-		r = cli_take(reply, "jobs", JSON_ARRAY, &jobs);
 	if (r == EXIT_DONE && cli->json)
 		cli_print_json(jobs);
 	else if (r == EXIT_DONE)

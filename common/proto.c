@@ -2,6 +2,7 @@
 #include "proto.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 int proto_error_exit_code(const char *code)
@@ -66,6 +67,26 @@ int proto_decoder_feed(struct proto_decoder *d, const void *data, size_t len)
 	return buf_append(&d->in, data, len);
 }
 
+int proto_decoder_resize(struct proto_decoder *d, size_t size)
+{
+	if (d->consumed) {
+		buf_consume(&d->in, d->consumed);
+		d->consumed = 0;
+	}
+	if (size < d->in.len)
+		size = d->in.len;
+	if (size == 0) {
+		buf_finish(&d->in);
+		return 0;
+	}
+	char *n = realloc(d->in.data, size + 1); /* + buf's NUL */
+	if (!n)
+		return -ENOMEM;
+	d->in.data = n;
+	d->in.cap = size + 1;
+	return 0;
+}
+
 int proto_decoder_next(struct proto_decoder *d, const char **ret_payload, size_t *ret_len)
 {
 	size_t avail = d->in.len - d->consumed;
@@ -86,4 +107,19 @@ int proto_decoder_next(struct proto_decoder *d, const char **ret_payload, size_t
 size_t proto_decoder_pending(const struct proto_decoder *d)
 {
 	return d->in.len - d->consumed;
+}
+
+size_t proto_decoder_frame_size(const struct proto_decoder *d)
+{
+	if (d->in.len - d->consumed < PROTO_HEADER)
+		return 0;
+	const uint8_t *p = (const uint8_t *)d->in.data + d->consumed;
+	uint32_t len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+	return len > d->max ? 0 : PROTO_HEADER + (size_t)len;
+}
+
+void proto_decoder_skip(struct proto_decoder *d, size_t n)
+{
+	size_t have = d->in.len - d->consumed;
+	d->consumed += n < have ? n : have;
 }

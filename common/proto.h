@@ -66,3 +66,12 @@ int proto_decoder_feed(struct proto_decoder *d, const void *data, size_t len);
 int proto_decoder_next(struct proto_decoder *d, const char **ret_payload, size_t *ret_len);
 /* Bytes fed but not yet returned as frames. */
 size_t proto_decoder_pending(const struct proto_decoder *d);
+/* Make room for exactly size bytes of input (at least those held): no
+ * doubling for a large frame, and the room given back after it.
+ * 0 or -ENOMEM (the decoder is unchanged then). */
+int proto_decoder_resize(struct proto_decoder *d, size_t size);
+/* Drop n bytes of the input (at most those held), as if handed out. */
+void proto_decoder_skip(struct proto_decoder *d, size_t n);
+/* Header and payload bytes of the frame at the head, once its header has
+ * arrived (0 before, and for a length over max). */
+size_t proto_decoder_frame_size(const struct proto_decoder *d);

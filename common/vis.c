@@ -4,9 +4,6 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Length of the valid UTF-8 sequence at s (1-4) and its code point, or 0
- * when s does not start one (overlong forms, surrogates and code points past
- * U+10FFFF are not valid). */
 static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *ret_cp)
 {
 	unsigned char c = s[0];
@@ -34,6 +31,15 @@ static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *ret_cp)
 	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
 	*ret_cp = cp;
+	return n;
+}
+
+size_t vis_utf8_next(const char *s, size_t len, uint32_t *ret_cp)
+{
+	uint32_t cp;
+	size_t n = len ? utf8_decode((const unsigned char *)s, len, &cp) : 0;
+	if (n && ret_cp)
+		*ret_cp = cp;
 	return n;
 }
 

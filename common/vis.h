@@ -18,6 +18,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 
@@ -30,6 +31,11 @@ enum {
 	VIS_BACKSLASH = 1u << 1,
 };
 
+/* Length (1-4) of the valid UTF-8 sequence at s[0..len), its code point in
+ * *ret_cp (may be NULL), or 0 when s does not start one: RFC 3629, no
+ * overlong forms, no surrogates, nothing past U+10FFFF. The one UTF-8
+ * decoder of everything that checks text from outside. */
+size_t vis_utf8_next(const char *s, size_t len, uint32_t *ret_cp);
 /* Append s[0..len) (borrowed) to out, escaped as above. 0 or -ENOMEM. */
 int vis_append(struct buf *out, const char *s, size_t len, unsigned flags);
 /* The same for a NUL-terminated string (NULL appends nothing). */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * audit: the journal side of the audit trail (the table is store.c's).
+ * audit: the journal side of the audit trail (the table is store-audit.c's).
  * Under the journal, an entry with structured fields INVITED_ACTION,
  * INVITED_JOB, INVITED_UID, INVITED_USER, INVITED_SHA256 (sd_journal_send);
  * elsewhere the normal notice line.

@@ -41,6 +41,9 @@ int config_init(struct config *c)
 	c->max_upload_bytes = 64u * 1024u * 1024u;
 	c->max_rows = 1000000;
 	c->retention_days = 90;
+	c->first_request_timeout_ms = 10000;
+	c->idle_timeout_ms = 300000;
+	c->max_connections_per_uid = 16;
 	c->batch = 1;
 	c->hook_user = strdup("nobody");
 	if (!c->authority_url || !c->graph_url || !c->socket_path || !c->database ||
@@ -121,6 +124,33 @@ static bool parse_seconds_ms(const char *v, uint64_t *ret)
 }
 
 /* GRAPH.md §2, https://learn.microsoft.com/en-us/graph/deployments */
+/* A duration: seconds, or a number followed by s, m or h ("1.5", "90s",
+ * "5m", "1h"), from 0.1 s to 24 h. */
+static bool parse_duration_ms(const char *v, uint64_t *ret)
+{
+	char *end;
+	if (*v < '0' || *v > '9')
+		return false; /* no sign, space, "inf" or "nan" */
+	errno = 0;
+	double x = strtod(v, &end);
+	if (end == v || errno || !(x >= 0))
+		return false;
+	double unit = 1000.0;
+	if (*end == 's')
+		end++;
+	else if (*end == 'm')
+		unit = 60000.0, end++;
+	else if (*end == 'h')
+		unit = 3600000.0, end++;
+	if (*end != '\0')
+		return false;
+	x *= unit;
+	if (x < 100.0 || x > 86400000.0)
+		return false;
+	*ret = (uint64_t)x;
+	return true;
+}
+
 static const struct {
 	const char *name, *authority_url, *graph_url;
 } clouds[] = {
@@ -395,6 +425,21 @@ static int handle(void *user, const char *section, const char *name, const char 
 					    value);
 			return 1;
 		}
+		if (strcmp(name, "first_request_timeout") == 0 ||
+		    strcmp(name, "idle_timeout") == 0) {
+			if (!parse_duration_ms(value, name[0] == 'f' ? &c->first_request_timeout_ms
+								      : &c->idle_timeout_ms))
+				return fail(st, "%s: '%s' is not a duration from 0.1s to 24h "
+						"(seconds, or a number with s, m or h)",
+					    name, value);
+			return 1;
+		}
+		if (strcmp(name, "max_connections_per_uid") == 0) {
+			if (!parse_u64(value, 1, 256, &n))
+				return fail(st, "%s: '%s' is not a number from 1 to 256", name, value);
+			c->max_connections_per_uid = (unsigned)n;
+			return 1;
+		}
 		if (strcmp(name, "retention_days") == 0) {
 			if (!parse_u64(value, 0, 36500, &n))
 				return fail(st, "%s: '%s' is not a number of days from 0 (keep) to 36500",
@@ -583,6 +628,9 @@ void config_dump(const struct config *c, FILE *f)
 	fprintf(f, "\n[daemon]\nsocket = %s\ndatabase = %s\nallow_group = %s\n", c->socket_path,
 		c->database, c->allow_group ? c->allow_group : "");
 	fprintf(f, "admin_group = %s\n", c->admin_group ? c->admin_group : "");
+	fprintf(f, "first_request_timeout = %gs\nidle_timeout = %gs\nmax_connections_per_uid = %u\n",
+		(double)c->first_request_timeout_ms / 1000.0, (double)c->idle_timeout_ms / 1000.0,
+		c->max_connections_per_uid);
 	fprintf(f, "max_upload_bytes = %llu\nmax_rows = %llu\nretention_days = %u\n",
 		(unsigned long long)c->max_upload_bytes, (unsigned long long)c->max_rows,
 		c->retention_days);

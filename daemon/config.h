@@ -35,6 +35,11 @@ struct config {
 	uint64_t max_upload_bytes;
 	uint64_t max_rows;
 	unsigned retention_days; /* finished jobs older than this are deleted; 0 keeps them */
+	/* control connections (ctl.c): closed when no request came this long
+	 * after connecting, or idle this long between requests */
+	uint64_t first_request_timeout_ms;
+	uint64_t idle_timeout_ms;
+	unsigned max_connections_per_uid; /* root and the daemon's uid: not capped */
 	/* [queue] */
 	unsigned batch; /* invitations per $batch request; 1: single requests */
 	char **on_complete; /* NULL, or the argv of the completion command (hook.h) */

@@ -2,11 +2,15 @@
 #include "ctl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,11 +22,39 @@
 #include "ops.h"
 #include "policy.h"
 #include "proto.h"
+#include "timeutil.h"
 #include "upload.h"
 
-#define MAX_CONNECTIONS 256
+#define MAX_CONNECTIONS 256 /* every uid but root's and the daemon's, together */
+/* root and the daemon's own uid are refused only past this: a member who
+ * fills the 256 slots above does not lock them out */
+#define MAX_CONNECTIONS_HARD 512
 #define READ_BUFFER (64u * 1024u)
+#define SMALL_INPUT (16u * 1024u) /* what a connection may always hold unhandled */
 #define MAX_BUFFERED (2u * PROTO_MAX_FRAME + 64u * 1024u) /* unprocessed bytes per connection */
+/* Bytes of requests read but not yet handled, all connections together
+ * (a frame under way counts whole once its header is in). A connection may
+ * always hold SMALL_INPUT (a small request is never kept waiting); past
+ * that it is read only when its frame fits under this total. */
+#define INPUT_BUDGET (8u << 20)
+/* Replies a client has not read yet: those libuv still holds
+ * (uv_stream_get_write_queue_size) and those in the socket (SIOCOUTQ).
+ * A connection's next request is handled only once fewer than
+ * PIPELINE_ALLOWANCE bytes of its replies are unread: a client that
+ * pipelines and never reads costs one reply, not one per request. While
+ * one waits, a timer looks every REPLY_POLL_MS whether it has read. And
+ * when the replies libuv holds for all connections pass REPLY_BUDGET, the
+ * connections with most of them are closed (Redis's output buffer limit). */
+#define PIPELINE_ALLOWANCE (16u << 10)
+#define REPLY_POLL_MS 10
+#define REPLY_BUDGET (8u << 20)
+#define MAX_ERROR_MESSAGE 4096u /* bytes of an error reply's message */
+/* The largest request (not upload data): a `submit` with every option at
+ * its cap is ~17 KiB. A larger one is dropped unread and refused, so that
+ * 1 MiB of JSON is never buffered or parsed. */
+#define MAX_REQUEST (64u << 10)
+#define REFUSAL_LOG_SLOTS 32
+#define REFUSAL_LOG_MS (60u * 1000u) /* one refusal log line per uid per minute */
 
 enum conn_state {
 	CONN_IDLE,   /* reading requests */
@@ -36,8 +68,19 @@ struct ctl {
 	char *path; /* unlinked on destroy when we bound it */
 	bool have_group;
 	gid_t allow_gid;
-	struct ctl_conn *conns;
+	struct ctl_conn *conns, *conns_tail; /* in the order of accept */
 	unsigned n_conns;
+	size_t input_bytes; /* sum of the connections' input_counted */
+	size_t reply_bytes; /* reply bytes of every connection not yet written out */
+	unsigned n_blocked; /* connections waiting for one of the two budgets */
+	bool waking, wake_again, destroying;
+	uv_timer_t poll;  /* while connections wait for their client to read */
+	unsigned handles; /* server and poll still open */
+	struct {
+		uid_t uid;
+		uint64_t at_ms; /* last logged refusal; 0: slot free */
+		unsigned count; /* refusals since */
+	} refusals[REFUSAL_LOG_SLOTS];
 	char read_buffer[READ_BUFFER];
 	bool read_buffer_busy;
 };
@@ -56,6 +99,16 @@ struct ctl_conn {
 	bool processing;
 	bool closing;
 	bool close_after_write;
+	bool refused;      /* over a connection cap: answered, then closed */
+	bool got_request;  /* the first request has arrived */
+	bool timer_armed;  /* counting an idle period */
+	bool progress;     /* bytes moved since the timer was armed */
+	bool blocked;      /* counted in ctl.n_blocked */
+	unsigned handles;  /* pipe and timer still open */
+	uv_timer_t timer;  /* first-request, idle, unread-reply and stalled-upload timeout */
+	size_t input_counted; /* decoder bytes counted in ctl.input_bytes */
+	size_t reply_bytes;   /* bytes of this connection's replies not yet written out */
+	size_t discard;       /* bytes of a too large request still to drop */
 	unsigned writes;
 	struct upload *upload;
 	ctl_conn_gone_fn gone;
@@ -71,13 +124,76 @@ struct write_req {
 
 static void conn_close(struct ctl_conn *conn);
 static void process(struct ctl_conn *conn);
+static void conn_update(struct ctl_conn *conn);
+static void log_refusal(struct ctl *c, uid_t uid, const char *why);
+static void shed_unread(struct ctl *c);
 
 static void on_conn_closed(uv_handle_t *h)
 {
 	struct ctl_conn *conn = h->data;
+	if (--conn->handles > 0)
+		return;
 	proto_decoder_finish(&conn->dec);
 	free(conn->user);
 	free(conn);
+}
+
+static size_t conn_write_queue(const struct ctl_conn *conn)
+{
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&conn->pipe);
+}
+
+/* May the connection's next request be handled now, as far as its unread
+ * replies go? */
+static bool conn_replies_ok(const struct ctl_conn *conn)
+{
+	size_t q = conn_write_queue(conn);
+	if (q >= PIPELINE_ALLOWANCE)
+		return false;
+	uv_os_fd_t fd;
+	int unread = 0;
+	if (uv_fileno((const uv_handle_t *)&conn->pipe, &fd) < 0 || ioctl(fd, SIOCOUTQ, &unread) < 0)
+		return true;
+	return q + (size_t)(unread > 0 ? unread : 0) < PIPELINE_ALLOWANCE;
+}
+
+/* A whole request waits in the decoder. */
+static bool conn_has_frame(const struct ctl_conn *conn)
+{
+	size_t f = proto_decoder_frame_size(&conn->dec);
+	return f > 0 && proto_decoder_pending(&conn->dec) >= f;
+}
+
+/* Wake the connections that wait for a budget (after bytes were freed). */
+static void wake_blocked(struct ctl *c)
+{
+	if (c->destroying)
+		return;
+	if (c->waking) { /* the loop below goes round again */
+		c->wake_again = true;
+		return;
+	}
+	c->waking = true;
+	do {
+		c->wake_again = false;
+		for (struct ctl_conn *k = c->conns, *next; k && c->n_blocked > 0; k = next) {
+			next = k->next;
+			if (k->blocked)
+				process(k);
+		}
+	} while (c->wake_again && c->n_blocked > 0);
+	c->waking = false;
+}
+
+static void set_blocked(struct ctl_conn *conn, bool blocked)
+{
+	if (conn->blocked == blocked)
+		return;
+	conn->blocked = blocked;
+	if (blocked)
+		conn->ctl->n_blocked++;
+	else
+		conn->ctl->n_blocked--;
 }
 
 static void conn_close(struct ctl_conn *conn)
@@ -92,7 +208,12 @@ static void conn_close(struct ctl_conn *conn)
 		c->conns = conn->next;
 	if (conn->next)
 		conn->next->prev = conn->prev;
+	else
+		c->conns_tail = conn->prev;
 	c->n_conns--;
+	set_blocked(conn, false);
+	c->input_bytes -= conn->input_counted;
+	conn->input_counted = 0;
 	if (conn->upload) {
 		upload_abort(conn->upload); /* nothing stored; frees itself */
 		conn->upload = NULL;
@@ -102,20 +223,32 @@ static void conn_close(struct ctl_conn *conn)
 		conn->gone = NULL;
 		fn(conn->gone_userdata);
 	}
+	/* the pending writes fail with UV_ECANCELED: on_written gives their
+	 * bytes back to the budget */
+	uv_close((uv_handle_t *)&conn->timer, on_conn_closed);
 	uv_close((uv_handle_t *)&conn->pipe, on_conn_closed);
+	wake_blocked(c);
 }
 
 static void on_written(uv_write_t *req, int status)
 {
 	struct write_req *w = req->data;
 	struct ctl_conn *conn = w->conn;
+	struct ctl *c = conn->ctl;
+	conn->reply_bytes -= w->data.len;
+	c->reply_bytes -= w->data.len;
 	buf_finish(&w->data);
 	free(w);
 	conn->writes--;
+	conn->progress = true;
 	if (conn->closing)
 		return;
-	if (status < 0 || (conn->close_after_write && conn->writes == 0))
+	if (status < 0 || (conn->close_after_write && conn->writes == 0)) {
 		conn_close(conn);
+		return;
+	}
+	process(conn); /* its queue may be short enough again */
+	wake_blocked(c);
 }
 
 static void send_json(struct ctl_conn *conn, json_t *reply)
@@ -138,8 +271,33 @@ static void send_json(struct ctl_conn *conn, json_t *reply)
 	free(text);
 	w->conn = conn;
 	w->req.data = w;
+	/* what the socket takes now is not kept until the next loop turn;
+	 * only the rest is queued, in a buffer of its size */
 	uv_buf_t b = uv_buf_init(w->data.data, (unsigned)w->data.len);
-	int r = uv_write(&w->req, (uv_stream_t *)&conn->pipe, &b, 1, on_written);
+	int r = uv_try_write((uv_stream_t *)&conn->pipe, &b, 1);
+	if (r > 0 && (size_t)r == w->data.len) {
+		buf_finish(&w->data);
+		free(w);
+		conn->progress = true;
+		if (conn->close_after_write && conn->writes == 0)
+			conn_close(conn);
+		return;
+	}
+	if (r > 0) {
+		buf_consume(&w->data, (size_t)r);
+		char *rest = realloc(w->data.data, w->data.len + 1);
+		if (rest) {
+			w->data.data = rest;
+			w->data.cap = w->data.len + 1;
+		}
+	} else if (r != UV_EAGAIN) {
+		buf_finish(&w->data);
+		free(w);
+		conn_close(conn);
+		return;
+	}
+	b = uv_buf_init(w->data.data, (unsigned)w->data.len);
+	r = uv_write(&w->req, (uv_stream_t *)&conn->pipe, &b, 1, on_written);
 	if (r < 0) {
 		buf_finish(&w->data);
 		free(w);
@@ -147,6 +305,38 @@ static void send_json(struct ctl_conn *conn, json_t *reply)
 		return;
 	}
 	conn->writes++;
+	conn->reply_bytes += w->data.len;
+	conn->ctl->reply_bytes += w->data.len;
+	conn->progress = true;
+	if (conn->ctl->reply_bytes > REPLY_BUDGET)
+		shed_unread(conn->ctl);
+}
+
+/* The replies waiting for clients that do not read are over the budget:
+ * close those connections, the one with most waiting first, until under
+ * it (as Redis does with its client output buffer limit). A client that
+ * reads is not among them: its queue is empty. */
+static void shed_unread(struct ctl *c)
+{
+	/* the closed connections' bytes are freed later, by on_written */
+	size_t held = c->reply_bytes;
+	for (unsigned i = 0; i < 64 && held > REPLY_BUDGET; i++) {
+		struct ctl_conn *worst = NULL;
+		size_t most = 0;
+		for (struct ctl_conn *k = c->conns; k; k = k->next) {
+			size_t q = conn_write_queue(k);
+			if (!k->closing && q > most) {
+				most = q;
+				worst = k;
+			}
+		}
+		if (!worst)
+			return;
+		log_refusal(c, worst->uid, "closing a connection whose replies are not read: "
+					   "the replies waiting for all clients are past 8 MiB");
+		held -= worst->reply_bytes < held ? worst->reply_bytes : held;
+		conn_close(worst);
+	}
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -158,7 +348,10 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 		return;
 	}
 	c->read_buffer_busy = true;
-	*buf = uv_buf_init(c->read_buffer, sizeof(c->read_buffer));
+	/* a connection without room granted for a large frame reads little */
+	*buf = uv_buf_init(c->read_buffer,
+			   conn->input_counted > SMALL_INPUT || conn->discard ? sizeof(c->read_buffer)
+									     : SMALL_INPUT);
 }
 
 static void start_reading(struct ctl_conn *conn);
@@ -173,11 +366,30 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0)
 		return;
-	if (proto_decoder_feed(&conn->dec, buf->base, (size_t)nread) < 0) {
+	if (conn->refused)
+		return; /* answered already; its requests are dropped */
+	conn->progress = true;
+	const char *p = buf->base;
+	size_t n = (size_t)nread;
+	bool refuse = false;
+	if (conn->discard) { /* a request too large to read: dropped as it comes */
+		size_t k = n < conn->discard ? n : conn->discard;
+		conn->discard -= k;
+		p += k;
+		n -= k;
+		refuse = conn->discard == 0;
+	}
+	if (n && proto_decoder_feed(&conn->dec, p, n) < 0) {
 		conn_close(conn);
 		return;
 	}
-	process(conn);
+	if (refuse)
+		ctl_conn_error(conn, PROTO_ERR_USAGE,
+			       "the request is larger than %u bytes (data frames of an upload may "
+			       "be 1 MiB; requests are small)",
+			       MAX_REQUEST);
+	else
+		process(conn);
 }
 
 static void stop_reading(struct ctl_conn *conn)
@@ -190,16 +402,110 @@ static void stop_reading(struct ctl_conn *conn)
 
 static void start_reading(struct ctl_conn *conn)
 {
-	if (!conn->reading && !conn->closing && !conn->upload_paused &&
-	    proto_decoder_pending(&conn->dec) < MAX_BUFFERED) {
+	if (!conn->reading && !conn->closing) {
 		if (uv_read_start((uv_stream_t *)&conn->pipe, on_alloc, on_read) == 0)
 			conn->reading = true;
 	}
 }
 
+static void on_timeout(uv_timer_t *t)
+{
+	struct ctl_conn *conn = t->data;
+	struct daemon *d = conn->ctl->daemon;
+	const char *why;
+	uint64_t ms = d->config.idle_timeout_ms;
+	if (!conn->got_request) {
+		why = "no request within first_request_timeout";
+		ms = d->config.first_request_timeout_ms;
+	} else if (conn_write_queue(conn) > 0) {
+		why = "its replies were not read within idle_timeout";
+	} else if (conn->state == CONN_UPLOAD) {
+		why = "its upload made no progress within idle_timeout; nothing of it is stored";
+	} else {
+		why = "idle for longer than idle_timeout";
+	}
+	log_info("Closing a control connection of %s (uid %u): %s (%llu ms)", conn->user,
+		 (unsigned)conn->uid, why, (unsigned long long)ms);
+	conn_close(conn);
+}
+
+/* The timer runs while the daemon waits for the client (its next request,
+ * the rest of its upload, or that it reads its replies), and stops while
+ * the client waits for the daemon (a request under way, `wait`, an import,
+ * an upload paused by the daemon). Any byte moved restarts it. */
+static void conn_arm_timer(struct ctl_conn *conn)
+{
+	if (!conn->got_request)
+		return; /* the first-request deadline runs from accept, unchanged */
+	bool on_client = conn_write_queue(conn) > 0 || conn->state == CONN_IDLE || conn->discard ||
+			 (conn->state == CONN_UPLOAD && !conn->upload_paused);
+	if (!on_client) {
+		uv_timer_stop(&conn->timer);
+		conn->timer_armed = false;
+	} else if (!conn->timer_armed || conn->progress) {
+		uv_timer_start(&conn->timer, on_timeout, conn->ctl->daemon->config.idle_timeout_ms, 0);
+		conn->timer_armed = true;
+	}
+	conn->progress = false;
+}
+
+static void on_poll(uv_timer_t *t)
+{
+	struct ctl *c = t->data;
+	wake_blocked(c);
+	if (c->n_blocked == 0)
+		uv_timer_stop(&c->poll);
+}
+
+/* After anything changed: budgets, reading, timer. */
+static void conn_update(struct ctl_conn *conn)
+{
+	struct ctl *c = conn->ctl;
+	if (conn->closing)
+		return;
+	size_t pending = proto_decoder_pending(&conn->dec);
+	/* a frame under way counts whole from its header on: a connection
+	 * granted room for it always completes it, so that connections
+	 * holding half frames never wait on each other */
+	size_t frame = proto_decoder_frame_size(&conn->dec);
+	if (conn->state == CONN_IDLE && frame > PROTO_HEADER + MAX_REQUEST)
+		frame = 0; /* to be skipped, not held */
+	size_t need = pending > frame ? pending : frame;
+	bool granted = need <= SMALL_INPUT || need <= conn->input_counted ||
+		       c->input_bytes - conn->input_counted + need <= INPUT_BUDGET;
+	/* the buffer: exactly a granted large frame; given back after it */
+	size_t cap = conn->dec.in.cap;
+	if (granted && need > SMALL_INPUT && cap < need + 1)
+		granted = proto_decoder_resize(&conn->dec, need) == 0;
+	else if (cap > 2 * SMALL_INPUT && cap > 2 * (need + 1))
+		proto_decoder_resize(&conn->dec, need);
+	size_t count = granted ? need : pending;
+	bool freed = count < conn->input_counted;
+	c->input_bytes = c->input_bytes - conn->input_counted + count;
+	conn->input_counted = count;
+
+	bool input_ok = granted && pending < MAX_BUFFERED;
+	bool replies_ok = conn->state != CONN_IDLE || !conn_has_frame(conn) || conn_replies_ok(conn);
+	set_blocked(conn, !input_ok || !replies_ok);
+	if (!replies_ok && !uv_is_active((uv_handle_t *)&c->poll))
+		uv_timer_start(&c->poll, on_poll, REPLY_POLL_MS, REPLY_POLL_MS);
+	if (input_ok && replies_ok && !conn->upload_paused && !conn->close_after_write)
+		start_reading(conn);
+	else
+		stop_reading(conn);
+	conn_arm_timer(conn);
+	if (freed && c->input_bytes < INPUT_BUDGET)
+		wake_blocked(c);
+}
+
 static void handle_request(struct ctl_conn *conn, const char *payload, size_t len)
 {
 	json_error_t jerr;
+	if (!conn->got_request) {
+		conn->got_request = true;
+		uv_timer_stop(&conn->timer);
+		conn->timer_armed = false;
+	}
 	if (!conn->allowed) {
 		char *why = NULL;
 		struct daemon *d = conn->ctl->daemon;
@@ -230,9 +536,32 @@ static void process(struct ctl_conn *conn)
 	if (conn->processing)
 		return;
 	conn->processing = true;
-	while (!conn->closing && conn->state != CONN_BUSY) {
+	while (!conn->closing && conn->state != CONN_BUSY &&
+	       (conn->state != CONN_IDLE || conn_replies_ok(conn)) &&
+	       (conn->state != CONN_UPLOAD || !conn->upload_paused)) {
 		const char *payload;
 		size_t len;
+		size_t frame = proto_decoder_frame_size(&conn->dec);
+		if (conn->state == CONN_IDLE && frame > PROTO_HEADER + MAX_REQUEST) {
+			/* not buffered, not parsed: skipped, then refused */
+			size_t have = proto_decoder_pending(&conn->dec);
+			size_t k = have < frame ? have : frame;
+			proto_decoder_skip(&conn->dec, k);
+			conn->discard = frame - k;
+			if (!conn->got_request) {
+				conn->got_request = true;
+				uv_timer_stop(&conn->timer);
+				conn->timer_armed = false;
+			}
+			conn->state = CONN_BUSY;
+			if (conn->discard == 0) {
+				conn->processing = false;
+				ctl_conn_error(conn, PROTO_ERR_USAGE,
+					       "the request is larger than %u bytes", MAX_REQUEST);
+				return;
+			}
+			break;
+		}
 		int r = proto_decoder_next(&conn->dec, &payload, &len);
 		if (r < 0) {
 			log_info("Closing a control connection (uid %u): frame larger than %u bytes",
@@ -250,22 +579,15 @@ static void process(struct ctl_conn *conn)
 				conn_close(conn);
 				break;
 			}
-			if (r == 1) {
+			if (r == 1)
 				conn->upload_paused = true;
-				stop_reading(conn);
-			}
 		} else {
+			conn->state = CONN_BUSY; /* before: the reply may come at once */
 			upload_end(conn->upload);
-			conn->state = CONN_BUSY;
 		}
 	}
 	conn->processing = false;
-	if (conn->closing)
-		return;
-	if (proto_decoder_pending(&conn->dec) >= MAX_BUFFERED)
-		stop_reading(conn);
-	else if (!conn->close_after_write)
-		start_reading(conn);
+	conn_update(conn);
 }
 
 void ctl_conn_reply(struct ctl_conn *conn, json_t *reply)
@@ -285,6 +607,16 @@ void ctl_conn_error(struct ctl_conn *conn, const char *code, const char *fmt, ..
 	va_start(ap, fmt);
 	buf_vprintf(&m, fmt, ap);
 	va_end(ap);
+	if (m.len > MAX_ERROR_MESSAGE) {
+		/* a message quoting a client's value: cut (on a UTF-8 boundary)
+		 * so that the reply fits a frame whatever was sent */
+		size_t n = MAX_ERROR_MESSAGE;
+		while (n > 0 && ((unsigned char)m.data[n] & 0xc0) == 0x80)
+			n--;
+		m.len = n;
+		m.data[n] = '\0';
+		buf_append_str(&m, "...");
+	}
 	json_t *reply = json_pack("{s:b,s:{s:s,s:s}}", "ok", 0, "error", "code", code, "message",
 				  m.data ? m.data : "");
 	buf_finish(&m);
@@ -306,7 +638,7 @@ void ctl_conn_upload_done(struct ctl_conn *conn)
 void ctl_conn_resume(struct ctl_conn *conn)
 {
 	conn->upload_paused = false;
-	start_reading(conn);
+	process(conn);
 }
 
 void ctl_conn_on_gone(struct ctl_conn *conn, ctl_conn_gone_fn fn, void *userdata)
@@ -358,6 +690,73 @@ static char *user_name(uid_t uid)
 	return buf_steal(&b);
 }
 
+static bool uid_privileged(uid_t uid)
+{
+	return uid == 0 || uid == getuid();
+}
+
+/* Log a refusal of uid's connections at most once a minute. */
+static void log_refusal(struct ctl *c, uid_t uid, const char *why)
+{
+	uint64_t now = time_mono_ms();
+	size_t slot = 0;
+	for (size_t i = 0; i < REFUSAL_LOG_SLOTS; i++) {
+		if (c->refusals[i].at_ms && c->refusals[i].uid == uid) {
+			slot = i;
+			break;
+		}
+		if (c->refusals[i].at_ms < c->refusals[slot].at_ms)
+			slot = i; /* a free or the oldest slot */
+	}
+	if (c->refusals[slot].at_ms && c->refusals[slot].uid == uid &&
+	    now - c->refusals[slot].at_ms < REFUSAL_LOG_MS) {
+		c->refusals[slot].count++;
+		return;
+	}
+	unsigned more = c->refusals[slot].uid == uid ? c->refusals[slot].count : 0;
+	log_warning("Refusing control connections of uid %u: %s (%u more refused in the last "
+		    "minute; logged once a minute)",
+		    (unsigned)uid, why, more);
+	c->refusals[slot].uid = uid;
+	c->refusals[slot].at_ms = now ? now : 1;
+	c->refusals[slot].count = 0;
+}
+
+/* The connection caps: max_connections_per_uid for each uid, MAX_CONNECTIONS
+ * for every uid but root's and the daemon's together, MAX_CONNECTIONS_HARD
+ * for those two. A refused connection is answered `temporary` with the
+ * reason, and what it sends is dropped until it hangs up. */
+static void conn_admit(struct ctl_conn *conn)
+{
+	struct ctl *c = conn->ctl;
+	unsigned same = 0, members = 0;
+	unsigned cap = c->daemon->config.max_connections_per_uid;
+	for (const struct ctl_conn *k = c->conns; k; k = k->next) {
+		if (k == conn || k->refused)
+			continue;
+		same += k->uid == conn->uid;
+		members += !uid_privileged(k->uid);
+	}
+	struct buf why = BUF_INIT;
+	if (uid_privileged(conn->uid))
+		return; /* only the hard ceiling, checked by the caller */
+	if (same >= cap)
+		buf_printf(&why, "uid %u has %u connections open, the most one uid may have "
+				 "(max_connections_per_uid)",
+			   (unsigned)conn->uid, same);
+	else if (members >= MAX_CONNECTIONS)
+		buf_printf(&why, "%u connections are open, the most for all users together "
+				 "(root may still connect)",
+			   members);
+	else
+		return;
+	log_refusal(c, conn->uid, why.data ? why.data : "too many connections");
+	conn->refused = true;
+	ctl_conn_error(conn, PROTO_ERR_TEMPORARY, "too many connections: %s; try again later",
+		       why.data ? why.data : "out of memory");
+	buf_finish(&why);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct ctl *c = server->data;
@@ -370,14 +769,22 @@ static void on_connection(uv_stream_t *server, int status)
 	proto_decoder_init(&conn->dec, PROTO_MAX_FRAME);
 	uv_pipe_init(server->loop, &conn->pipe, 0);
 	conn->pipe.data = conn;
+	uv_timer_init(server->loop, &conn->timer);
+	conn->timer.data = conn;
+	conn->handles = 2;
 	if (uv_accept(server, (uv_stream_t *)&conn->pipe) < 0) {
+		uv_close((uv_handle_t *)&conn->timer, on_conn_closed);
 		uv_close((uv_handle_t *)&conn->pipe, on_conn_closed);
 		return;
 	}
-	conn->next = c->conns;
-	if (c->conns)
-		c->conns->prev = conn;
-	c->conns = conn;
+	uv_timer_start(&conn->timer, on_timeout, c->daemon->config.first_request_timeout_ms, 0);
+	/* oldest first: the budgets are handed out in the order of waiting */
+	conn->prev = c->conns_tail;
+	if (c->conns_tail)
+		c->conns_tail->next = conn;
+	else
+		c->conns = conn;
+	c->conns_tail = conn;
 	c->n_conns++;
 
 	uv_os_fd_t fd;
@@ -396,12 +803,13 @@ static void on_connection(uv_stream_t *server, int status)
 	peer_groups(fd, &conn->peer);
 	/* root, the daemon's own uid, allow_group or admin_group (policy.c) */
 	conn->allowed = policy_role(&conn->peer, &c->daemon->groups) != POLICY_ROLE_NONE;
-	if (!conn->user || c->n_conns > MAX_CONNECTIONS) {
+	if (!conn->user || c->n_conns > MAX_CONNECTIONS_HARD) {
 		log_warning("Refusing a control connection: %u open already", c->n_conns - 1);
 		conn_close(conn);
 		return;
 	}
-	start_reading(conn);
+	conn_admit(conn);
+	conn_update(conn);
 }
 
 static int listen_path(struct ctl *c, const char *path)
@@ -410,13 +818,19 @@ static int listen_path(struct ctl *c, const char *path)
 	/* a socket left by an earlier run; anything else at that path stays */
 	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 		unlink(path);
+	/* the socket is created with its mode (0660, or 0666 when an admin
+	 * group that is not allow_group may connect: policy.c) by bind itself,
+	 * whatever the process's umask: no moment where it is open to others,
+	 * no chmod by path */
+	mode_t old = umask(0777 & ~policy_socket_mode(&c->daemon->groups));
 	int r = uv_pipe_bind(&c->server, path);
+	umask(old);
 	if (r < 0)
 		return r;
 	c->path = strdup(path);
-	if (chmod(path, policy_socket_mode(&c->daemon->groups)) < 0)
-		return -errno;
-	if (c->have_group && chown(path, (uid_t)-1, c->allow_gid) < 0 && getuid() == 0)
+	/* the group, without following a link someone put at the path */
+	if (c->have_group && fchownat(AT_FDCWD, path, (uid_t)-1, c->allow_gid,
+				      AT_SYMLINK_NOFOLLOW) < 0 && getuid() == 0)
 		log_warning("Failed to give socket '%s' to group %u: %s", path,
 			    (unsigned)c->allow_gid, strerror(errno));
 	return 0;
@@ -425,6 +839,10 @@ static int listen_path(struct ctl *c, const char *path)
 int ctl_create(struct daemon *d, const char *path, int listen_fd, struct ctl **ret)
 {
 	int r;
+	/* the connections' large buffers (frames, replies: up to 1 MiB) come
+	 * from mmap and go back to the system when freed, instead of
+	 * fragmenting the heap (glibc raises its threshold otherwise) */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	struct ctl *c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -444,6 +862,9 @@ int ctl_create(struct daemon *d, const char *path, int listen_fd, struct ctl **r
 	}
 	uv_pipe_init(d->loop, &c->server, 0);
 	c->server.data = c;
+	uv_timer_init(d->loop, &c->poll);
+	c->poll.data = c;
+	c->handles = 2;
 	if (listen_fd >= 0)
 		r = uv_pipe_open(&c->server, listen_fd);
 	else
@@ -464,13 +885,15 @@ int ctl_create(struct daemon *d, const char *path, int listen_fd, struct ctl **r
 static void on_server_closed(uv_handle_t *h)
 {
 	struct ctl *c = h->data;
-	free(c);
+	if (--c->handles == 0)
+		free(c);
 }
 
 void ctl_destroy(struct ctl *c)
 {
 	if (!c)
 		return;
+	c->destroying = true;
 	while (c->conns)
 		conn_close(c->conns);
 	if (c->path) {
@@ -478,5 +901,6 @@ void ctl_destroy(struct ctl *c)
 		free(c->path);
 		c->path = NULL;
 	}
+	uv_close((uv_handle_t *)&c->poll, on_server_closed);
 	uv_close((uv_handle_t *)&c->server, on_server_closed);
 }

@@ -4,6 +4,11 @@
  * each peer (SO_PEERCRED, SO_PEERGROUPS; policy.h decides), splits the byte stream into frames,
  * hands JSON requests to ops_dispatch() and upload frames to the upload
  * under way, and writes replies. One request per connection at a time.
+ * Bounds what each client can hold (docs/architecture.md, Trust
+ * boundaries): requests over 64 KiB skipped and refused; the next request
+ * handled only once the client has read its replies; input and unread
+ * replies within global budgets; first-request and idle timeouts; a cap
+ * of connections per uid that never locks out root.
  */
 #pragma once
 

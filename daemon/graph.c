@@ -13,6 +13,7 @@
 #include "http.h"
 #include "store.h"
 #include "timeutil.h"
+#include "vis.h"
 
 void graph_new_request_id(char out[GRAPH_CLIENT_REQUEST_ID_LEN + 1])
 {
@@ -48,50 +49,13 @@ void graph_new_request_id(char out[GRAPH_CLIENT_REQUEST_ID_LEN + 1])
 	out[o] = '\0';
 }
 
-/* Length of the valid UTF-8 sequence at s[0..n) (RFC 3629: no overlong
- * forms, no surrogates, at most U+10FFFF), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	size_t len;
-	unsigned min, cp;
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		len = 2;
-		min = 0x80;
-		cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		len = 3;
-		min = 0x800;
-		cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		len = 4;
-		min = 0x10000;
-		cp = c & 0x07;
-	} else {
-		return 0;
-	}
-	if (n < len)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 char *graph_utf8_dup(const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, run = 0;
 	struct buf b = BUF_INIT;
 	int r = buf_reserve(&b, len);
 	while (r == 0 && i < len) {
-		size_t n = utf8_seq(p + i, len - i);
+		size_t n = vis_utf8_next(s + i, len - i, NULL);
 		if (n > 0) {
 			i += n;
 			continue;

@@ -21,11 +21,19 @@
 #include "tenant.h"
 #include "timeutil.h"
 #include "upload.h"
+#include "vis.h"
 
 #define DEFAULT_REDIRECT "https://myapplications.microsoft.com"
 #define RECENT_MS (24u * 3600u * 1000u) /* `jobs` without --all: finished in the last day */
+/* Caps on what the daemon stores from a client (and shows to others): with
+ * them one job's JSON stays under ~40 KiB, so that a page of jobs always
+ * fits a frame (docs/protocol.md, Limits) */
 #define MAX_NAME_BYTES 256u
+#define MAX_FILENAME_BYTES 4096u
+#define MAX_LANGUAGE_BYTES 20u
 #define MAX_ERROR_CODE_BYTES 256u
+#define JOBS_PAGE_DEFAULT 1000
+#define JOBS_PAGE_MAX 1000
 #define ROWS_PAGE_DEFAULT 1000
 #define ROWS_PAGE_MAX 5000
 /* a reply must fit one frame (PROTO_MAX_FRAME): pages end early past this */
@@ -35,6 +43,10 @@ struct page {
 	struct daemon *d;
 	json_t *items;
 	size_t bytes; /* estimate of the encoded size so far */
+	int64_t before; /* jobs: only ids below this (0: from the newest) */
+	size_t limit;   /* jobs: items in a page */
+	int64_t last;   /* jobs: id of the last item taken */
+	bool more;      /* jobs: an item was left for the next page */
 	int64_t *ids; /* rows: the id of each item, to cut a page that is still too big */
 	size_t n_ids, cap_ids;
 };
@@ -321,6 +333,29 @@ static void on_upload_resume(void *userdata)
 	ctl_conn_resume(ctx->conn);
 }
 
+/* A client string the daemon stores and shows to other users: at most max
+ * bytes, and (no_control) no control character, bidirectional override or
+ * invalid UTF-8 (vis_has_control). False after replying `usage`, naming the
+ * field and never echoing the value. */
+static bool field_ok(struct ctl_conn *conn, const char *what, const char *s, size_t max,
+		     bool no_control)
+{
+	if (!s)
+		return true;
+	if (strlen(s) > max) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "%s is longer than %zu bytes", what, max);
+		return false;
+	}
+	if (no_control && vis_has_control(s)) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE,
+			       "%s holds a control character (or a bidirectional override, or "
+			       "invalid UTF-8): refused, it would reach other users' terminals",
+			       what);
+		return false;
+	}
+	return true;
+}
+
 static void op_upload(struct daemon *d, struct ctl_conn *conn, json_t *req, bool validate_only)
 {
 	const char *name, *filename, *redirect, *message, *language, *cc, *why = NULL;
@@ -328,6 +363,14 @@ static void op_upload(struct daemon *d, struct ctl_conn *conn, json_t *req, bool
 	    !get_str(conn, req, "redirect_url", &redirect) ||
 	    !get_str(conn, req, "message", &message) ||
 	    !get_str(conn, req, "language", &language) || !get_str(conn, req, "cc", &cc))
+		return;
+	/* lengths first: the checks below quote the value */
+	if (!field_ok(conn, "the job name", name, MAX_NAME_BYTES, true) ||
+	    !field_ok(conn, "the file name", filename, MAX_FILENAME_BYTES, true) ||
+	    !field_ok(conn, "the language", language, MAX_LANGUAGE_BYTES, true) ||
+	    !field_ok(conn, "the cc address", cc, CSV_MAX_EMAIL_BYTES, true) ||
+	    !field_ok(conn, "the redirect URL", redirect, CSV_MAX_URL_BYTES, true) ||
+	    !field_ok(conn, "the message", message, CSV_MAX_MESSAGE_BYTES, false))
 		return;
 	json_t *send = json_object_get(req, "send_email");
 	if (send && !json_is_boolean(send) && !json_is_null(send)) {
@@ -345,16 +388,6 @@ static void op_upload(struct daemon *d, struct ctl_conn *conn, json_t *req, bool
 	if (language && !csv_language_check(language)) {
 		ctl_conn_error(conn, PROTO_ERR_USAGE, "invalid language '%s' (e.g. en-US, ja-JP)",
 			       language);
-		return;
-	}
-	if (name && strlen(name) > MAX_NAME_BYTES) {
-		ctl_conn_error(conn, PROTO_ERR_USAGE, "the job name is longer than %u bytes",
-			       MAX_NAME_BYTES);
-		return;
-	}
-	if (message && strlen(message) > CSV_MAX_MESSAGE_BYTES) {
-		ctl_conn_error(conn, PROTO_ERR_USAGE, "the message is longer than %u bytes",
-			       CSV_MAX_MESSAGE_BYTES);
 		return;
 	}
 	if (d->stopping) {
@@ -420,17 +453,38 @@ static void op_validate(struct daemon *d, struct ctl_conn *conn, json_t *req)
 static int add_job(void *userdata, const struct store_job *j)
 {
 	struct page *pg = userdata;
+	if (pg->before && j->id >= pg->before)
+		return 0; /* on an earlier page */
+	size_t cost = 600 + text_cost(j->name) + text_cost(j->filename) + text_cost(j->message) +
+		      text_cost(j->reason) + text_cost(j->redirect_url) + text_cost(j->cc) +
+		      text_cost(j->language) + text_cost(j->user) + text_cost(j->tenant);
+	if (json_array_size(pg->items) == pg->limit ||
+	    (json_array_size(pg->items) > 0 && pg->bytes + cost > REPLY_BUDGET)) {
+		pg->more = true;
+		return 1;
+	}
 	if (json_array_append_new(pg->items, job_json(pg->d, j)) < 0)
 		return -ENOMEM;
-	pg->bytes += 600 + text_cost(j->name) + text_cost(j->filename) + text_cost(j->message) +
-		     text_cost(j->reason) + text_cost(j->redirect_url);
-	return pg->bytes > REPLY_BUDGET;
+	pg->bytes += cost;
+	pg->last = j->id;
+	return 0;
 }
 
+/* Newest first, a page at a time: `before` (the previous reply's `next`)
+ * and `limit`; a page also ends before it would outgrow a frame. */
 static void op_jobs(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
 	bool all = json_is_true(json_object_get(req, "all"));
-	struct page pg = {.d = d, .items = json_array()};
+	json_t *v = json_object_get(req, "before");
+	json_int_t before = json_is_integer(v) ? json_integer_value(v) : 0;
+	v = json_object_get(req, "limit");
+	json_int_t limit = json_is_integer(v) ? json_integer_value(v) : JOBS_PAGE_DEFAULT;
+	if (limit < 1 || limit > JOBS_PAGE_MAX || before < 0) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "'limit' must be 1 to %d and 'before' positive",
+			       JOBS_PAGE_MAX);
+		return;
+	}
+	struct page pg = {.d = d, .items = json_array(), .before = before, .limit = (size_t)limit};
 	uint64_t now = time_now_ms();
 	int64_t uid = policy_list_uid(ctl_conn_peer(conn), &d->groups); /* a member: own jobs */
 	int r = store_jobs_list_owned(d->store, uid, all, now > RECENT_MS ? now - RECENT_MS : 0,
@@ -440,7 +494,20 @@ static void op_jobs(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		reply_store_error(conn, r, 0);
 		return;
 	}
-	ctl_conn_reply(conn, json_pack("{s:b,s:o,s:b}", "ok", 1, "jobs", pg.items, "truncated", r > 0));
+	json_t *reply = json_pack("{s:b,s:o,s:o,s:b}", "ok", 1, "jobs", pg.items, "next",
+				  pg.more ? json_integer(pg.last) : json_null(), "truncated", pg.more);
+	/* the estimate was short (heavily escaped text): halve the page until it fits */
+	json_t *items = json_object_get(reply, "jobs");
+	while (json_array_size(items) > 1 && pg.bytes > PROTO_MAX_FRAME / 3 &&
+	       json_dumpb(reply, NULL, 0, JSON_COMPACT) > PROTO_MAX_FRAME) {
+		size_t n = json_array_size(items) / 2;
+		while (json_array_size(items) > n)
+			json_array_remove(items, n);
+		json_int_t last = json_integer_value(json_object_get(json_array_get(items, n - 1), "id"));
+		json_object_set_new(reply, "next", json_integer(last));
+		json_object_set_new(reply, "truncated", json_true());
+	}
+	ctl_conn_reply(conn, reply);
 }
 
 static void op_job(struct daemon *d, struct ctl_conn *conn, json_t *req)
@@ -571,7 +638,9 @@ static void op_rows(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	store_job_clear(&j);
 	/* the estimate was short (heavily escaped text): halve the page until it fits */
 	size_t n = pg.n_ids;
-	while (n > 1 && json_dumpb(reply, NULL, 0, JSON_COMPACT) > PROTO_MAX_FRAME) {
+	/* escaping makes at most 3 times the estimate: no need to measure below */
+	while (n > 1 && pg.bytes > PROTO_MAX_FRAME / 3 &&
+	       json_dumpb(reply, NULL, 0, JSON_COMPACT) > PROTO_MAX_FRAME) {
 		n /= 2; /* keep rows [0, n) */
 		while (json_array_size(json_object_get(reply, "rows")) > n)
 			json_array_remove(json_object_get(reply, "rows"), n);
@@ -879,6 +948,8 @@ static void op_retry(struct daemon *d, struct ctl_conn *conn, json_t *req)
 			       MAX_ERROR_CODE_BYTES);
 		return;
 	}
+	if (!field_ok(conn, "the error code", code, MAX_ERROR_CODE_BYTES, true))
+		return;
 	op_action(d, conn, req, store_job_retry, "retry", code);
 }
 

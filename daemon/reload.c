@@ -92,6 +92,10 @@ int daemon_reload(struct daemon *d, int64_t uid, const char *user, char **ret_me
 	c->request_timeout_ms = nc.request_timeout_ms;
 	c->max_upload_bytes = nc.max_upload_bytes;
 	c->max_rows = nc.max_rows;
+	/* control connections: read by ctl.c at each connection and timer */
+	c->first_request_timeout_ms = nc.first_request_timeout_ms;
+	c->idle_timeout_ms = nc.idle_timeout_ms;
+	c->max_connections_per_uid = nc.max_connections_per_uid;
 	struct tenant_options to = {
 		.rate = c->rate,
 		.burst = c->burst,

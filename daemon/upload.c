@@ -4,29 +4,31 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "crypto.h"
 #include "csv.h"
 
-#define HIGH_WATER (2u << 20) /* bytes buffered before the socket is paused */
-#define LOW_WATER (512u << 10)
-
-struct chunk {
-	struct chunk *next;
-	size_t len;
-	char data[];
-};
+/* Memory: bytes received but not yet in the spool. Each upload is paused
+ * (its socket not read) past HIGH_WATER of its own, and every upload past
+ * BUDGET of all of them together, until the spool writes catch up. */
+#define HIGH_WATER (256u << 10)
+#define LOW_WATER (64u << 10)
+#define BUDGET (8u << 20)
+/* Imports (parse + one transaction) running at once on libuv's pool (4
+ * threads): the rest wait their turn, so that WAL checkpoints, pruning and
+ * other pool work always find a thread. */
+#define MAX_IMPORTS 2
 
 struct upload {
 	uv_loop_t *loop;
 	uv_work_t work;
-	uv_async_t *async; /* worker -> loop: room again */
+	uv_fs_t write_req;
 	upload_done_fn done;
 	upload_resume_fn resume;
 	void *userdata;
@@ -38,28 +40,42 @@ struct upload {
 	bool validate_only;
 	uint64_t max_bytes, max_rows;
 
-	/* loop side */
+	/* loop side: the spool is written with short uv_fs_write requests,
+	 * each done at disk speed, so that a client that stops sending holds
+	 * no thread and only the bytes it sent last */
+	int fd;             /* the spool */
+	struct buf pending; /* received, not yet handed to a write */
+	struct buf writing; /* being written at offset */
+	uint64_t offset;
 	uint64_t received;
 	unsigned newlines; /* seen so far, to place the size error */
+	int write_error;   /* first failed spool write */
 	bool too_large;
-	bool paused;
-
-	/* shared, under lock */
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct chunk *head, *tail;
-	size_t buffered;
+	bool paused;       /* counted in uploads.n_paused */
 	bool ended, aborted;
-	bool want_resume;
+	bool queued, importing;
+	bool write_busy; /* write_req under way */
+	struct upload *next_queued, *prev_paused, *next_paused;
 
-	/* worker side */
-	struct store_import *imp;
+	/* worker side, while importing */
+	struct store_import *imp; /* NULL for validate_only: no transaction at all */
 	struct crypto_sha256 *sha; /* of the bytes fed, for the audit trail */
+	uint64_t *hashes;          /* validate_only: every row's email hash */
+	size_t n_hashes, cap_hashes;
 	struct upload_error dups[UPLOAD_MAX_ERRORS]; /* found after the last row */
 	size_t n_dups, dup_count;
 	struct buf fields;
 	struct upload_result result;
 };
+
+/* State of all uploads of the process, used on the loop thread only (one
+ * loop per daemon). */
+static struct {
+	size_t buffered;  /* pending + writing of every upload */
+	unsigned importing;
+	struct upload *queue_head, *queue_tail; /* ended, waiting for an import slot */
+	struct upload *paused;                  /* waiting for the budget */
+} uploads;
 
 static void add_error(struct upload *u, unsigned line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -96,6 +112,8 @@ static int on_header(void *userdata, enum csv_format format, char separator, siz
 		     const char *const *columns)
 {
 	struct upload *u = userdata;
+	if (!u->imp)
+		return 0;
 	json_array_of(&u->fields, n, columns);
 	if (!u->fields.data)
 		return -ENOMEM;
@@ -127,18 +145,37 @@ static void row_fields(struct buf *b, const struct csv_row *row)
 	buf_append(b, "]", 1);
 }
 
+static uint64_t email_hash(const char *email)
+{
+	uint64_t h = UINT64_C(14695981039346656037);
+	for (const unsigned char *p = (const unsigned char *)email; *p; p++) {
+		unsigned char c = *p >= 'A' && *p <= 'Z' ? (unsigned char)(*p + 32) : *p;
+		h = (h ^ c) * UINT64_C(1099511628211);
+	}
+	return h;
+}
+
 static int on_row(void *userdata, const struct csv_row *row)
 {
 	struct upload *u = userdata;
+	if (row->message)
+		u->result.has_message = true;
+	if (!u->imp) { /* validate: remember the address for the duplicate check */
+		if (u->n_hashes == u->cap_hashes) {
+			size_t cap = u->cap_hashes ? 2 * u->cap_hashes : 1024;
+			uint64_t *h = realloc(u->hashes, cap * sizeof(*h));
+			if (!h)
+				return -ENOMEM;
+			u->hashes = h;
+			u->cap_hashes = cap;
+		}
+		u->hashes[u->n_hashes++] = email_hash(row->email);
+		return 0;
+	}
 	row_fields(&u->fields, row);
 	if (!u->fields.data)
 		return -ENOMEM;
-	int r = store_import_row(u->imp, row, u->fields.data);
-	if (r < 0)
-		return r;
-	if (row->message)
-		u->result.has_message = true;
-	return 0;
+	return store_import_row(u->imp, row, u->fields.data);
 }
 
 static int on_duplicate(void *userdata, unsigned line, const char *email, unsigned first)
@@ -183,28 +220,6 @@ static int on_error(void *userdata, unsigned line, const char *message)
 	return 0;
 }
 
-/* Next chunk, waiting for it; NULL at the end or on abort. */
-static struct chunk *next_chunk(struct upload *u)
-{
-	pthread_mutex_lock(&u->lock);
-	while (!u->head && !u->ended && !u->aborted)
-		pthread_cond_wait(&u->cond, &u->lock);
-	struct chunk *c = NULL;
-	if (!u->aborted && u->head) {
-		c = u->head;
-		u->head = c->next;
-		if (!u->head)
-			u->tail = NULL;
-		u->buffered -= c->len;
-		if (u->want_resume && u->buffered <= LOW_WATER) {
-			u->want_resume = false;
-			uv_async_send(u->async);
-		}
-	}
-	pthread_mutex_unlock(&u->lock);
-	return c;
-}
-
 /* The spool: an unnamed file beside the database (O_TMPFILE; else a named
  * one unlinked at once), gone with its descriptor whatever happens. */
 static int spool_open(const char *db_path)
@@ -229,42 +244,8 @@ static int spool_open(const char *db_path)
 	return fd;
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* Receive the whole upload into the spool (and its SHA-256): no lock is
- * held meanwhile, however slowly the client sends. */
-static int spool(struct upload *u, int fd)
-{
-	struct chunk *c;
-	int r = 0;
-	while ((c = next_chunk(u))) {
-		r = crypto_sha256_update(u->sha, c->data, c->len);
-		if (r == 0)
-			r = write_all(fd, c->data, c->len);
-		free(c);
-		if (r < 0)
-			return r;
-	}
-	pthread_mutex_lock(&u->lock);
-	bool aborted = u->aborted;
-	pthread_mutex_unlock(&u->lock);
-	return aborted ? -ECANCELED : 0;
-}
-
-/* Parse the spooled file into the import. */
-static int parse(int fd, struct csv_reader *reader)
+/* Parse the spooled file (and hash it, when sha is not NULL). */
+static int parse(int fd, struct csv_reader *reader, struct crypto_sha256 *sha)
 {
 	static const size_t block = 256u << 10;
 	char *b = malloc(block);
@@ -281,7 +262,9 @@ static int parse(int fd, struct csv_reader *reader)
 			break;
 		}
 		off += n;
-		r = csv_reader_feed(reader, b, (size_t)n);
+		r = sha ? crypto_sha256_update(sha, b, (size_t)n) : 0;
+		if (r == 0)
+			r = csv_reader_feed(reader, b, (size_t)n);
 		if (r < 0)
 			break;
 	}
@@ -289,10 +272,87 @@ static int parse(int fd, struct csv_reader *reader)
 	return r;
 }
 
-/* The worker: spool the upload, then import it in one transaction. The
- * database's write lock is held only while the received file is parsed and
- * stored (a second or two per 100,000 rows at most), never while a client
- * takes its time: sending goes on meanwhile (docs/reliability.md). */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* validate_only: the same email twice, found without the database. The
+ * first pass kept every row's hash; when some hash is shared, a second pass
+ * over the spool compares those rows' addresses. */
+struct dup_seen {
+	struct dup_seen *next;
+	uint64_t hash;
+	unsigned line;
+	char email[];
+};
+
+struct dup_scan {
+	struct upload *u;
+	const uint64_t *shared; /* sorted */
+	size_t n_shared;
+	struct dup_seen *seen;
+};
+
+static int on_row_dups(void *userdata, const struct csv_row *row)
+{
+	struct dup_scan *ds = userdata;
+	uint64_t h = email_hash(row->email);
+	if (!bsearch(&h, ds->shared, ds->n_shared, sizeof(h), cmp_u64))
+		return 0;
+	for (struct dup_seen *e = ds->seen; e; e = e->next)
+		if (e->hash == h && strcasecmp(e->email, row->email) == 0) {
+			ds->u->dup_count++;
+			return on_duplicate(ds->u, row->line, row->email, e->line);
+		}
+	size_t n = strlen(row->email);
+	struct dup_seen *e = malloc(sizeof(*e) + n + 1);
+	if (!e)
+		return -ENOMEM;
+	e->hash = h;
+	e->line = row->line;
+	memcpy(e->email, row->email, n + 1);
+	e->next = ds->seen;
+	ds->seen = e;
+	return 0;
+}
+
+static int find_duplicates(struct upload *u, int fd)
+{
+	size_t n = 0;
+	if (u->n_hashes < 2)
+		return 0;
+	qsort(u->hashes, u->n_hashes, sizeof(*u->hashes), cmp_u64);
+	for (size_t i = 1; i < u->n_hashes; i++)
+		if (u->hashes[i] == u->hashes[i - 1] && (n == 0 || u->hashes[n - 1] != u->hashes[i]))
+			u->hashes[n++] = u->hashes[i];
+	if (n == 0)
+		return 0; /* the usual case: the file is read once */
+	struct dup_scan ds = {.u = u, .shared = u->hashes, .n_shared = n};
+	struct csv_limits limits = {.max_rows = u->max_rows};
+	struct csv_callbacks cb = {.on_row = on_row_dups};
+	struct csv_reader *reader = NULL;
+	int r = csv_reader_create(&reader, &limits, &cb, &ds);
+	if (r == 0)
+		r = parse(fd, reader, NULL);
+	if (r == 0)
+		r = csv_reader_finish(reader);
+	csv_reader_destroy(reader);
+	while (ds.seen) {
+		struct dup_seen *e = ds.seen;
+		ds.seen = e->next;
+		free(e);
+	}
+	return r;
+}
+
+/* The worker: parse the spooled file and, for `submit`, store it in one
+ * transaction. Runs only once the whole file is in the spool, so that the
+ * database's write lock is held for the parse alone (a second or two per
+ * 100,000 rows), never while a client takes its time; `validate` takes no
+ * lock at all (docs/reliability.md). */
 static void work(uv_work_t *req)
 {
 	struct upload *u = req->data;
@@ -300,32 +360,33 @@ static void work(uv_work_t *req)
 	struct csv_reader *reader = NULL;
 	struct csv_limits limits = {.max_rows = u->max_rows};
 	struct csv_callbacks cb = {.on_header = on_header, .on_row = on_row, .on_error = on_error};
-	int fd = -1;
-	int r;
+	int r = 0;
 
+	if (u->write_error < 0) {
+		r = u->write_error;
+		res->failure = strdup(r == -ENOSPC ? "the disk is full" : "cannot write the upload to disk");
+		goto out;
+	}
+	if (u->too_large) {
+		/* the file was not kept past the limit: its size is the one problem */
+		add_error(u, u->newlines + 1, "the file is larger than max_upload_bytes (%llu bytes)",
+			  (unsigned long long)u->max_bytes);
+		res->status = 1;
+		goto out;
+	}
 	r = crypto_sha256_create(&u->sha);
 	if (r < 0)
 		goto out;
-	fd = spool_open(u->db_path);
-	if (fd < 0) {
-		r = fd;
-		res->failure = strdup(r == -ENOSPC ? "the disk is full" : "cannot create a file for the upload");
-		goto out;
-	}
-	r = spool(u, fd);
-	if (r < 0) {
-		if (r == -ENOSPC)
-			res->failure = strdup("the disk is full");
-		goto out;
-	}
-	r = store_import_begin(u->db_path, &u->job, &u->imp);
-	if (r < 0) {
-		res->failure = strdup(r == -EBUSY ? "the database is busy" : "cannot write to the database");
-		goto out;
+	if (!u->validate_only) {
+		r = store_import_begin(u->db_path, &u->job, &u->imp);
+		if (r < 0) {
+			res->failure = strdup(r == -EBUSY ? "the database is busy" : "cannot write to the database");
+			goto out;
+		}
 	}
 	r = csv_reader_create(&reader, &limits, &cb, u);
 	if (r == 0)
-		r = parse(fd, reader);
+		r = parse(u->fd, reader, u->sha);
 	if (r < 0)
 		goto out;
 	r = csv_reader_finish(reader);
@@ -335,13 +396,13 @@ static void work(uv_work_t *req)
 	r = crypto_sha256_finish(u->sha, res->sha256);
 	if (r < 0)
 		goto out;
-	r = store_import_duplicates(u->imp, UPLOAD_MAX_ERRORS, on_duplicate, u, &u->dup_count);
+	if (u->imp)
+		r = store_import_duplicates(u->imp, UPLOAD_MAX_ERRORS, on_duplicate, u, &u->dup_count);
+	else
+		r = find_duplicates(u, u->fd);
 	merge_duplicates(u);
 	if (r < 0)
 		goto out;
-	if (u->too_large) /* set before ended, read after: ordered by the lock */
-		add_error(u, u->newlines + 1, "the file is larger than max_upload_bytes (%llu bytes)",
-			  (unsigned long long)u->max_bytes);
 	if (res->error_count > 0) {
 		res->status = 1;
 	} else if (!u->validate_only) {
@@ -357,31 +418,29 @@ out:
 		if (!res->failure)
 			res->failure = strdup(r == -ENOMEM ? "out of memory" : strerror(-r));
 	}
-	if (fd >= 0)
-		close(fd);
 	csv_reader_destroy(reader);
 	crypto_sha256_destroy(u->sha);
 	u->sha = NULL;
 	store_import_destroy(u->imp); /* rolls back unless committed */
 	u->imp = NULL;
+	free(u->hashes);
+	u->hashes = NULL;
 }
 
-static void on_async_closed(uv_handle_t *h)
+static void upload_free(struct upload *u)
 {
-	struct upload *u = h->data;
 	for (size_t i = 0; i < u->result.n_errors; i++)
 		free(u->result.errors[i].message);
 	for (size_t i = 0; i < u->n_dups; i++)
 		free(u->dups[i].message);
 	free(u->result.failure);
-	while (u->head) {
-		struct chunk *c = u->head;
-		u->head = c->next;
-		free(c);
-	}
+	uploads.buffered -= u->pending.len + u->writing.len;
+	buf_finish(&u->pending);
+	buf_finish(&u->writing);
 	buf_finish(&u->fields);
-	pthread_mutex_destroy(&u->lock);
-	pthread_cond_destroy(&u->cond);
+	if (u->fd >= 0)
+		close(u->fd);
+	free(u->hashes);
 	free(u->db_path);
 	free(u->s_name);
 	free(u->s_filename);
@@ -390,30 +449,160 @@ static void on_async_closed(uv_handle_t *h)
 	free(u->s_language);
 	free(u->s_cc);
 	free(u->s_user);
-	free(u->async);
 	free(u);
+}
+
+static void pause_set(struct upload *u, bool paused)
+{
+	if (u->paused == paused)
+		return;
+	u->paused = paused;
+	if (paused) {
+		u->prev_paused = NULL;
+		u->next_paused = uploads.paused;
+		if (uploads.paused)
+			uploads.paused->prev_paused = u;
+		uploads.paused = u;
+		return;
+	}
+	if (u->prev_paused)
+		u->prev_paused->next_paused = u->next_paused;
+	else
+		uploads.paused = u->next_paused;
+	if (u->next_paused)
+		u->next_paused->prev_paused = u->prev_paused;
+	u->prev_paused = u->next_paused = NULL;
+}
+
+static bool over_budget(const struct upload *u)
+{
+	return u->pending.len + u->writing.len >= HIGH_WATER || uploads.buffered >= BUDGET;
+}
+
+/* Resume the paused uploads that have room again (this one first). */
+static void resume_some(void)
+{
+	struct upload *u = uploads.paused;
+	while (u && uploads.buffered < BUDGET) {
+		struct upload *next = u->next_paused;
+		if (u->pending.len + u->writing.len <= LOW_WATER) {
+			pause_set(u, false);
+			u->resume(u->userdata); /* may push more: the list is walked anew */
+			next = uploads.paused;
+		}
+		u = next;
+	}
+}
+
+static void after_work(uv_work_t *req, int status);
+
+static void start_imports(void)
+{
+	while (uploads.importing < MAX_IMPORTS && uploads.queue_head) {
+		struct upload *u = uploads.queue_head;
+		uploads.queue_head = u->next_queued;
+		if (!uploads.queue_head)
+			uploads.queue_tail = NULL;
+		u->queued = false;
+		u->work.data = u;
+		int r = uv_queue_work(u->loop, &u->work, work, after_work);
+		if (r < 0) {
+			u->result.status = r;
+			u->result.failure = strdup("cannot start the import");
+			u->done(u->userdata, &u->result);
+			upload_free(u);
+			continue;
+		}
+		u->importing = true;
+		uploads.importing++;
+	}
 }
 
 static void after_work(uv_work_t *req, int status)
 {
 	struct upload *u = req->data;
-	pthread_mutex_lock(&u->lock);
-	bool aborted = u->aborted;
-	pthread_mutex_unlock(&u->lock);
-	if (!aborted && u->done)
+	uploads.importing--;
+	u->importing = false;
+	if (!u->aborted && u->done)
 		u->done(u->userdata, &u->result);
-	uv_close((uv_handle_t *)u->async, on_async_closed);
+	upload_free(u);
+	start_imports();
 }
 
-static void on_async(uv_async_t *a)
+/* The whole file is in the spool: queue the import. */
+static void maybe_import(struct upload *u)
 {
-	struct upload *u = a->data;
-	pthread_mutex_lock(&u->lock);
-	bool aborted = u->aborted;
-	pthread_mutex_unlock(&u->lock);
-	if (u->paused && !aborted) {
-		u->paused = false;
-		u->resume(u->userdata);
+	if (!u->ended || u->aborted || u->queued || u->importing || u->write_busy ||
+	    u->pending.len)
+		return;
+	u->queued = true;
+	u->next_queued = NULL;
+	if (uploads.queue_tail)
+		uploads.queue_tail->next_queued = u;
+	else
+		uploads.queue_head = u;
+	uploads.queue_tail = u;
+	start_imports();
+}
+
+static void write_next(struct upload *u);
+
+static void on_spool_written(uv_fs_t *req)
+{
+	struct upload *u = req->data;
+	ssize_t n = req->result;
+	uv_fs_req_cleanup(req);
+	u->write_busy = false;
+	if (n < 0 && u->write_error == 0)
+		u->write_error = (int)n;
+	if (n > 0 && (size_t)n < u->writing.len && !u->aborted && u->write_error == 0) {
+		/* a short write: the rest goes next */
+		u->offset += (uint64_t)n;
+		uploads.buffered -= (size_t)n;
+		buf_consume(&u->writing, (size_t)n);
+		write_next(u);
+		return;
+	}
+	if (n > 0)
+		u->offset += (uint64_t)n;
+	uploads.buffered -= u->writing.len;
+	buf_finish(&u->writing);
+	if (u->aborted) {
+		upload_free(u);
+		resume_some();
+		return;
+	}
+	if (u->write_error) { /* nothing more is kept; the error is reported at the end */
+		uploads.buffered -= u->pending.len;
+		buf_finish(&u->pending);
+	}
+	write_next(u);
+	maybe_import(u);
+	resume_some();
+}
+
+static void write_next(struct upload *u)
+{
+	if (u->write_busy || u->aborted)
+		return;
+	if (!u->writing.len) {
+		if (!u->pending.len)
+			return;
+		u->writing = u->pending; /* moved: the buffer goes with it */
+		buf_init(&u->pending);
+	}
+	uv_buf_t b = uv_buf_init(u->writing.data, (unsigned)u->writing.len);
+	u->write_req.data = u;
+	u->write_busy = true;
+	int r = uv_fs_write(u->loop, &u->write_req, u->fd, &b, 1, (int64_t)u->offset,
+			    on_spool_written);
+	if (r < 0) {
+		u->write_busy = false;
+		if (u->write_error == 0)
+			u->write_error = r;
+		uploads.buffered -= u->writing.len + u->pending.len;
+		buf_finish(&u->writing);
+		buf_finish(&u->pending);
 	}
 }
 
@@ -434,11 +623,7 @@ int upload_create(uv_loop_t *loop, const struct upload_spec *spec, upload_done_f
 	struct upload *u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
-	u->async = malloc(sizeof(*u->async));
-	if (!u->async) {
-		free(u);
-		return -ENOMEM;
-	}
+	u->fd = -1;
 	u->loop = loop;
 	u->done = done;
 	u->resume = resume;
@@ -455,15 +640,19 @@ int upload_create(uv_loop_t *loop, const struct upload_spec *spec, upload_done_f
 	u->job.language = u->s_language = dup_opt(spec->job.language, &oom);
 	u->job.cc = u->s_cc = dup_opt(spec->job.cc, &oom);
 	u->job.user = u->s_user = dup_opt(spec->job.user, &oom);
+	buf_init(&u->pending);
+	buf_init(&u->writing);
 	buf_init(&u->fields);
-	pthread_mutex_init(&u->lock, NULL);
-	pthread_cond_init(&u->cond, NULL);
-	uv_async_init(loop, u->async, on_async);
-	u->async->data = u;
-	u->work.data = u;
-	int r = oom ? -ENOMEM : uv_queue_work(loop, &u->work, work, after_work);
-	if (r < 0) {
-		uv_close((uv_handle_t *)u->async, on_async_closed);
+	if (oom) {
+		upload_free(u);
+		return -ENOMEM;
+	}
+	/* one quick open on the loop (a local directory); writes go to the pool */
+	u->fd = spool_open(u->db_path);
+	if (u->fd < 0) {
+		int r = u->fd;
+		u->fd = -1;
+		upload_free(u);
 		return r;
 	}
 	*ret = u;
@@ -472,55 +661,57 @@ int upload_create(uv_loop_t *loop, const struct upload_spec *spec, upload_done_f
 
 int upload_push(struct upload *u, const void *data, size_t len)
 {
-	if (u->too_large || len == 0)
+	if (u->too_large || u->write_error || len == 0)
 		return 0;
 	if (u->received + len > u->max_bytes) {
-		/* keep reading (and dropping) to the end of the upload; the
-		 * worker reports the size once the file has been read */
+		/* keep reading (and dropping) to the end of the upload; the size
+		 * is reported once the whole file has been read, alone */
 		u->too_large = true;
 		const char *p = data;
 		for (size_t i = 0; i < (size_t)(u->max_bytes - u->received); i++)
 			u->newlines += p[i] == '\n';
+		uploads.buffered -= u->pending.len;
+		buf_finish(&u->pending);
 		return 0;
 	}
 	u->received += len;
 	for (const char *p = data, *end = p + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
 		u->newlines++;
-	struct chunk *c = malloc(sizeof(*c) + len);
-	if (!c)
+	if (buf_append(&u->pending, data, len) < 0)
 		return -ENOMEM;
-	c->next = NULL;
-	c->len = len;
-	memcpy(c->data, data, len);
-	pthread_mutex_lock(&u->lock);
-	if (u->tail)
-		u->tail->next = c;
-	else
-		u->head = c;
-	u->tail = c;
-	u->buffered += len;
-	bool full = u->buffered >= HIGH_WATER;
-	if (full) {
-		u->want_resume = true;
-		u->paused = true;
-	}
-	pthread_cond_signal(&u->cond);
-	pthread_mutex_unlock(&u->lock);
-	return full;
+	uploads.buffered += len;
+	write_next(u);
+	if (!over_budget(u))
+		return 0;
+	pause_set(u, true);
+	return 1;
 }
 
 void upload_end(struct upload *u)
 {
-	pthread_mutex_lock(&u->lock);
 	u->ended = true;
-	pthread_cond_signal(&u->cond);
-	pthread_mutex_unlock(&u->lock);
+	maybe_import(u);
 }
 
 void upload_abort(struct upload *u)
 {
-	pthread_mutex_lock(&u->lock);
 	u->aborted = true;
-	pthread_cond_signal(&u->cond);
-	pthread_mutex_unlock(&u->lock);
+	pause_set(u, false);
+	if (u->queued) {
+		struct upload **p = &uploads.queue_head;
+		struct upload *prev = NULL;
+		while (*p && *p != u) {
+			prev = *p;
+			p = &(*p)->next_queued;
+		}
+		if (*p)
+			*p = u->next_queued;
+		if (uploads.queue_tail == u)
+			uploads.queue_tail = prev;
+		u->queued = false;
+	}
+	if (u->importing || u->write_busy)
+		return; /* after_work / on_spool_written frees it */
+	upload_free(u);
+	resume_some();
 }

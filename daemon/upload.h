@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * upload: an uploaded file's way into the store. The control socket pushes
- * the file's bytes as they arrive; a worker thread parses them (csv) and
- * inserts every row (store_import) in one transaction that commits only if
- * the whole file is valid. Memory stays bounded: when the worker falls
- * behind, upload_push() asks the caller to stop reading until resume_fn.
+ * the file's bytes as they arrive; the loop writes them to an unnamed spool
+ * file with short uv_fs_write requests (a client that stops sending holds
+ * no thread). After the empty frame a worker thread parses the spool (csv)
+ * and, for `submit`, inserts every row (store_import) in one transaction
+ * that commits only if the whole file is valid; `validate` parses without
+ * any transaction. At most 2 imports run at once; the others queue.
+ * Memory stays bounded: past 256 KiB not yet written for one upload, or
+ * 8 MiB for all, upload_push() asks the caller to stop reading until
+ * resume_fn. Loop thread only.
  */
 #pragma once
 

@@ -11,6 +11,7 @@ libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libinih-dev
 libsystemd-dev libmicrohttpd-dev libssl-dev scdoc openssl
 man-db groff-base tmux prometheus bash-completion
 tinyproxy nghttp2-proxy
+python3-aiosmtpd
 debhelper dpkg-dev lintian systemd"
 if [ "${1:-}" = "--ci" ]; then
 	PACKAGES="$PACKAGES valgrind clang libclang-rt-14-dev"

@@ -47,10 +47,14 @@ void sim_count_status(struct sim *s, unsigned status)
 		atomic_fetch_add_explicit(&s->stats.status[status], 1, memory_order_relaxed);
 }
 
-static void count_invitation(struct sim *s, unsigned status)
+/* t: the caller's tenant, NULL when unknown (a 401). */
+static void count_invitation(struct sim *s, struct sim_tenant *t, unsigned status)
 {
-	if (status < SIM_STATUS_MAX)
-		atomic_fetch_add_explicit(&s->stats.invitation_status[status], 1,
+	if (status >= SIM_STATUS_MAX)
+		return;
+	atomic_fetch_add_explicit(&s->stats.invitation_status[status], 1, memory_order_relaxed);
+	if (t)
+		atomic_fetch_add_explicit(&t->stats.invitation_status[status], 1,
 					  memory_order_relaxed);
 }
 
@@ -156,25 +160,103 @@ static bool token_failing(struct sim *s)
 	return false;
 }
 
-static void token_issue(struct sim *s, char out[SIM_TOKEN_LEN + 1])
+static uint64_t fnv1a(const char *p, size_t n)
 {
+	uint64_t h = 14695981039346656037u;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 1099511628211u;
+	}
+	return h;
+}
+
+/*
+ * Issue an access token of tenant t for appid, as its token URL named it
+ * (tid). It is a JWT like Entra ID's app-only tokens: the payload has tid,
+ * appid, roles (when t has any), aud, iss, iat, nbf, exp. Its signature part
+ * is opaque: the simulator remembers it, with a hash of the rest, and trusts
+ * nothing in the payload when the token comes back. Appends the token to
+ * out. 0 or -ENOMEM.
+ */
+static int token_issue(struct sim *s, struct sim_tenant *t, const char *tid, const char *appid,
+		       bool by_cert, struct buf *out)
+{
+	struct buf payload = BUF_INIT;
+	char uti[17], iss[SIM_TENANT_MAX + 32];
+	int r = 0;
+	int64_t now = (int64_t)time(NULL);
 	uint_fast64_t seq = atomic_fetch_add(&s->token_seq, 1);
 	unsigned slot = (unsigned)(seq % SIM_TOKENS_MAX);
-	char random[SIM_TOKEN_LEN - 4 + 1];
+	char sig[SIM_TOKEN_LEN + 1], random[SIM_TOKEN_LEN - 4 + 1];
+
 	rng_hex(random, SIM_TOKEN_LEN - 4);
-	snprintf(out, SIM_TOKEN_LEN + 1, "%04x%s", slot, random);
+	snprintf(sig, sizeof(sig), "%04x%s", slot, random);
+	rng_hex(uti, 16);
+	snprintf(iss, sizeof(iss), "https://sts.windows.net/%s/", tid);
+	r |= buf_append_str(&payload, "{");
+	r |= jsonout_member(&payload, "aud", "https://graph.microsoft.com", 1);
+	r |= jsonout_member(&payload, "iss", iss, 0);
+	r |= buf_printf(&payload, ",\"iat\":%lld,\"nbf\":%lld,\"exp\":%lld", (long long)now,
+			(long long)now, (long long)(now + (int64_t)s->cfg.token_ttl_s));
+	r |= jsonout_member(&payload, "app_displayname", "invited-sim", 0);
+	r |= jsonout_member(&payload, "appid", appid, 0);
+	r |= jsonout_member(&payload, "appidacr", by_cert ? "2" : "1", 0);
+	r |= jsonout_member(&payload, "idp", iss, 0);
+	r |= jsonout_member(&payload, "idtyp", "app", 0);
+	if (t->n_roles > 0) {
+		r |= buf_append_str(&payload, ",\"roles\":");
+		r |= sim_tenant_roles_json(t, &payload);
+	}
+	r |= jsonout_member(&payload, "tid", tid, 0);
+	r |= jsonout_member(&payload, "uti", uti, 0);
+	r |= jsonout_member(&payload, "ver", "1.0", 0);
+	r |= buf_append_str(&payload, "}");
+	if (r < 0)
+		goto out;
+
+	static const char header[] = "{\"typ\":\"JWT\",\"alg\":\"RS256\",\"kid\":\"invited-sim\"}";
+	char *enc = malloc(payload.len * 4 / 3 + sizeof(header) * 4 / 3 + 8);
+	if (!enc) {
+		r = -ENOMEM;
+		goto out;
+	}
+	size_t start = out->len;
+	jwt_b64url_encode((const unsigned char *)header, sizeof(header) - 1, enc);
+	r |= buf_append_str(out, enc);
+	r |= buf_append_str(out, ".");
+	jwt_b64url_encode((const unsigned char *)payload.data, payload.len, enc);
+	r |= buf_append_str(out, enc);
+	free(enc);
+	if (r < 0)
+		goto out;
+	uint64_t hash = fnv1a(out->data + start, out->len - start);
+	r |= buf_append_str(out, ".");
+	r |= buf_append_str(out, sig);
+	if (r < 0)
+		goto out;
 
 	pthread_rwlock_wrlock(&s->tokens_lock);
-	memcpy(s->tokens[slot].value, out, SIM_TOKEN_LEN + 1);
-	s->tokens[slot].expires_ms = time_mono_ms() + s->cfg.token_ttl_s * 1000u;
+	struct sim_token *k = &s->tokens[slot];
+	memcpy(k->value, sig, sizeof(k->value));
+	k->hash = hash;
+	k->expires_ms = time_mono_ms() + s->cfg.token_ttl_s * 1000u;
+	k->tenant = (unsigned)(t - s->tenants);
+	snprintf(k->tid, sizeof(k->tid), "%s", tid);
+	snprintf(k->appid, sizeof(k->appid), "%s", appid);
 	pthread_rwlock_unlock(&s->tokens_lock);
 	atomic_fetch_add(&s->stats.tokens_issued, 1);
+	atomic_fetch_add(&t->stats.tokens_issued, 1);
 	if (s->token_fd >= 0) {
-		char line[SIM_TOKEN_LEN + 2];
-		int n = snprintf(line, sizeof(line), "%s\n", out);
-		if (write(s->token_fd, line, (size_t)n) != n)
+		struct buf line = BUF_INIT;
+		if (buf_append(&line, out->data + start, out->len - start) == 0 &&
+		    buf_append_str(&line, "\n") == 0 &&
+		    write(s->token_fd, line.data, line.len) != (ssize_t)line.len)
 			log_error("Failed to write the token file '%s'", s->cfg.token_file);
+		buf_finish(&line);
 	}
+out:
+	buf_finish(&payload);
+	return r;
 }
 
 /* Looks up a form field; *ret_value owned by the caller. 1 found, 0 absent,
@@ -201,6 +283,8 @@ void sim_token_request(struct sim *s, const char *tenant, const char *content_ty
 					       "client_assertion", "client_assertion_type"};
 	char *f[F_N] = {NULL};
 	char msg[768];
+	struct sim_tenant *t = NULL;
+	struct buf token = BUF_INIT;
 
 	if (token_failing(s)) {
 		aad_error(r, 503, "temporarily_unavailable", 90033,
@@ -208,7 +292,8 @@ void sim_token_request(struct sim *s, const char *tenant, const char *content_ty
 		r->retry_after = 1;
 		goto out;
 	}
-	if (s->cfg.tenant && strcmp(tenant, s->cfg.tenant) != 0) {
+	t = sim_tenant_find(s, tenant);
+	if (!t) {
 		snprintf(msg, sizeof(msg),
 			 "Tenant '%.256s' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.",
 			 tenant);
@@ -245,7 +330,8 @@ void sim_token_request(struct sim *s, const char *tenant, const char *content_ty
 		aad_error(r, 400, "unsupported_grant_type", 70003, msg);
 		goto out;
 	}
-	if (s->cfg.client_id && strcmp(f[F_CLIENT_ID], s->cfg.client_id) != 0) {
+	if ((s->cfg.client_id && strcmp(f[F_CLIENT_ID], s->cfg.client_id) != 0) ||
+	    strlen(f[F_CLIENT_ID]) > SIM_CLIENT_ID_MAX) {
 		snprintf(msg, sizeof(msg),
 			 "Application with identifier '%.128s' was not found in the directory '%.256s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
 			 f[F_CLIENT_ID], tenant);
@@ -261,7 +347,8 @@ void sim_token_request(struct sim *s, const char *tenant, const char *content_ty
 		goto out;
 	}
 	if (f[F_SECRET]) {
-		if (s->cfg.client_secret && strcmp(f[F_SECRET], s->cfg.client_secret) != 0) {
+		if (t->client_secret ? strcmp(f[F_SECRET], t->client_secret) != 0
+				     : t->strict_credential && t->client_cert) {
 			snprintf(msg, sizeof(msg),
 				 "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%.128s'.",
 				 f[F_CLIENT_ID]);
@@ -275,10 +362,14 @@ void sim_token_request(struct sim *s, const char *tenant, const char *content_ty
 			goto out;
 		}
 		unsigned code = 0;
-		const char *why = s->cfg.client_cert
-					  ? jwt_check_assertion(s->cfg.client_cert, f[F_ASSERTION], tenant,
+		const char *why = t->client_cert
+					  ? jwt_check_assertion(t->client_cert, f[F_ASSERTION], tenant,
 								f[F_CLIENT_ID], (int64_t)time(NULL), &code)
 					  : NULL;
+		if (!t->client_cert && t->strict_credential && t->client_secret) {
+			code = 700027;
+			why = "The certificate with identifier used to sign the client assertion is not registered on application.";
+		}
 		if (why) {
 			aad_error(r, 401, "invalid_client", code, why);
 			goto out;
@@ -289,20 +380,34 @@ void sim_token_request(struct sim *s, const char *tenant, const char *content_ty
 		goto out;
 	}
 
-	char token[SIM_TOKEN_LEN + 1];
-	token_issue(s, token);
+	if (token_issue(s, t, tenant, f[F_CLIENT_ID], !f[F_SECRET], &token) < 0) {
+		aad_error(r, 500, "server_error", 90000, "Out of memory.");
+		goto out;
+	}
 	r->no_store = true;
 	reply_json(r, 200,
 		   json_pack("{s:s,s:I,s:I,s:s}", "token_type", "Bearer", "expires_in",
 			     (json_int_t)s->cfg.token_ttl_s, "ext_expires_in",
-			     (json_int_t)s->cfg.token_ttl_s, "access_token", token));
+			     (json_int_t)s->cfg.token_ttl_s, "access_token", token.data));
 out:
+	/* refused after the tenant was known: its counter (a wrong secret...) */
+	if (t && r->status != 200 && r->status != 503)
+		atomic_fetch_add(&t->stats.tokens_refused, 1);
+	buf_finish(&token);
 	for (int i = 0; i < F_N; i++)
 		free(f[i]);
 }
 
-/* 0 when authorization carries a valid unexpired token; else fills r (401). */
-static int check_auth(struct sim *s, const char *authorization, struct reply *r)
+#define TOKEN_TEXT_MAX 16384u
+
+/*
+ * 0 when authorization carries a valid unexpired token, *c its tenant; else
+ * fills r (401). url_tenant (NULL: none) is the tenant the URL names: a
+ * token of another tenant is refused there, as Graph refuses a token of
+ * another directory.
+ */
+static int check_auth(struct sim *s, const char *url_tenant, const char *authorization,
+		      struct reply *r, struct sim_caller *c)
 {
 	const char *why = NULL;
 	const char *t = authorization;
@@ -318,18 +423,29 @@ static int check_auth(struct sim *s, const char *authorization, struct reply *r)
 		goto fail;
 	}
 	why = "CompactToken parsing failed with error code: 80049217";
-	if (strlen(t) != SIM_TOKEN_LEN)
+	size_t len = strnlen(t, TOKEN_TEXT_MAX + 1);
+	const char *dot = memrchr(t, '.', len);
+	if (len > TOKEN_TEXT_MAX || !dot || !memchr(t, '.', (size_t)(dot - t)) ||
+	    strlen(dot + 1) != SIM_TOKEN_LEN)
 		goto fail;
+	const char *sig = dot + 1;
 	char hex[5];
-	memcpy(hex, t, 4);
+	memcpy(hex, sig, 4);
 	hex[4] = '\0';
 	char *end;
 	unsigned long slot = strtoul(hex, &end, 16);
 	if (*end != '\0' || slot >= SIM_TOKENS_MAX)
 		goto fail;
+	uint64_t hash = fnv1a(t, (size_t)(dot - t));
 	pthread_rwlock_rdlock(&s->tokens_lock);
-	bool known = memcmp(s->tokens[slot].value, t, SIM_TOKEN_LEN) == 0;
-	bool live = s->tokens[slot].expires_ms > time_mono_ms();
+	struct sim_token *k = &s->tokens[slot];
+	bool known = memcmp(k->value, sig, SIM_TOKEN_LEN) == 0 && k->hash == hash;
+	bool live = k->expires_ms > time_mono_ms();
+	if (known) {
+		c->tenant = &s->tenants[k->tenant];
+		memcpy(c->tid, k->tid, sizeof(c->tid));
+		memcpy(c->appid, k->appid, sizeof(c->appid));
+	}
 	pthread_rwlock_unlock(&s->tokens_lock);
 	if (!known)
 		goto fail;
@@ -337,41 +453,82 @@ static int check_auth(struct sim *s, const char *authorization, struct reply *r)
 		why = "Lifetime validation failed, the token is expired.";
 		goto fail;
 	}
+	if (url_tenant && strcasecmp(url_tenant, c->tid) != 0) {
+		atomic_fetch_add(&c->tenant->stats.wrong_tenant, 1);
+		why = "Access token validation failure. The token was issued for another tenant.";
+		goto fail;
+	}
+	atomic_fetch_add(&c->tenant->stats.requests, 1);
 	return 0;
 fail:
 	sim_error_reply(r, 401, "InvalidAuthenticationToken", why);
 	return -EACCES;
 }
 
+int sim_check_auth(struct sim *s, const char *url_tenant, const char *authorization,
+		   struct reply *r, struct sim_caller *c)
+{
+	return check_auth(s, url_tenant, authorization, r, c);
+}
+
+/* x-ms-throttle-scope of a 429 for c (GRAPH.md §4); "" when its tenant
+ * names none. */
+static void throttle_scope(const struct sim_caller *c, char out[SIM_THROTTLE_SCOPE_MAX])
+{
+	out[0] = '\0';
+	switch (c->tenant->throttle_scope) {
+	case SIM_SCOPE_NONE:
+		break;
+	case SIM_SCOPE_TENANT_APPLICATION:
+		snprintf(out, SIM_THROTTLE_SCOPE_MAX, "Tenant_Application/Write/%s/%s", c->appid,
+			 c->tid);
+		break;
+	case SIM_SCOPE_TENANT:
+		snprintf(out, SIM_THROTTLE_SCOPE_MAX, "Tenant/Write//%s", c->tid);
+		break;
+	case SIM_SCOPE_APPLICATION:
+		snprintf(out, SIM_THROTTLE_SCOPE_MAX, "Application/Write/%s", c->appid);
+		break;
+	}
+}
+
 /* ---- invitations ---- */
 
 /* 0 when a request may go through; else whole seconds until it may (>= 1). */
-static unsigned bucket_take(struct sim *s)
+/* Tenant t's limit window. */
+static unsigned bucket_take(struct sim_tenant *t)
 {
-	if (s->cfg.rate <= 0)
+	if (t->rate <= 0)
 		return 0;
-	double per_us = s->cfg.rate / (s->cfg.period_s * 1e6);
+	double per_us = t->rate / (t->period_s * 1e6);
 	unsigned wait = 0;
-	pthread_mutex_lock(&s->bucket_lock);
+	pthread_mutex_lock(&t->bucket_lock);
 	uint64_t now = mono_us();
-	s->bucket_level += (double)(now - s->bucket_us) * per_us;
-	if (s->bucket_level > s->cfg.rate)
-		s->bucket_level = s->cfg.rate;
-	s->bucket_us = now;
-	if (s->bucket_level >= 1.0) {
-		s->bucket_level -= 1.0;
+	t->bucket_level += (double)(now - t->bucket_us) * per_us;
+	if (t->bucket_level > t->rate)
+		t->bucket_level = t->rate;
+	t->bucket_us = now;
+	if (t->bucket_level >= 1.0) {
+		t->bucket_level -= 1.0;
 	} else {
-		double secs = ceil((1.0 - s->bucket_level) / per_us / 1e6);
+		double secs = ceil((1.0 - t->bucket_level) / per_us / 1e6);
 		wait = secs < 1.0 ? 1u : secs > RETRY_AFTER_MAX ? RETRY_AFTER_MAX : (unsigned)secs;
 	}
-	pthread_mutex_unlock(&s->bucket_lock);
+	pthread_mutex_unlock(&t->bucket_lock);
 	return wait;
 }
 
-static bool blocked(struct sim *s)
+/* block_after counts while no /sim/unblock lifted it */
+static bool block_after_applies(struct sim_tenant *t)
 {
-	return s->cfg.block_after_set &&
-	       atomic_load(&s->stats.invitations_accepted) >= s->cfg.block_after;
+	return t->block_after_set && !atomic_load(&t->block_lifted);
+}
+
+static bool blocked(struct sim_tenant *t)
+{
+	return atomic_load(&t->blocked_now) ||
+	       (block_after_applies(t) &&
+		atomic_load(&t->stats.invitations_accepted) >= t->block_after);
 }
 
 static const char blocked_message[] =
@@ -568,9 +725,9 @@ static bool on_list(char *const *list, size_t n, const char *lower)
 	return false;
 }
 
-static bool rejected(struct sim *s, const char *lower)
+static bool rejected(struct sim_tenant *t, const char *lower)
 {
-	return on_list(s->cfg.reject, s->cfg.n_reject, lower);
+	return on_list(t->reject, t->n_reject, lower);
 }
 
 /* --garble: what a broken front end might say, raw bytes that are not
@@ -588,7 +745,7 @@ static int garbled_error(struct buf *b, const char *request_id)
 }
 
 static int record_write(struct sim *s, const struct invitation *inv, const char *user_id,
-			const char *via, const char *client_request_id)
+			const char *via, const char *client_request_id, const char *tenant)
 {
 	struct buf b = BUF_INIT;
 	int r = 0;
@@ -606,6 +763,7 @@ static int record_write(struct sim *s, const struct invitation *inv, const char 
 	r |= jsonout_member(&b, "user_id", user_id, 0);
 	r |= jsonout_member(&b, "via", via, 0);
 	r |= jsonout_member(&b, "client_request_id", client_request_id, 0);
+	r |= jsonout_member(&b, "tenant", tenant, 0);
 	r |= buf_append_str(&b, "}\n");
 	if (r < 0)
 		goto out;
@@ -703,6 +861,8 @@ struct item {
 	const char *client_sent_id; /* the client's client-request-id, NULL: none */
 	const char *retry_after_text; /* borrowed: a Retry-After value to send instead */
 	bool garbled; /* --garble: request_id holds invalid UTF-8 */
+	char throttle_scope[SIM_THROTTLE_SCOPE_MAX]; /* of a 429; "": none */
+	const char *throttle_info; /* static; NULL: WriteLimitExceeded */
 };
 
 static void item_error(struct item *it, unsigned status, const char *code, const char *message)
@@ -712,40 +872,43 @@ static void item_error(struct item *it, unsigned status, const char *code, const
 	it->out_err = graph_error(&it->out, code, message, it->request_id, it->client_request_id);
 }
 
-/* One invitation attempt, single or inside a batch. */
-static void item_process(struct sim *s, struct item *it)
+/* One invitation attempt of caller c, single or inside a batch. */
+static void item_process(struct sim *s, const struct sim_caller *c, struct item *it)
 {
+	struct sim_tenant *t = c->tenant;
 	unsigned f_status = 0, f_retry = 0;
 	const char *f_code = NULL, *f_message = NULL;
 	char msg[512];
 	struct invitation inv;
 	char *lower = NULL;
 
-	if (s->cfg.fail_5xx > 0 && rng_percent() < s->cfg.fail_5xx) {
+	if (t->fail_5xx > 0 && rng_percent() < t->fail_5xx) {
 		fault_5xx(&f_status, &f_code, &f_message, &f_retry);
-		if (!(s->cfg.fail_after_accept > 0 && rng_percent() < s->cfg.fail_after_accept)) {
+		if (!(t->fail_after_accept > 0 && rng_percent() < t->fail_after_accept)) {
 			item_error(it, f_status, f_code, f_message);
 			it->retry_after = f_retry;
 			goto out;
 		}
 	}
-	if (s->cfg.fail_429 > 0 && rng_percent() < s->cfg.fail_429) {
+	if (t->fail_429 > 0 && rng_percent() < t->fail_429) {
 		item_error(it, 429, "TooManyRequests",
 			   "Too many requests. Please retry after the time in the Retry-After header.");
 		it->retry_after = 1;
 		it->retry_after_text = s->cfg.retry_after_text;
+		throttle_scope(c, it->throttle_scope);
 		goto out;
 	}
-	if (blocked(s)) {
+	if (blocked(t)) {
 		item_error(it, 403, "Forbidden",
 				   s->cfg.block_message ? s->cfg.block_message : blocked_message);
 		goto out;
 	}
-	unsigned wait = bucket_take(s);
+	unsigned wait = bucket_take(t);
 	if (wait) {
 		item_error(it, 429, "TooManyRequests",
 			   "Too many requests. Please retry after the time in the Retry-After header.");
 		it->retry_after = wait;
+		throttle_scope(c, it->throttle_scope);
 		goto out;
 	}
 	if (it->err_status) {
@@ -770,25 +933,27 @@ static void item_process(struct sim *s, struct item *it)
 		it->out_err = garbled_error(&it->out, it->request_id);
 		goto out;
 	}
-	if (rejected(s, lower)) {
+	if (rejected(t, lower)) {
 		item_error(it, 400, s->cfg.reject_code ? s->cfg.reject_code : "BadRequest",
 			   s->cfg.reject_message ? s->cfg.reject_message :
 			   "The invitation could not be sent to this address: it is blocked by the tenant's cross-tenant access or collaboration settings.");
 		goto out;
 	}
-	if (s->cfg.block_after_set &&
-	    atomic_fetch_add(&s->accept_reserved, 1) >= s->cfg.block_after) {
+	if (block_after_applies(t) &&
+	    atomic_fetch_add(&t->accept_reserved, 1) >= t->block_after) {
 		item_error(it, 403, "Forbidden",
 				   s->cfg.block_message ? s->cfg.block_message : blocked_message);
 		goto out;
 	}
 	char user_id[RNG_UUID_LEN + 1];
 	rng_uuid_from_name(lower, user_id);
-	if (record_write(s, &inv, user_id, it->via, it->client_sent_id) < 0) {
+	if (record_write(s, &inv, user_id, it->via, it->client_sent_id, c->tid) < 0) {
 		item_error(it, 500, "UnknownError", "The simulator failed to write its record.");
 		goto out;
 	}
 	atomic_fetch_add(&s->stats.invitations_accepted, 1);
+	atomic_fetch_add(&t->stats.invitations_accepted, 1);
+	sim_dir_note_invited(s, t, inv.address, user_id); /* the guest exists now */
 	if (f_status) {
 		/* the invitation exists, but the client hears of a failure */
 		item_error(it, f_status, f_code, f_message);
@@ -798,23 +963,23 @@ static void item_process(struct sim *s, struct item *it)
 	it->status = 201;
 	it->out_err = invitation_created(&it->out, &inv, user_id);
 out:
-	count_invitation(s, it->status);
+	count_invitation(s, t, it->status);
 	free(lower);
 }
 
 /* Draw the connection-level faults. Returns true when the request must not
  * be processed at all; *after is set when the fault strikes after
  * processing. */
-static bool envelope_fault(struct sim *s, struct reply *r, bool *after)
+static bool envelope_fault(struct sim_tenant *t, struct reply *r, bool *after)
 {
 	*after = false;
-	if (s->cfg.fail_reset > 0 && rng_percent() < s->cfg.fail_reset)
+	if (t->fail_reset > 0 && rng_percent() < t->fail_reset)
 		r->action = REPLY_RESET;
-	else if (s->cfg.fail_hang > 0 && rng_percent() < s->cfg.fail_hang)
+	else if (t->fail_hang > 0 && rng_percent() < t->fail_hang)
 		r->action = REPLY_HANG;
 	else
 		return false;
-	if (s->cfg.fail_after_accept > 0 && rng_percent() < s->cfg.fail_after_accept) {
+	if (t->fail_after_accept > 0 && rng_percent() < t->fail_after_accept) {
 		*after = true;
 		return false;
 	}
@@ -840,9 +1005,10 @@ static void read_json(const char *content_type, const char *body, size_t len, st
 	}
 }
 
-void sim_invite_request(struct sim *s, const char *authorization, const char *content_type,
-			const char *body, size_t len, struct reply *r)
+void sim_invite_request(struct sim *s, const char *url_tenant, const char *authorization,
+			const char *content_type, const char *body, size_t len, struct reply *r)
 {
+	struct sim_caller c;
 	struct item it = {.via = "single", .client_request_id = r->client_request_id};
 	if (r->client_request_id != r->request_id)
 		it.client_sent_id = r->client_request_id;
@@ -850,16 +1016,17 @@ void sim_invite_request(struct sim *s, const char *authorization, const char *co
 	bool after;
 
 	r->delay = true;
-	if (check_auth(s, authorization, r) < 0) {
-		count_invitation(s, 401);
+	if (check_auth(s, url_tenant, authorization, r, &c) < 0) {
+		count_invitation(s, NULL, 401);
 		return;
 	}
-	if (envelope_fault(s, r, &after))
+	if (envelope_fault(c.tenant, r, &after))
 		return;
 	memcpy(it.request_id, r->request_id, sizeof(it.request_id));
 	read_json(content_type, body, len, &it, &j);
 	it.body = j;
-	item_process(s, &it);
+	item_process(s, &c, &it);
+	memcpy(r->throttle_scope, it.throttle_scope, sizeof(r->throttle_scope));
 	r->retry_after = it.retry_after;
 	r->retry_after_text = it.retry_after_text;
 	if (it.garbled) /* the request-id header, as the body says */
@@ -880,6 +1047,11 @@ static int batch_item_reply(struct buf *b, struct item *it, const char *id)
 		r |= jsonout_member(b, "Retry-After", it->retry_after_text, 0);
 	else if (it->retry_after)
 		r |= buf_printf(b, ",\"Retry-After\":\"%u\"", it->retry_after);
+	if (it->throttle_scope[0]) {
+		r |= jsonout_member(b, "x-ms-throttle-scope", it->throttle_scope, 0);
+		r |= jsonout_member(b, "x-ms-throttle-information",
+				    it->throttle_info ? it->throttle_info : "WriteLimitExceeded", 0);
+	}
 	if (it->garbled) /* raw, as a broken front end would */
 		r |= buf_printf(b, ",\"request-id\":\"%s\"", it->request_id);
 	r |= buf_append_str(b, "},\"body\":");
@@ -963,9 +1135,35 @@ static const char *header_value(json_t *headers, const char *name)
 	return NULL;
 }
 
-void sim_batch_request(struct sim *s, const char *authorization, const char *content_type,
-		       const char *body, size_t len, struct reply *r)
+/* A $batch item for directory.c (users, groups, sendMail): answered into
+ * it, true; false for any other URL. */
+static bool batch_directory_item(struct sim *s, const struct sim_caller *c, const char *method,
+				 const char *url, struct item *it)
 {
+	const char *p = url[0] == '/' ? url + 1 : url; /* "users/..." too */
+	size_t n = strcspn(p, "?");
+	bool ours = (n == 5 && strncmp(p, "users", 5) == 0) || strncmp(p, "users/", 6) == 0 ||
+		    strncmp(p, "groups/", 7) == 0;
+	if (!ours)
+		return false;
+	struct reply rr = {.client_request_id = it->client_request_id};
+	memcpy(rr.request_id, it->request_id, sizeof(rr.request_id));
+	sim_dir_batch_item(s, c, method, url, it->body, &rr);
+	it->status = rr.status;
+	it->retry_after = rr.retry_after;
+	it->throttle_info = rr.throttle_info;
+	memcpy(it->throttle_scope, rr.throttle_scope, sizeof(it->throttle_scope));
+	buf_clear(&it->out);
+	if (rr.body)
+		it->out_err = buf_append_str(&it->out, rr.body);
+	reply_finish(&rr);
+	return true;
+}
+
+void sim_batch_request(struct sim *s, const char *url_tenant, const char *authorization,
+		       const char *content_type, const char *body, size_t len, struct reply *r)
+{
+	struct sim_caller c;
 	json_t *doc = NULL, *reqs = NULL;
 	struct buf out = BUF_INIT;
 	int err = 0;
@@ -975,9 +1173,9 @@ void sim_batch_request(struct sim *s, const char *authorization, const char *con
 
 	r->delay = true;
 	atomic_fetch_add(&s->stats.batches, 1);
-	if (check_auth(s, authorization, r) < 0)
+	if (check_auth(s, url_tenant, authorization, r, &c) < 0)
 		return;
-	if (envelope_fault(s, r, &after))
+	if (envelope_fault(c.tenant, r, &after))
 		return;
 	read_json(content_type, body, len, &probe, &doc);
 	if (probe.err_status) {
@@ -1013,7 +1211,9 @@ void sim_batch_request(struct sim *s, const char *authorization, const char *con
 		if (crid && crid[0] && strlen(crid) <= SIM_CLIENT_REQUEST_ID_MAX)
 			it.client_request_id = it.client_sent_id = crid;
 		atomic_fetch_add(&s->stats.batch_items, 1);
-		if (!is_invitations_url(url)) {
+		if (batch_directory_item(s, &c, method, url, &it)) {
+			/* users, groups, sendMail: directory.c answered */
+		} else if (!is_invitations_url(url)) {
 			snprintf(msg, sizeof(msg), "Resource not found for the segment '%.64s'.",
 				 url[0] == '/' ? url + 1 : url);
 			item_error(&it, 404, "NotFound", msg);
@@ -1023,7 +1223,7 @@ void sim_batch_request(struct sim *s, const char *authorization, const char *con
 		} else if (s->cfg.no_batch_invitations) {
 			item_error(&it, 400, "BadRequest",
 				   "Invalid batch request: /invitations is not supported in a JSON batch.");
-			count_invitation(s, 400);
+			count_invitation(s, c.tenant, 400);
 		} else {
 			if (!is_content_type(header_value(json_object_get(q, "headers"),
 							  "Content-Type"),
@@ -1032,7 +1232,7 @@ void sim_batch_request(struct sim *s, const char *authorization, const char *con
 				it.err_code = "UnsupportedMediaType";
 				it.err_message = "The Content-Type header must be application/json.";
 			}
-			item_process(s, &it);
+			item_process(s, &c, &it);
 		}
 		if (i > 0)
 			err |= buf_append_str(&out, ",");
@@ -1061,12 +1261,36 @@ static json_t *status_object(atomic_uint_fast64_t *counts)
 	return o;
 }
 
+static json_t *tenant_stats(struct sim_tenant *t)
+{
+	struct sim_tenant_stats *st = &t->stats;
+#define V(x) (json_int_t) atomic_load(&st->x)
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:o*,s:b}", "tokens_issued", V(tokens_issued),
+			 "tokens_refused", V(tokens_refused), "requests", V(requests),
+			 "wrong_tenant", V(wrong_tenant), "invitations_accepted",
+			 V(invitations_accepted), "policy_reads", V(policy_reads),
+			 "invitation_status", status_object(st->invitation_status), "blocked",
+			 (int)blocked(t));
+#undef V
+}
+
+/* {"NAME": {...}, ...}; the nameless first tenant (no --tenant) is "*". */
+static json_t *tenants_object(struct sim *s)
+{
+	json_t *o = json_object();
+	for (size_t i = 0; o && i < s->n_tenants; i++) {
+		struct sim_tenant *t = &s->tenants[i];
+		json_object_set_new(o, t->name ? t->name : "*", tenant_stats(t));
+	}
+	return o;
+}
+
 void sim_stats_request(struct sim *s, struct reply *r)
 {
 	struct sim_stats *st = &s->stats;
 #define V(x) (json_int_t) atomic_load(&st->x)
 	reply_json(r, 200,
-		   json_pack("{s:I,s:I,s:o*,s:o*,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "requests",
+		   json_pack("{s:I,s:I,s:o*,s:o*,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o*}", "requests",
 			     V(requests), "invitations_accepted", V(invitations_accepted),
 			     "status", status_object(st->status), "invitation_status",
 			     status_object(st->invitation_status), "tokens_issued",
@@ -1074,8 +1298,58 @@ void sim_stats_request(struct sim *s, struct reply *r)
 			     "hangs_held", V(hangs_held), "batches", V(batches), "batch_items",
 			     V(batch_items), "in_flight", V(in_flight), "max_in_flight",
 			     V(max_in_flight), "connections", V(connections), "uptime_ms",
-			     (json_int_t)(time_mono_ms() - s->start_ms)));
+			     (json_int_t)(time_mono_ms() - s->start_ms), "tenants",
+			     tenants_object(s)));
 #undef V
+}
+
+void sim_block_request(struct sim *s, const char *tenant, bool block, struct reply *r)
+{
+	char msg[SIM_TENANT_MAX + 64];
+	struct sim_tenant *t = sim_tenant_by_name(s, tenant);
+	if (!t) {
+		snprintf(msg, sizeof(msg), "The simulator has no tenant '%.256s'.", tenant);
+		sim_error_reply(r, 404, "NotFound", msg);
+		return;
+	}
+	if (block) {
+		atomic_store(&t->blocked_now, true);
+	} else {
+		atomic_store(&t->blocked_now, false);
+		atomic_store(&t->block_lifted, true);
+	}
+	reply_json(r, 200, json_pack("{s:s?,s:b}", "tenant", t->name, "blocked", (int)blocked(t)));
+}
+
+/* ---- /v1.0/policies/authorizationPolicy ---- */
+
+void sim_policy_request(struct sim *s, const char *url_tenant, const char *authorization,
+			struct reply *r)
+{
+	struct sim_caller c;
+	if (check_auth(s, url_tenant, authorization, r, &c) < 0)
+		return;
+	struct sim_tenant *t = c.tenant;
+	if (!sim_tenant_has_role(t, "Policy.Read.All") &&
+	    !sim_tenant_has_role(t, "Policy.ReadWrite.Authorization")) {
+		sim_error_reply(r, 403, "Authorization_RequestDenied",
+				"Insufficient privileges to complete the operation.");
+		return;
+	}
+	atomic_fetch_add(&t->stats.policy_reads, 1);
+	reply_json(r, 200,
+		   json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:b,s:b,s:b,s:s,s:{s:b,s:b,s:b}}",
+			     "@odata.context",
+			     "https://graph.microsoft.com/v1.0/$metadata#policies/authorizationPolicy/$entity",
+			     "id", "authorizationPolicy", "displayName", "Authorization Policy",
+			     "description",
+			     "Used to manage authorization related settings across the company.",
+			     "allowInvitesFrom", t->allow_invites_from,
+			     "allowedToSignUpEmailBasedSubscriptions", 1, "allowedToUseSSPR", 1,
+			     "allowEmailVerifiedUsersToJoinOrganization", 0, "blockMsolPowerShell", 0,
+			     "guestUserRoleId", "10dae51f-b6af-4016-8d66-8c2a99b929b3",
+			     "defaultUserRolePermissions", "allowedToCreateApps", 1,
+			     "allowedToCreateSecurityGroups", 1, "allowedToReadOtherUsers", 1));
 }
 
 /* ---- lifecycle ---- */
@@ -1090,8 +1364,12 @@ int sim_init(struct sim *s)
 	s->start_ms = time_mono_ms();
 	rng_seed(s->cfg.seed);
 	atomic_store(&s->token_failures_left, s->cfg.token_fail_count);
-	s->bucket_level = s->cfg.rate;
-	s->bucket_us = mono_us();
+	r = sim_tenants_init(s);
+	if (r < 0)
+		return r;
+	r = sim_dir_init(s);
+	if (r < 0)
+		return r;
 	s->tokens = calloc(SIM_TOKENS_MAX, sizeof(*s->tokens));
 	if (!s->tokens)
 		return -ENOMEM;
@@ -1101,7 +1379,6 @@ int sim_init(struct sim *s)
 		s->tokens = NULL;
 		return -r;
 	}
-	pthread_mutex_init(&s->bucket_lock, NULL);
 	s->initialized = true;
 	if (s->cfg.record_path) {
 		s->record_fd = open(s->cfg.record_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -1138,9 +1415,15 @@ void sim_finish(struct sim *s)
 	}
 	if (s->initialized) {
 		pthread_rwlock_destroy(&s->tokens_lock);
-		pthread_mutex_destroy(&s->bucket_lock);
 		s->initialized = false;
 	}
+	sim_dir_finish(s);
+	sim_tenants_finish(s);
+	for (size_t i = 0; i < s->cfg.n_roles; i++)
+		free(s->cfg.roles[i]);
+	free(s->cfg.roles);
+	s->cfg.roles = NULL;
+	s->cfg.n_roles = 0;
 	free(s->tokens);
 	s->tokens = NULL;
 	for (size_t i = 0; i < s->cfg.n_reject; i++)

@@ -60,7 +60,7 @@ static bool b64url_decode(const char *in, size_t n, unsigned char *out, size_t *
 	return true;
 }
 
-static void b64url_encode(const unsigned char *in, size_t n, char *out)
+void jwt_b64url_encode(const unsigned char *in, size_t n, char *out)
 {
 	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	size_t o = 0;
@@ -98,7 +98,7 @@ int jwt_cert_load(const char *path, struct jwt_cert **ret)
 		r = -ENOMEM;
 	else if (n > 0 && EVP_Digest(der, (size_t)n, md, &mdlen, EVP_sha256(), NULL) == 1 &&
 		 (c->pub = X509_get_pubkey(x)) != NULL) {
-		b64url_encode(md, mdlen, c->thumbprint);
+		jwt_b64url_encode(md, mdlen, c->thumbprint);
 		*ret = c;
 		c = NULL;
 		r = 0;

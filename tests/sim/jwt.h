@@ -7,6 +7,7 @@
  */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct jwt_cert;
@@ -22,3 +23,7 @@ void jwt_cert_free(struct jwt_cert *c);
  */
 const char *jwt_check_assertion(const struct jwt_cert *c, const char *jwt, const char *tenant,
 				const char *client_id, int64_t now_s, unsigned *ret_code);
+
+/* n bytes as base64url without padding into out (at least n * 4 / 3 + 2
+ * bytes, NUL-terminated); the issued access tokens are made with it. */
+void jwt_b64url_encode(const unsigned char *in, size_t n, char *out);

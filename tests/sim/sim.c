@@ -43,6 +43,11 @@ enum route {
 	ROUTE_INVITE,
 	ROUTE_BATCH,
 	ROUTE_STATS,
+	ROUTE_POLICY,  /* GET /v1.0/policies/authorizationPolicy */
+	ROUTE_BLOCK,   /* POST /sim/block?tenant=NAME */
+	ROUTE_UNBLOCK, /* POST /sim/unblock?tenant=NAME */
+	ROUTE_DIRECTORY, /* /v1.0/users..., /v1.0/groups/... (directory.c) */
+	ROUTE_SIM_DIR,   /* GET /sim/members, /sim/mail, /sim/users?tenant=NAME */
 	ROUTE_NOT_FOUND,
 	ROUTE_BAD_METHOD,
 };
@@ -78,7 +83,8 @@ struct req {
 	const char *url;
 	uint64_t start_us; /* arrival (delay_now_us): the latency counts from here */
 	uint64_t due_us;   /* when a delayed answer is due */
-	char tenant[SIM_TENANT_MAX + 1];
+	char tenant[SIM_TENANT_MAX + 1]; /* the token URL's, or a Graph URL's prefix */
+	bool url_tenant;                 /* a Graph URL "/{tenant}/v1.0/..." named tenant */
 	char client_request_id[SIM_CLIENT_REQUEST_ID_MAX + 1];
 };
 
@@ -122,6 +128,28 @@ enum {
 	OPT_RETRY_AFTER_TEXT,
 	OPT_TLS_CERT,
 	OPT_TLS_KEY,
+	OPT_TENANTS_FILE,
+	OPT_ROLES,
+	OPT_THROTTLE_SCOPE,
+	OPT_GUESTS,
+	OPT_SEED_MEMBERS,
+	OPT_SEED_GUESTS,
+	OPT_MEMBER_PATTERN,
+	OPT_GUEST_PATTERN,
+	OPT_DIRECTORY,
+	OPT_GROUP,
+	OPT_GUEST_REFUSING_GROUP,
+	OPT_REFUSING_MAILBOX,
+	OPT_READ_RATE,
+	OPT_READ_PERIOD,
+	OPT_MAIL_RATE,
+	OPT_MAIL_PERIOD,
+	OPT_REPLICATION_DELAY,
+	OPT_MEMBER_404_SHARE,
+	OPT_ACCEPT_AFTER,
+	OPT_ACCEPT_SHARE,
+	OPT_MEMBERS_RECORD,
+	OPT_MAIL_RECORD,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -164,6 +192,28 @@ static const struct option options[] = {
 	{"retry-after-text", required_argument, NULL, OPT_RETRY_AFTER_TEXT},
 	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	{"tenants-file", required_argument, NULL, OPT_TENANTS_FILE},
+	{"roles", required_argument, NULL, OPT_ROLES},
+	{"throttle-scope", required_argument, NULL, OPT_THROTTLE_SCOPE},
+	{"guests", required_argument, NULL, OPT_GUESTS},
+	{"seed-members", required_argument, NULL, OPT_SEED_MEMBERS},
+	{"seed-guests", required_argument, NULL, OPT_SEED_GUESTS},
+	{"member-pattern", required_argument, NULL, OPT_MEMBER_PATTERN},
+	{"guest-pattern", required_argument, NULL, OPT_GUEST_PATTERN},
+	{"directory", required_argument, NULL, OPT_DIRECTORY},
+	{"group", required_argument, NULL, OPT_GROUP},
+	{"guest-refusing-group", required_argument, NULL, OPT_GUEST_REFUSING_GROUP},
+	{"refusing-mailbox", required_argument, NULL, OPT_REFUSING_MAILBOX},
+	{"read-rate", required_argument, NULL, OPT_READ_RATE},
+	{"read-period", required_argument, NULL, OPT_READ_PERIOD},
+	{"mail-rate", required_argument, NULL, OPT_MAIL_RATE},
+	{"mail-period", required_argument, NULL, OPT_MAIL_PERIOD},
+	{"replication-delay-ms", required_argument, NULL, OPT_REPLICATION_DELAY},
+	{"member-404-share", required_argument, NULL, OPT_MEMBER_404_SHARE},
+	{"accept-after-ms", required_argument, NULL, OPT_ACCEPT_AFTER},
+	{"accept-share", required_argument, NULL, OPT_ACCEPT_SHARE},
+	{"members-record", required_argument, NULL, OPT_MEMBERS_RECORD},
+	{"mail-record", required_argument, NULL, OPT_MAIL_RECORD},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -217,10 +267,41 @@ static void usage(FILE *f)
 	      "  --tls-cert FILE            serve HTTPS with this PEM certificate (chain);\n"
 	      "                             needs --tls-key (default: plain HTTP)\n"
 	      "  --tls-key FILE             the PEM private key of --tls-cert\n"
+	      "  --roles LIST               the roles claim of the tokens, comma-separated\n"
+	      "                             (default User.Invite.All; '' for none)\n"
+	      "  --throttle-scope SCOPE     x-ms-throttle-scope on 429s: Tenant_Application,\n"
+	      "                             Tenant or Application (default: none)\n"
+	      "  --guests VALUE             authorizationPolicy allowInvitesFrom: allowed\n"
+	      "                             (everyone, the default), none, ...\n"
+	      "  --tenants-file FILE        more tenants: a JSON array, one object each\n"
+	      "                             (the options above define the first tenant)\n",
+	      f);
+	fputs("Directory, groups and mail (the first tenant's; docs/simulator.md):\n"
+	      "  --seed-members N           N members from --member-pattern (default\n"
+	      "                             member{n}@contoso.example, n = 1..N)\n"
+	      "  --seed-guests N            N pending guests from --guest-pattern (default\n"
+	      "                             guest{n}@partner.example, numbered after the members)\n"
+	      "  --member-pattern P, --guest-pattern P   addresses with {n} for the number\n"
+	      "  --directory FILE           more users: [{\"mail\",\"userType\",\"externalUserState\"}]\n"
+	      "  --group ID                 a group that exists (repeatable)\n"
+	      "  --guest-refusing-group ID  a group that exists and refuses guests (repeatable)\n"
+	      "  --refusing-mailbox ADDR    sendMail from ADDR answers 403 (repeatable)\n"
+	      "  --read-rate N              user reads: N per --read-period seconds (default 1)\n"
+	      "  --mail-rate N              sendMail: N per --mail-period seconds (default 1)\n"
+	      "Directory, shared by all tenants:\n"
+	      "  --replication-delay-ms N   a guest made by an invitation is unreadable this long\n"
+	      "  --member-404-share F       fraction of first additions answered 404 (0..1)\n"
+	      "  --accept-after-ms N        pending guests accept N ms after their invitation\n"
+	      "  --accept-share F           the fraction of them that accept (default 1)\n"
+	      "  --members-record FILE      append one JSON line per member added\n"
+	      "  --mail-record FILE         append one JSON line per message sent\n"
 	      "  --help, --version\n"
 	      "\n"
 	      "Endpoints: POST /{tenant}/oauth2/v2.0/token, POST /v1.0/invitations,\n"
-	      "POST /v1.0/$batch, GET /sim/stats.\n",
+	      "POST /v1.0/$batch, GET /v1.0/policies/authorizationPolicy, GET /sim/stats,\n"
+	      "POST /sim/block?tenant=NAME, POST /sim/unblock?tenant=NAME,\n"
+	      "GET /v1.0/users?$filter=..., GET /v1.0/users/{id}, POST /v1.0/users/{id}/sendMail,\n"
+	      "POST /v1.0/groups/{id}/members/$ref, GET /sim/members, /sim/mail, /sim/users.\n",
 	      f);
 }
 
@@ -319,6 +400,9 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg)
 	cfg->threads = 2;
 	cfg->max_connections = 4096;
 	cfg->max_hangs = 256;
+	cfg->dir.read_period_s = 1.0;
+	cfg->dir.mail_period_s = 1.0;
+	cfg->accept_share = 100;
 
 	while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
 		r = 0;
@@ -474,6 +558,86 @@ static int parse_args(int argc, char **argv, struct sim_config *cfg)
 			}
 			break;
 		}
+		case OPT_TENANTS_FILE:
+			cfg->tenants_file = optarg;
+			break;
+		case OPT_ROLES:
+			for (size_t i = 0; i < cfg->n_roles; i++)
+				free(cfg->roles[i]);
+			free(cfg->roles);
+			cfg->roles = NULL;
+			cfg->n_roles = 0;
+			cfg->roles_set = true;
+			r = sim_parse_roles(optarg, &cfg->roles, &cfg->n_roles);
+			break;
+		case OPT_THROTTLE_SCOPE:
+			r = sim_parse_throttle_scope(optarg, &cfg->throttle_scope);
+			break;
+		case OPT_GUESTS:
+			r = sim_parse_guests(optarg, &cfg->allow_invites_from);
+			break;
+		case OPT_SEED_MEMBERS:
+			r = parse_u64(optarg, 1000000, &cfg->dir.seed_members);
+			break;
+		case OPT_SEED_GUESTS:
+			r = parse_u64(optarg, 1000000, &cfg->dir.seed_guests);
+			break;
+		case OPT_MEMBER_PATTERN:
+		case OPT_GUEST_PATTERN:
+		case OPT_DIRECTORY: {
+			char **slot = c == OPT_MEMBER_PATTERN ? &cfg->dir.member_pattern
+				      : c == OPT_GUEST_PATTERN ? &cfg->dir.guest_pattern
+							       : &cfg->dir.directory_file;
+			free(*slot);
+			*slot = strdup(optarg);
+			r = !*slot ? -ENOMEM : optarg[0] && strlen(optarg) <= 4096 ? 0 : -EINVAL;
+			if (r == 0 && c != OPT_DIRECTORY && !strstr(optarg, "{n}"))
+				r = -EINVAL;
+			break;
+		}
+		case OPT_GROUP:
+			r = add_address(&cfg->dir.groups, &cfg->dir.n_groups, optarg);
+			break;
+		case OPT_GUEST_REFUSING_GROUP:
+			r = add_address(&cfg->dir.refusing_groups, &cfg->dir.n_refusing_groups, optarg);
+			break;
+		case OPT_REFUSING_MAILBOX:
+			r = add_address(&cfg->dir.refusing_mailboxes, &cfg->dir.n_refusing_mailboxes,
+					optarg);
+			break;
+		case OPT_READ_RATE:
+			r = parse_double(optarg, 0, 1e9, &cfg->dir.read_rate);
+			break;
+		case OPT_READ_PERIOD:
+			r = parse_double(optarg, 0.001, 86400, &cfg->dir.read_period_s);
+			break;
+		case OPT_MAIL_RATE:
+			r = parse_double(optarg, 0, 1e9, &cfg->dir.mail_rate);
+			break;
+		case OPT_MAIL_PERIOD:
+			r = parse_double(optarg, 0.001, 86400, &cfg->dir.mail_period_s);
+			break;
+		case OPT_REPLICATION_DELAY:
+			r = parse_u64(optarg, 86400u * 1000u, &cfg->replication_delay_ms);
+			break;
+		case OPT_MEMBER_404_SHARE:
+			r = parse_double(optarg, 0, 1, &cfg->member_404_share);
+			cfg->member_404_share *= 100; /* kept as a percent, as the --fail-* */
+			break;
+		case OPT_ACCEPT_AFTER:
+			r = parse_u64(optarg, 86400u * 1000u * 365u, &cfg->accept_after_ms);
+			cfg->accept_after_set = true;
+			break;
+		case OPT_ACCEPT_SHARE:
+			r = parse_double(optarg, 0, 1, &cfg->accept_share);
+			cfg->accept_share *= 100;
+			break;
+		case OPT_MEMBERS_RECORD:
+			cfg->members_record_path = optarg;
+			break;
+		case OPT_MAIL_RECORD:
+			cfg->mail_record_path = optarg;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 1;
@@ -577,17 +741,42 @@ static bool peer_gone(struct MHD_Connection *conn)
 	return true;
 }
 
-static enum route route_of(const char *method, const char *url, char tenant[SIM_TENANT_MAX + 1])
+static enum route graph_route(const char *method, const char *path)
+{
+	bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+	bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+
+	if (sim_dir_path(path + 5)) /* "/v1.0" + "/users...", "/groups/..." */
+		return ROUTE_DIRECTORY;
+	if (strcmp(path, "/v1.0/invitations") == 0)
+		return post ? ROUTE_INVITE : ROUTE_BAD_METHOD;
+	if (strcmp(path, "/v1.0/$batch") == 0)
+		return post ? ROUTE_BATCH : ROUTE_BAD_METHOD;
+	if (strcmp(path, "/v1.0/policies/authorizationPolicy") == 0)
+		return get ? ROUTE_POLICY : ROUTE_BAD_METHOD;
+	return ROUTE_NOT_FOUND;
+}
+
+/* Graph's URLs name no tenant; "/{tenant}/v1.0/..." (a graph_url with a
+ * path) names one, and only that tenant's tokens are good there. */
+static enum route route_of(const char *method, const char *url, char tenant[SIM_TENANT_MAX + 1],
+			   bool *url_tenant)
 {
 	static const char token_suffix[] = "/oauth2/v2.0/token";
 	bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
 
-	if (strcmp(url, "/v1.0/invitations") == 0)
-		return post ? ROUTE_INVITE : ROUTE_BAD_METHOD;
-	if (strcmp(url, "/v1.0/$batch") == 0)
-		return post ? ROUTE_BATCH : ROUTE_BAD_METHOD;
+	*url_tenant = false;
+	if (strncmp(url, "/v1.0/", 6) == 0)
+		return graph_route(method, url);
 	if (strcmp(url, "/sim/stats") == 0)
 		return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ? ROUTE_STATS : ROUTE_BAD_METHOD;
+	if (strcmp(url, "/sim/block") == 0)
+		return post ? ROUTE_BLOCK : ROUTE_BAD_METHOD;
+	if (strcmp(url, "/sim/unblock") == 0)
+		return post ? ROUTE_UNBLOCK : ROUTE_BAD_METHOD;
+	if (strcmp(url, "/sim/members") == 0 || strcmp(url, "/sim/mail") == 0 ||
+	    strcmp(url, "/sim/users") == 0)
+		return strcmp(method, MHD_HTTP_METHOD_GET) == 0 ? ROUTE_SIM_DIR : ROUTE_BAD_METHOD;
 	if (url[0] == '/') {
 		const char *slash = strchr(url + 1, '/');
 		size_t n = slash ? (size_t)(slash - url - 1) : 0;
@@ -596,13 +785,23 @@ static enum route route_of(const char *method, const char *url, char tenant[SIM_
 			tenant[n] = '\0';
 			return post ? ROUTE_TOKEN : ROUTE_BAD_METHOD;
 		}
+		if (n > 0 && n <= SIM_TENANT_MAX && strncmp(slash, "/v1.0/", 6) == 0) {
+			enum route route = graph_route(method, slash);
+			if (route != ROUTE_NOT_FOUND) {
+				memcpy(tenant, url + 1, n);
+				tenant[n] = '\0';
+				*url_tenant = true;
+			}
+			return route;
+		}
 	}
 	return ROUTE_NOT_FOUND;
 }
 
 static bool wants_body(enum route route)
 {
-	return route == ROUTE_TOKEN || route == ROUTE_INVITE || route == ROUTE_BATCH;
+	return route == ROUTE_TOKEN || route == ROUTE_INVITE || route == ROUTE_BATCH ||
+	       route == ROUTE_DIRECTORY;
 }
 
 static const char *header(struct MHD_Connection *conn, const char *name)
@@ -619,7 +818,7 @@ static struct req *req_create(struct server *srv, struct MHD_Connection *conn, c
 	q->method = method;
 	q->url = url;
 	q->start_us = delay_now_us();
-	q->route = route_of(method, url, q->tenant);
+	q->route = route_of(method, url, q->tenant, &q->url_tenant);
 	buf_init(&q->body);
 	rng_uuid(q->reply.request_id);
 	const char *crid = header(conn, "client-request-id");
@@ -671,21 +870,47 @@ static void dispatch(struct server *srv, struct MHD_Connection *conn, struct req
 				"The request body is larger than the 4 MiB the simulator accepts.");
 		return;
 	}
+	const char *url_tenant = q->url_tenant ? q->tenant : NULL;
 	switch (q->route) {
 	case ROUTE_TOKEN:
 		sim_token_request(&srv->sim, q->tenant, header(conn, MHD_HTTP_HEADER_CONTENT_TYPE),
 				  body, len, r);
 		break;
 	case ROUTE_INVITE:
-		sim_invite_request(&srv->sim, header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+		sim_invite_request(&srv->sim, url_tenant, header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
 				   header(conn, MHD_HTTP_HEADER_CONTENT_TYPE), body, len, r);
 		break;
 	case ROUTE_BATCH:
-		sim_batch_request(&srv->sim, header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+		sim_batch_request(&srv->sim, url_tenant, header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
 				  header(conn, MHD_HTTP_HEADER_CONTENT_TYPE), body, len, r);
+		break;
+	case ROUTE_POLICY:
+		sim_policy_request(&srv->sim, url_tenant,
+				   header(conn, MHD_HTTP_HEADER_AUTHORIZATION), r);
 		break;
 	case ROUTE_STATS:
 		sim_stats_request(&srv->sim, r);
+		break;
+	case ROUTE_DIRECTORY: {
+		/* the path after "/v1.0" (and after a "/{tenant}" prefix) */
+		const char *path = q->url_tenant ? q->url + 1 + strlen(q->tenant) : q->url;
+		sim_dir_request(&srv->sim, url_tenant, header(conn, MHD_HTTP_HEADER_AUTHORIZATION),
+				q->method, path + 5,
+				MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "$filter"),
+				MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "$select"),
+				header(conn, MHD_HTTP_HEADER_CONTENT_TYPE), body, len, r);
+		break;
+	}
+	case ROUTE_SIM_DIR:
+		sim_dir_sim_request(&srv->sim, q->url + 5,
+				    MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tenant"),
+				    r);
+		break;
+	case ROUTE_BLOCK:
+	case ROUTE_UNBLOCK:
+		sim_block_request(&srv->sim,
+				  MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "tenant"),
+				  q->route == ROUTE_BLOCK, r);
 		break;
 	case ROUTE_BAD_METHOD:
 		snprintf(msg, sizeof(msg), "The HTTP method '%.16s' is not allowed for '%.256s'.",
@@ -737,6 +962,11 @@ static enum MHD_Result respond(struct server *srv, struct MHD_Connection *conn, 
 	if (r->no_store) {
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store, no-cache");
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_PRAGMA, "no-cache");
+	}
+	if (r->throttle_scope[0]) {
+		MHD_add_response_header(resp, "x-ms-throttle-scope", r->throttle_scope);
+		MHD_add_response_header(resp, "x-ms-throttle-information",
+					r->throttle_info ? r->throttle_info : "WriteLimitExceeded");
 	}
 	if (r->retry_after_text) {
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, r->retry_after_text);

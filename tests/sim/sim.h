@@ -16,6 +16,8 @@
 #include "jwt.h"
 #include "rng.h"
 
+struct buf;
+
 #define SIM_BODY_MAX (4u * 1024u * 1024u) /* larger bodies get 413 */
 #define SIM_TOKENS_MAX 4096u /* issued tokens kept; the oldest is forgotten */
 #define SIM_TOKEN_LEN 48u
@@ -24,6 +26,39 @@
 #define SIM_TENANT_MAX 256u
 #define SIM_REJECT_MAX 1024u
 #define SIM_CLIENT_REQUEST_ID_MAX 128u
+#define SIM_CLIENT_ID_MAX 128u /* longer client_ids are refused (700016) */
+#define SIM_TENANTS_MAX 256u   /* the first tenant and --tenants-file's */
+#define SIM_ROLES_MAX 32u      /* entries of a roles claim (the token must fit a header) */
+#define SIM_ROLE_MAX 128u      /* bytes of one role */
+#define SIM_THROTTLE_SCOPE_MAX (32u + SIM_CLIENT_ID_MAX + SIM_TENANT_MAX)
+
+/* A tenant's directory settings (directory.c, docs/simulator.md "Directory,
+ * groups and mail"): the first tenant's from the command line, the others'
+ * from --tenants-file. Lists are owned and lowercased. */
+struct sim_dir_config {
+	uint64_t seed_members, seed_guests;
+	char *member_pattern; /* owned; NULL: member{n}@contoso.example */
+	char *guest_pattern;  /* owned; NULL: guest{n}@partner.example */
+	char *directory_file; /* owned; NULL: none */
+	char **groups;        /* groups that exist */
+	size_t n_groups;
+	char **refusing_groups; /* exist, and refuse guests */
+	size_t n_refusing_groups;
+	char **refusing_mailboxes; /* sendMail from these: 403 */
+	size_t n_refusing_mailboxes;
+	double read_rate, read_period_s; /* GETs of users; 0: unlimited */
+	double mail_rate, mail_period_s; /* sendMail; 0: unlimited */
+};
+
+struct sim_dir; /* a tenant's users, memberships and limits (directory.c) */
+
+/* What a tenant's 429s name in x-ms-throttle-scope (GRAPH.md §4). */
+enum sim_throttle_scope {
+	SIM_SCOPE_NONE,
+	SIM_SCOPE_TENANT_APPLICATION, /* Tenant_Application/Write/<appId>/<tenantId> */
+	SIM_SCOPE_TENANT,             /* Tenant/Write//<tenantId> */
+	SIM_SCOPE_APPLICATION,        /* Application/Write/<appId> */
+};
 
 struct sim_config {
 	const char *listen;      /* borrowed from argv */
@@ -32,6 +67,7 @@ struct sim_config {
 	const char *record_path; /* NULL: none */
 	const char *token_file;  /* NULL: none; every issued token, a line each (tests) */
 	const char *tenant;      /* NULL: any */
+	const char *tenants_file; /* NULL: none; --tenants-file, more tenants (tenants.c) */
 	const char *client_id;   /* NULL: any non-empty */
 	char *client_secret;     /* owned; NULL: any non-empty */
 	struct jwt_cert *client_cert; /* owned; NULL: any client assertion */
@@ -63,6 +99,77 @@ struct sim_config {
 	bool verbose;
 	char *tls_cert; /* owned PEM text; NULL: plain HTTP */
 	char *tls_key;  /* owned PEM text of the private key */
+	/* the first tenant's --roles, --throttle-scope, --guests */
+	char **roles; /* owned; NULL with roles_set: no roles claim */
+	size_t n_roles;
+	bool roles_set; /* false: the default User.Invite.All */
+	enum sim_throttle_scope throttle_scope;
+	const char *allow_invites_from; /* static; NULL: "everyone" */
+	/* the first tenant's directory, and what every tenant shares */
+	struct sim_dir_config dir;
+	const char *members_record_path; /* NULL: none */
+	const char *mail_record_path;    /* NULL: none */
+	uint64_t replication_delay_ms;   /* a new guest is unreadable this long */
+	double member_404_share;         /* percent of first additions answered 404 */
+	uint64_t accept_after_ms;
+	bool accept_after_set;           /* false: guests never accept */
+	double accept_share;             /* percent of pending guests that accept */
+};
+
+/* Counters of one tenant (/sim/stats "tenants"). */
+struct sim_tenant_stats {
+	atomic_uint_fast64_t tokens_issued;
+	atomic_uint_fast64_t tokens_refused; /* token requests for it refused after the tenant check */
+	atomic_uint_fast64_t requests;       /* Graph requests with one of its tokens */
+	atomic_uint_fast64_t wrong_tenant;   /* its tokens sent to another tenant's Graph URL */
+	atomic_uint_fast64_t invitations_accepted;
+	atomic_uint_fast64_t policy_reads;
+	atomic_uint_fast64_t invitation_status[SIM_STATUS_MAX];
+};
+
+/*
+ * One tenant: its credential, its limit window, its faults, its block switch,
+ * its roles and its counters. The first (index 0) comes from the command
+ * line; the others from --tenants-file (tenants.c). The configuration part is
+ * written before the server starts and only read afterwards.
+ */
+struct sim_tenant {
+	char *name;                   /* owned; NULL: any name (the first, without --tenant) */
+	char *client_secret;          /* owned; NULL: any non-empty */
+	struct jwt_cert *client_cert; /* owned; NULL: any client assertion */
+	/* a --tenants-file tenant: only its own kind of credential (a tenant
+	 * with a secret refuses assertions, one with a certificate secrets);
+	 * the first keeps today's rule (an unset one is "any") */
+	bool strict_credential;
+	double rate;                  /* requests per period; 0 = unlimited */
+	double period_s;
+	double fail_5xx, fail_429, fail_reset, fail_hang, fail_after_accept; /* percent */
+	char **reject; /* owned, lowercased */
+	size_t n_reject;
+	uint64_t block_after;
+	bool block_after_set;
+	char **roles; /* owned; n_roles == 0: no roles claim in its tokens */
+	size_t n_roles;
+	enum sim_throttle_scope throttle_scope;
+	const char *allow_invites_from; /* static: authorizationPolicy's allowInvitesFrom */
+
+	pthread_mutex_t bucket_lock;
+	bool lock_ready;
+	double bucket_level;
+	uint64_t bucket_us; /* last refill, monotonic microseconds */
+	atomic_uint_fast64_t accept_reserved; /* for block_after */
+	atomic_bool blocked_now;  /* POST /sim/block */
+	atomic_bool block_lifted; /* POST /sim/unblock: block_after no longer applies */
+	struct sim_tenant_stats stats;
+	struct sim_dir_config dirc; /* owned */
+	struct sim_dir *dir;        /* owned; NULL before sim_dir_init */
+};
+
+/* Who sent a Graph request, from its token (check_auth). */
+struct sim_caller {
+	struct sim_tenant *tenant;
+	char tid[SIM_TENANT_MAX + 1];       /* the tenant as in the token URL */
+	char appid[SIM_CLIENT_ID_MAX + 1];
 };
 
 struct sim_stats {
@@ -81,9 +188,15 @@ struct sim_stats {
 	atomic_uint_fast64_t invitation_status[SIM_STATUS_MAX]; /* each invitation attempt */
 };
 
+/* An issued token is a JWT "header.payload.signature" whose signature part
+ * is SIM_TOKEN_LEN opaque characters, the first four the slot in hex. */
 struct sim_token {
-	char value[SIM_TOKEN_LEN + 1];
-	uint64_t expires_ms; /* time_mono_ms() */
+	char value[SIM_TOKEN_LEN + 1]; /* the signature part */
+	uint64_t hash;                 /* FNV-1a of "header.payload" */
+	uint64_t expires_ms;           /* time_mono_ms() */
+	unsigned tenant;               /* index in sim.tenants */
+	char tid[SIM_TENANT_MAX + 1];
+	char appid[SIM_CLIENT_ID_MAX + 1];
 };
 
 struct sim {
@@ -96,14 +209,14 @@ struct sim {
 	atomic_uint_fast64_t token_seq;
 	atomic_uint_fast64_t token_failures_left;
 
-	pthread_mutex_t bucket_lock;
-	double bucket_level;
-	uint64_t bucket_us; /* last refill, monotonic microseconds */
-
-	atomic_uint_fast64_t accept_reserved; /* for --block-after */
+	struct sim_tenant *tenants; /* n_tenants, owned; [0] is the command line's */
+	size_t n_tenants;
 
 	int record_fd; /* owned; -1 without --record (sim_init sets it) */
 	int token_fd;  /* owned; -1 without --token-file */
+	int members_fd; /* owned; -1 without --members-record (sim_dir_init) */
+	int mail_fd;    /* owned; -1 without --mail-record */
+	bool dir_ready;
 	bool initialized;
 };
 
@@ -123,6 +236,8 @@ struct reply {
 	bool no_store;        /* Cache-Control: no-store (token responses) */
 	char request_id[RNG_UUID_LEN + 1];
 	const char *client_request_id; /* borrowed; the client's or request_id */
+	char throttle_scope[SIM_THROTTLE_SCOPE_MAX]; /* x-ms-throttle-scope; "": none */
+	const char *throttle_info; /* static; x-ms-throttle-information, NULL: WriteLimitExceeded */
 };
 
 /* Set up state for s->cfg (filled by the caller; the sim takes ownership of
@@ -136,11 +251,80 @@ void sim_finish(struct sim *s);
  * header is absent; body need not be NUL-terminated. */
 void sim_token_request(struct sim *s, const char *tenant, const char *content_type,
 		       const char *body, size_t len, struct reply *r);
-void sim_invite_request(struct sim *s, const char *authorization, const char *content_type,
-			const char *body, size_t len, struct reply *r);
-void sim_batch_request(struct sim *s, const char *authorization, const char *content_type,
-		       const char *body, size_t len, struct reply *r);
+/* url_tenant: the tenant a Graph URL names ("/{tenant}/v1.0/..."), NULL
+ * for Graph's own URLs, which name none (the token's tenant is the one). */
+void sim_invite_request(struct sim *s, const char *url_tenant, const char *authorization,
+			const char *content_type, const char *body, size_t len, struct reply *r);
+void sim_batch_request(struct sim *s, const char *url_tenant, const char *authorization,
+		       const char *content_type, const char *body, size_t len, struct reply *r);
+/* GET /v1.0/policies/authorizationPolicy */
+void sim_policy_request(struct sim *s, const char *url_tenant, const char *authorization,
+			struct reply *r);
 void sim_stats_request(struct sim *s, struct reply *r);
+/* POST /sim/block and /sim/unblock?tenant=NAME (NULL: the first tenant). */
+void sim_block_request(struct sim *s, const char *tenant, bool block, struct reply *r);
+
+/* 0 when authorization carries a valid token (for url_tenant, NULL: any),
+ * *c its caller; else fills r (401) and returns -EACCES. */
+int sim_check_auth(struct sim *s, const char *url_tenant, const char *authorization,
+		   struct reply *r, struct sim_caller *c);
+
+/* ---- directory.c ---- */
+
+/* Opens the members and mail records and builds every tenant's directory
+ * (seeds, --directory files). 0 or negative errno; logs the reason. */
+int sim_dir_init(struct sim *s);
+void sim_dir_finish(struct sim *s);
+/* Frees a tenant's directory settings (tenant_finish). */
+void sim_dir_config_free(struct sim_dir_config *c);
+/* The first tenant's settings: moved out of s->cfg.dir. */
+void sim_dir_config_take(struct sim_dir_config *dst, struct sim_dir_config *src);
+/* The directory keys of one --tenants-file element into c. NULL, or why
+ * not (*key the member). */
+const char *sim_dir_config_from_json(void *json_object, struct sim_dir_config *c,
+				     const char **key);
+/* Is key one of the directory keys of a --tenants-file element? */
+bool sim_dir_json_key(const char *key);
+/* An accepted invitation of tenant t created (or found) the guest. */
+void sim_dir_note_invited(struct sim *s, struct sim_tenant *t, const char *address,
+			  const char *user_id);
+/* Does path (after "/v1.0", e.g. "/users/x") belong to directory.c? */
+bool sim_dir_path(const char *path);
+/* A Graph request to a directory path: GET /users, GET /users/{id},
+ * POST /users/{id}/sendMail, POST /groups/{id}/members/$ref. filter and
+ * select are the decoded $filter and $select (NULL: absent). */
+void sim_dir_request(struct sim *s, const char *url_tenant, const char *authorization,
+		     const char *method, const char *path, const char *filter,
+		     const char *select, const char *content_type, const char *body, size_t len,
+		     struct reply *r);
+/* The same for a $batch item of caller c: url is the item's ("/users?$filter=..."),
+ * still URL-encoded; body its parsed body (borrowed, NULL: none). */
+void sim_dir_batch_item(struct sim *s, const struct sim_caller *c, const char *method,
+			const char *url, void *json_body, struct reply *r);
+/* GET /sim/members, /sim/mail, /sim/users?tenant=NAME (NULL: every tenant). */
+void sim_dir_sim_request(struct sim *s, const char *what, const char *tenant, struct reply *r);
+
+/* ---- tenants.c ---- */
+
+/* Build s->tenants: [0] from s->cfg (taking its owned credential, reject
+ * list and roles), then one per element of cfg.tenants_file. 0 or negative
+ * errno; logs the reason (file, element, key). */
+int sim_tenants_init(struct sim *s);
+void sim_tenants_finish(struct sim *s);
+/* The tenant a token URL names (case-insensitive), else the nameless first
+ * one, else NULL. */
+struct sim_tenant *sim_tenant_find(struct sim *s, const char *name);
+/* The tenant named exactly so (NULL: the first), or NULL. */
+struct sim_tenant *sim_tenant_by_name(struct sim *s, const char *name);
+bool sim_tenant_has_role(const struct sim_tenant *t, const char *role);
+/* Appends the roles claim's array ["a","b"]. 0 or -ENOMEM. */
+int sim_tenant_roles_json(const struct sim_tenant *t, struct buf *b);
+/* Parse a --throttle-scope / "throttle_scope" value. 0 or -EINVAL. */
+int sim_parse_throttle_scope(const char *text, enum sim_throttle_scope *ret);
+/* Parse a --guests / "guests" value into allowInvitesFrom. 0 or -EINVAL. */
+int sim_parse_guests(const char *text, const char **ret);
+/* Split a comma-separated --roles list (owned result). 0 or negative errno. */
+int sim_parse_roles(const char *text, char ***ret, size_t *ret_n);
 /* A Graph-style error: {"error":{"code","message","innerError":{...}}}. */
 void sim_error_reply(struct reply *r, unsigned status, const char *code, const char *message);
 void reply_finish(struct reply *r);

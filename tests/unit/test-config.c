@@ -183,6 +183,55 @@ static void test_dropins_and_missing(void)
 	config_finish(&c);
 }
 
+/* [daemon] connection limits: durations with s, m, h; the defaults */
+static void test_connection_limits(void)
+{
+	static const struct {
+		const char *value;
+		uint64_t ms; /* 0: refused */
+	} durations[] = {
+		{"10", 10000}, {"1.5", 1500}, {"90s", 90000}, {"5m", 300000}, {"2h", 7200000},
+		{"0.1", 100},  {"0", 0},      {"-1", 0},      {"25h", 0},     {"5 m", 0},
+		{"inf", 0},    {"nan", 0},    {"1d", 0},      {"", 0},        {"m", 0},
+	};
+	struct config c;
+	char *err = NULL;
+	config_init(&c);
+	is_int(c.first_request_timeout_ms, 10000, "first_request_timeout defaults to 10 s");
+	is_int(c.idle_timeout_ms, 300000, "idle_timeout defaults to 5 min");
+	is_int(c.max_connections_per_uid, 16, "max_connections_per_uid defaults to 16");
+	config_finish(&c);
+	for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "[daemon]\nidle_timeout = %s\n", durations[i].value);
+		config_init(&c);
+		int r = config_load(&c, write_file("d.conf", text), true, &err);
+		if (durations[i].ms)
+			ok(r == 0 && c.idle_timeout_ms == durations[i].ms, "idle_timeout = '%s' is %llu ms",
+			   durations[i].value, (unsigned long long)durations[i].ms);
+		else
+			ok(r == -EINVAL && err && strstr(err, "idle_timeout"),
+			   "idle_timeout = '%s' refused: %s", durations[i].value, err ? err : "(null)");
+		free(err);
+		err = NULL;
+		config_finish(&c);
+	}
+	config_init(&c);
+	is_int(config_load(&c, write_file("d.conf", "[daemon]\nfirst_request_timeout = 2s\n"
+							"max_connections_per_uid = 4\n"),
+			   true, &err),
+	       0, "first_request_timeout and max_connections_per_uid load");
+	is_int(c.first_request_timeout_ms, 2000, "2s");
+	is_int(c.max_connections_per_uid, 4, "4 connections");
+	config_finish(&c);
+	config_init(&c);
+	is_int(config_load(&c, write_file("d.conf", "[daemon]\nmax_connections_per_uid = 0\n"), true,
+			   &err),
+	       -EINVAL, "max_connections_per_uid = 0 refused");
+	free(err);
+	config_finish(&c);
+}
+
 static void test_clouds(void)
 {
 	static const struct {
@@ -305,6 +354,7 @@ int main(void)
 	test_rate_warning();
 	test_dropins_and_missing();
 	test_clouds();
+	test_connection_limits();
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

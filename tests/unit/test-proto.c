@@ -55,6 +55,43 @@ static void test_oversized(void)
 	buf_finish(&b);
 }
 
+/* What ctl.c uses to bound input: the size of the frame under way, exact
+ * room for it, and skipping a frame too large to keep. */
+static void test_frame_size_resize_skip(void)
+{
+	struct proto_decoder d;
+	struct buf b = BUF_INIT;
+	proto_decoder_init(&d, PROTO_MAX_FRAME);
+	is_int(proto_decoder_frame_size(&d), 0, "no header yet: 0");
+	uint8_t h[PROTO_HEADER];
+	proto_put_header(h, 100000);
+	proto_decoder_feed(&d, h, 2);
+	is_int(proto_decoder_frame_size(&d), 0, "half a header: 0");
+	proto_decoder_feed(&d, h + 2, 2);
+	is_int(proto_decoder_frame_size(&d), PROTO_HEADER + 100000, "header + payload once known");
+	is_int(proto_decoder_resize(&d, PROTO_HEADER + 100000), 0, "resize");
+	ok(d.in.cap == PROTO_HEADER + 100000 + 1, "exactly the frame (and a NUL)");
+	char junk[1000] = {0};
+	proto_decoder_feed(&d, junk, sizeof(junk));
+	proto_decoder_skip(&d, proto_decoder_pending(&d));
+	is_int(proto_decoder_pending(&d), 0, "skipped what was held");
+	proto_decoder_skip(&d, 5);
+	is_int(proto_decoder_pending(&d), 0, "skipping past the end is bounded");
+	proto_frame_append(&b, "{}", 2);
+	proto_decoder_feed(&d, b.data, b.len);
+	const char *p;
+	size_t len;
+	is_int(proto_decoder_next(&d, &p, &len), 1, "the next frame decodes after a skip");
+	ok(len == 2 && memcmp(p, "{}", 2) == 0, "intact");
+	is_int(proto_decoder_resize(&d, 0), 0, "given back when empty");
+	ok(d.in.data == NULL && d.in.cap == 0, "no buffer held");
+	proto_put_header(h, PROTO_MAX_FRAME + 1);
+	proto_decoder_feed(&d, h, sizeof(h));
+	is_int(proto_decoder_frame_size(&d), 0, "a length over max: 0");
+	proto_decoder_finish(&d);
+	buf_finish(&b);
+}
+
 static void test_exit_codes(void)
 {
 	static const struct {
@@ -76,5 +113,6 @@ int main(void)
 	test_roundtrip_split();
 	test_oversized();
 	test_exit_codes();
+	test_frame_size_resize_skip();
 	return tap_done();
 }
