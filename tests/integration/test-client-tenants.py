@@ -249,6 +249,13 @@ def test_jobs_show(tap, fake):
     tap.ok(rc == 0 and [j["id"] for j in json.loads(out)] == [9] and
            fake.last("jobs") == {"op": "jobs", "all": True, "tenant": "fabrikam"},
            "jobs --all --tenant --json", out)
+    fake.replies["jobs"] = lambda req: {"ok": True, "jobs": [dict(JOB, id=9)], "next": 9} \
+        if "before" not in req else {"ok": True, "jobs": [JOB], "next": None}
+    fake.clear()
+    rc, out, err = ctl(fake, "jobs", "--tenant", "contoso", "-q")
+    tap.ok(rc == 0 and out == "9\n7\n" and [r.get("tenant") for r in fake.requests] ==
+           ["contoso", "contoso"], "jobs --tenant asks every page for the tenant's jobs",
+           (out, fake.requests))
     fake.replies["job"] = {"ok": True, "job": JOB}
     fake.replies["rows"] = {"ok": True, "rows": [], "next": None}
     rc, out, err = ctl(fake, "show", "--no-pager", "7")
