@@ -22,7 +22,80 @@
 struct parse_state {
 	struct config *config;
 	char *error; /* reason of the first bad line, without file:line */
+	FILE *f;
+	const char *path;
+	unsigned line;    /* of the text the reader returned last */
+	bool at_line_start;
+	bool stop;        /* the reader found a bad section line (st->error) */
+	unsigned gen;     /* which file this is (duplicate sections in one file) */
 };
+
+void config_tenant_finish(struct config_tenant *t)
+{
+	free(t->name);
+	free(t->tenant);
+	free(t->client_id);
+	free(t->client_secret_file);
+	free(t->certificate_file);
+	free(t->cloud);
+	free(t->authority_url);
+	free(t->graph_url);
+	free(t->allow_group);
+	free(t->admin_group);
+	free(t->file);
+	memset(t, 0, sizeof(*t));
+}
+
+static int dup_or_null(char **ret, const char *s)
+{
+	*ret = NULL;
+	if (!s)
+		return 0;
+	*ret = strdup(s);
+	return *ret ? 0 : -ENOMEM;
+}
+
+int config_tenant_copy(struct config_tenant *ret, const struct config_tenant *t)
+{
+	*ret = *t;
+	int r = 0;
+	r |= dup_or_null(&ret->name, t->name);
+	r |= dup_or_null(&ret->tenant, t->tenant);
+	r |= dup_or_null(&ret->client_id, t->client_id);
+	r |= dup_or_null(&ret->client_secret_file, t->client_secret_file);
+	r |= dup_or_null(&ret->certificate_file, t->certificate_file);
+	r |= dup_or_null(&ret->cloud, t->cloud);
+	r |= dup_or_null(&ret->authority_url, t->authority_url);
+	r |= dup_or_null(&ret->graph_url, t->graph_url);
+	r |= dup_or_null(&ret->allow_group, t->allow_group);
+	r |= dup_or_null(&ret->admin_group, t->admin_group);
+	r |= dup_or_null(&ret->file, t->file);
+	if (r) {
+		config_tenant_finish(ret);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+bool config_tenant_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > CONFIG_TENANT_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+		      name[i] == '-'))
+			return false;
+	return true;
+}
+
+const struct config_tenant *config_tenant_find(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_tenants; i++)
+		if (strcmp(c->tenants[i].name, name) == 0)
+			return &c->tenants[i];
+	return NULL;
+}
 
 int config_init(struct config *c)
 {
@@ -72,6 +145,10 @@ void config_finish(struct config *c)
 	hook_argv_free(c->on_complete);
 	free(c->hook_user);
 	free(c->missing_path);
+	free(c->tenant_file);
+	for (size_t i = 0; i < c->n_tenants; i++)
+		config_tenant_finish(&c->tenants[i]);
+	free(c->tenants);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -306,6 +383,242 @@ static int set_transport_key(struct parse_state *st, const char *name, const cha
 	return set_string(slot, value) == 0;
 }
 
+/* Where a [queue] key goes: [queue] itself, or a [tenant NAME] section
+ * (then *set records which it set). */
+struct queue_slots {
+	double *rate;
+	unsigned *burst, *concurrency, *max_attempts;
+	uint64_t *request_timeout_ms;
+	unsigned *batch;
+	unsigned *set;
+};
+
+/* 1 set, 0 bad value (st->error), -1 not a [queue] key. */
+static int queue_key(struct parse_state *st, struct queue_slots *q, const char *name,
+		     const char *value)
+{
+	uint64_t n;
+	unsigned dummy = 0, *set = q->set ? q->set : &dummy;
+	if (strcmp(name, "rate") == 0) {
+		errno = 0;
+		char *end;
+		double d = strtod(value, &end);
+		if (errno || end == value || *end != '\0' || !isfinite(d) || d <= 0 || d > 100000)
+			return fail(st, "%s: '%s' must be more than 0 and at most 100000 "
+				    "(invitations per second)",
+				    name, value);
+		*q->rate = d;
+		*set |= CONFIG_SET_RATE;
+		return 1;
+	}
+	if (strcmp(name, "burst") == 0) {
+		if (!parse_u64(value, 1, 100000, &n))
+			return fail(st, "%s: '%s' is not a whole number from 1 to 100000", name, value);
+		*q->burst = (unsigned)n;
+		*set |= CONFIG_SET_BURST;
+		return 1;
+	}
+	if (strcmp(name, "concurrency") == 0) {
+		if (!parse_u64(value, 1, 4096, &n))
+			return fail(st, "%s: '%s' is not a whole number from 1 to 4096", name, value);
+		*q->concurrency = (unsigned)n;
+		*set |= CONFIG_SET_CONCURRENCY;
+		return 1;
+	}
+	if (strcmp(name, "max_attempts") == 0) {
+		if (!parse_u64(value, 1, 100, &n))
+			return fail(st, "%s: '%s' is not a whole number from 1 to 100", name, value);
+		*q->max_attempts = (unsigned)n;
+		*set |= CONFIG_SET_MAX_ATTEMPTS;
+		return 1;
+	}
+	if (strcmp(name, "batch") == 0) {
+		if (!parse_u64(value, 1, 20, &n))
+			return fail(st, "%s: '%s' is not a whole number from 1 to 20 (Graph's $batch limit)",
+				    name, value);
+		*q->batch = (unsigned)n;
+		*set |= CONFIG_SET_BATCH;
+		return 1;
+	}
+	if (strcmp(name, "request_timeout") == 0) {
+		if (!parse_seconds_ms(value, q->request_timeout_ms))
+			return fail(st, "%s: '%s' is not a number of seconds from 0.1 to 3600", name,
+				    value);
+		*set |= CONFIG_SET_REQUEST_TIMEOUT;
+		return 1;
+	}
+	return -1;
+}
+
+static bool is_cloud(const char *value)
+{
+	for (size_t i = 0; i < sizeof(clouds) / sizeof(clouds[0]); i++)
+		if (strcmp(value, clouds[i].name) == 0)
+			return true;
+	return false;
+}
+
+/* A key of a [tenant NAME] section: [graph]'s per-tenant keys, [queue]'s,
+ * allow_group and admin_group. */
+static int tenant_key(struct parse_state *st, struct config_tenant *t, const char *name,
+		      const char *value)
+{
+	struct queue_slots q = {&t->rate, &t->burst, &t->concurrency, &t->max_attempts,
+				&t->request_timeout_ms, &t->batch, &t->set};
+	int r = queue_key(st, &q, name, value);
+	if (r >= 0)
+		return r;
+	if (strcmp(name, "tenant") == 0) {
+		if (!*value || strpbrk(value, "/?# \t"))
+			return fail(st, "%s: '%s' is not a tenant id or domain", name, value);
+		return set_string(&t->tenant, value) == 0;
+	}
+	if (strcmp(name, "client_id") == 0) {
+		if (!*value || strpbrk(value, "/?#& \t"))
+			return fail(st, "%s: '%s' is not an application (client) id", name, value);
+		return set_string(&t->client_id, value) == 0;
+	}
+	if (strcmp(name, "client_secret_file") == 0 || strcmp(name, "certificate_file") == 0) {
+		if (value[0] != '/')
+			return fail(st, "%s: '%s' is not an absolute path", name, value);
+		return set_string(name[1] == 'l' ? &t->client_secret_file : &t->certificate_file,
+				  value) == 0;
+	}
+	if (strcmp(name, "cloud") == 0) {
+		if (!is_cloud(value))
+			return fail(st, "%s: '%s' is not global, usgov, usgov-dod or china", name,
+				    value);
+		return set_string(&t->cloud, value) == 0;
+	}
+	if (strcmp(name, "authority_url") == 0 || strcmp(name, "graph_url") == 0) {
+		if (!http_url(value))
+			return fail(st, "%s: '%s' is not an absolute http(s) URL", name, value);
+		if (!config_url_secure(value))
+			return fail(st,
+				    "%s: '%s' is not https: the client secret and the token "
+				    "would cross the network in clear text (http:// is allowed "
+				    "only to 127.0.0.0/8, [::1] and localhost)",
+				    name, value);
+		char **slot = name[0] == 'a' ? &t->authority_url : &t->graph_url;
+		*(name[0] == 'a' ? &t->authority_url_set : &t->graph_url_set) = true;
+		if (set_string(slot, value) < 0)
+			return 0;
+		size_t len = strlen(*slot);
+		while (len > 0 && (*slot)[len - 1] == '/')
+			(*slot)[--len] = '\0';
+		return 1;
+	}
+	if (strcmp(name, "allow_group") == 0) {
+		t->allow_group_set = true;
+		return set_string(&t->allow_group, value) == 0;
+	}
+	if (strcmp(name, "admin_group") == 0) {
+		t->admin_group_set = true;
+		return set_string(&t->admin_group, value) == 0;
+	}
+	return fail(st, "unknown key '%s' in [tenant %s]", name, t->name);
+}
+
+static struct config_tenant *tenant_by_name(struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_tenants; i++)
+		if (strcmp(c->tenants[i].name, name) == 0)
+			return &c->tenants[i];
+	return NULL;
+}
+
+/* The name of a "[tenant NAME]" section, or NULL for another section. */
+static const char *tenant_section_name(const char *section)
+{
+	if (strncasecmp(section, "tenant", 6) != 0)
+		return NULL;
+	if (section[6] == '\0')
+		return "";
+	if (section[6] != ' ')
+		return NULL;
+	return section + 7;
+}
+
+/* A "[...]" line, seen by the reader before inih: a [tenant NAME] section
+ * is checked and made here (so that an empty one exists too and a bad one
+ * is named with its line). 0, or -EINVAL with st->error. */
+static int section_line(struct parse_state *st, const char *text)
+{
+	struct config *c = st->config;
+	while (*text == ' ' || *text == '\t')
+		text++;
+	if (*text != '[')
+		return 0;
+	const char *end = strchr(text, ']');
+	if (!end)
+		return 0; /* inih says what is wrong with it */
+	char section[128];
+	size_t len = (size_t)(end - text - 1);
+	if (len >= sizeof(section))
+		len = sizeof(section) - 1;
+	memcpy(section, text + 1, len);
+	section[len] = '\0';
+	const char *name = tenant_section_name(section);
+	if (!name)
+		return 0;
+	if (!config_tenant_name_valid(name)) {
+		fail(st, "[%s]: a tenant needs a name of 1 to %d characters a-z, 0-9 and '-': "
+			 "[tenant NAME]",
+		     section, CONFIG_TENANT_NAME_MAX);
+		return -EINVAL;
+	}
+	c->have_tenant_sections = true;
+	struct config_tenant *t = tenant_by_name(c, name);
+	if (t && t->seen_gen == st->gen) {
+		fail(st, "[tenant %s] is defined twice in this file (first on line %u)", name,
+		     t->seen_line);
+		return -EINVAL;
+	}
+	if (!t) {
+		if (c->n_tenants >= CONFIG_TENANTS_MAX) {
+			fail(st, "more than %d tenants", CONFIG_TENANTS_MAX);
+			return -EINVAL;
+		}
+		t = realloc(c->tenants, (c->n_tenants + 1) * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		c->tenants = t;
+		t = &c->tenants[c->n_tenants++];
+		memset(t, 0, sizeof(*t));
+		t->name = strdup(name);
+		t->file = strdup(st->path);
+		t->line = st->line;
+		if (!t->name || !t->file)
+			return -ENOMEM;
+	}
+	t->seen_gen = st->gen;
+	t->seen_line = st->line;
+	return 0;
+}
+
+/* inih's reader: fgets, counting lines and looking at section lines. */
+static char *reader(char *str, int num, void *stream)
+{
+	struct parse_state *st = stream;
+	if (st->stop)
+		return NULL;
+	bool start = st->at_line_start;
+	if (start)
+		st->line++;
+	char *r = fgets(str, num, st->f);
+	if (!r)
+		return NULL;
+	size_t len = strlen(r);
+	st->at_line_start = len > 0 && r[len - 1] == '\n';
+	if (start && section_line(st, r) < 0) {
+		st->stop = true;
+		if (!st->error)
+			st->error = strdup("out of memory");
+		return NULL;
+	}
+	return r;
+}
+
 /* One "key = value" line. Returns 1 to go on, 0 for a bad line. */
 static int handle(void *user, const char *section, const char *name, const char *value)
 {
@@ -319,7 +632,22 @@ static int handle(void *user, const char *section, const char *name, const char 
 		if (strcmp(name, "tenant") == 0) {
 			if (!*value || strpbrk(value, "/?# \t"))
 				return fail(st, "%s: '%s' is not a tenant id or domain", name, value);
+			c->tenant_line = st->line;
+			if (set_string(&c->tenant_file, st->path) < 0)
+				return 0;
 			return set_string(&c->tenant, value) == 0;
+		}
+		if (strcmp(name, "app_rate") == 0) {
+			errno = 0;
+			char *end;
+			double d = strtod(value, &end);
+			if (errno || end == value || *end != '\0' || !isfinite(d) || d < 0 ||
+			    d > 1000000)
+				return fail(st, "%s: '%s' must be from 0 (no ceiling) to 1000000 "
+					    "(invitations per second over all tenants)",
+					    name, value);
+			c->app_rate = d;
+			return 1;
 		}
 		if (strcmp(name, "client_id") == 0) {
 			if (!*value || strpbrk(value, "/?#& \t"))
@@ -359,52 +687,11 @@ static int handle(void *user, const char *section, const char *name, const char 
 			return 1;
 		}
 	} else if (strcasecmp(section, "queue") == 0) {
-		if (strcmp(name, "rate") == 0) {
-			errno = 0;
-			char *end;
-			double d = strtod(value, &end);
-			if (errno || end == value || *end != '\0' || !isfinite(d) || d <= 0 ||
-			    d > 100000)
-				return fail(st, "%s: '%s' must be more than 0 and at most 100000 "
-					    "(invitations per second)",
-					    name, value);
-			c->rate = d;
-			return 1;
-		}
-		if (strcmp(name, "burst") == 0) {
-			if (!parse_u64(value, 1, 100000, &n))
-				return fail(st, "%s: '%s' is not a whole number from 1 to 100000", name,
-					    value);
-			c->burst = (unsigned)n;
-			return 1;
-		}
-		if (strcmp(name, "concurrency") == 0) {
-			if (!parse_u64(value, 1, 4096, &n))
-				return fail(st, "%s: '%s' is not a whole number from 1 to 4096", name,
-					    value);
-			c->concurrency = (unsigned)n;
-			return 1;
-		}
-		if (strcmp(name, "max_attempts") == 0) {
-			if (!parse_u64(value, 1, 100, &n))
-				return fail(st, "%s: '%s' is not a whole number from 1 to 100", name,
-					    value);
-			c->max_attempts = (unsigned)n;
-			return 1;
-		}
-		if (strcmp(name, "batch") == 0) {
-			if (!parse_u64(value, 1, 20, &n))
-				return fail(st, "%s: '%s' is not a whole number from 1 to 20 (Graph's $batch limit)",
-					    name, value);
-			c->batch = (unsigned)n;
-			return 1;
-		}
-		if (strcmp(name, "request_timeout") == 0) {
-			if (!parse_seconds_ms(value, &c->request_timeout_ms))
-				return fail(st, "%s: '%s' is not a number of seconds from 0.1 to 3600",
-					    name, value);
-			return 1;
-		}
+		struct queue_slots q = {&c->rate, &c->burst, &c->concurrency, &c->max_attempts,
+					&c->request_timeout_ms, &c->batch, NULL};
+		int r = queue_key(st, &q, name, value);
+		if (r >= 0)
+			return r;
 	} else if (strcasecmp(section, "daemon") == 0) {
 		if (strcmp(name, "socket") == 0 || strcmp(name, "database") == 0) {
 			if (value[0] != '/')
@@ -489,6 +776,11 @@ static int handle(void *user, const char *section, const char *name, const char 
 					    name, value);
 			return 1;
 		}
+	} else if (tenant_section_name(section)) {
+		struct config_tenant *t = tenant_by_name(c, tenant_section_name(section));
+		if (!t) /* the reader made every valid one */
+			return fail(st, "[%s] is not a valid tenant section", section);
+		return tenant_key(st, t, name, value);
 	} else {
 		return fail(st, "unknown section [%s]", section);
 	}
@@ -497,7 +789,8 @@ static int handle(void *user, const char *section, const char *name, const char 
 
 static int load_file(struct config *c, const char *path, char **ret_error)
 {
-	struct parse_state st = {.config = c, .error = NULL};
+	struct parse_state st = {
+		.config = c, .error = NULL, .path = path, .at_line_start = true, .gen = ++c->load_gen};
 	FILE *f = fopen(path, "re");
 	if (!f) {
 		int r = -errno;
@@ -506,8 +799,11 @@ static int load_file(struct config *c, const char *path, char **ret_error)
 		*ret_error = buf_steal(&m);
 		return r;
 	}
-	int line = ini_parse_file(f, handle, &st);
+	st.f = f;
+	int line = ini_parse_stream(reader, &st, handle, &st);
 	fclose(f);
+	if (line == 0 && st.stop)
+		line = (int)st.line;
 	if (line == 0)
 		return 0;
 	struct buf m = BUF_INIT;
@@ -521,6 +817,9 @@ static int load_file(struct config *c, const char *path, char **ret_error)
 	return -EINVAL;
 }
 
+static int config_load_files(struct config *c, const char *path, bool required, char **ret_error);
+static int config_resolve(struct config *c);
+
 int config_load(struct config *c, const char *path, bool required, char **ret_error)
 {
 	/* SPEC: comments stand on their own lines; an inline "#" or ";" is part
@@ -531,6 +830,17 @@ int config_load(struct config *c, const char *path, bool required, char **ret_er
 	ini_allow_realloc = true;
 	ini_max_line = 64 * 1024;
 
+	int r = config_load_files(c, path, required, ret_error);
+	if (r == 0 && (r = config_resolve(c)) < 0) {
+		struct buf m = BUF_INIT;
+		buf_printf(&m, "%s: out of memory", path);
+		*ret_error = m.data ? buf_steal(&m) : NULL;
+	}
+	return r;
+}
+
+static int config_load_files(struct config *c, const char *path, bool required, char **ret_error)
+{
 	int r = load_file(c, path, ret_error);
 	if (r == -ENOENT && !required) {
 		/* drop-ins may hold it all; else config_check names the file */
@@ -562,33 +872,136 @@ int config_load(struct config *c, const char *path, bool required, char **ret_er
 	return r;
 }
 
+static const char *cloud_url(const char *cloud, bool authority)
+{
+	for (size_t i = 0; i < sizeof(clouds) / sizeof(clouds[0]); i++)
+		if (strcmp(cloud, clouds[i].name) == 0)
+			return authority ? clouds[i].authority_url : clouds[i].graph_url;
+	return NULL;
+}
+
+/* What a tenant does not set comes from [graph], [queue] and [daemon]. */
+static int resolve_tenant(const struct config *c, struct config_tenant *t)
+{
+	int r = 0;
+	bool own_cloud = t->cloud != NULL;
+	if (!t->client_id && c->client_id)
+		r |= set_string(&t->client_id, c->client_id);
+	if (!own_cloud)
+		r |= set_string(&t->cloud, c->cloud);
+	if (!t->authority_url_set)
+		r |= set_string(&t->authority_url,
+				own_cloud ? cloud_url(t->cloud, true) : c->authority_url);
+	if (!t->graph_url_set)
+		r |= set_string(&t->graph_url, own_cloud ? cloud_url(t->cloud, false) : c->graph_url);
+	if (!(t->set & CONFIG_SET_RATE))
+		t->rate = c->rate;
+	if (!(t->set & CONFIG_SET_BURST))
+		t->burst = c->burst;
+	if (!(t->set & CONFIG_SET_CONCURRENCY))
+		t->concurrency = c->concurrency;
+	if (!(t->set & CONFIG_SET_MAX_ATTEMPTS))
+		t->max_attempts = c->max_attempts;
+	if (!(t->set & CONFIG_SET_REQUEST_TIMEOUT))
+		t->request_timeout_ms = c->request_timeout_ms;
+	if (!(t->set & CONFIG_SET_BATCH))
+		t->batch = c->batch;
+	if (!t->allow_group_set && c->allow_group)
+		r |= set_string(&t->allow_group, c->allow_group);
+	if (!t->admin_group_set && c->admin_group)
+		r |= set_string(&t->admin_group, c->admin_group);
+	return r ? -ENOMEM : 0;
+}
+
+static int config_resolve(struct config *c)
+{
+	if (!c->have_tenant_sections && c->tenant && c->n_tenants == 0) {
+		/* a wave-1 file: its one tenant is "default" */
+		struct config_tenant *t = calloc(1, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		c->tenants = t;
+		c->n_tenants = 1;
+		t->name = strdup("default");
+		t->tenant = strdup(c->tenant);
+		t->file = strdup(c->tenant_file ? c->tenant_file : "");
+		t->line = c->tenant_line;
+		if (!t->name || !t->tenant || !t->file)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < c->n_tenants; i++)
+		if (resolve_tenant(c, &c->tenants[i]) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
 int config_check(const struct config *c, char **ret_error)
 {
 	const char *why = NULL;
-	if (!c->tenant && c->missing_path) {
+	if (c->n_tenants == 0 && !c->have_tenant_sections && c->missing_path) {
 		struct buf m = BUF_INIT;
 		buf_printf(&m, "cannot read '%s': %s", c->missing_path, strerror(c->missing_errno));
 		*ret_error = m.data ? buf_steal(&m) : strdup("out of memory");
 		return -EINVAL;
 	}
-	if (!c->tenant)
-		why = "[graph] tenant is not set";
-	else if (!c->client_id)
-		why = "[graph] client_id is not set";
+	if (c->have_tenant_sections && c->tenant) {
+		struct buf m = BUF_INIT;
+		buf_printf(&m, "%s:%u: tenant = in [graph] is for a single tenant; put it in "
+			       "[tenant NAME]",
+			   c->tenant_file ? c->tenant_file : "?", c->tenant_line);
+		*ret_error = m.data ? buf_steal(&m) : strdup("out of memory");
+		return -EINVAL;
+	}
+	if (c->n_tenants == 0)
+		why = c->have_tenant_sections ? "no [tenant NAME] section"
+					      : "[graph] tenant is not set";
 	else if (c->client_secret_file && c->certificate_file)
 		why = "[graph] client_secret_file and certificate_file are both set: choose one "
 		      "credential";
-	if (!why)
-		return 0;
-	*ret_error = strdup(why);
-	return -EINVAL;
+	if (why) {
+		*ret_error = strdup(why);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < c->n_tenants; i++) {
+		const struct config_tenant *t = &c->tenants[i];
+		bool wave1 = !c->have_tenant_sections;
+		if (!t->tenant)
+			why = "tenant = is not set (the customer's directory id or verified domain)";
+		else if (!t->client_id)
+			why = wave1 ? "[graph] client_id is not set"
+				    : "client_id is not set (in this section or in [graph])";
+		else if (t->client_secret_file && t->certificate_file)
+			why = "client_secret_file and certificate_file are both set: choose one "
+			      "credential";
+		if (!why)
+			continue;
+		struct buf m = BUF_INIT;
+		if (wave1)
+			buf_append_str(&m, why);
+		else
+			buf_printf(&m, "%s:%u: [tenant %s]: %s", t->file, t->line, t->name, why);
+		*ret_error = m.data ? buf_steal(&m) : strdup("out of memory");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 char *config_warning(const struct config *c)
 {
-	if (c->rate <= CONFIG_GRAPH_RATE_LIMIT)
-		return NULL;
 	struct buf m = BUF_INIT;
+	if (c->rate <= CONFIG_GRAPH_RATE_LIMIT) {
+		for (size_t i = 0; i < c->n_tenants; i++)
+			if (c->tenants[i].rate > CONFIG_GRAPH_RATE_LIMIT) {
+				buf_printf(&m,
+					   "[tenant %s] rate = %g is above what Graph allows an "
+					   "application in one tenant (150 invitations per 5 s, "
+					   "%g/s): expect 429 answers and pauses",
+					   c->tenants[i].name, c->tenants[i].rate,
+					   CONFIG_GRAPH_RATE_LIMIT);
+				return m.data ? buf_steal(&m) : NULL;
+			}
+		return NULL;
+	}
 	buf_printf(&m,
 		   "[queue] rate = %g is above what Graph allows an application in one tenant "
 		   "(150 invitations per 5 s, %g/s): expect 429 answers and pauses",
@@ -599,7 +1012,8 @@ char *config_warning(const struct config *c)
 void config_dump(const struct config *c, FILE *f)
 {
 	fprintf(f, "[graph]\n");
-	fprintf(f, "tenant = %s\n", c->tenant ? c->tenant : "");
+	if (!c->have_tenant_sections)
+		fprintf(f, "tenant = %s\n", c->tenant ? c->tenant : "");
 	fprintf(f, "client_id = %s\n", c->client_id ? c->client_id : "");
 	if (c->certificate_file)
 		fprintf(f, "certificate_file = %s\n", c->certificate_file);
@@ -621,6 +1035,8 @@ void config_dump(const struct config *c, FILE *f)
 	} else {
 		fprintf(f, "proxy =\n");
 	}
+	if (c->app_rate > 0)
+		fprintf(f, "app_rate = %g\n", c->app_rate);
 	fprintf(f, "\n[queue]\nrate = %g\nburst = %u\nconcurrency = %u\nmax_attempts = %u\n",
 		c->rate, c->burst, c->concurrency, c->max_attempts);
 	fprintf(f, "request_timeout = %g\nbatch = %u\n", (double)c->request_timeout_ms / 1000.0,
@@ -648,5 +1064,27 @@ void config_dump(const struct config *c, FILE *f)
 		}
 		fputc('\n', f);
 		fprintf(f, "hook_user = %s\n", c->hook_user);
+	}
+	for (size_t i = 0; i < c->n_tenants; i++) {
+		const struct config_tenant *t = &c->tenants[i];
+		if (!c->have_tenant_sections) {
+			fprintf(f, "\n# one tenant, named \"%s\": [graph] tenant = %s\n", t->name,
+				t->tenant ? t->tenant : "");
+			continue;
+		}
+		fprintf(f, "\n[tenant %s]\ntenant = %s\nclient_id = %s\n", t->name,
+			t->tenant ? t->tenant : "", t->client_id ? t->client_id : "");
+		if (t->certificate_file)
+			fprintf(f, "certificate_file = %s\n", t->certificate_file);
+		if (t->client_secret_file)
+			fprintf(f, "client_secret_file = %s\n", t->client_secret_file);
+		fprintf(f, "cloud = %s\nauthority_url = %s\ngraph_url = %s\n", t->cloud,
+			t->authority_url, t->graph_url);
+		fprintf(f, "rate = %g\nburst = %u\nconcurrency = %u\nmax_attempts = %u\n", t->rate,
+			t->burst, t->concurrency, t->max_attempts);
+		fprintf(f, "request_timeout = %g\nbatch = %u\n",
+			(double)t->request_timeout_ms / 1000.0, t->batch);
+		fprintf(f, "allow_group = %s\nadmin_group = %s\n",
+			t->allow_group ? t->allow_group : "", t->admin_group ? t->admin_group : "");
 	}
 }

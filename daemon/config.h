@@ -9,6 +9,58 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* Keys a [tenant NAME] section set itself (struct config_tenant.set). */
+enum {
+	CONFIG_SET_RATE = 1u << 0,
+	CONFIG_SET_BURST = 1u << 1,
+	CONFIG_SET_CONCURRENCY = 1u << 2,
+	CONFIG_SET_MAX_ATTEMPTS = 1u << 3,
+	CONFIG_SET_REQUEST_TIMEOUT = 1u << 4,
+	CONFIG_SET_BATCH = 1u << 5,
+};
+
+#define CONFIG_TENANT_NAME_MAX 32 /* [a-z0-9-]{1,32} */
+#define CONFIG_TENANTS_MAX 1000
+
+/*
+ * One tenant (SPEC §7): a [tenant NAME] section, or the tenant "default" of
+ * a file with [graph] tenant = and no [tenant] section. After config_load
+ * every field is resolved: what the section does not set comes from [graph]
+ * and [queue] (the credential files excepted: see credential.h).
+ */
+struct config_tenant {
+	char *name;
+	char *tenant; /* directory id or verified domain */
+	char *client_id;
+	/* the section's own credential files; NULL: credential.h's order */
+	char *client_secret_file;
+	char *certificate_file;
+	char *cloud;
+	char *authority_url;
+	char *graph_url;
+	bool authority_url_set, graph_url_set; /* the section's own */
+	double rate;
+	unsigned burst;
+	unsigned concurrency;
+	unsigned max_attempts;
+	uint64_t request_timeout_ms;
+	unsigned batch;
+	/* NULL: [daemon]'s (copied in at resolution: always set after load) */
+	char *allow_group;
+	char *admin_group;
+	bool allow_group_set, admin_group_set;
+	unsigned set; /* CONFIG_SET_* */
+	char *file;   /* where its section starts, for messages */
+	unsigned line;
+	unsigned seen_gen, seen_line; /* config.c's: duplicates within one file */
+};
+
+void config_tenant_finish(struct config_tenant *t);
+/* A deep copy (owned by *ret; config_tenant_finish). */
+int config_tenant_copy(struct config_tenant *ret, const struct config_tenant *t);
+/* True when name is a valid tenant name ([a-z0-9-]{1,32}). */
+bool config_tenant_name_valid(const char *name);
+
 struct config {
 	/* [graph] */
 	char *tenant;
@@ -21,6 +73,9 @@ struct config {
 	bool authority_url_set, graph_url_set; /* explicit: cloud does not override */
 	char *ca_file; /* PEM bundle replacing the system's CA store; NULL: the system's */
 	char *proxy;   /* http(s):// proxy for every request; NULL: none, *_proxy ignored */
+	double app_rate; /* ceiling over all tenants (invitations/s); 0: none */
+	char *tenant_file; /* where [graph] tenant = was set (for its refusal) */
+	unsigned tenant_line;
 	/* [queue] */
 	double rate;      /* invitations per second, whole tenant */
 	unsigned burst;   /* bucket capacity */
@@ -47,6 +102,12 @@ struct config {
 	 * "nobody" unless set. Ignored when invited is not root. */
 	char *hook_user;
 	bool hook_user_set;
+	/* [tenant NAME] sections, in the order first seen (config_load
+	 * resolves them); a wave-1 file: the one tenant "default" */
+	struct config_tenant *tenants;
+	size_t n_tenants;
+	bool have_tenant_sections;
+	unsigned load_gen; /* config.c's: files read so far */
 	/* the main file was missing (allowed for the default path): its path
 	 * and errno, named by config_check when nothing else set the tenant */
 	char *missing_path;
@@ -70,6 +131,9 @@ void config_finish(struct config *c);
  * sets *ret_error to "FILE:LINE: reason" (owned by caller).
  */
 int config_load(struct config *c, const char *path, bool required, char **ret_error);
+
+/* The tenant called name, or NULL. */
+const struct config_tenant *config_tenant_find(const struct config *c, const char *name);
 
 /* Cross-key checks after loading (tenant and client_id set, ...).
  * Returns 0 or -EINVAL with *ret_error (owned) set. */

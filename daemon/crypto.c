@@ -69,6 +69,47 @@ void crypto_sha256_destroy(struct crypto_sha256 *h)
 	free(h);
 }
 
+char *crypto_base64url_decode(const char *text, size_t len, size_t *ret_len)
+{
+	while (len > 0 && text[len - 1] == '=')
+		len--;
+	if (len % 4 == 1)
+		return NULL;
+	char *out = malloc(len / 4 * 3 + 4);
+	if (!out)
+		return NULL;
+	size_t o = 0;
+	unsigned v = 0, bits = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)text[i];
+		unsigned d;
+		if (c >= 'A' && c <= 'Z')
+			d = c - 'A';
+		else if (c >= 'a' && c <= 'z')
+			d = c - 'a' + 26;
+		else if (c >= '0' && c <= '9')
+			d = c - '0' + 52;
+		else if (c == '-')
+			d = 62;
+		else if (c == '_')
+			d = 63;
+		else {
+			free(out);
+			return NULL;
+		}
+		v = v << 6 | d;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (char)(v >> bits & 0xff);
+		}
+	}
+	out[o] = '\0';
+	if (ret_len)
+		*ret_len = o;
+	return out;
+}
+
 char *crypto_base64url(const void *data, size_t len)
 {
 	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

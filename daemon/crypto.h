@@ -48,3 +48,7 @@ int crypto_cert_assertion(const struct crypto_cert *c, const char *token_url,
 
 /* base64url without padding of len bytes (returned, owned; malloc). */
 char *crypto_base64url(const void *data, size_t len);
+/* The bytes of base64url text (padding optional), NUL-terminated, owned
+ * (malloc), length in *ret_len; NULL when it is not base64url or out of
+ * memory. Pure. */
+char *crypto_base64url_decode(const char *text, size_t len, size_t *ret_len);

@@ -408,6 +408,30 @@ static void start_reading(struct ctl_conn *conn)
 	}
 }
 
+static bool peer_allowed(struct daemon *d, const struct peer *p)
+{
+	if (policy_role(p, &d->groups) == POLICY_ROLE_ADMIN)
+		return true;
+	for (size_t i = 0; i < d->n_tenants; i++)
+		if (policy_role(p, &d->tenants[i]->groups) != POLICY_ROLE_NONE)
+			return true;
+	return d->n_tenants == 0 && policy_role(p, &d->groups) != POLICY_ROLE_NONE;
+}
+
+/* 0660 with the socket's group when every tenant's groups are [daemon]'s
+ * allow_group; else 0666 and the peer check keeps everyone else out. */
+static mode_t socket_mode(struct daemon *d)
+{
+	mode_t mode = policy_socket_mode(&d->groups);
+	for (size_t i = 0; i < d->n_tenants; i++) {
+		const struct policy_groups *g = &d->tenants[i]->groups;
+		if (g->have_admin || (g->have_allow && (!d->groups.have_allow ||
+							 g->allow_gid != d->groups.allow_gid)))
+			mode = 0666;
+	}
+	return mode;
+}
+
 static void on_timeout(uv_timer_t *t)
 {
 	struct ctl_conn *conn = t->data;
@@ -801,8 +825,10 @@ static void on_connection(uv_stream_t *server, int status)
 	conn->peer.gid = cred.gid;
 	conn->peer.user = conn->user;
 	peer_groups(fd, &conn->peer);
-	/* root, the daemon's own uid, allow_group or admin_group (policy.c) */
-	conn->allowed = policy_role(&conn->peer, &c->daemon->groups) != POLICY_ROLE_NONE;
+	/* root, the daemon's own uid, [daemon] admin_group, or a member of any
+	 * tenant's allow_group or admin_group (policy.c); each op then shows
+	 * only the tenants the peer may use (ops.c) */
+	conn->allowed = peer_allowed(c->daemon, &conn->peer);
 	if (!conn->user || c->n_conns > MAX_CONNECTIONS_HARD) {
 		log_warning("Refusing a control connection: %u open already", c->n_conns - 1);
 		conn_close(conn);
@@ -822,7 +848,7 @@ static int listen_path(struct ctl *c, const char *path)
 	 * group that is not allow_group may connect: policy.c) by bind itself,
 	 * whatever the process's umask: no moment where it is open to others,
 	 * no chmod by path */
-	mode_t old = umask(0777 & ~policy_socket_mode(&c->daemon->groups));
+	mode_t old = umask(0777 & ~socket_mode(c->daemon));
 	int r = uv_pipe_bind(&c->server, path);
 	umask(old);
 	if (r < 0)
@@ -834,6 +860,18 @@ static int listen_path(struct ctl *c, const char *path)
 		log_warning("Failed to give socket '%s' to group %u: %s", path,
 			    (unsigned)c->allow_gid, strerror(errno));
 	return 0;
+}
+
+void ctl_tenants_changed(struct ctl *c)
+{
+	/* a socket systemd made keeps its unit's mode; ours only if it is
+	 * still our socket at that path (no link followed to something else) */
+	struct stat st;
+	if (!c || !c->path || lstat(c->path, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 0777) == socket_mode(c->daemon))
+		return;
+	if (chmod(c->path, socket_mode(c->daemon)) < 0)
+		log_warning("Failed to set the mode of socket '%s': %s", c->path, strerror(errno));
 }
 
 int ctl_create(struct daemon *d, const char *path, int listen_fd, struct ctl **ret)

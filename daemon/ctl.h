@@ -25,6 +25,9 @@ struct ctl_conn;
 
 /* Listen on path (or on the socket-activated fd if listen_fd >= 0). */
 int ctl_create(struct daemon *d, const char *path, int listen_fd, struct ctl **ret);
+/* The tenants (their groups) changed at a reload: the socket's mode follows
+ * (0666 when a tenant has groups of its own). NULL ok. */
+void ctl_tenants_changed(struct ctl *c);
 /* Stop accepting and close every connection. NULL ok. */
 void ctl_destroy(struct ctl *c);
 

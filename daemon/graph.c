@@ -602,7 +602,25 @@ int graph_classify(const struct http_response *resp, struct graph_result *ret)
 	int r = classify(resp->status, readable, &a, resp->has_retry_after, resp->retry_after_ms,
 			 resp->request_id, resp->body, resp->body_len, ret);
 	answer_clear(&a);
+	if (r == 0 && ret->outcome == GRAPH_OUTCOME_THROTTLED)
+		ret->throttle_scope = graph_throttle_scope_parse(resp->throttle_scope);
 	return r;
+}
+
+enum graph_throttle_scope graph_throttle_scope_parse(const char *value)
+{
+	if (!value)
+		return GRAPH_THROTTLE_UNKNOWN;
+	while (*value == ' ' || *value == '\t')
+		value++;
+	size_t n = strcspn(value, "/ \t");
+	/* Tenant_Application|Tenant|Application/Read|Write|ReadWrite/appId/tenantId */
+	if (n == 11 && strncasecmp(value, "Application", 11) == 0)
+		return GRAPH_THROTTLE_APPLICATION;
+	if ((n == 18 && strncasecmp(value, "Tenant_Application", 18) == 0) ||
+	    (n == 6 && strncasecmp(value, "Tenant", 6) == 0))
+		return GRAPH_THROTTLE_TENANT;
+	return GRAPH_THROTTLE_UNKNOWN;
 }
 
 /* ---- $batch answers ---- */
@@ -614,6 +632,7 @@ struct item {
 	bool has_retry_after;
 	uint64_t retry_after_ms;
 	char *request_id;
+	enum graph_throttle_scope throttle_scope;
 	struct answer a;
 };
 
@@ -675,6 +694,14 @@ static bool header_member(struct scan *s, const struct buf *key, void *userdata,
 	}
 	if (key->data && strcasecmp(key->data, "request-id") == 0)
 		return take_string(s, &x->tmp, &x->cur.request_id);
+	if (key->data && strcasecmp(key->data, "x-ms-throttle-scope") == 0) {
+		char *v = NULL;
+		if (!take_string(s, &x->tmp, &v))
+			return false;
+		x->cur.throttle_scope = graph_throttle_scope_parse(v);
+		free(v);
+		return true;
+	}
 	return scan_value(s, depth);
 }
 
@@ -792,6 +819,8 @@ int graph_batch_classify(const struct http_response *resp, size_t n, struct grap
 			} else {
 				r = classify(it->status, it->readable, &it->a, it->has_retry_after,
 					     it->retry_after_ms, it->request_id, NULL, 0, &results[i]);
+				if (r == 0 && results[i].outcome == GRAPH_OUTCOME_THROTTLED)
+					results[i].throttle_scope = it->throttle_scope;
 			}
 		}
 	}

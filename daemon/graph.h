@@ -22,6 +22,16 @@ enum graph_outcome {
 	GRAPH_OUTCOME_BLOCKED,   /* 403 anti-abuse block: stop the tenant */
 };
 
+/* Whose budget a 429 says is spent (x-ms-throttle-scope, GRAPH.md §4). */
+enum graph_throttle_scope {
+	GRAPH_THROTTLE_UNKNOWN = 0, /* no header: the tenant's, as before */
+	GRAPH_THROTTLE_TENANT,      /* Tenant_Application/..., Tenant/...: this tenant only */
+	GRAPH_THROTTLE_APPLICATION, /* Application/...: every tenant of the application */
+};
+
+/* The scope of an x-ms-throttle-scope value (NULL ok). Pure. */
+enum graph_throttle_scope graph_throttle_scope_parse(const char *value);
+
 /* Every string in a graph_result is valid UTF-8 (SPEC §9): what Graph sent
  * that is not is kept with each invalid byte replaced by U+FFFD. */
 struct graph_result {
@@ -34,6 +44,7 @@ struct graph_result {
 	char *invite_redeem_url;
 	uint64_t retry_after_ms;
 	bool has_retry_after;
+	enum graph_throttle_scope throttle_scope; /* THROTTLED only */
 };
 
 /* client-request-id (GRAPH.md §3): a GUID the client picks per request,

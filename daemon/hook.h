@@ -40,7 +40,7 @@
 /* Cap of one event (its environment), daemon to helper. */
 #define HOOK_MAX_EVENT_BYTES 16384
 /* Paths hidden from the command (hook_helper_options.hide). */
-#define HOOK_MAX_HIDE 16
+#define HOOK_MAX_HIDE 64 /* the database's 5 files and every tenant's credential file */
 
 struct hook;
 

@@ -63,6 +63,7 @@ struct request {
 	size_t body_len;
 	struct buf response;
 	char *request_id;
+	char *throttle_scope;
 	uint64_t retry_after_ms;
 	int has_retry_after;
 	bool too_large;
@@ -216,6 +217,7 @@ static void request_free(struct request *rq)
 		explicit_bzero(rq->response.data, rq->response.cap);
 	buf_finish(&rq->response);
 	free(rq->request_id);
+	free(rq->throttle_scope);
 	free(rq->error_message);
 	free(rq);
 }
@@ -316,6 +318,7 @@ static void finish_request(struct http *h, CURL *easy, CURLcode code)
 	resp.retry_after_ms = rq->retry_after_ms;
 	resp.has_retry_after = rq->has_retry_after;
 	resp.request_id = rq->request_id;
+	resp.throttle_scope = rq->throttle_scope;
 	rq->fn(rq->userdata, &resp);
 	request_free(rq);
 }
@@ -577,6 +580,9 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *userp)
 	} else if (name_len == 10 && strncasecmp(data, "request-id", 10) == 0) {
 		free(rq->request_id);
 		rq->request_id = trimmed_value(v, vlen);
+	} else if (name_len == 19 && strncasecmp(data, "x-ms-throttle-scope", 19) == 0) {
+		free(rq->throttle_scope);
+		rq->throttle_scope = trimmed_value(v, vlen);
 	}
 	return n;
 }
@@ -755,9 +761,13 @@ int http_post(struct http *h, const struct http_post_spec *spec, char *body, siz
 	CURL *e = rq->easy;
 	curl_easy_setopt(e, CURLOPT_URL, spec->url);
 	set_transport(h, e, spec->url);
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	if (spec->get) {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+	} else {
+		curl_easy_setopt(e, CURLOPT_POST, 1L);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, rq->body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+	}
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, rq->headers->list);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, rq);

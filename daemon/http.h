@@ -24,6 +24,7 @@ struct http_response {
 	uint64_t retry_after_ms; /* from Retry-After (time_parse_retry_after) */
 	int has_retry_after;
 	const char *request_id;  /* the request-id header, or NULL */
+	const char *throttle_scope; /* the x-ms-throttle-scope header, or NULL */
 };
 
 /* Everything borrowed, valid during the call only. */
@@ -36,6 +37,7 @@ struct http_post_spec {
 	const char *extra_header;  /* one more "Name: value" header, or NULL */
 	const char *client_request_id; /* sent as a client-request-id header, or NULL */
 	uint64_t timeout_ms;       /* the whole exchange, connecting included */
+	int get;                   /* a GET instead (body NULL, 0): `check` reads a policy */
 };
 
 struct http;

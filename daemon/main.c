@@ -19,6 +19,7 @@
 #include "build-config.h"
 #include "buf.h"
 #include "config.h"
+#include "credential.h"
 #include "crypto.h"
 #include "ctl.h"
 #include "daemon.h"
@@ -35,8 +36,6 @@
 #if HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
-
-#define MAX_SECRET_BYTES 16384
 
 static void notify(const char *state)
 {
@@ -61,154 +60,10 @@ static void usage(FILE *f)
 		INVITED_DEFAULT_CONFIG);
 }
 
-/* Where the credential comes from, decided once at start. */
-struct credential {
-	char *secret;            /* secret memory; or NULL */
-	struct crypto_cert *cert; /* or NULL */
-	char *source;            /* the file it came from, for messages */
-};
-
-static void credential_finish(struct credential *c)
-{
-	secret_free(c->secret);
-	crypto_cert_destroy(c->cert);
-	free(c->source);
-	memset(c, 0, sizeof(*c));
-}
-
-/* A secret file: readable by its owner only, at most MAX_SECRET_BYTES. */
-static int read_secret(const char *path, char **ret, char **ret_error)
-{
-	struct buf err = BUF_INIT;
-	int r = 0;
-	char *data = NULL;
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		r = -errno;
-		buf_printf(&err, "cannot read the client secret '%s': %s", path, strerror(errno));
-		goto out;
-	}
-	if (st.st_mode & 077) {
-		r = -EPERM;
-		buf_printf(&err,
-			   "refusing the client secret '%s': it is accessible by group or others "
-			   "(mode %04o); make it readable by its owner only (chmod 0600), or pass it "
-			   "with systemd's LoadCredential=",
-			   path, (unsigned)(st.st_mode & 07777));
-		goto out;
-	}
-	data = secret_alloc(MAX_SECRET_BYTES);
-	if (!data) {
-		r = -ENOMEM;
-		goto out;
-	}
-	size_t len = 0;
-	for (;;) {
-		ssize_t n = read(fd, data + len, MAX_SECRET_BYTES - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			r = -errno;
-			buf_printf(&err, "cannot read the client secret '%s': %s", path,
-				   strerror(errno));
-			goto out;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len == MAX_SECRET_BYTES) {
-			r = -EFBIG;
-			buf_printf(&err, "the client secret '%s' is larger than %u bytes", path,
-				   MAX_SECRET_BYTES - 1);
-			goto out;
-		}
-	}
-	while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r' || data[len - 1] == ' '))
-		data[--len] = '\0';
-	if (len == 0) {
-		r = -EINVAL;
-		buf_printf(&err, "the client secret '%s' is empty", path);
-		goto out;
-	}
-	*ret = data;
-	data = NULL;
-out:
-	if (fd >= 0)
-		close(fd);
-	secret_free(data);
-	if (r < 0)
-		*ret_error = err.data ? buf_steal(&err) : strdup("out of memory");
-	buf_finish(&err);
-	return r;
-}
-
-/*
- * The credential: certificate_file, else client_secret_file, else the
- * systemd credential "client-secret" or "client-certificate" in
- * creds_dir ($CREDENTIALS_DIRECTORY, read once at start).
- */
-static int load_credential(const struct config *c, const char *creds_dir, struct credential *ret,
-			   char **ret_error)
-{
-	struct buf path = BUF_INIT;
-	bool cert = false;
-	int r;
-	if (c->certificate_file) {
-		buf_append_str(&path, c->certificate_file);
-		cert = true;
-	} else if (c->client_secret_file) {
-		buf_append_str(&path, c->client_secret_file);
-	} else if (creds_dir) {
-		buf_printf(&path, "%s/client-secret", creds_dir);
-		if (path.data && access(path.data, F_OK) < 0) {
-			buf_clear(&path);
-			buf_printf(&path, "%s/client-certificate", creds_dir);
-			cert = access(path.data, F_OK) == 0;
-			if (!cert) {
-				buf_finish(&path);
-				*ret_error = strdup(
-					"no credential: $CREDENTIALS_DIRECTORY has neither "
-					"\"client-secret\" nor \"client-certificate\"");
-				return -ENOENT;
-			}
-		}
-	} else {
-		*ret_error = strdup("no credential: set client_secret_file or certificate_file in "
-				    "[graph], or pass the credential \"client-secret\" (systemd "
-				    "LoadCredential=)");
-		return -ENOENT;
-	}
-	if (!path.data)
-		return -ENOMEM;
-	if (cert)
-		r = crypto_cert_load(path.data, &ret->cert, ret_error);
-	else
-		r = read_secret(path.data, &ret->secret, ret_error);
-	if (r == 0)
-		ret->source = buf_steal(&path);
-	buf_finish(&path);
-	return r;
-}
-
-static void credential_dump(const struct credential *cr, FILE *f)
-{
-	if (cr->cert) {
-		char t[TIME_RFC3339_MAX];
-		time_format_rfc3339((uint64_t)crypto_cert_not_after(cr->cert) * 1000u, t);
-		fprintf(f, "\n# credential: certificate from '%s'\n#   subject %s\n"
-			   "#   x5t#S256 %s\n#   not after %s\n",
-			cr->source, crypto_cert_subject(cr->cert), crypto_cert_thumbprint(cr->cert), t);
-	} else {
-		fprintf(f, "\n# credential: client secret from '%s': ******** (%zu characters, "
-			   "not shown)\n",
-			cr->source, strlen(cr->secret));
-	}
-}
-
 /* The paths the command must not open (hook.h): the credential, wherever it
  * comes from, and the database's files. */
-static int start_hook_helper(const struct config *c, const char *creds_dir, int *ret_fd)
+static int start_hook_helper(struct daemon *d, const struct config *c, const char *creds_dir,
+			     int *ret_fd)
 {
 	static const char *const db_suffix[] = {"", "-wal", "-shm", "-journal", "-results"};
 	struct buf paths[5];
@@ -222,12 +77,42 @@ static int start_hook_helper(const struct config *c, const char *creds_dir, int 
 		else
 			o.hide[n++] = paths[i].data;
 	}
-	if (c->client_secret_file)
-		o.hide[n++] = c->client_secret_file;
-	if (c->certificate_file)
-		o.hide[n++] = c->certificate_file;
-	if (creds_dir)
-		o.hide[n++] = creds_dir;
+	const char *files[4 + 2 * CONFIG_TENANTS_MAX];
+	size_t n_files = 0;
+	files[n_files++] = c->client_secret_file;
+	files[n_files++] = c->certificate_file;
+	files[n_files++] = creds_dir;
+	for (size_t i = 0; i < c->n_tenants; i++) {
+		files[n_files++] = c->tenants[i].client_secret_file;
+		files[n_files++] = c->tenants[i].certificate_file;
+	}
+	for (size_t i = 0; i < n_files && r == 0; i++) {
+		bool dup = !files[i];
+		for (size_t j = 0; j < n && !dup; j++)
+			dup = strcmp(o.hide[j], files[i]) == 0;
+		if (dup)
+			continue;
+		if (n == HOOK_MAX_HIDE) {
+			/* never run the command with a credential it could read */
+			log_error("More than %d credential files and database files to hide from "
+				  "on_complete: pass the credentials with systemd's LoadCredential= "
+				  "(one directory)",
+				  HOOK_MAX_HIDE);
+			r = -E2BIG;
+			break;
+		}
+		o.hide[n++] = files[i];
+		/* a reload may use only credentials hidden now (reload.c) */
+		char **h = realloc(d->hidden, (d->n_hidden + 1) * sizeof(*h));
+		if (!h || !(h[d->n_hidden] = strdup(files[i]))) {
+			if (h)
+				d->hidden = h;
+			r = -ENOMEM;
+			break;
+		}
+		d->hidden = h;
+		d->n_hidden++;
+	}
 	pid_t pid;
 	if (r == 0)
 		r = hook_helper_start(&o, ret_fd, &pid);
@@ -304,49 +189,30 @@ static struct signals sig;
 
 #define STATUS_INTERVAL_MS 5000u
 
-/* 1234567 -> "1,234,567" */
-static void thousands(long long n, char *out, size_t size)
-{
-	char digits[32];
-	int len = snprintf(digits, sizeof(digits), "%lld", n < 0 ? 0 : n);
-	size_t o = 0;
-	for (int i = 0; i < len && o + 2 < size; i++) {
-		if (i > 0 && (len - i) % 3 == 0)
-			out[o++] = ',';
-		out[o++] = digits[i];
-	}
-	out[o] = '\0';
-}
-
 static void on_status(uv_timer_t *t)
 {
 	struct daemon *d = t->data;
-	int64_t active = 0, pending = 0, in_flight = 0;
-	if (!d->tenant || store_totals(d->store, &active, &pending, &in_flight) < 0)
+	if (d->n_tenants == 0)
 		return;
-	struct tenant_stats ts;
-	tenant_get_stats(d->tenant, &ts);
+	uint64_t done = 0;
+	for (size_t i = 0; i < d->n_tenants; i++) {
+		struct tenant_stats ts;
+		tenant_get_stats(d->tenants[i]->tenant, &ts);
+		/* invitations, not HTTP requests: one $batch request carries up to 20 */
+		done += ts.created + ts.failed;
+	}
 	uint64_t now = time_mono_ms();
 	double rate = 0;
-	/* invitations, not HTTP requests: one $batch request carries up to 20 */
-	uint64_t done = ts.created + ts.failed;
-	if (sig.status_at_ms && now > sig.status_at_ms)
+	if (sig.status_at_ms && now > sig.status_at_ms && done >= sig.status_done)
 		rate = (double)(done - sig.status_done) * 1000.0 / (double)(now - sig.status_at_ms);
 	sig.status_done = done;
 	sig.status_at_ms = now;
-	char p[40];
-	thousands(pending, p, sizeof(p));
-	const char *blocked = tenant_blocked(d->tenant);
-	const char *token = auth_error(d->auth);
+	char *line = daemon_status_line(d, rate);
 #if HAVE_SYSTEMD
-	sd_notifyf(0, "STATUS=%lld job%s, %s pending, %.0f/s%s%s", (long long)active,
-		   active == 1 ? "" : "s", p, rate, blocked ? "; BLOCKED by Graph" : "",
-		   token ? "; no token" : "");
-#else
-	(void)blocked;
-	(void)token;
-	(void)rate;
+	if (line)
+		sd_notifyf(0, "STATUS=%s", line);
 #endif
+	free(line);
 }
 
 #if HAVE_SYSTEMD
@@ -369,10 +235,7 @@ static void finish(struct daemon *d)
 	uv_timer_stop(&sig.watchdog);
 	http_destroy(d->http); /* late requests: their rows stay in flight, resent after restart */
 	d->http = NULL;
-	tenant_destroy(d->tenant);
-	d->tenant = NULL;
-	auth_destroy(d->auth);
-	d->auth = NULL;
+	daemon_tenants_destroy(d);
 	hook_destroy(d->hook);
 	d->hook = NULL;
 	uv_close((uv_handle_t *)&sig.term, on_handle_closed);
@@ -386,6 +249,7 @@ static void finish(struct daemon *d)
 }
 
 static bool drained;
+static size_t drain_left; /* tenants still sending at shutdown */
 
 static void on_deadline(uv_timer_t *t)
 {
@@ -397,7 +261,10 @@ static void on_deadline(uv_timer_t *t)
 
 static void on_drained(void *userdata)
 {
-	/* called from deep inside the tenant: finish on the next loop turn */
+	/* called from deep inside the tenant: finish on the next loop turn,
+	 * once every tenant is done */
+	if (drain_left > 0 && --drain_left > 0)
+		return;
 	drained = true;
 	uv_timer_start(&sig.deadline, on_deadline, 0, 0);
 }
@@ -412,8 +279,14 @@ static void shutdown_daemon(struct daemon *d)
 	ctl_destroy(d->ctl);
 	d->ctl = NULL;
 	sig.deadline.data = d;
-	uv_timer_start(&sig.deadline, on_deadline, d->config.request_timeout_ms + 1000, 0);
-	tenant_drain(d->tenant, on_drained, d);
+	uint64_t longest = d->config.request_timeout_ms;
+	for (size_t i = 0; i < d->n_tenants; i++)
+		if (d->tenants[i]->conf.request_timeout_ms > longest)
+			longest = d->tenants[i]->conf.request_timeout_ms;
+	uv_timer_start(&sig.deadline, on_deadline, longest + 1000, 0);
+	drain_left = d->n_tenants;
+	for (size_t i = 0; i < d->n_tenants; i++)
+		tenant_drain(d->tenants[i]->tenant, on_drained, d);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -435,21 +308,9 @@ static void on_signal(uv_signal_t *s, int signum)
 	shutdown_daemon(d);
 }
 
-static void on_token_ready(void *userdata)
-{
-	struct daemon *d = userdata;
-	if (d->tenant)
-		tenant_kick(d->tenant);
-}
-
 static void on_job_done(void *userdata, int64_t job_id)
 {
 	ops_job_done(userdata, job_id);
-}
-
-static void on_blocked(void *userdata)
-{
-	ops_tenant_blocked(userdata);
 }
 
 static int listen_fd_from_systemd(void)
@@ -523,7 +384,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct daemon d = {0};
-	struct credential cred = {0};
+	struct credential *creds = NULL;
+	size_t n_creds = 0;
 	char *error = NULL, *creds_dir = NULL;
 	int exit_code = EXIT_CONFIG, r;
 
@@ -540,6 +402,7 @@ int main(int argc, char **argv)
 #ifndef __SANITIZE_ADDRESS__ /* LeakSanitizer needs to ptrace itself */
 	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 #endif
+	d.creds_dir = creds_dir; /* reload reads credentials again from there */
 	d.config_path = config_path;
 	d.config_required = explicit_config;
 
@@ -577,12 +440,16 @@ int main(int argc, char **argv)
 		if (isolation && isolated == 0)
 			fprintf(stdout, "# on_complete runs %s\n", isolation);
 		free(isolation);
-		r = load_credential(&d.config, creds_dir, &cred, &error);
-		if (r < 0) {
-			fprintf(stderr, "invited: %s\n", error);
-			goto out;
+		for (size_t i = 0; i < d.config.n_tenants; i++) {
+			struct credential cr;
+			r = credential_load(&d.config, &d.config.tenants[i], creds_dir, &cr, &error);
+			if (r < 0) {
+				fprintf(stderr, "invited: %s\n", error);
+				goto out;
+			}
+			credential_dump(&cr, d.config.tenants[i].name, stdout);
+			credential_finish(&cr);
 		}
-		credential_dump(&cred, stdout);
 		exit_code = 0;
 		goto out;
 	}
@@ -591,31 +458,27 @@ int main(int argc, char **argv)
 	 * before any socket, database, thread or curl handle exists (hook.h) */
 	int hook_fd = -1;
 	if (d.config.on_complete) {
-		r = start_hook_helper(&d.config, creds_dir, &hook_fd);
+		r = start_hook_helper(&d, &d.config, creds_dir, &hook_fd);
 		if (r < 0) {
 			log_error("Failed to start the on_complete helper: %s", strerror(-r));
 			exit_code = EXIT_TEMPFAIL;
 			goto out;
 		}
 	}
-	r = load_credential(&d.config, creds_dir, &cred, &error);
-	if (r < 0) {
-		log_error("%s", error);
+	/* every tenant's credential, in the daemon, after the fork */
+	creds = calloc(d.config.n_tenants, sizeof(*creds));
+	if (!creds) {
+		exit_code = EXIT_TEMPFAIL;
 		goto out;
 	}
-	if (cred.cert) {
-		int64_t left_s = crypto_cert_not_after(cred.cert) - (int64_t)(time_now_ms() / 1000u);
-		log_info("Signing in with the certificate %s (x5t#S256 %s) from '%s'",
-			 crypto_cert_subject(cred.cert), crypto_cert_thumbprint(cred.cert),
-			 cred.source);
-		if (left_s <= 0)
-			log_error("The certificate %s has expired: Entra ID will refuse it; upload "
-				  "a new one to the app registration and install it here",
-				  crypto_cert_subject(cred.cert));
-		else if (left_s < 30 * 86400)
-			log_warning("The certificate %s expires in %lld day%s: renew it",
-				    crypto_cert_subject(cred.cert), (long long)(left_s / 86400),
-				    left_s / 86400 == 1 ? "" : "s");
+	n_creds = d.config.n_tenants;
+	for (size_t i = 0; i < d.config.n_tenants; i++) {
+		r = credential_load(&d.config, &d.config.tenants[i], creds_dir, &creds[i], &error);
+		if (r < 0) {
+			log_error("%s", error);
+			goto out;
+		}
+		credential_log(&creds[i], d.config.tenants[i].name);
 	}
 
 	d.loop = uv_default_loop();
@@ -651,41 +514,49 @@ int main(int argc, char **argv)
 		log_notice("%u rows were in flight when invited stopped; they are sent again",
 			   recovered);
 
-	r = http_create(d.loop, d.config.concurrency + 4, &d.http);
+	/* a wave-1 database: its tenant row (named as the directory) becomes
+	 * "default" under a wave-1 file (even if [graph] tenant = changed: the
+	 * only row), or the [tenant NAME] of that directory (SPEC §7); jobs
+	 * intact */
+	for (size_t i = 0; i < d.config.n_tenants; i++) {
+		const struct config_tenant *t = &d.config.tenants[i];
+		r = store_tenant_adopt(d.store, t->name, t->tenant, !d.config.have_tenant_sections);
+		if (r < 0) {
+			log_error("Failed to rename the tenant '%s' of '%s' to '%s': %s", t->tenant,
+				  d.config.database, t->name, strerror(-r));
+			goto out;
+		}
+		if (r > 0)
+			log_notice("The database's tenant '%s' is now called '%s'", t->tenant,
+				   t->name);
+	}
+	unsigned connections = 4;
+	for (size_t i = 0; i < d.config.n_tenants; i++)
+		connections += d.config.tenants[i].concurrency;
+	r = http_create(d.loop, connections, &d.http);
 	if (r < 0)
 		goto out;
 	r = http_set_transport(d.http, d.config.ca_file, d.config.proxy);
 	if (r < 0)
 		goto out;
-	struct auth_options ao = {
-		.authority_url = d.config.authority_url,
-		.tenant = d.config.tenant,
-		.client_id = d.config.client_id,
-		.graph_url = d.config.graph_url,
-		.timeout_ms = d.config.request_timeout_ms,
-		.cert = cred.cert,
-	};
-	r = auth_create(d.loop, d.http, &ao, cred.secret, on_token_ready, &d, &d.auth);
-	secret_free(cred.secret); /* auth keeps its own copy */
-	cred.secret = NULL;
-	if (r < 0)
-		goto out;
-	struct tenant_options to = {
-		.name = d.config.tenant,
-		.graph_url = d.config.graph_url,
-		.rate = d.config.rate,
-		.burst = d.config.burst,
-		.concurrency = d.config.concurrency,
-		.max_attempts = d.config.max_attempts,
-		.request_timeout_ms = d.config.request_timeout_ms,
-		.batch = d.config.batch,
-	};
-	r = tenant_create(d.loop, d.store, d.http, d.auth, &to, &d.tenant);
-	if (r < 0) {
-		log_error("Failed to set up tenant '%s': %s", d.config.tenant, strerror(-r));
-		goto out;
+	if (d.config.app_rate > 0) {
+		unsigned burst = (unsigned)(d.config.app_rate < 1 ? 1 : d.config.app_rate);
+		ratelimit_init(&d.app_rl, d.config.app_rate, burst, uv_now(d.loop));
+		d.have_app_rl = true;
 	}
-	tenant_set_blocked_fn(d.tenant, on_blocked, &d);
+	for (size_t i = 0; i < d.config.n_tenants; i++) {
+		const char *name = d.config.tenants[i].name;
+		char *name_copy = strdup(name);
+		r = name_copy ? daemon_tenant_add(&d, &d.config.tenants[i], &creds[i], &error)
+			      : -ENOMEM;
+		if (r < 0) {
+			log_error("Failed to set up tenant '%s': %s", name_copy ? name_copy : "?",
+				  error ? error : strerror(-r));
+			free(name_copy);
+			goto out;
+		}
+		free(name_copy);
+	}
 
 	/* who may do what (policy.h); allow_group's absence ctl_create() tells */
 	policy_groups_init(&d.groups, d.config.allow_group, d.config.admin_group, getuid());
@@ -713,10 +584,14 @@ int main(int argc, char **argv)
 	uv_signal_start(&sig.intr, on_signal, SIGINT);
 	uv_signal_start(&sig.hup, on_signal, SIGHUP);
 
-	log_info("invited %s ready: tenant '%s', socket '%s', database '%s', rate %g/s, "
-		 "concurrency %u",
-		 INVITED_VERSION, d.config.tenant, d.config.socket_path, d.config.database,
-		 d.config.rate, d.config.concurrency);
+	struct buf names = BUF_INIT;
+	for (size_t i = 0; i < d.n_tenants; i++)
+		buf_printf(&names, "%s%s (%s, %g/s)", i ? ", " : "", d.tenants[i]->conf.name,
+			   d.tenants[i]->conf.tenant, d.tenants[i]->conf.rate);
+	log_info("invited %s ready: tenant%s %s, socket '%s', database '%s'", INVITED_VERSION,
+		 d.n_tenants == 1 ? "" : "s", names.data ? names.data : "?", d.config.socket_path,
+		 d.config.database);
+	buf_finish(&names);
 	notify("READY=1");
 	uv_timer_start(&sig.status, on_status, 0, STATUS_INTERVAL_MS);
 #if HAVE_SYSTEMD
@@ -726,9 +601,6 @@ int main(int argc, char **argv)
 		uv_timer_start(&sig.watchdog, on_watchdog, 0, every ? every : 1);
 	}
 #endif
-	auth_start(d.auth);
-	tenant_kick(d.tenant);
-
 	uv_run(d.loop, UV_RUN_DEFAULT);
 	exit_code = 0;
 out:
@@ -736,15 +608,19 @@ out:
 		/* after a failed start: close what was made (all NULL after a clean stop) */
 		ctl_destroy(d.ctl);
 		http_destroy(d.http);
-		tenant_destroy(d.tenant);
-		auth_destroy(d.auth);
+		daemon_tenants_destroy(&d);
 		hook_destroy(d.hook);
 		uv_run(d.loop, UV_RUN_DEFAULT);
 		uv_loop_close(d.loop);
 	}
 	store_close(d.store);
-	credential_finish(&cred); /* after auth: it borrows the certificate */
-	free(creds_dir);
+	for (size_t i = 0; i < n_creds; i++)
+		credential_finish(&creds[i]);
+	free(creds);
+	free(d.creds_dir);
+	for (size_t i = 0; i < d.n_hidden; i++)
+		free(d.hidden[i]);
+	free(d.hidden);
 	free(error);
 	config_finish(&d.config);
 	return exit_code;

@@ -10,7 +10,9 @@
 #include "auth.h"
 #include "buf.h"
 #include "build-config.h"
+#include "crypto.h"
 #include "csv.h"
+#include "http.h"
 #include "ctl.h"
 #include "daemon.h"
 #include "hook.h"
@@ -41,6 +43,8 @@
 
 struct page {
 	struct daemon *d;
+	const struct peer *peer; /* jobs: whose view; NULL: no filter */
+	int64_t tenant_id;       /* jobs: only this tenant's (0: every) */
 	json_t *items;
 	size_t bytes; /* estimate of the encoded size so far */
 	int64_t before; /* jobs: only ids below this (0: from the newest) */
@@ -83,9 +87,109 @@ static const char *job_reason(struct daemon *d, const struct store_job *j)
 {
 	if (j->reason)
 		return j->reason;
-	if ((j->state == JOB_STATE_QUEUED || j->state == JOB_STATE_RUNNING) && d->auth &&
-	    auth_state(d->auth) == AUTH_STATE_ERROR)
-		return auth_error(d->auth);
+	struct daemon_tenant *dt = daemon_tenant_by_id(d, j->tenant_id);
+	if ((j->state == JOB_STATE_QUEUED || j->state == JOB_STATE_RUNNING) && dt && dt->auth &&
+	    auth_state(dt->auth) == AUTH_STATE_ERROR)
+		return auth_error(dt->auth);
+	return NULL;
+}
+
+/* The groups that rule a tenant's jobs (SPEC §6 per tenant, §7): the
+ * tenant's allow_group/admin_group (its own, else [daemon]'s, resolved at
+ * config load and reload); a tenant no longer configured: [daemon]'s. */
+static const struct policy_groups *tenant_groups(struct daemon *d, int64_t tenant_id)
+{
+	struct daemon_tenant *dt = daemon_tenant_by_id(d, tenant_id);
+	return dt ? &dt->groups : &d->groups;
+}
+
+/* May the peer use tenant dt at all (see it, submit to it)? */
+static bool peer_may_use(const struct peer *p, const struct daemon_tenant *dt)
+{
+	return policy_role(p, &dt->groups) != POLICY_ROLE_NONE;
+}
+
+/* "contoso, fabrikam": the tenants the peer may use (owned). */
+static char *usable_names(struct daemon *d, const struct peer *p, json_t **ret_array)
+{
+	struct buf m = BUF_INIT;
+	json_t *a = ret_array ? json_array() : NULL;
+	for (size_t i = 0; i < d->n_tenants; i++) {
+		if (!peer_may_use(p, d->tenants[i]))
+			continue;
+		buf_printf(&m, "%s%s", m.len ? ", " : "", d->tenants[i]->conf.name);
+		if (a)
+			json_array_append_new(a, json_string(d->tenants[i]->conf.name));
+	}
+	if (ret_array)
+		*ret_array = a;
+	return m.data ? buf_steal(&m) : strdup("");
+}
+
+static void refuse(struct daemon *d, struct ctl_conn *conn, const char *op, int64_t job_id,
+		   const char *rule, char *why);
+
+/*
+ * The tenant a request names ("tenant"), or the one the peer may use when
+ * it names none. NULL after replying: usage (unknown, or several to choose
+ * from), permission_denied (one the peer may not use).
+ */
+static struct daemon_tenant *request_tenant(struct daemon *d, struct ctl_conn *conn, json_t *req,
+					    const char *op)
+{
+	const struct peer *p = ctl_conn_peer(conn);
+	json_t *v = json_object_get(req, "tenant");
+	if (v && !json_is_null(v) && !json_is_string(v)) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "'tenant' must be a string");
+		return NULL;
+	}
+	const char *name = json_string_value(v);
+	if (name) {
+		struct daemon_tenant *dt = daemon_tenant_find(d, name);
+		if (!dt) {
+			char *names = usable_names(d, p, NULL);
+			ctl_conn_error(conn, PROTO_ERR_USAGE, "no tenant '%s' (%s)", name,
+				       names ? names : "");
+			free(names);
+			return NULL;
+		}
+		char *why = NULL;
+		int r = policy_check(p, &dt->groups, POLICY_ANY, NULL, NULL, &why);
+		if (r == 0)
+			return dt;
+		if (r == -ENOMEM) {
+			ctl_conn_error(conn, PROTO_ERR_INTERNAL, "out of memory");
+			return NULL;
+		}
+		struct buf m = BUF_INIT;
+		buf_printf(&m, "tenant '%s': %s", name, why);
+		free(why);
+		refuse(d, conn, op, 0, "tenant", m.data ? buf_steal(&m) : strdup("permission denied"));
+		buf_finish(&m);
+		return NULL;
+	}
+	struct daemon_tenant *only = NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < d->n_tenants; i++)
+		if (peer_may_use(p, d->tenants[i])) {
+			only = d->tenants[i];
+			n++;
+		}
+	if (n == 1)
+		return only;
+	if (n == 0) {
+		refuse(d, conn, op, 0, "tenant", strdup("permission denied: no tenant may be used"));
+		return NULL;
+	}
+	json_t *array = NULL;
+	char *names = usable_names(d, p, &array);
+	struct buf m = BUF_INIT;
+	buf_printf(&m, "several tenants: choose one with --tenant (%s)", names ? names : "");
+	free(names);
+	ctl_conn_reply(conn, json_pack("{s:b,s:{s:s,s:s,s:o}}", "ok", 0, "error", "code",
+				       PROTO_ERR_USAGE, "message", m.data ? m.data : "several tenants",
+				       "tenants", array ? array : json_array()));
+	buf_finish(&m);
 	return NULL;
 }
 
@@ -110,6 +214,9 @@ static json_t *job_json(struct daemon *d, const struct store_job *j)
 		str_or_null(j->message), "language", str_or_null(j->language), "cc",
 		str_or_null(j->cc));
 	buf_finish(&why);
+	struct daemon_tenant *dt = daemon_tenant_by_id(d, j->tenant_id);
+	if (o)
+		json_object_set_new(o, "directory", dt ? json_string(dt->conf.tenant) : json_null());
 	return o;
 }
 
@@ -194,61 +301,216 @@ static void reply_job(struct daemon *d, struct ctl_conn *conn, int64_t id, const
 
 /* ---- status, stats ---- */
 
+/* Per-tenant counts from the stored jobs (one pass over them). */
+struct tenant_counts {
+	int64_t active_jobs, pending, succeeded, failed, cancelled;
+};
+
+struct counts_ctx {
+	struct daemon *d;
+	struct tenant_counts *c; /* one per d->tenants[] */
+};
+
+static int count_job(void *userdata, const struct store_job *j)
+{
+	struct counts_ctx *x = userdata;
+	for (size_t i = 0; i < x->d->n_tenants; i++) {
+		if (tenant_id(x->d->tenants[i]->tenant) != j->tenant_id)
+			continue;
+		struct tenant_counts *c = &x->c[i];
+		c->succeeded += j->succeeded;
+		c->failed += j->failed;
+		c->cancelled += j->cancelled;
+		if (!j->finished_at) {
+			c->active_jobs++;
+			c->pending += j->total - j->succeeded - j->failed - j->cancelled;
+		}
+		break;
+	}
+	return 0;
+}
+
+/* counts[i] for d->tenants[i] (owned array), or NULL. all: every stored
+ * job (row totals), else the unfinished ones only. */
+static struct tenant_counts *tenant_counts_get(struct daemon *d, bool all)
+{
+	struct counts_ctx x = {.d = d, .c = calloc(d->n_tenants ? d->n_tenants : 1, sizeof(*x.c))};
+	if (!x.c)
+		return NULL;
+	if (store_jobs_list(d->store, all, all ? 0 : time_now_ms() + 1, count_job, &x) < 0) {
+		free(x.c);
+		return NULL;
+	}
+	return x.c;
+}
+
+static const char *tenant_token_text(struct daemon_tenant *dt)
+{
+	if (auth_header(dt->auth))
+		return "ok";
+	const char *e = auth_error(dt->auth);
+	return e ? e : "no token yet";
+}
+
+/* SPEC §7's tenant object. */
+static json_t *tenant_json(struct daemon_tenant *dt, const struct tenant_counts *c)
+{
+	struct tenant_stats ts;
+	tenant_get_stats(dt->tenant, &ts);
+	const char *blocked = tenant_blocked(dt->tenant);
+	const char *state = blocked ? "blocked" : ts.paused_ms ? "paused" : "ok";
+	const char *reason = blocked;
+	struct buf why = BUF_INIT;
+	if (!reason && ts.paused_ms) {
+		buf_printf(&why, "Graph asked to wait (Retry-After): %llu s left",
+			   (unsigned long long)((ts.paused_ms + 999) / 1000));
+		reason = why.data;
+	}
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:f,s:f,s:s,s:o,s:I,s:I,s:o}", "name",
+			      dt->conf.name, "tenant", dt->conf.tenant, "cloud", dt->conf.cloud,
+			      "token", tenant_token_text(dt), "rate", tenant_rate(dt->tenant),
+			      "configured_rate", dt->conf.rate, "state", state, "reason",
+			      str_or_null(reason), "active_jobs",
+			      (json_int_t)(c ? c->active_jobs : 0), "pending",
+			      (json_int_t)(c ? c->pending : 0), "paused_until",
+			      ts.paused_ms ? time_or_null(time_now_ms() + ts.paused_ms) : json_null());
+	buf_finish(&why);
+	return o;
+}
+
+/* The tenants the peer may use, as SPEC §7's objects. */
+static json_t *tenants_json(struct daemon *d, const struct peer *p)
+{
+	struct tenant_counts *c = tenant_counts_get(d, false);
+	json_t *a = json_array();
+	for (size_t i = 0; i < d->n_tenants; i++)
+		if (peer_may_use(p, d->tenants[i]))
+			json_array_append_new(a, tenant_json(d->tenants[i], c ? &c[i] : NULL));
+	free(c);
+	return a;
+}
+
+static void op_tenants(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "tenants",
+				       tenants_json(d, ctl_conn_peer(conn))));
+}
+
 static void op_status(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	int64_t active = 0, pending = 0, in_flight = 0;
-	store_totals(d->store, &active, &pending, &in_flight);
+	const struct peer *p = ctl_conn_peer(conn);
+	/* the top level: as for one tenant, of the first the peer may use */
+	struct daemon_tenant *dt = NULL;
+	for (size_t i = 0; i < d->n_tenants && !dt; i++)
+		if (peer_may_use(p, d->tenants[i]))
+			dt = d->tenants[i];
+	if (!dt) {
+		/* in no tenant's groups ([daemon] admin_group only): nothing to show */
+		ctl_conn_reply(conn, json_pack("{s:b,s:s,s:I,s:n,s:n,s:{s:I},s:[]}", "ok", 1,
+					       "version", INVITED_VERSION, "uptime_s",
+					       (json_int_t)((time_mono_ms() - d->started_mono_ms) /
+							    1000u),
+					       "tenant", "blocked", "jobs", "active", (json_int_t)0,
+					       "tenants"));
+		return;
+	}
+	struct tenant_counts *counts = tenant_counts_get(d, false);
+	int64_t active = 0, pending = 0;
+	for (size_t i = 0; counts && i < d->n_tenants; i++)
+		if (peer_may_use(p, d->tenants[i])) {
+			active += counts[i].active_jobs;
+			pending += counts[i].pending;
+		}
+	free(counts);
 	static const char *const token_states[] = {"none", "fetching", "valid", "error"};
-	int64_t exp = auth_expires_in_s(d->auth);
+	int64_t exp = auth_expires_in_s(dt->auth);
 	struct tenant_stats ts;
-	tenant_get_stats(d->tenant, &ts);
+	tenant_get_stats(dt->tenant, &ts);
 	json_t *reply = json_pack(
 		"{s:b,s:s,s:I,s:s,s:o,s:{s:s,s:o,s:o},s:{s:f,s:f,s:I},s:{s:I,s:I},s:{s:I}}", "ok", 1,
 		"version", INVITED_VERSION, "uptime_s",
 		(json_int_t)((time_mono_ms() - d->started_mono_ms) / 1000u), "tenant",
-		tenant_name(d->tenant), "blocked", str_or_null(tenant_blocked(d->tenant)), "token",
-		"state", token_states[auth_state(d->auth)], "expires_in_s",
-		exp >= 0 ? json_integer(exp) : json_null(), "error", str_or_null(auth_error(d->auth)),
-		"rate", "configured", d->config.rate, "current", tenant_rate(d->tenant), "paused_ms",
+		dt->conf.tenant, "blocked", str_or_null(tenant_blocked(dt->tenant)), "token", "state",
+		token_states[auth_state(dt->auth)], "expires_in_s",
+		exp >= 0 ? json_integer(exp) : json_null(), "error", str_or_null(auth_error(dt->auth)),
+		"rate", "configured", dt->conf.rate, "current", tenant_rate(dt->tenant), "paused_ms",
 		(json_int_t)ts.paused_ms, "queue", "pending", (json_int_t)pending, "in_flight",
 		(json_int_t)ts.in_flight, "jobs", "active", (json_int_t)active);
 	/* what `invitectl validate` checks a file against (SPEC §3) */
-	if (reply)
+	if (reply) {
 		json_object_set_new(reply, "limits",
 				    json_pack("{s:I,s:I}", "max_upload_bytes",
 					      (json_int_t)d->config.max_upload_bytes, "max_rows",
 					      (json_int_t)d->config.max_rows));
+		json_object_set_new(reply, "tenants", tenants_json(d, p));
+	}
 	ctl_conn_reply(conn, reply);
+}
+
+/* The counters of one tenant (stats). */
+static json_t *tenant_stats_json(struct daemon_tenant *dt, const struct tenant_counts *c)
+{
+	struct tenant_stats ts;
+	tenant_get_stats(dt->tenant, &ts);
+	static const struct tenant_counts zero;
+	if (!c)
+		c = &zero;
+	return json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I,"
+			 "s:I}",
+			 "name", dt->conf.name, "requests_total", (json_int_t)ts.requests,
+			 "invitations_created_total", (json_int_t)ts.created, "rows_failed_total",
+			 (json_int_t)ts.failed, "retries_total", (json_int_t)ts.retries,
+			 "throttled_total", (json_int_t)ts.throttled, "transient_errors_total",
+			 (json_int_t)ts.transient, "auth_errors_total", (json_int_t)ts.auth_errors,
+			 "token_refreshes_total", (json_int_t)auth_refreshes(dt->auth), "in_flight",
+			 (json_int_t)ts.in_flight, "claimed", (json_int_t)ts.ready, "pending",
+			 (json_int_t)c->pending, "active_jobs", (json_int_t)c->active_jobs, "rate",
+			 tenant_rate(dt->tenant), "paused_ms", (json_int_t)ts.paused_ms,
+			 "rows_succeeded", (json_int_t)c->succeeded, "rows_failed",
+			 (json_int_t)c->failed, "rows_cancelled", (json_int_t)c->cancelled);
 }
 
 static void op_stats(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	int64_t active = 0, pending = 0, in_flight = 0;
-	store_totals(d->store, &active, &pending, &in_flight);
-	struct tenant_stats ts;
-	tenant_get_stats(d->tenant, &ts);
-	json_t *stats = json_pack(
-		"{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:I,s:I,s:I}", "requests_total",
-		(json_int_t)ts.requests, "invitations_created_total", (json_int_t)ts.created,
-		"rows_failed_total", (json_int_t)ts.failed, "retries_total", (json_int_t)ts.retries,
-		"throttled_total", (json_int_t)ts.throttled, "transient_errors_total",
-		(json_int_t)ts.transient, "auth_errors_total", (json_int_t)ts.auth_errors,
-		"token_refreshes_total", (json_int_t)auth_refreshes(d->auth), "in_flight",
-		(json_int_t)ts.in_flight, "claimed", (json_int_t)ts.ready, "pending",
-		(json_int_t)pending, "active_jobs", (json_int_t)active, "rate", tenant_rate(d->tenant),
-		"paused_ms", (json_int_t)ts.paused_ms, "connections",
-		(json_int_t)ctl_connections(d->ctl), "uptime_seconds",
-		(json_int_t)((time_mono_ms() - d->started_mono_ms) / 1000u));
-	/* rows by state over every stored job; pending and in_flight are above */
-	int64_t succeeded = 0, failed = 0, cancelled = 0;
-	if (stats && store_row_totals(d->store, &succeeded, &failed, &cancelled) == 0) {
-		json_object_set_new(stats, "rows_succeeded", json_integer(succeeded));
-		json_object_set_new(stats, "rows_failed", json_integer(failed));
-		json_object_set_new(stats, "rows_cancelled", json_integer(cancelled));
+	const struct peer *p = ctl_conn_peer(conn);
+	struct tenant_counts *counts = tenant_counts_get(d, true);
+	json_t *per = json_array();
+	json_t *stats = json_object();
+	/* the top level: sums over the tenants the peer may see */
+	static const char *const summed[] = {
+		"requests_total", "invitations_created_total", "rows_failed_total", "retries_total",
+		"throttled_total", "transient_errors_total", "auth_errors_total",
+		"token_refreshes_total", "in_flight", "claimed", "pending", "active_jobs",
+		"rows_succeeded", "rows_failed", "rows_cancelled"};
+	double rate = 0;
+	json_int_t paused = 0;
+	for (size_t k = 0; k < sizeof(summed) / sizeof(summed[0]); k++)
+		json_object_set_new(stats, summed[k], json_integer(0));
+	for (size_t i = 0; i < d->n_tenants; i++) {
+		if (!peer_may_use(p, d->tenants[i]))
+			continue;
+		json_t *t = tenant_stats_json(d->tenants[i], counts ? &counts[i] : NULL);
+		if (!t)
+			continue;
+		for (size_t k = 0; k < sizeof(summed) / sizeof(summed[0]); k++) {
+			json_t *v = json_object_get(stats, summed[k]);
+			json_integer_set(v, json_integer_value(v) +
+						    json_integer_value(json_object_get(t, summed[k])));
+		}
+		rate += json_real_value(json_object_get(t, "rate"));
+		json_int_t pm = json_integer_value(json_object_get(t, "paused_ms"));
+		if (pm > paused)
+			paused = pm;
+		json_array_append_new(per, t);
 	}
-	if (stats)
-		json_object_set_new(stats, "on_complete_running",
-				    json_integer(hook_running(d->hook)));
+	free(counts);
+	json_object_set_new(stats, "rate", json_real(rate));
+	json_object_set_new(stats, "paused_ms", json_integer(paused));
+	json_object_set_new(stats, "connections", json_integer(ctl_connections(d->ctl)));
+	json_object_set_new(stats, "uptime_seconds",
+			    json_integer((json_int_t)((time_mono_ms() - d->started_mono_ms) / 1000u)));
+	json_object_set_new(stats, "on_complete_running", json_integer(hook_running(d->hook)));
+	json_object_set_new(stats, "tenants", per);
 	ctl_conn_reply(conn, json_pack("{s:b,s:o}", "ok", 1, "stats", stats));
 }
 
@@ -257,6 +519,7 @@ static void op_stats(struct daemon *d, struct ctl_conn *conn, json_t *req)
 struct upload_ctx {
 	struct daemon *d;
 	struct ctl_conn *conn;
+	char *tenant; /* its name: the tenant may be removed by a reload meanwhile */
 	bool validate_only;
 	bool job_message;
 	char *filename;
@@ -266,6 +529,7 @@ static void upload_ctx_free(void *userdata)
 {
 	struct upload_ctx *ctx = userdata;
 	free(ctx->filename);
+	free(ctx->tenant);
 	free(ctx);
 }
 
@@ -310,9 +574,11 @@ static void on_upload_done(void *userdata, const struct upload_result *res)
 		ctl_conn_reply(conn, reply);
 	} else {
 		audit_log("submit", (int64_t)ctl_conn_uid(conn), ctl_conn_user(conn), res->job_id,
-			  res->sha256, "Job %lld submitted by %s (uid %u): %zu rows from '%s', sha256 %s",
+			  res->sha256,
+			  "Job %lld submitted by %s (uid %u): %zu rows from '%s', sha256 %s "
+			  "(tenant %s)",
 			  (long long)res->job_id, ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn),
-			  res->rows, ctx->filename, res->sha256);
+			  res->rows, ctx->filename, res->sha256, ctx->tenant);
 		json_t *warnings = json_array();
 		if (res->has_message || ctx->job_message)
 			json_array_append_new(
@@ -322,7 +588,9 @@ static void on_upload_done(void *userdata, const struct upload_result *res)
 					    "sends the invitation (invited signs in as an app); "
 					    "guests get the standard text"));
 		reply_job(d, conn, res->job_id, "warnings", warnings);
-		tenant_kick(d->tenant);
+		struct daemon_tenant *dt = daemon_tenant_find(d, ctx->tenant);
+		if (dt)
+			tenant_kick(dt->tenant);
 	}
 	upload_ctx_free(ctx);
 }
@@ -394,6 +662,9 @@ static void op_upload(struct daemon *d, struct ctl_conn *conn, json_t *req, bool
 		ctl_conn_error(conn, PROTO_ERR_TEMPORARY, "invited is shutting down");
 		return;
 	}
+	struct daemon_tenant *dt = request_tenant(d, conn, req, validate_only ? "validate" : "submit");
+	if (!dt)
+		return;
 
 	struct upload_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
@@ -405,11 +676,12 @@ static void op_upload(struct daemon *d, struct ctl_conn *conn, json_t *req, bool
 	ctx->validate_only = validate_only;
 	ctx->job_message = message != NULL;
 	ctx->filename = strdup(filename ? filename : "-");
+	ctx->tenant = strdup(dt->conf.name);
 	struct upload_spec spec = {
 		.db_path = store_path(d->store),
 		.job =
 			{
-				.tenant_id = tenant_id(d->tenant),
+				.tenant_id = tenant_id(dt->tenant),
 				.name = name,
 				.filename = filename,
 				.redirect_url = redirect ? redirect : DEFAULT_REDIRECT,
@@ -425,7 +697,7 @@ static void op_upload(struct daemon *d, struct ctl_conn *conn, json_t *req, bool
 		.max_rows = d->config.max_rows,
 	};
 	struct upload *u;
-	int r = ctx->filename ? upload_create(d->loop, &spec, on_upload_done, on_upload_resume, ctx, &u)
+	int r = ctx->filename && ctx->tenant ? upload_create(d->loop, &spec, on_upload_done, on_upload_resume, ctx, &u)
 			      : -ENOMEM;
 	if (r < 0) {
 		upload_ctx_free(ctx);
@@ -453,6 +725,16 @@ static void op_validate(struct daemon *d, struct ctl_conn *conn, json_t *req)
 static int add_job(void *userdata, const struct store_job *j)
 {
 	struct page *pg = userdata;
+	/* only tenants the peer may use, and there a member's own jobs */
+	if (pg->peer) {
+		if (pg->tenant_id && j->tenant_id != pg->tenant_id)
+			return 0;
+		const struct policy_groups *g = tenant_groups(pg->d, j->tenant_id);
+		enum policy_role role = policy_role(pg->peer, g);
+		if (role == POLICY_ROLE_NONE ||
+		    (role == POLICY_ROLE_MEMBER && j->uid != (uint32_t)pg->peer->uid))
+			return 0;
+	}
 	if (pg->before && j->id >= pg->before)
 		return 0; /* on an earlier page */
 	size_t cost = 600 + text_cost(j->name) + text_cost(j->filename) + text_cost(j->message) +
@@ -484,10 +766,19 @@ static void op_jobs(struct daemon *d, struct ctl_conn *conn, json_t *req)
 			       JOBS_PAGE_MAX);
 		return;
 	}
-	struct page pg = {.d = d, .items = json_array(), .before = before, .limit = (size_t)limit};
+	struct page pg = {.d = d, .peer = ctl_conn_peer(conn), .items = json_array(), .before = before,
+			  .limit = (size_t)limit};
 	uint64_t now = time_now_ms();
-	int64_t uid = policy_list_uid(ctl_conn_peer(conn), &d->groups); /* a member: own jobs */
-	int r = store_jobs_list_owned(d->store, uid, all, now > RECENT_MS ? now - RECENT_MS : 0,
+	if (json_object_get(req, "tenant") && !json_is_null(json_object_get(req, "tenant"))) {
+		struct daemon_tenant *dt = request_tenant(d, conn, req, "jobs");
+		if (!dt) {
+			json_decref(pg.items);
+			return;
+		}
+		pg.tenant_id = tenant_id(dt->tenant);
+	}
+	/* add_job keeps what the peer may see of each tenant */
+	int r = store_jobs_list_owned(d->store, -1, all, now > RECENT_MS ? now - RECENT_MS : 0,
 				      add_job, &pg);
 	if (r < 0) {
 		json_decref(pg.items);
@@ -723,9 +1014,11 @@ void ops_job_done(struct daemon *d, int64_t job_id)
 	struct store_job j;
 	if (store_job_get(d->store, job_id, &j) == 0) {
 		if (j.finished_at) {
-			log_notice("Job %lld %s: %lld succeeded, %lld failed, %lld cancelled of %lld",
+			log_notice("Job %lld %s: %lld succeeded, %lld failed, %lld cancelled of %lld "
+				   "(tenant %s)",
 				   (long long)j.id, job_state_name(j.state), (long long)j.succeeded,
-				   (long long)j.failed, (long long)j.cancelled, (long long)j.total);
+				   (long long)j.failed, (long long)j.cancelled, (long long)j.total,
+				   j.tenant);
 			struct hook_job hj = {
 				.id = j.id,
 				.name = j.name,
@@ -745,10 +1038,16 @@ void ops_job_done(struct daemon *d, int64_t job_id)
 
 /* on_complete for each job the tenant's block has stopped (SPEC §4: jobs
  * go blocked), with the reason; once per block, as set_blocked calls us. */
+struct blocked_ctx {
+	struct daemon *d;
+	struct daemon_tenant *dt;
+};
+
 static int hook_blocked_job(void *userdata, const struct store_job *j)
 {
-	struct daemon *d = userdata;
-	if (j->finished_at || j->state != JOB_STATE_BLOCKED)
+	struct blocked_ctx *x = userdata;
+	struct daemon *d = x->d;
+	if (j->finished_at || j->state != JOB_STATE_BLOCKED || j->tenant_id != tenant_id(x->dt->tenant))
 		return 0;
 	struct hook_job hj = {
 		.id = j->id,
@@ -758,15 +1057,16 @@ static int hook_blocked_job(void *userdata, const struct store_job *j)
 		.succeeded = j->succeeded,
 		.failed = j->failed,
 		.cancelled = j->cancelled,
-		.reason = j->reason ? j->reason : tenant_blocked(d->tenant),
+		.reason = j->reason ? j->reason : tenant_blocked(x->dt->tenant),
 	};
 	hook_run(d->hook, &hj); /* logs its own failure */
 	return 0;
 }
 
-void ops_tenant_blocked(struct daemon *d)
+void ops_tenant_blocked(struct daemon *d, struct daemon_tenant *dt)
 {
-	if (d->hook && store_jobs_list(d->store, false, time_now_ms(), hook_blocked_job, d) < 0)
+	struct blocked_ctx x = {d, dt};
+	if (d->hook && store_jobs_list(d->store, false, time_now_ms(), hook_blocked_job, &x) < 0)
 		log_error("Failed to list the jobs the block stopped: on_complete does not run "
 			  "for them");
 	answer_waiters(d, 0);
@@ -798,11 +1098,11 @@ static void refuse(struct daemon *d, struct ctl_conn *conn, const char *op, int6
 
 /* The tenant's block lifted by who (borrowed) with a resume of job id: in
  * the audit trail and the journal. */
-static void audit_unblock(struct daemon *d, const struct store_actor *who, int64_t id,
-			  const char *reason)
+static void audit_unblock(struct daemon *d, struct daemon_tenant *dt, const struct store_actor *who,
+			  int64_t id, const char *reason)
 {
 	struct buf detail = BUF_INIT;
-	buf_printf(&detail, "tenant '%s' unblocked after: %s", tenant_name(d->tenant),
+	buf_printf(&detail, "tenant '%s' unblocked after: %s", tenant_name(dt->tenant),
 		   reason ? reason : "?");
 	struct store_audit a = {.uid = who->uid,
 				.user = who->user,
@@ -811,9 +1111,9 @@ static void audit_unblock(struct daemon *d, const struct store_actor *who, int64
 				.detail = detail.data};
 	if (!detail.data || store_audit_add(d->store, &a) < 0)
 		log_error("Failed to record the lifting of tenant '%s's block in the audit trail",
-			  tenant_name(d->tenant));
+			  tenant_name(dt->tenant));
 	audit_log("unblock", who->uid, who->user, id, NULL, "Tenant '%s' unblocked by %s (uid %lld)",
-		  tenant_name(d->tenant), who->user, (long long)who->uid);
+		  tenant_name(dt->tenant), who->user, (long long)who->uid);
 	buf_finish(&detail);
 }
 
@@ -824,15 +1124,16 @@ static void audit_unblock(struct daemon *d, const struct store_actor *who, int64
  * refused. 1: lift it, 0: not blocked or not theirs to lift, -1: refused
  * (replied). *ret_reason: owned copy of the block's reason when 1.
  */
-static int resume_unblock(struct daemon *d, struct ctl_conn *conn, int64_t id, char **ret_reason)
+static int resume_unblock(struct daemon *d, struct daemon_tenant *dt, struct ctl_conn *conn,
+			  int64_t id, char **ret_reason)
 {
-	const char *blocked = tenant_blocked(d->tenant);
+	const char *blocked = dt ? tenant_blocked(dt->tenant) : NULL;
 	if (!blocked)
 		return 0;
 	struct buf what = BUF_INIT;
 	char *why = NULL;
-	buf_printf(&what, "lift the block of tenant '%s'", tenant_name(d->tenant));
-	int r = what.data ? policy_check(ctl_conn_peer(conn), &d->groups, POLICY_ADMIN, NULL,
+	buf_printf(&what, "lift the block of tenant '%s'", tenant_name(dt->tenant));
+	int r = what.data ? policy_check(ctl_conn_peer(conn), &dt->groups, POLICY_ADMIN, NULL,
 					 what.data, &why)
 			  : -ENOMEM;
 	buf_finish(&what);
@@ -876,19 +1177,29 @@ static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
 	int64_t id, changed = 0;
 	if (!get_id(conn, req, &id))
 		return;
+	struct store_job job;
+	int g = store_job_get(d->store, id, &job);
+	if (g < 0) {
+		reply_store_error(conn, g, id);
+		return;
+	}
+	/* the job's tenant's sender (NULL: a tenant no longer configured) */
+	struct daemon_tenant *dt = daemon_tenant_by_id(d, job.tenant_id);
+	store_job_clear(&job);
 	/* the job's claimed rows go back first, so that the action covers
 	 * them; if the database is too busy for that, so is the action: say
 	 * so after one wait (the claims are sent meanwhile) */
-	if (action == store_job_cancel || action == store_job_pause) {
-		int f = tenant_forget_job(d->tenant, id);
+	if (dt && (action == store_job_cancel || action == store_job_pause)) {
+		int f = tenant_forget_job(dt->tenant, id);
 		if (f == -EBUSY) {
 			reply_store_error(conn, f, id);
-			tenant_kick(d->tenant);
+			tenant_kick(dt->tenant);
 			return;
 		}
 	}
 	char *block_reason = NULL;
-	int unblock = action == store_job_resume ? resume_unblock(d, conn, id, &block_reason) : 0;
+	int unblock =
+		action == store_job_resume ? resume_unblock(d, dt, conn, id, &block_reason) : 0;
 	if (unblock < 0)
 		return;
 	enum store_action act = action == store_job_cancel  ? STORE_ACTION_CANCEL
@@ -901,11 +1212,12 @@ static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
 	if (r < 0) {
 		free(block_reason);
 		reply_store_error(conn, r, id);
-		tenant_kick(d->tenant);
+		if (dt)
+			tenant_kick(dt->tenant);
 		return;
 	}
 	if (unblock > 0) {
-		int u = tenant_unblock(d->tenant);
+		int u = tenant_unblock(dt->tenant);
 		if (u < 0) {
 			free(block_reason);
 			reply_store_error(conn, u, id);
@@ -913,13 +1225,14 @@ static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
 		}
 		changed += u;
 		if (u > 0)
-			audit_unblock(d, &who, id, block_reason);
+			audit_unblock(d, dt, &who, id, block_reason);
 	}
 	free(block_reason);
 	audit_log(verb, who.uid, who.user, id, NULL, "Job %lld: %s%s%s by %s (uid %u), %lld changed",
 		  (long long)id, verb, code ? " of rows failed with " : "", code ? code : "",
 		  ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn), (long long)changed);
-	tenant_kick(d->tenant);
+	if (dt)
+		tenant_kick(dt->tenant);
 	reply_job(d, conn, id, "changed", json_integer(changed));
 }
 
@@ -933,8 +1246,59 @@ static void op_pause(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	op_action(d, conn, req, store_job_pause, "pause", NULL);
 }
 
+/* {"op":"resume","tenant":NAME}: lift that tenant's block and its
+ * Retry-After pause (its admins only; audited as unblock). */
+static void resume_tenant(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	struct daemon_tenant *dt = request_tenant(d, conn, req, "resume");
+	if (!dt)
+		return;
+	struct buf what = BUF_INIT;
+	char *why = NULL;
+	buf_printf(&what, "resume tenant '%s'", dt->conf.name);
+	int r = what.data ? policy_check(ctl_conn_peer(conn), &dt->groups, POLICY_ADMIN, NULL,
+					 what.data, &why)
+			  : -ENOMEM;
+	buf_finish(&what);
+	if (r == -ENOMEM) {
+		ctl_conn_error(conn, PROTO_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	if (r < 0) {
+		refuse(d, conn, "resume", 0, "admin", why);
+		return;
+	}
+	struct store_actor who = {.uid = (int64_t)ctl_conn_uid(conn), .user = ctl_conn_user(conn)};
+	const char *blocked = tenant_blocked(dt->tenant);
+	char *reason = blocked ? strdup(blocked) : NULL;
+	int u = tenant_unblock(dt->tenant);
+	if (u < 0) {
+		free(reason);
+		reply_store_error(conn, u, 0);
+		return;
+	}
+	int p = tenant_unpause(dt->tenant);
+	if (u > 0 || p > 0)
+		audit_unblock(d, dt, &who, 0, reason ? reason : "a Retry-After pause");
+	free(reason);
+	tenant_kick(dt->tenant);
+	/* jobs waiting for the block to end show it now */
+	struct tenant_counts *c = tenant_counts_get(d, false);
+	size_t i = 0;
+	while (i < d->n_tenants && d->tenants[i] != dt)
+		i++;
+	ctl_conn_reply(conn, json_pack("{s:b,s:o,s:I}", "ok", 1, "tenant",
+				       tenant_json(dt, c && i < d->n_tenants ? &c[i] : NULL),
+				       "changed", (json_int_t)(u + p)));
+	free(c);
+}
+
 static void op_resume(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
+	if (!json_object_get(req, "id") && json_object_get(req, "tenant")) {
+		resume_tenant(d, conn, req);
+		return;
+	}
 	op_action(d, conn, req, store_job_resume, "resume", NULL);
 }
 
@@ -954,6 +1318,163 @@ static void op_retry(struct daemon *d, struct ctl_conn *conn, json_t *req)
 }
 
 /* ---- reload, audit ---- */
+
+/* ---- check ---- */
+
+/* The application roles a token carries: its JWT payload's "roles" claim,
+ * read without trusting the token for anything else (GRAPH.md §8); a new
+ * reference, or NULL when it cannot be read. */
+static json_t *token_roles(const char *header)
+{
+	if (!header || strncmp(header, "Bearer ", 7) != 0)
+		return NULL;
+	const char *tok = header + 7, *dot1 = strchr(tok, '.');
+	const char *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+	if (!dot2)
+		return NULL;
+	size_t len = 0;
+	char *payload = crypto_base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &len);
+	json_t *claims = payload ? json_loadb(payload, len, 0, NULL) : NULL;
+	free(payload);
+	json_t *roles = json_object_get(claims, "roles"), *out = json_array();
+	size_t i;
+	json_t *v;
+	json_array_foreach(roles, i, v)
+	{
+		if (json_is_string(v))
+			json_array_append(out, v);
+	}
+	json_decref(claims);
+	return out;
+}
+
+struct check_ctx {
+	struct daemon *d;
+	struct ctl_conn *conn; /* NULL once the client is gone */
+	json_t *check;         /* the reply's "check", filled in */
+};
+
+static void check_gone(void *userdata)
+{
+	struct check_ctx *x = userdata;
+	x->conn = NULL;
+}
+
+static void check_reply(struct check_ctx *x)
+{
+	json_t *c = x->check;
+	const char *guests = json_string_value(json_object_get(c, "guests"));
+	bool ok = json_is_string(json_object_get(c, "token")) &&
+		  strcmp(json_string_value(json_object_get(c, "token")), "ok") == 0 &&
+		  json_array_size(json_object_get(c, "missing")) == 0 && guests &&
+		  strcmp(guests, "not_allowed") != 0;
+	json_object_set_new(c, "all_ok", json_boolean(ok));
+	if (x->conn)
+		ctl_conn_reply(x->conn, json_pack("{s:b,s:O}", "ok", 1, "check", c));
+	json_decref(c);
+	free(x);
+}
+
+static void on_policy_answer(void *userdata, const struct http_response *resp)
+{
+	struct check_ctx *x = userdata;
+	const char *guests = "unknown";
+	struct buf why = BUF_INIT;
+	if (resp->error) {
+		buf_printf(&why, "cannot read the authorization policy: %s",
+			   resp->error_text ? resp->error_text : strerror(-resp->error));
+	} else if (resp->status == 200) {
+		json_t *o = json_loadb(resp->body, resp->body_len, 0, NULL);
+		const char *from = json_string_value(json_object_get(o, "allowInvitesFrom"));
+		if (from && strcmp(from, "none") == 0) {
+			guests = "not_allowed";
+			buf_append_str(&why, "the tenant's authorization policy has allowInvitesFrom "
+					     "= none: nobody may invite guests");
+		} else if (from) {
+			guests = "allowed";
+		} else {
+			buf_append_str(&why, "the authorization policy has no allowInvitesFrom");
+		}
+		json_decref(o);
+	} else if (resp->status == 403) {
+		buf_append_str(&why, "the token may not read the authorization policy (HTTP 403): "
+				     "grant Policy.Read.All to tell whether guests may be invited");
+	} else {
+		buf_printf(&why, "reading the authorization policy answered HTTP %ld", resp->status);
+	}
+	json_object_set_new(x->check, "guests", json_string(guests));
+	json_object_set_new(x->check, "guests_why", why.data ? json_string(why.data) : json_null());
+	buf_finish(&why);
+	check_reply(x);
+}
+
+/* {"op":"check","tenant":NAME}: the token the tenant holds now (the cached
+ * one, refreshed as usual; none yet: its error), its roles against what the
+ * configuration needs, and whether the tenant lets guests be invited. */
+static void op_check(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	struct daemon_tenant *dt = request_tenant(d, conn, req, "check");
+	if (!dt)
+		return;
+	struct check_ctx *x = calloc(1, sizeof(*x));
+	if (!x) {
+		ctl_conn_error(conn, PROTO_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	x->d = d;
+	x->conn = conn;
+	const char *header = auth_header(dt->auth);
+	json_t *roles = header ? token_roles(header) : NULL;
+	json_t *needed = json_pack("[s]", "User.Invite.All"), *missing = json_array();
+	size_t i;
+	json_t *v;
+	json_array_foreach(needed, i, v)
+	{
+		bool have = false;
+		size_t k;
+		json_t *r;
+		json_array_foreach(roles, k, r)
+		{
+			if (json_equal(r, v))
+				have = true;
+		}
+		if (!have)
+			json_array_append(missing, v);
+	}
+	x->check = json_pack("{s:s,s:s,s:o,s:o,s:o}", "tenant", dt->conf.name, "token",
+			     tenant_token_text(dt), "roles", roles ? roles : json_null(), "needed",
+			     needed, "missing", missing);
+	if (!x->check) {
+		free(x);
+		ctl_conn_error(conn, PROTO_ERR_INTERNAL, "out of memory");
+		return;
+	}
+	if (!header) {
+		json_object_set_new(x->check, "guests", json_string("unknown"));
+		json_object_set_new(x->check, "guests_why",
+				    json_string("no token: the policy cannot be read"));
+		check_reply(x);
+		return;
+	}
+	struct buf url = BUF_INIT;
+	buf_printf(&url, "%s/v1.0/policies/authorizationPolicy", dt->conf.graph_url);
+	struct http_post_spec spec = {
+		.url = url.data,
+		.content_type = "application/json",
+		.authorization = header,
+		.timeout_ms = dt->conf.request_timeout_ms,
+		.get = 1,
+	};
+	int r = url.data ? http_post(d->http, &spec, NULL, 0, on_policy_answer, x) : -ENOMEM;
+	buf_finish(&url);
+	if (r < 0) {
+		json_object_set_new(x->check, "guests", json_string("unknown"));
+		json_object_set_new(x->check, "guests_why", json_string(strerror(-r)));
+		check_reply(x);
+		return;
+	}
+	ctl_conn_on_gone(conn, check_gone, x);
+}
 
 static void op_reload(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
@@ -1012,28 +1533,20 @@ static void op_audit(struct daemon *d, struct ctl_conn *conn, json_t *req)
 				       next ? json_integer(next) : json_null()));
 }
 
-/* The groups that rule a tenant's jobs: the [daemon] ones for the one
- * tenant today; SPEC §7 gives each tenant its own (tenant_id unused yet). */
-static const struct policy_groups *tenant_groups(struct daemon *d, int64_t tenant_id)
-{
-	(void)tenant_id;
-	return &d->groups;
-}
-
-/* May the peer make this request (policy.c decides)? If not, the refusal
- * is sent and false returned. */
+/* May the peer make this request (policy.c decides)? The groups are those
+ * of the job's tenant when the request names a job; else of a tenant the
+ * peer may use (each op then shows only those: tenants_json, add_job). If
+ * not, the refusal is sent and false returned. */
 static bool request_allowed(struct daemon *d, struct ctl_conn *conn, json_t *req, const char *op,
 			    enum policy_need need, const char *job_key, const char *what)
 {
 	const struct peer *p = ctl_conn_peer(conn);
-	const struct policy_groups *groups = tenant_groups(d, 0);
+	const struct policy_groups *groups = &d->groups;
 	struct store_job j;
 	struct policy_job pj = {0};
 	bool have_job = false;
 	json_t *v = job_key ? json_object_get(req, job_key) : NULL;
-	/* only a member's request needs the job's owner */
-	if (need == POLICY_OWNER && json_is_integer(v) && json_integer_value(v) > 0 &&
-	    policy_role(p, groups) == POLICY_ROLE_MEMBER) {
+	if (need == POLICY_OWNER && json_is_integer(v) && json_integer_value(v) > 0) {
 		pj.id = json_integer_value(v);
 		int r = store_job_get(d->store, pj.id, &j);
 		if (r < 0 && r != -ENOENT) {
@@ -1046,6 +1559,14 @@ static bool request_allowed(struct daemon *d, struct ctl_conn *conn, json_t *req
 		pj.owner_user = have_job ? j.user : NULL;
 		if (have_job)
 			groups = tenant_groups(d, j.tenant_id);
+	}
+	if (!have_job && need != POLICY_ADMIN) {
+		/* any tenant the peer may use will do */
+		for (size_t i = 0; i < d->n_tenants; i++)
+			if (peer_may_use(p, d->tenants[i])) {
+				groups = &d->tenants[i]->groups;
+				break;
+			}
 	}
 	char *why = NULL;
 	int r = policy_check(p, groups, need, have_job ? &pj : NULL, what, &why);
@@ -1083,6 +1604,8 @@ static const struct {
 	{"resume", op_resume, POLICY_OWNER, "id", NULL}, /* a tenant's block: op_action */
 	{"retry", op_retry, POLICY_OWNER, "id", NULL},
 	{"reload", op_reload, POLICY_ADMIN, NULL, "reload the configuration"},
+	{"tenants", op_tenants, POLICY_ANY, NULL, NULL}, /* the peer's tenants only */
+	{"check", op_check, POLICY_ANY, NULL, NULL},     /* a tenant the peer may use */
 	{"audit", op_audit, POLICY_OWNER, "job", NULL}, /* a member's own entries */
 };
 

@@ -14,4 +14,5 @@ void ops_dispatch(struct daemon *d, struct ctl_conn *conn, json_t *req);
 /* A job reached a terminal state: answer its waiters, log its counts. */
 void ops_job_done(struct daemon *d, int64_t job_id);
 /* The tenant got blocked: answer every waiter (their jobs show blocked). */
-void ops_tenant_blocked(struct daemon *d);
+struct daemon_tenant;
+void ops_tenant_blocked(struct daemon *d, struct daemon_tenant *dt);

@@ -65,3 +65,32 @@ out:
 	sqlite3_finalize(st);
 	return r;
 }
+
+int store_tenant_adopt(struct store *s, const char *name, const char *directory, bool only_row)
+{
+	sqlite3_stmt *st = NULL;
+	/* one statement: nothing to undo halfway */
+	int r = sqlite_errno(sqlite3_prepare_v2(
+		s->db,
+		"UPDATE tenants SET name = ?1, directory = name"
+		" WHERE NOT EXISTS (SELECT 1 FROM tenants WHERE name = ?1)"
+		" AND id = COALESCE((SELECT id FROM tenants WHERE name = ?2),"
+		" (SELECT CASE WHEN ?3 AND COUNT(*) = 1 THEN MIN(id) END FROM tenants))",
+		-1, &st, NULL));
+	if (r < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, directory ? directory : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, only_row);
+	sqlite3_busy_timeout(s->db, 5000);
+	int rc = sqlite3_step(st);
+	sqlite3_busy_timeout(s->db, 0);
+	if (rc != SQLITE_DONE) {
+		r = sqlite_errno(rc);
+		goto out;
+	}
+	r = sqlite3_changes(s->db) > 0;
+out:
+	sqlite3_finalize(st);
+	return r;
+}

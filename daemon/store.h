@@ -146,6 +146,11 @@ const char *store_path(const struct store *s);
 int store_recover(struct store *s, unsigned *ret_results, unsigned *ret_count);
 
 int store_tenant_ensure(struct store *s, const char *name, int64_t *ret_id);
+/* A wave-1 database (SPEC §7), whose tenant row is named as its directory:
+ * when no row is called name, the row called directory (else, with
+ * only_row, the only row there is) is renamed name, its jobs intact. 1
+ * renamed, 0 nothing to do. */
+int store_tenant_adopt(struct store *s, const char *name, const char *directory, bool only_row);
 /* *ret_reason: owned, NULL when not blocked. */
 int store_tenant_block_get(struct store *s, int64_t tenant_id, char **ret_reason);
 /* reason NULL lifts the block. */

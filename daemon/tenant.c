@@ -54,6 +54,9 @@ struct tenant {
 	void *drained_userdata;
 	tenant_blocked_fn on_blocked;
 	void *on_blocked_userdata;
+	tenant_app_throttled_fn on_app_throttled;
+	void *on_app_throttled_userdata;
+	struct ratelimit *app; /* borrowed; NULL: no app_rate */
 
 	uv_timer_t *pump_timer;
 	uv_timer_t *flush_timer;
@@ -253,11 +256,17 @@ static void settle(struct tenant *t, const struct store_claim *c, uint64_t token
 		if (until > t->paused_until) {
 			t->paused_until = until;
 			ratelimit_drain(&t->rl, until);
-			log_info("Graph throttled tenant '%s' (HTTP %ld): pausing for %llu ms, then "
+			log_info("Graph throttled tenant '%s' (HTTP %ld%s): pausing for %llu ms, then "
 				 "%.3g/s",
-				 t->name, g->http_status, (unsigned long long)wait,
-				 ratelimit_rate(&t->rl, until));
+				 t->name, g->http_status,
+				 g->throttle_scope == GRAPH_THROTTLE_APPLICATION
+					 ? ", the whole application"
+					 : "",
+				 (unsigned long long)wait, ratelimit_rate(&t->rl, until));
 		}
+		/* the application's budget over every tenant: all of them slow */
+		if (g->throttle_scope == GRAPH_THROTTLE_APPLICATION && t->on_app_throttled)
+			t->on_app_throttled(t->on_app_throttled_userdata, t, wait);
 		res.state = ROW_STATE_PENDING;
 		res.next_attempt_at = now_wall + wait;
 		break;
@@ -552,11 +561,23 @@ static void pump(struct tenant *t)
 			if (n > t->rl.burst)
 				n = (size_t)t->rl.burst;
 		}
+		if (t->app && n > t->app->burst)
+			n = t->app->burst >= 1 ? (size_t)t->app->burst : 1;
 		uint64_t wait = n > 1 ? ratelimit_take_n(&t->rl, (unsigned)n, now)
 				      : ratelimit_take(&t->rl, now);
 		if (wait > 0) {
 			arm_pump(t, wait);
 			return;
+		}
+		/* [graph] app_rate: the ceiling over every tenant */
+		if (t->app) {
+			wait = ratelimit_take_n(t->app, (unsigned)n, now);
+			if (wait > 0) {
+				for (size_t i = 0; i < n; i++)
+					ratelimit_refund(&t->rl);
+				arm_pump(t, wait);
+				return;
+			}
 		}
 		struct store_claim *c = ready_pop(t);
 		struct store_claim *group[GRAPH_BATCH_MAX] = {c};
@@ -568,6 +589,8 @@ static void pump(struct tenant *t)
 			int64_t ids[GRAPH_BATCH_MAX];
 			for (size_t i = 0; i < n; i++) {
 				ratelimit_refund(&t->rl);
+				if (t->app)
+					ratelimit_refund(t->app);
 				ids[i] = group[i]->row_id;
 				store_claim_sent(t->store, group[i]); /* no longer waiting */
 				store_claim_free(group[i]);
@@ -597,6 +620,7 @@ int tenant_create(uv_loop_t *loop, struct store *store, struct http *http, struc
 	t->max_attempts = opt->max_attempts;
 	t->request_timeout_ms = opt->request_timeout_ms;
 	t->rand_state = (unsigned)time_now_ms() | 1u;
+	t->app = opt->app;
 	ratelimit_init(&t->rl, opt->rate, opt->burst, uv_now(loop));
 	t->name = strdup(opt->name);
 	t->invitations_url = graph_invitations_url(opt->graph_url);
@@ -755,6 +779,53 @@ int tenant_unblock(struct tenant *t)
 	t->blocked = NULL;
 	tenant_kick(t);
 	return 1;
+}
+
+int tenant_unpause(struct tenant *t)
+{
+	uint64_t now = uv_now(t->loop);
+	if (t->paused_until <= now)
+		return 0;
+	t->paused_until = 0;
+	t->throttle_streak = 0;
+	log_notice("The Retry-After pause of tenant '%s' was ended by an admin", t->name);
+	tenant_kick(t);
+	return 1;
+}
+
+void tenant_set_auth(struct tenant *t, struct auth *auth)
+{
+	t->auth = auth;
+	tenant_kick(t);
+}
+
+struct auth *tenant_auth(const struct tenant *t)
+{
+	return t->auth;
+}
+
+void tenant_set_app(struct tenant *t, struct ratelimit *app)
+{
+	t->app = app;
+}
+
+void tenant_set_app_throttled_fn(struct tenant *t, tenant_app_throttled_fn fn, void *userdata)
+{
+	t->on_app_throttled = fn;
+	t->on_app_throttled_userdata = userdata;
+}
+
+void tenant_slow(struct tenant *t, uint64_t wait_ms)
+{
+	uint64_t now = uv_now(t->loop), until = now + wait_ms;
+	ratelimit_throttled(&t->rl, now);
+	if (until > t->paused_until) {
+		t->paused_until = until;
+		ratelimit_drain(&t->rl, until);
+		log_info("Tenant '%s' pauses for %llu ms: Graph throttled the application as a "
+			 "whole, then %.3g/s",
+			 t->name, (unsigned long long)wait_ms, ratelimit_rate(&t->rl, until));
+	}
 }
 
 void tenant_drain(struct tenant *t, tenant_drained_fn fn, void *userdata)

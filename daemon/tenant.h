@@ -19,8 +19,10 @@ struct auth;
 struct http;
 struct store;
 
+struct ratelimit;
+
 struct tenant_options {
-	const char *name; /* tenant id or domain, as configured */
+	const char *name; /* the tenant's name ([tenant NAME]; "default" for a wave-1 file) */
 	const char *graph_url;
 	double rate;
 	unsigned burst;
@@ -28,6 +30,9 @@ struct tenant_options {
 	unsigned max_attempts;
 	uint64_t request_timeout_ms;
 	unsigned batch; /* invitations per $batch request (1..20); 1: single requests */
+	/* [graph] app_rate: a limiter every tenant's sends also take from;
+	 * borrowed (the daemon's), NULL: none */
+	struct ratelimit *app;
 };
 
 struct tenant_stats {
@@ -74,6 +79,23 @@ typedef void (*tenant_blocked_fn)(void *userdata);
 void tenant_set_blocked_fn(struct tenant *t, tenant_blocked_fn fn, void *userdata);
 /* Lift the anti-abuse block (an admin resumed). */
 int tenant_unblock(struct tenant *t);
+/* End a Retry-After pause now (an admin resumed the tenant): 1 if one was on. */
+int tenant_unpause(struct tenant *t);
+
+/* Use another token source from now on (a reload changed the credential):
+ * borrowed, must outlive the tenant or the next call. */
+void tenant_set_auth(struct tenant *t, struct auth *auth);
+struct auth *tenant_auth(const struct tenant *t);
+/* The app_rate limiter (borrowed; NULL: none) from now on (reload). */
+void tenant_set_app(struct tenant *t, struct ratelimit *app);
+
+/* Graph throttled the application as a whole (x-ms-throttle-scope
+ * "Application/..."): told so that every tenant slows (tenant_slow). */
+typedef void (*tenant_app_throttled_fn)(void *userdata, struct tenant *t, uint64_t wait_ms);
+void tenant_set_app_throttled_fn(struct tenant *t, tenant_app_throttled_fn fn, void *userdata);
+/* Slow down as after a 429 of its own: the AIMD cut, and no request for
+ * wait_ms (another tenant's answer said the app's budget is spent). */
+void tenant_slow(struct tenant *t, uint64_t wait_ms);
 
 /* Stop sending; fn runs once nothing is in flight and results are stored. */
 typedef void (*tenant_drained_fn)(void *userdata);

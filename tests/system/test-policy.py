@@ -275,7 +275,7 @@ def check_block(tap, people):
         deadline_wait(blocked, 20, "the tenant's block")
         p = ctl("owner", "resume", J)
         want = ("job %s is not paused, and only root and members of '%s' may lift the block "
-                "of tenant 'contoso.onmicrosoft.com'" % (J, people.admins))
+                "of tenant 'default'" % (J, people.admins))
         tap.ok(p.returncode == 77 and want.encode() in p.stderr,
                "owner: resume of a blocked, unpaused job is refused: " + want, p.stderr)
         tap.ok(blocked(), "the tenant stays blocked")

@@ -75,7 +75,7 @@ static void test_bad(void)
 		{"[daemon]\nmax_rows = 0\n", 2, "max_rows"},
 		{"[daemon]\nmax_upload_bytes = 10\n", 2, "max_upload_bytes"},
 		{"[daemon]\nsocket = /a\nmystery = 1\n", 3, "unknown key 'mystery'"},
-		{"[tenant x]\nrate = 1\n", 2, "unknown section"},
+		{"[tenants x]\nrate = 1\n", 2, "unknown section"},
 		{"[graph]\nthis is not a key value line\n", 2, "not a"},
 		{"[daemon]\non_complete = notify-send done\n", 2, "absolute path"},
 		{"[daemon]\n\non_complete = /bin/x 'open\n", 3, "unterminated"},
@@ -95,6 +95,20 @@ static void test_bad(void)
 		{"[daemon]\non_complete = /tmp\n", 2, "is not a regular file"},
 		{"[daemon]\non_complete = /etc/passwd\n", 2, "is not executable"},
 		{"[daemon]\nhook_user = a:b\n", 2, "hook_user"},
+		/* SPEC §7: tenant sections */
+		{"[graph]\nclient_id = x\n[tenant Contoso]\ntenant = c.example\n", 3, "a-z, 0-9"},
+		{"[tenant a_b]\n", 1, "[tenant NAME]"},
+		{"[tenant]\ntenant = c.example\n", 1, "needs a name"},
+		{"[tenant abcdefghijklmnopqrstuvwxyz0123456]\n", 1, "1 to 32"},
+		{"[tenant a]\ntenant = a.example\n\n[tenant a]\nrate = 2\n", 4,
+		 "[tenant a] is defined twice in this file (first on line 1)"},
+		{"[tenant a]\ntenant = a.example\nmystery = 1\n", 3, "unknown key 'mystery' in [tenant a]"},
+		{"[tenant a]\nsocket = /x\n", 2, "unknown key 'socket'"},
+		{"[tenant a]\nrate = 0\n", 2, "must be more than 0"},
+		{"[tenant a]\ngraph_url = http://graph.example\n", 2, "is not https"},
+		{"[tenant a]\ncloud = mars\n", 2, "cloud"},
+		{"[tenant a]\ntenant = a b\n", 2, "tenant"},
+		{"[graph]\napp_rate = -1\n", 2, "app_rate"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct config c;
@@ -342,6 +356,120 @@ static void test_rate_warning(void)
 	config_finish(&c);
 }
 
+static struct config load_ok(const char *name, const char *text)
+{
+	struct config c;
+	char *err = NULL;
+	config_init(&c);
+	static char path[512];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (text)
+		write_file(name, text);
+	int r = config_load(&c, path, true, &err);
+	if (r == 0)
+		r = config_check(&c, &err);
+	is_int(r, 0, "%s loads: %s", name, err ? err : "ok");
+	free(err);
+	return c;
+}
+
+static void test_tenants(void)
+{
+	/* a wave-1 file is the tenant "default" */
+	struct config c = load_ok("wave1.conf", "[graph]\ntenant = contoso.onmicrosoft.com\n"
+						"client_id = app\n[queue]\nrate = 3\n"
+						"[daemon]\nallow_group = inv\n");
+	is_int(c.n_tenants, 1, "a wave-1 file: one tenant");
+	is_str(c.tenants[0].name, "default", "named default");
+	is_str(c.tenants[0].tenant, "contoso.onmicrosoft.com", "its directory is [graph] tenant");
+	ok(c.tenants[0].rate == 3, "[queue] rate inherited");
+	is_str(c.tenants[0].allow_group, "inv", "[daemon] allow_group inherited");
+	is_str(c.tenants[0].client_id, "app", "[graph] client_id inherited");
+	config_finish(&c);
+
+	/* [graph] defaults, sections override; keys before or after alike */
+	c = load_ok("multi.conf",
+		    "[tenant contoso]\ntenant = contoso.onmicrosoft.com\nallow_group = contoso-admins\n"
+		    "\n[graph]\nclient_id = app\ncertificate_file = /etc/invited/app.pem\n"
+		    "app_rate = 100\n"
+		    "[queue]\nrate = 4\nconcurrency = 5\n"
+		    "[tenant fabrikam]\ntenant = 72f988bf-0000-0000-0000-000000000000\n"
+		    "client_secret_file = /etc/invited/fabrikam.secret\nrate = 5\ncloud = usgov\n"
+		    "admin_group = fab-admins\nbatch = 20\n"
+		    "[tenant x-1]\ntenant = x.example\nclient_id = other\n"
+		    "graph_url = https://graph.example/\n");
+	is_int(c.n_tenants, 3, "three tenants");
+	const struct config_tenant *t = config_tenant_find(&c, "contoso");
+	ok(t && t->rate == 4 && t->concurrency == 5, "contoso inherits [queue]");
+	is_str(t ? t->allow_group : NULL, "contoso-admins", "contoso's own allow_group");
+	is_str(t ? t->client_id : NULL, "app", "contoso inherits client_id");
+	ok(t && !t->certificate_file && !t->client_secret_file,
+	   "the [graph] credential is not copied (credential.c's order)");
+	is_str(t ? t->graph_url : NULL, "https://graph.microsoft.com", "global cloud by default");
+	t = config_tenant_find(&c, "fabrikam");
+	ok(t && t->rate == 5 && t->concurrency == 5 && t->batch == 20, "fabrikam: rate 5, batch 20");
+	is_str(t ? t->client_secret_file : NULL, "/etc/invited/fabrikam.secret", "own secret file");
+	is_str(t ? t->authority_url : NULL, "https://login.microsoftonline.us", "own cloud's URLs");
+	is_str(t ? t->admin_group : NULL, "fab-admins", "own admin_group");
+	is_str(t ? t->allow_group : NULL, "invite", "[daemon]'s allow_group");
+	t = config_tenant_find(&c, "x-1");
+	is_str(t ? t->client_id : NULL, "other", "own client_id");
+	is_str(t ? t->graph_url : NULL, "https://graph.example", "own graph_url");
+	ok(t && t->line == 19, "x-1 begins on line 19 (%u)", t ? t->line : 0);
+	ok(c.app_rate == 100, "app_rate");
+	ok(!config_tenant_find(&c, "default"), "no default tenant");
+	FILE *f = tmpfile();
+	config_dump(&c, f);
+	rewind(f);
+	char out[8192];
+	size_t n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	ok(strstr(out, "[tenant contoso]\ntenant = contoso.onmicrosoft.com") &&
+		   strstr(out, "[tenant fabrikam]") && strstr(out, "[tenant x-1]") &&
+		   strstr(out, "app_rate = 100"),
+	   "--check-config prints every tenant");
+	config_finish(&c);
+
+	/* a drop-in may set keys of a tenant of the main file */
+	write_file("d.conf", "[graph]\nclient_id = app\n[tenant a]\ntenant = a.example\nrate = 1\n");
+	char dd[600];
+	snprintf(dd, sizeof(dd), "%s/d.conf.d", dir);
+	mkdir(dd, 0700);
+	write_file("d.conf.d/10-a.conf", "[tenant a]\nrate = 2\n[tenant b]\ntenant = b.example\n");
+	c = load_ok("d.conf", NULL);
+	t = config_tenant_find(&c, "a");
+	ok(t && t->rate == 2 && c.n_tenants == 2, "a drop-in overrides a tenant's key and adds one");
+	config_finish(&c);
+
+	/* cross-key refusals with file and line */
+	static const struct {
+		const char *text;
+		const char *words;
+	} bad[] = {
+		{"[graph]\ntenant = c.example\nclient_id = a\n[tenant a]\ntenant = a.example\n",
+		 ":2: tenant = in [graph] is for a single tenant; put it in [tenant NAME]"},
+		{"[graph]\nclient_id = a\n\n[tenant a]\nrate = 2\n",
+		 ":4: [tenant a]: tenant = is not set"},
+		{"[tenant a]\ntenant = a.example\n", ":1: [tenant a]: client_id is not set"},
+		{"[graph]\nclient_id = a\n[tenant b]\ntenant = b.example\n"
+		 "client_secret_file = /a\ncertificate_file = /b\n",
+		 ":3: [tenant b]: client_secret_file and certificate_file are both set"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *err = NULL;
+		config_init(&c);
+		char *path = write_file("bad-tenant.conf", bad[i].text);
+		int r = config_load(&c, path, true, &err);
+		is_int(r, 0, "cross-key case %zu parses", i);
+		is_int(config_check(&c, &err), -EINVAL, "cross-key case %zu refused", i);
+		ok(err && strstr(err, "bad-tenant.conf") && strstr(err, bad[i].words),
+		   "case %zu says '%s': %s", i, bad[i].words, err ? err : "(null)");
+		free(err);
+		config_finish(&c);
+	}
+}
+
 int main(void)
 {
 	tap_plan_none();
@@ -354,6 +482,7 @@ int main(void)
 	test_rate_warning();
 	test_dropins_and_missing();
 	test_clouds();
+	test_tenants();
 	test_connection_limits();
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

@@ -443,9 +443,60 @@ static void test_client_request_id(void)
 	free(body);
 }
 
+/* x-ms-throttle-scope (GRAPH.md §4): whose budget a 429 spent. */
+static void test_throttle_scope(void)
+{
+	static const struct {
+		const char *v;
+		enum graph_throttle_scope want;
+	} cases[] = {
+		{NULL, GRAPH_THROTTLE_UNKNOWN},
+		{"", GRAPH_THROTTLE_UNKNOWN},
+		{"Application/Write/11111111-2222", GRAPH_THROTTLE_APPLICATION},
+		{"application/ReadWrite/x", GRAPH_THROTTLE_APPLICATION},
+		{"Tenant_Application/Write/app/tid", GRAPH_THROTTLE_TENANT},
+		{"Tenant/Write//tid", GRAPH_THROTTLE_TENANT},
+		{" Tenant", GRAPH_THROTTLE_TENANT},
+		{"Applications/Write", GRAPH_THROTTLE_UNKNOWN},
+		{"Tenant_App/Write", GRAPH_THROTTLE_UNKNOWN},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		is_int(graph_throttle_scope_parse(cases[i].v), cases[i].want, "scope '%s'",
+		       cases[i].v ? cases[i].v : "(none)");
+	/* a single 429 carries it; other answers do not use it */
+	struct http_response resp = {.status = 429, .body = "{}", .body_len = 2,
+				     .throttle_scope = "Application/Write/app"};
+	struct graph_result g;
+	ok(graph_classify(&resp, &g) == 0 && g.outcome == GRAPH_OUTCOME_THROTTLED &&
+		   g.throttle_scope == GRAPH_THROTTLE_APPLICATION,
+	   "a 429 naming the application is read as such");
+	graph_result_clear(&g);
+	resp.status = 500;
+	ok(graph_classify(&resp, &g) == 0 && g.throttle_scope == GRAPH_THROTTLE_UNKNOWN,
+	   "a 500 has no scope");
+	graph_result_clear(&g);
+	/* a $batch item's headers carry it too */
+	static const char body[] =
+		"{\"responses\":[{\"id\":\"1\",\"status\":429,\"headers\":{\"Retry-After\":\"1\","
+		"\"x-ms-throttle-scope\":\"Tenant_Application/Write/a/t\"},\"body\":{}},"
+		"{\"id\":\"2\",\"status\":429,\"headers\":{\"x-ms-throttle-scope\":"
+		"\"Application/Write/a\"},\"body\":{}}]}";
+	struct http_response b = {.status = 200, .body = body, .body_len = sizeof(body) - 1};
+	struct graph_result r[2];
+	int rr = graph_batch_classify(&b, 2, r);
+	ok(rr == 0 && r[0].throttle_scope == GRAPH_THROTTLE_TENANT &&
+		   r[1].throttle_scope == GRAPH_THROTTLE_APPLICATION,
+	   "batch items: each its own scope (%d)", rr);
+	if (rr == 0) {
+		graph_result_clear(&r[0]);
+		graph_result_clear(&r[1]);
+	}
+}
+
 int main(void)
 {
 	tap_plan_none();
+	test_throttle_scope();
 	test_body();
 	test_classify();
 	test_batch();

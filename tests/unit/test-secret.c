@@ -88,7 +88,18 @@ static void test_crypto(void)
 		char *o = crypto_base64url(b64[i].in, strlen(b64[i].in));
 		is_str(o, b64[i].out, "base64url vector %zu", i);
 		free(o);
+		size_t len = 99;
+		char *d = crypto_base64url_decode(b64[i].out, strlen(b64[i].out), &len);
+		ok(d && len == strlen(b64[i].in) && memcmp(d, b64[i].in, len) == 0,
+		   "base64url decodes vector %zu back", i);
+		free(d);
 	}
+	size_t dl;
+	char *dd = crypto_base64url_decode("Zm9vYg==", 8, &dl);
+	is_str(dd, "foob", "padding is allowed");
+	free(dd);
+	ok(!crypto_base64url_decode("Zm9v+g", 6, &dl) && !crypto_base64url_decode("Z", 1, &dl),
+	   "'+' (base64, not base64url) and a lone character are refused");
 
 	struct crypto_cert *c = NULL;
 	char *err = NULL;

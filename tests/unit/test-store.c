@@ -404,6 +404,80 @@ static void test_retry_code_case(struct store *s)
 /* A database made by the previous schema (version 3, as written by the
  * daemon before client_request_id) is brought up to date with its jobs
  * and rows intact; the new column then takes each attempt's id. */
+/* A database made by wave 1's schema (version 4) under a wave-1
+ * configuration: its one tenant row, named as the directory, becomes
+ * "default" at start (SPEC §7), its jobs intact; a second start changes
+ * nothing. */
+static void test_upgrade_v4_tenant(void)
+{
+	char path[700];
+	snprintf(path, sizeof(path), "%s/v4.db", dir);
+	sqlite3 *db = NULL;
+	int ok4 = sqlite3_open(path, &db) == SQLITE_OK;
+	for (unsigned v = 0; v < 4 && ok4; v++)
+		ok4 = sqlite3_exec(db, schema_migrations[v], NULL, NULL, NULL) == SQLITE_OK;
+	ok4 = ok4 &&
+	      sqlite3_exec(db,
+			   "PRAGMA user_version = 4;"
+			   "INSERT INTO tenants(id, name) VALUES (1, 'contoso.example');"
+			   "INSERT INTO jobs(id, tenant_id, name, state, created_at, submitted_uid,"
+			   " submitted_user, redirect_url, send_email, total, succeeded, failed,"
+			   " first_row, last_row) VALUES (7, 1, 'old', 1, 1000, 1000, 'tester',"
+			   " 'https://r.example', 0, 1, 0, 0, 10, 10);"
+			   "INSERT INTO rows(id, job_id, line, email, fields, updated_at) VALUES"
+			   " (10, 7, 2, 'c@x.example', '[]', 1000);",
+			   NULL, NULL, NULL) == SQLITE_OK;
+	sqlite3_close(db);
+	ok(ok4, "a version 4 (wave 1) database");
+	struct store *s = NULL;
+	char *err = NULL;
+	is_int(store_open(&s, path, &err), 0, "the new store opens it (%s)", err ? err : "ok");
+	free(err);
+	if (!s)
+		return;
+	is_int(db_int(path, "PRAGMA user_version"), 5, "migrated to version 5");
+	is_int(store_tenant_adopt(s, "default", "contoso.example", true), 1,
+	       "the tenant row is renamed 'default'");
+	struct store_job j;
+	is_int(store_job_get(s, 7, &j), 0, "the old job is there");
+	ok(j.tenant && strcmp(j.tenant, "default") == 0 && j.tenant_id == 1 && j.total == 1,
+	   "its tenant is 'default' now, same id and counts");
+	store_job_clear(&j);
+	int64_t tid = 0;
+	store_tenant_ensure(s, "default", &tid);
+	is_int(tid, 1, "the tenant 'default' is the old row");
+	struct store_claim **claims = NULL;
+	size_t n = 0;
+	store_rows_claim(s, tid, time_now_ms(), 10, &claims, &n);
+	is_int(n, 1, "its pending row is claimed for the tenant 'default'");
+	if (n > 0) {
+		int64_t ids[1] = {claims[0]->row_id};
+		store_claim_sent(s, claims[0]);
+		store_rows_release(s, ids, 1);
+		store_claim_free(claims[0]);
+	}
+	free(claims);
+	is_int(store_tenant_adopt(s, "default", "contoso.example", true), 0, "a second start: nothing");
+	store_close(s);
+	/* the directory named otherwise ([graph] tenant = changed): the only row */
+	snprintf(path, sizeof(path), "%s/v4b.db", dir);
+	db = NULL;
+	ok4 = sqlite3_open(path, &db) == SQLITE_OK;
+	for (unsigned v = 0; v < 4 && ok4; v++)
+		ok4 = sqlite3_exec(db, schema_migrations[v], NULL, NULL, NULL) == SQLITE_OK;
+	ok4 = ok4 && sqlite3_exec(db, "PRAGMA user_version = 4;"
+				      "INSERT INTO tenants(id, name) VALUES (3, 'x.example');",
+				  NULL, NULL, NULL) == SQLITE_OK;
+	sqlite3_close(db);
+	s = NULL;
+	if (ok4 && store_open(&s, path, NULL) == 0) {
+		is_int(store_tenant_adopt(s, "x", "y.example", false), 0,
+		       "a [tenant] section of another directory: the only row is not its");
+		is_int(store_tenant_adopt(s, "default", "y.example", true), 1, "the only row is adopted");
+		store_close(s);
+	}
+}
+
 static void test_upgrade_v3(void)
 {
 	char path[700];
@@ -439,7 +513,7 @@ static void test_upgrade_v3(void)
 	free(err);
 	if (!s)
 		return;
-	is_int(db_int(path, "PRAGMA user_version"), 4, "migrated to version 4");
+	is_int(db_int(path, "PRAGMA user_version"), 5, "migrated to the latest version (5)");
 	struct store_job j;
 	is_int(store_job_get(s, 7, &j), 0, "the old job is there");
 	ok(j.total == 3 && j.succeeded == 1 && j.failed == 1 && j.name && strcmp(j.name, "old") == 0,
@@ -672,6 +746,7 @@ int main(void)
 	test_retry_code_case(s);
 	store_close(s);
 	test_upgrade_v3();
+	test_upgrade_v4_tenant();
 
 	char cmd[700];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
