@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """The bash completion file: commands, per-command options, row states, job
 ids asked from the running daemon (`invitectl jobs --all -q`) and tenant names
-(`invitectl tenants -q`, from a fake daemon until the real one has tenants)
+(`invitectl tenants -q`: the real daemon's, and a fake daemon's several)
 through the socket given on the command line. Skips (77) without
 bash-completion."""
 import os
@@ -65,6 +65,9 @@ def main(tap):
                "got %r, want %r\n%s" % (got, sorted(ids), err))
         got, _ = complete("invitectl --socket %s cancel 1" % env.sock, bindir)
         tap.eq(got, [i for i in sorted(ids) if i.startswith("1")], "job ids by prefix")
+        got, err = complete("invitectl -s %s submit --tenant " % env.sock, bindir)
+        tap.eq(got, ["default"], "the real daemon's tenant after --tenant (a wave-1 "
+               "configuration: 'default')")
     got, err = complete("invitectl -s /nonexistent/sock wait ", bindir)
     tap.ok(got == [] and err == "", "no daemon, no ids, no error", (got, err))
 
