@@ -298,6 +298,50 @@ void cli_print_problems(const char *label, const json_t *errors, json_int_t coun
 		         count - (json_int_t)n, cli_plural(count - (json_int_t)n));
 }
 
+/* The tenants a usage error offers (SPEC §7), one per line on stderr, so a
+ * person or a script sees what --tenant takes; nothing when there are none. */
+static void print_tenant_choice(const json_t *tenants)
+{
+	size_t n = json_array_size(tenants);
+	if (n == 0)
+		return;
+	cli_error("the tenants you may use (--tenant NAME):");
+	for (size_t i = 0; i < n && i < CLI_TENANTS_MAX; i++) {
+		const char *name = json_string_value(json_array_get(tenants, i));
+		if (name)
+			cli_line(stderr, "  %s", name);
+	}
+	if (n > CLI_TENANTS_MAX)
+		cli_line(stderr, "  ... and %zu more (invitectl tenants)", n - CLI_TENANTS_MAX);
+}
+
+int cli_check_tenant_name(const struct cli *cli, const char *name)
+{
+	size_t n = strlen(name);
+	bool ok = n >= 1 && n <= CLI_TENANT_NAME_MAX;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+		     name[i] == '-';
+	if (!ok)
+		return cli_usage(cli,
+		                 "invalid tenant name '%s': 1 to %d of a-z, 0-9 and - expected "
+		                 "(invitectl tenants lists them)",
+		                 name, CLI_TENANT_NAME_MAX);
+	return CLI_CONTINUE;
+}
+
+int cli_set_tenant(const struct cli *cli, json_t *req, const char *name)
+{
+	int r = cli_check_tenant_name(cli, name);
+	if (r != CLI_CONTINUE)
+		return r;
+	if (json_object_set_new(req, "tenant", json_string(name)) < 0) {
+		cli_error("out of memory");
+		return EXIT_TEMPFAIL;
+	}
+	return CLI_CONTINUE;
+}
+
 int cli_reply_check(const json_t *reply, const char *label)
 {
 	const json_t *ok = json_object_get(reply, "ok");
@@ -314,6 +358,9 @@ int cli_reply_check(const json_t *reply, const char *label)
 		cli_print_problems(label, json_object_get(err, "errors"),
 		                   cli_int(err, "error_count"));
 	cli_error("%s", msg ? msg : code ? code : "request failed");
+	/* "several tenants: choose one with --tenant": the daemon's list of them */
+	if (code && strcmp(code, PROTO_ERR_USAGE) == 0)
+		print_tenant_choice(json_object_get(err, "tenants"));
 	/* a refusal with a "rule" (SPEC §6) names it already: the hint is the socket's */
 	if (code && strcmp(code, PROTO_ERR_PERMISSION) == 0 && !json_object_get(err, "rule"))
 		permission_hint();
@@ -477,6 +524,37 @@ const char *cli_grouped(json_int_t n, char out[CLI_GROUPED_MAX])
 	return out;
 }
 
+/* A real for a person: two decimals at most, trailing zeros dropped
+ * (43.5159375000006 reads 43.52, 10.0 reads 10). */
+static void human_real(double v, char *out, size_t size)
+{
+	snprintf(out, size, "%.2f", v);
+	char *dot = strchr(out, '.');
+	if (!dot)
+		return;
+	char *end = out + strlen(out);
+	while (end > dot + 1 && end[-1] == '0')
+		*--end = '\0';
+	if (end == dot + 1)
+		*dot = '\0';
+	if (strcmp(out, "-0") == 0)
+		snprintf(out, size, "0");
+}
+
+void cli_number_text(const json_t *v, char *out, size_t size, bool human)
+{
+	if (json_is_integer(v))
+		snprintf(out, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	else if (json_is_real(v) && human)
+		human_real(json_real_value(v), out, size);
+	else if (json_is_real(v))
+		snprintf(out, size, "%.15g", json_real_value(v));
+	else if (json_is_boolean(v))
+		snprintf(out, size, "%d", json_is_true(v) ? 1 : 0);
+	else
+		snprintf(out, size, "-");
+}
+
 const char *cli_plural(json_int_t n)
 {
 	return n == 1 ? "" : "s";
@@ -517,6 +595,23 @@ static int parse_rfc3339(const char *s, time_t *ret)
 		return -EINVAL;
 	*ret = timegm(&tm) - offset;
 	return 0;
+}
+
+void cli_local_clock(const char *rfc3339, char *out, size_t size)
+{
+	time_t t, now = time(NULL);
+	struct tm tm, today;
+	if (!rfc3339) {
+		snprintf(out, size, "-");
+		return;
+	}
+	if (parse_rfc3339(rfc3339, &t) < 0 || !localtime_r(&t, &tm) || !localtime_r(&now, &today)) {
+		snprintf(out, size, "%s", rfc3339);
+		return;
+	}
+	bool same_day = tm.tm_year == today.tm_year && tm.tm_yday == today.tm_yday;
+	if (strftime(out, size, same_day ? "%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(out, size, "%s", rfc3339);
 }
 
 void cli_local_time(const char *rfc3339, char *out, size_t size)

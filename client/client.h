@@ -22,6 +22,9 @@
 /* sysexits' EX_CANTCREAT: `results -o FILE` cannot create FILE (invitectl
  * only; the daemon never creates a file for a client). */
 #define EXIT_CANTCREAT 73
+/* `check`: the tenant lacks something the configuration needs (a role, the
+ * guest policy); 0 only when all is there. */
+#define EXIT_MISSING 1
 /* Returned by the argument parsers when the command should go on. */
 #define CLI_CONTINUE (-1)
 /* Returned by a page callback when the reader is gone (the pager quit). */
@@ -107,6 +110,19 @@ int cli_job_operand(const struct cli *cli, int n, char **args, json_int_t *ret_i
 /* A job id: decimal digits only, 1..INT64_MAX. 0 or -EINVAL (nothing printed). */
 int cli_parse_job_id(const char *text, json_int_t *ret_id);
 
+/* Tenants (SPEC §7): a name is [a-z0-9-], 1 to CLI_TENANT_NAME_MAX. */
+#define CLI_TENANT_NAME_MAX 32
+/* At most this many tenants are listed in a message; the rest are counted. */
+#define CLI_TENANTS_MAX 100
+/* CLI_CONTINUE when name is a tenant name, else a usage error (EXIT_USAGE). */
+int cli_check_tenant_name(const struct cli *cli, const char *name);
+/* Check name and set req's "tenant" to it: CLI_CONTINUE or the exit code. */
+int cli_set_tenant(const struct cli *cli, json_t *req, const char *name);
+/* The tenants table of `tenants` (or, brief, the lines `status` prints:
+ * NAME, TOKEN, RATE, STATE, PENDING) from an array of SPEC §7 tenant objects
+ * (borrowed). An exit code. */
+int cli_print_tenants(const struct cli *cli, const json_t *tenants, bool brief, bool no_legend);
+
 /* Connect unless connected: EXIT_UNAVAILABLE, EXIT_NOPERM... on failure. */
 int cli_connect(struct cli *cli);
 /* Report a negative errno from conn_*; returns the exit code for it. */
@@ -171,6 +187,15 @@ const char *cli_state_sgr(const struct cli *cli, const char *state);
  * locale: what a person reads, never what a program parses. Returns out. */
 #define CLI_GROUPED_MAX 40
 const char *cli_grouped(json_int_t n, char out[CLI_GROUPED_MAX]);
+/* A number in the C locale main() keeps for LC_NUMERIC: integers exactly;
+ * reals with up to 15 significant digits (what a program reads:
+ * --prometheus) or, human, two decimals at most with trailing zeros dropped
+ * (43.52, 10); booleans as 1 or 0; anything else "-". */
+#define CLI_NUMBER_MAX 64
+void cli_number_text(const json_t *v, char *out, size_t size, bool human);
+/* An RFC 3339 time as local "HH:MM:SS" when it is today, else
+ * "YYYY-MM-DD HH:MM:SS"; the text itself when it does not parse, "-" when NULL. */
+void cli_local_clock(const char *rfc3339, char *out, size_t size);
 /* "s" unless n == 1. */
 const char *cli_plural(json_int_t n);
 
@@ -201,3 +226,5 @@ int cmd_stats(struct cli *cli, int argc, char **argv);
 int cmd_status(struct cli *cli, int argc, char **argv);
 int cmd_audit(struct cli *cli, int argc, char **argv);
 int cmd_reload(struct cli *cli, int argc, char **argv);
+int cmd_tenants(struct cli *cli, int argc, char **argv);
+int cmd_check(struct cli *cli, int argc, char **argv);

@@ -112,9 +112,71 @@ int cmd_pause(struct cli *cli, int argc, char **argv)
 	return simple_control(cli, argc, argv, &controls[1]);
 }
 
+/* resume --tenant NAME: {"op":"resume","tenant":NAME} lifts the tenant's
+ * block or Retry-After pause (SPEC §7). Says what changed on stderr, as the
+ * job controls do; --json prints the tenant object when the daemon sends one,
+ * else the reply, with "changed". */
+static int resume_tenant(struct cli *cli, const char *name)
+{
+	json_t *req = cli_request("resume", 0), *reply = NULL;
+	int r = req ? cli_set_tenant(cli, req, name) : EXIT_TEMPFAIL;
+	if (!req)
+		cli_error("out of memory");
+	if (r != CLI_CONTINUE) {
+		json_decref(req);
+		return r;
+	}
+	r = cli_call(cli, req, &reply);
+	if (r != EXIT_DONE)
+		goto out;
+	const json_t *changed = json_object_get(reply, "changed");
+	json_t *tenant = json_object_get(reply, "tenant");
+	const char *state = cli_str(tenant, "state");
+	if (!json_is_integer(changed) || json_integer_value(changed) > 0)
+		cli_line(stderr, "Tenant %s: resumed", name);
+	else if (state && strcmp(state, "ok") != 0)
+		cli_line(stderr, "Tenant %s: still %s", name, state);
+	else
+		cli_line(stderr, "Tenant %s: not paused or blocked", name);
+	if (cli->json && json_is_object(tenant)) {
+		json_object_set_new(tenant, "changed", json_integer(json_integer_value(changed)));
+		cli_print_json(tenant);
+	} else if (cli->json) {
+		json_object_del(reply, "ok");
+		cli_print_json(reply);
+	}
+out:
+	json_decref(reply);
+	return r;
+}
+
 int cmd_resume(struct cli *cli, int argc, char **argv)
 {
-	return simple_control(cli, argc, argv, &controls[2]);
+	enum { OPT_TENANT = CLI_OPT_FIRST_LOCAL };
+	static const struct option opts[] = {
+	    {"tenant", required_argument, NULL, OPT_TENANT},
+	    CLI_COMMON_OPTIONS,
+	    {NULL, 0, NULL, 0},
+	};
+	const char *tenant = NULL;
+	json_int_t id;
+	int c;
+	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1) {
+		if (c == OPT_TENANT) {
+			tenant = optarg;
+			continue;
+		}
+		int r = cli_common_option(cli, c);
+		if (r != CLI_CONTINUE)
+			return r;
+	}
+	if (tenant && optind < argc)
+		return cli_usage(cli, "JOB and --tenant exclude each other: resume a job, or a "
+		                      "tenant");
+	if (tenant)
+		return resume_tenant(cli, tenant);
+	int r = cli_job_operand(cli, argc - optind, argv + optind, &id);
+	return r == CLI_CONTINUE ? control(cli, id, &controls[2], NULL) : r;
 }
 
 int cmd_retry(struct cli *cli, int argc, char **argv)

@@ -16,46 +16,12 @@ int cmd_template(struct cli *cli, int argc, char **argv)
 	return EXIT_DONE;
 }
 
-/* A real for a person: two decimals at most, trailing zeros dropped
- * (43.5159375000006 reads 43.52, 10.0 reads 10). */
-static void human_real(double v, char *out, size_t size)
-{
-	snprintf(out, size, "%.2f", v);
-	char *dot = strchr(out, '.');
-	if (!dot)
-		return;
-	char *end = out + strlen(out);
-	while (end > dot + 1 && end[-1] == '0')
-		*--end = '\0';
-	if (end == dot + 1)
-		*dot = '\0';
-	if (strcmp(out, "-0") == 0)
-		snprintf(out, size, "0");
-}
-
-/* A number in the C locale main() keeps for LC_NUMERIC: integers exactly;
- * reals with up to 15 significant digits (what a program reads:
- * --prometheus) or, human, as human_real(). */
-static void number_text_as(const json_t *v, char *out, size_t size, bool human)
-{
-	if (json_is_integer(v))
-		snprintf(out, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-	else if (json_is_real(v) && human)
-		human_real(json_real_value(v), out, size);
-	else if (json_is_real(v))
-		snprintf(out, size, "%.15g", json_real_value(v));
-	else if (json_is_boolean(v))
-		snprintf(out, size, "%d", json_is_true(v) ? 1 : 0);
-	else
-		snprintf(out, size, "-");
-}
-
 static void number_text(const json_t *v, char *out, size_t size)
 {
-	number_text_as(v, out, size, true);
+	cli_number_text(v, out, size, true);
 }
 
-#define NUMBER_TEXT_MAX 64
+#define NUMBER_TEXT_MAX CLI_NUMBER_MAX
 
 static void duration_text(json_int_t s, char *out, size_t size)
 {
@@ -88,6 +54,50 @@ static int token_text(const json_t *token, struct buf *b)
 	}
 	if (r == 0 && err)
 		r = buf_printf(b, ": %s", err);
+	return r;
+}
+
+/* status of a daemon with several tenants (SPEC §7): the daemon's lines,
+ * what the tenants add up to, then one line per tenant. The top-level
+ * tenant, token and rate are the first tenant's (for old clients): not shown
+ * as if they were the daemon's. */
+static int print_status_tenants(const struct cli *cli, const json_t *reply, const json_t *tenants)
+{
+	char uptime[NUMBER_TEXT_MAX], active[CLI_GROUPED_MAX], pend[CLI_GROUPED_MAX];
+	struct buf summary = BUF_INIT, queue = BUF_INIT;
+	json_int_t n_pending = 0, n_active = 0, n_ok = 0, n_paused = 0, n_blocked = 0;
+	size_t n = json_array_size(tenants);
+	for (size_t i = 0; i < n; i++) {
+		const json_t *t = json_array_get(tenants, i);
+		const char *state = cli_str(t, "state");
+		n_pending += cli_int(t, "pending");
+		n_active += cli_int(t, "active_jobs");
+		n_ok += state && strcmp(state, "ok") == 0;
+		n_paused += state && strcmp(state, "paused") == 0;
+		n_blocked += state && strcmp(state, "blocked") == 0;
+	}
+	const json_t *up = json_object_get(reply, "uptime_s");
+	duration_text(json_is_integer(up) ? json_integer_value(up) : -1, uptime, sizeof(uptime));
+	buf_printf(&summary,
+	           "%zu (%" JSON_INTEGER_FORMAT " ok, %" JSON_INTEGER_FORMAT
+	           " paused, %" JSON_INTEGER_FORMAT " blocked)",
+	           n, n_ok, n_paused, n_blocked);
+	buf_printf(&queue, "%s pending", cli_grouped(n_pending, pend));
+	const struct cli_kv kv[] = {
+	    {"Version", cli_str(reply, "version")},
+	    {"Uptime", uptime},
+	    {"Tenants", summary.data},
+	    {"Queue", queue.data},
+	    {"Active jobs", cli_grouped(n_active, active)},
+	};
+	cli_print_kv(kv, sizeof(kv) / sizeof(kv[0]));
+	int r = EXIT_DONE;
+	if (n > 0) {
+		fputc('\n', stdout);
+		r = cli_print_tenants(cli, tenants, true, false);
+	}
+	buf_finish(&summary);
+	buf_finish(&queue);
 	return r;
 }
 
@@ -129,11 +139,20 @@ int cmd_status(struct cli *cli, int argc, char **argv)
 	r = cli_call(cli, cli_request("status", 0), &reply);
 	if (r != EXIT_DONE)
 		goto out;
+	const json_t *tenants = json_object_get(reply, "tenants");
 	if (cli->json) {
 		json_object_del(reply, "ok");
 		cli_print_json(reply);
+	} else if (json_array_size(tenants) > 1) {
+		r = print_status_tenants(cli, reply, tenants);
 	} else {
+		/* a daemon from before tenants, or with one: the top level is
+		 * that tenant's, as it always was; then its line */
 		print_status(reply);
+		if (json_array_size(tenants) == 1) {
+			fputc('\n', stdout);
+			r = cli_print_tenants(cli, tenants, true, false);
+		}
 	}
 out:
 	json_decref(reply);
@@ -202,35 +221,127 @@ static const char *help_of(const char *key)
 	return NULL;
 }
 
-/* The text exposition format (version 0.0.4), fit for node_exporter's
- * textfile collector: HELP and TYPE, then the sample, no timestamp. */
-static void print_prometheus(const json_t *stats)
+/* A label value in the text exposition format: backslash, double quote
+ * and newline escaped (\\ \" \n), the rest as it is (UTF-8). */
+static int append_label_value(struct buf *b, const char *s)
 {
-	struct buf name = BUF_INIT;
-	const char *key;
-	const json_t *v;
-	json_object_foreach((json_t *)stats, key, v)
-	{
-		char num[NUMBER_TEXT_MAX];
-		if (!json_is_number(v) && !json_is_boolean(v))
-			continue;
-		if (ends_with(key, "_ms"))
-			snprintf(num, sizeof(num), "%.15g", json_number_value(v) / 1000.0);
+	int r = 0;
+	for (; r == 0 && *s; s++) {
+		if (*s == '\\')
+			r = buf_append_str(b, "\\\\");
+		else if (*s == '"')
+			r = buf_append_str(b, "\\\"");
+		else if (*s == '\n')
+			r = buf_append_str(b, "\\n");
 		else
-			number_text_as(v, num, sizeof(num), false);
-		metric_name(key, &name);
-		if (!name.data)
-			break; /* out of memory */
-		const char *help = help_of(key);
-		/* HELP text escapes only backslash and newline; ours have neither */
-		printf("# HELP %s %s\n", name.data, help ? help : "A counter or gauge of invited.");
-		printf("# TYPE %s %s\n", name.data, ends_with(key, "_total") ? "counter" : "gauge");
-		printf("%s %s\n", name.data, num);
+			r = buf_append(b, s, 1);
 	}
-	buf_finish(&name);
+	return r;
 }
 
-static void print_stats(const json_t *stats)
+/* The sample's value as Prometheus reads it: "_ms" in seconds. */
+static void sample_text(const char *key, const json_t *v, char *num, size_t size)
+{
+	if (ends_with(key, "_ms"))
+		snprintf(num, size, "%.15g", json_number_value(v) / 1000.0);
+	else
+		cli_number_text(v, num, size, false);
+}
+
+static bool is_sample(const json_t *v)
+{
+	return json_is_number(v) || json_is_boolean(v);
+}
+
+/* Whether some tenant of the array has a sample named key. */
+static bool tenants_have(const json_t *tenants, const char *key)
+{
+	for (size_t i = 0; i < json_array_size(tenants); i++) {
+		const json_t *t = json_array_get(tenants, i);
+		if (cli_str(t, "name") && is_sample(json_object_get(t, key)))
+			return true;
+	}
+	return false;
+}
+
+/* Whether key came before position i of the array's objects (or in
+ * stats' top level): each metric is written once. */
+static bool seen_before(const json_t *stats, const json_t *tenants, size_t i, const char *key)
+{
+	if (is_sample(json_object_get(stats, key)))
+		return true;
+	for (size_t j = 0; j < i; j++)
+		if (is_sample(json_object_get(json_array_get(tenants, j), key)))
+			return true;
+	return false;
+}
+
+/* One metric: HELP and TYPE, then its samples: one per tenant labelled
+ * tenant="NAME" when the tenants carry it (the daemon's sum is then left
+ * out: it is the sum of these), else the daemon's own, unlabelled. */
+static void print_metric(const char *key, const json_t *stats, const json_t *tenants,
+                         struct buf *name, struct buf *line)
+{
+	char num[NUMBER_TEXT_MAX];
+	metric_name(key, name);
+	if (!name->data)
+		return; /* out of memory */
+	const char *help = help_of(key);
+	/* HELP text escapes only backslash and newline; ours have neither */
+	printf("# HELP %s %s\n", name->data, help ? help : "A counter or gauge of invited.");
+	printf("# TYPE %s %s\n", name->data, ends_with(key, "_total") ? "counter" : "gauge");
+	if (!tenants_have(tenants, key)) {
+		sample_text(key, json_object_get(stats, key), num, sizeof(num));
+		printf("%s %s\n", name->data, num);
+		return;
+	}
+	for (size_t i = 0; i < json_array_size(tenants); i++) {
+		const json_t *t = json_array_get(tenants, i), *v = json_object_get(t, key);
+		const char *tenant = cli_str(t, "name");
+		if (!tenant || !is_sample(v))
+			continue;
+		sample_text(key, v, num, sizeof(num));
+		buf_clear(line);
+		if (buf_printf(line, "%s{tenant=\"", name->data) == 0 &&
+		    append_label_value(line, tenant) == 0 && buf_printf(line, "\"} %s\n", num) == 0)
+			fwrite(line->data, 1, line->len, stdout);
+	}
+}
+
+/* The text exposition format (version 0.0.4), fit for node_exporter's
+ * textfile collector: HELP and TYPE, then the samples, no timestamp. With
+ * "tenants" (SPEC §7) every series the tenants carry is one per tenant; a
+ * daemon from before tenants gets today's unlabelled series. */
+static void print_prometheus(const json_t *stats)
+{
+	struct buf name = BUF_INIT, line = BUF_INIT;
+	const json_t *tenants = json_object_get(stats, "tenants");
+	const char *key;
+	const json_t *v;
+	if (!json_is_array(tenants))
+		tenants = NULL;
+	json_object_foreach((json_t *)stats, key, v)
+	{
+		if (is_sample(v))
+			print_metric(key, stats, tenants, &name, &line);
+	}
+	/* what only the tenants carry */
+	for (size_t i = 0; i < json_array_size(tenants); i++) {
+		const json_t *t = json_array_get(tenants, i);
+		if (!cli_str(t, "name"))
+			continue;
+		json_object_foreach((json_t *)t, key, v)
+		{
+			if (is_sample(v) && !seen_before(stats, tenants, i, key))
+				print_metric(key, stats, tenants, &name, &line);
+		}
+	}
+	buf_finish(&name);
+	buf_finish(&line);
+}
+
+/* "name value" lines, the values aligned; indent before each. */
+static void print_counters(const json_t *stats, const char *indent)
 {
 	const char *key;
 	const json_t *v;
@@ -238,13 +349,31 @@ static void print_stats(const json_t *stats)
 	json_object_foreach((json_t *)stats, key, v)
 	{
 		size_t k = table_text_width(key);
-		w = k > w ? k : w;
+		if (is_sample(v))
+			w = k > w ? k : w;
 	}
 	json_object_foreach((json_t *)stats, key, v)
 	{
 		char num[NUMBER_TEXT_MAX];
+		if (!is_sample(v))
+			continue; /* "tenants", "name" */
 		number_text(v, num, sizeof(num));
-		cli_line(stdout, "%s%*s  %s", key, (int)(w - table_text_width(key)), "", num);
+		cli_line(stdout, "%s%s%*s  %s", indent, key, (int)(w - table_text_width(key)), "",
+		         num);
+	}
+}
+
+/* The sums first (today's lines), then each tenant's under its name; no
+ * blank line, so every line starts with a word (scripts read the first). */
+static void print_stats(const json_t *stats)
+{
+	const json_t *tenants = json_object_get(stats, "tenants");
+	print_counters(stats, "");
+	for (size_t i = 0; i < json_array_size(tenants); i++) {
+		const json_t *t = json_array_get(tenants, i);
+		const char *name = cli_str(t, "name");
+		cli_line(stdout, "Tenant %s:", name ? name : "?");
+		print_counters(t, "  ");
 	}
 }
 

@@ -13,8 +13,9 @@
 
 static const struct table_column job_columns[] = {
     {"ID", TABLE_RIGHT},      {"STATE", TABLE_LEFT},    {"SUBMITTED", TABLE_LEFT},
-    {"BY", TABLE_LEFT},       {"TOTAL", TABLE_RIGHT},   {"SUCCESS", TABLE_RIGHT},
-    {"FAILURE", TABLE_RIGHT}, {"PENDING", TABLE_RIGHT}, {"NAME", TABLE_LEFT},
+    {"BY", TABLE_LEFT},       {"TENANT", TABLE_LEFT},   {"TOTAL", TABLE_RIGHT},
+    {"SUCCESS", TABLE_RIGHT}, {"FAILURE", TABLE_RIGHT}, {"PENDING", TABLE_RIGHT},
+    {"NAME", TABLE_LEFT},
 };
 #define N_JOB_COLUMNS (sizeof(job_columns) / sizeof(job_columns[0]))
 
@@ -35,6 +36,7 @@ static int add_job_row(const struct cli *cli, struct table *t, const json_t *job
 	    state,
 	    when,
 	    submitter(job),
+	    cli_str(job, "tenant"),
 	    cli_int_text(job, "total", total),
 	    cli_int_text(job, "succeeded", ok),
 	    cli_int_text(job, "failed", failed),
@@ -72,6 +74,7 @@ enum {
 	OPT_NO_LEGEND,
 	OPT_STATE,
 	OPT_NO_PAGER,
+	OPT_TENANT,
 };
 
 /* -q, --no-legend (both commands); CLI_CONTINUE when opt was one of them. */
@@ -97,6 +100,7 @@ int cmd_jobs(struct cli *cli, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"all", no_argument, NULL, OPT_ALL},
+	    {"tenant", required_argument, NULL, OPT_TENANT},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"no-legend", no_argument, NULL, OPT_NO_LEGEND},
 	    CLI_COMMON_OPTIONS,
@@ -104,11 +108,16 @@ int cmd_jobs(struct cli *cli, int argc, char **argv)
 	};
 	json_t *req = NULL, *reply = NULL, *jobs = NULL;
 	struct cli_list_opts lo = {false, false};
+	const char *tenant = NULL;
 	bool all = false;
 	int c, r;
 	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT "q", opts, NULL)) != -1) {
 		if (c == OPT_ALL) {
 			all = true;
+			continue;
+		}
+		if (c == OPT_TENANT) {
+			tenant = optarg;
 			continue;
 		}
 		if (list_option(&lo, c) == CLI_CONTINUE)
@@ -120,6 +129,8 @@ int cmd_jobs(struct cli *cli, int argc, char **argv)
 	if (optind < argc)
 		return cli_usage(cli, "unexpected argument '%s'", argv[optind]);
 	r = check_list_opts(cli, &lo);
+	if (r == CLI_CONTINUE && tenant)
+		r = cli_check_tenant_name(cli, tenant);
 	if (r != CLI_CONTINUE)
 		return r;
 	/* page by page (each reply fits a frame): `next` is the `before` of the next */
@@ -128,8 +139,10 @@ int cmd_jobs(struct cli *cli, int argc, char **argv)
 	for (json_int_t before = 0, page = 0; r == EXIT_DONE && page < JOBS_MAX_PAGES; page++) {
 		json_t *got = NULL;
 		req = cli_request("jobs", 0);
-		if (req && ((all && json_object_set_new(req, "all", json_true()) < 0) ||
-			    (before && json_object_set_new(req, "before", json_integer(before)) < 0))) {
+		if (req &&
+		    ((all && json_object_set_new(req, "all", json_true()) < 0) ||
+		     (tenant && json_object_set_new(req, "tenant", json_string(tenant)) < 0) ||
+		     (before && json_object_set_new(req, "before", json_integer(before)) < 0))) {
 			json_decref(req);
 			req = NULL;
 		}
@@ -298,11 +311,17 @@ static void print_summary(const json_t *job)
 	    cancelled[CLI_INT_MAX], pending[CLI_INT_MAX], created[TIME_TEXT_MAX],
 	    finished[TIME_TEXT_MAX];
 	const char *name = cli_str(job, "name"), *fin = cli_str(job, "finished_at");
+	const char *tn = cli_str(job, "tenant"), *dir = cli_str(job, "directory");
+	struct buf tenant = BUF_INIT;
+	/* "contoso (contoso.onmicrosoft.com)": the name, and the directory it is */
+	if (tn && dir && strcmp(tn, dir) != 0)
+		buf_printf(&tenant, "%s (%s)", tn, dir);
 	cli_local_time(cli_str(job, "created_at"), created, sizeof(created));
 	cli_local_time(fin, finished, sizeof(finished));
 	const struct cli_kv kv[] = {
 	    {"Job", cli_int_text(job, "id", id)},
 	    {"Name", name ? name : "-"},
+	    {"Tenant", tenant.data ? tenant.data : cli_str(job, "tenant")},
 	    {"State", cli_str(job, "state")},
 	    {"Reason", cli_str(job, "reason")},
 	    {"Submitted", created},
@@ -315,6 +334,7 @@ static void print_summary(const json_t *job)
 	    {"Pending", cli_int_text(job, "pending", pending)},
 	};
 	cli_print_kv(kv, sizeof(kv) / sizeof(kv[0]));
+	buf_finish(&tenant);
 }
 
 static int parse_show_args(struct cli *cli, int argc, char **argv, struct cli_rows_query *q,

@@ -23,6 +23,7 @@ enum {
 	OPT_CC,
 	OPT_WAIT,
 	OPT_WATCH,
+	OPT_TENANT,
 };
 
 static const struct option upload_options[] = {
@@ -35,6 +36,7 @@ static const struct option upload_options[] = {
     {"cc", required_argument, NULL, OPT_CC},
     {"wait", no_argument, NULL, OPT_WAIT},
     {"watch", no_argument, NULL, OPT_WATCH},
+    {"tenant", required_argument, NULL, OPT_TENANT},
     CLI_COMMON_OPTIONS,
     {NULL, 0, NULL, 0},
 };
@@ -95,6 +97,9 @@ static int upload_option(struct cli *cli, struct upload *u, int opt)
 	case OPT_WATCH:
 		u->watch = true;
 		return CLI_CONTINUE;
+	case OPT_TENANT:
+		/* validate checks the name too, and has no use for it */
+		return cli_set_tenant(cli, u->req, optarg);
 	default:
 		return cli_common_option(cli, opt);
 	}

@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: MIT
 # bash completion for invitectl(1): commands, their options, states, files,
-# and job ids asked from the daemon (invitectl jobs -q) where a JOB goes.
+# job ids asked from the daemon (invitectl jobs -q) where a JOB goes, and
+# tenant names (invitectl tenants -q) after --tenant.
 
-_invitectl_jobs()
+# invitectl ARGS... on the socket given on this command line, if any, else
+# the default; bounded: a daemon that does not answer must not hang the shell
+_invitectl_ask()
 {
-	# the socket given on this command line, if any, else the default
 	local sock=() i
 	for ((i = 1; i < ${#COMP_WORDS[@]} - 1; i++)); do
 		case ${COMP_WORDS[i]} in
@@ -12,8 +14,18 @@ _invitectl_jobs()
 		--socket=*) sock=(-s "${COMP_WORDS[i]#--socket=}") ;;
 		esac
 	done
-	# bounded: a daemon that does not answer must not hang the shell
-	timeout 2 invitectl "${sock[@]}" jobs --all -q 2>/dev/null
+	timeout 2 invitectl "${sock[@]}" "$@" 2>/dev/null
+}
+
+_invitectl_jobs()
+{
+	_invitectl_ask jobs --all -q
+}
+
+# the tenant names (invitectl tenants -q: [a-z0-9-] only, one per line)
+_invitectl_tenants()
+{
+	_invitectl_ask tenants -q
 }
 
 _invitectl()
@@ -21,7 +33,7 @@ _invitectl()
 	local cur prev words cword
 	_init_completion || return
 
-	local commands="template validate submit jobs show results watch wait cancel pause resume retry stats status audit reload help"
+	local commands="template validate submit jobs show results watch wait cancel pause resume retry stats status audit reload tenants check help"
 	local global="-s --socket --json -h --help --version"
 
 	# the command: the first word that is not a global option (or its argument)
@@ -43,6 +55,10 @@ _invitectl()
 		COMPREPLY=($(compgen -W "pending in_flight succeeded failed cancelled" -- "$cur"))
 		return
 		;;
+	--tenant)
+		COMPREPLY=($(compgen -W "$(_invitectl_tenants)" -- "$cur"))
+		return
+		;;
 	--name | --redirect-url | --message | --language | --cc | --error-code | --job | --limit)
 		return
 		;;
@@ -61,17 +77,20 @@ _invitectl()
 	local opts="--json -s --socket -h --help" takes=""
 	case $cmd in
 	template) opts="-s --socket -h --help" ;;
-	validate) opts+=" --name --redirect-url --send-email --no-send-email --message --language --cc"; takes=file ;;
-	submit) opts+=" --name --redirect-url --send-email --no-send-email --message --language --cc --wait --watch"; takes=file ;;
-	jobs) opts+=" --all -q --quiet --no-legend" ;;
+	validate) opts+=" --name --redirect-url --send-email --no-send-email --message --language --cc --tenant"; takes=file ;;
+	submit) opts+=" --name --redirect-url --send-email --no-send-email --message --language --cc --tenant --wait --watch"; takes=file ;;
+	jobs) opts+=" --all --tenant -q --quiet --no-legend" ;;
 	show) opts+=" --state -q --quiet --no-legend --no-pager"; takes=job ;;
 	results) opts="-o --output --bom --raw -s --socket -h --help"; takes=job ;;
-	watch | wait | cancel | pause | resume) takes=job ;;
+	watch | wait | cancel | pause) takes=job ;;
+	resume) opts+=" --tenant"; takes=job ;;
 	retry) opts+=" --error-code"; takes=job ;;
 	stats) opts+=" --prometheus" ;;
 	status) ;;
 	audit) opts+=" --job --limit" ;;
 	reload) ;;
+	tenants) opts+=" -q --quiet --no-legend" ;;
+	check) opts+=" --tenant" ;;
 	help) COMPREPLY=($(compgen -W "$commands" -- "$cur")); return ;;
 	*) return ;;
 	esac

@@ -45,21 +45,24 @@ static const struct command commands[] = {
      "      --message TEXT       customized message body of the email\n"
      "      --language CODE      language of the email, e.g. en-US\n"
      "      --cc EMAIL           copy the email to this address\n"
+     "      --tenant NAME        the tenant to invite into (invitectl tenants);\n"
+     "                           needed when you may use more than one\n"
      "      --wait               then wait for the job to end, as `invitectl wait`\n"
      "      --watch              then watch it, as `invitectl watch`\n"
      "      --json               print the job (with --wait/--watch: once it ended)\n"
      "  -h, --help               show this help\n\n"
      "A row's own redirect URL, send flag or message wins over these options.\n"},
     {"jobs", cmd_jobs, "list jobs",
-     "Usage: invitectl jobs [--all] [-q] [--no-legend] [--json]\n\n"
+     "Usage: invitectl jobs [--all] [--tenant NAME] [-q] [--no-legend] [--json]\n\n"
      "List jobs, newest first: those not finished and those finished in the last\n"
      "24 hours.\n\n"
      "Options:\n"
-     "      --all        every job\n"
-     "  -q, --quiet      print only the job ids, one per line\n"
-     "      --no-legend  no header line\n"
-     "      --json       print the array of jobs on stdout\n"
-     "  -h, --help       show this help\n"},
+     "      --all          every job\n"
+     "      --tenant NAME  only the jobs of tenant NAME\n"
+     "  -q, --quiet        print only the job ids, one per line\n"
+     "      --no-legend    no header line\n"
+     "      --json         print the array of jobs on stdout\n"
+     "  -h, --help         show this help\n"},
     {"show", cmd_show, "show a job and its rows",
      "Usage: invitectl show [--state STATE] [-q] [--no-legend] [--no-pager] [--json] JOB\n\n"
      "Show a job's summary and one line per row: LINE, EMAIL, STATE, ATTEMPTS and\n"
@@ -104,9 +107,16 @@ static const struct command commands[] = {
                         "finish. Says how many rows it cancelled. Idempotent.")},
     {"pause", cmd_pause, "stop sending a job's invitations for now",
      JOB_HELP("pause", "Stop sending the job's invitations until resume. Idempotent.")},
-    {"resume", cmd_resume, "resume a paused or blocked job",
-     JOB_HELP("resume", "Resume a paused job; for a blocked job, lift the tenant's block.\n"
-                        "Idempotent.")},
+    {"resume", cmd_resume, "resume a paused or blocked job, or a tenant",
+     "Usage: invitectl resume [--json] JOB\n"
+     "       invitectl resume [--json] --tenant NAME\n\n"
+     "Resume a paused job; for a blocked job, lift the tenant's block.\n"
+     "With --tenant (and no JOB): lift tenant NAME's block or Retry-After pause\n"
+     "(admins of that tenant only). Idempotent.\n\n"
+     "Options:\n"
+     "      --tenant NAME  the tenant to resume\n"
+     "      --json         print the job (or the tenant) on stdout\n"
+     "  -h, --help         show this help\n"},
     {"retry", cmd_retry, "re-queue a job's failed rows",
      "Usage: invitectl retry [--error-code CODE] [--json] JOB\n\n"
      "Send the job's failed rows again; says how many it re-queued. Idempotent:\n"
@@ -118,16 +128,20 @@ static const struct command commands[] = {
      "  -h, --help             show this help\n"},
     {"stats", cmd_stats, "daemon counters and gauges",
      "Usage: invitectl stats [--prometheus | --json]\n\n"
-     "Print the daemon's counters and gauges, one \"name value\" per line.\n\n"
+     "Print the daemon's counters and gauges, one \"name value\" per line: the\n"
+     "sums over the tenants you may see, then each tenant's.\n\n"
      "Options:\n"
      "      --prometheus  Prometheus text exposition format (invited_NAME, with\n"
-     "                    HELP and TYPE lines), e.g. for node_exporter's\n"
+     "                    HELP and TYPE lines), one series per tenant,\n"
+     "                    labelled tenant=\"NAME\", e.g. for node_exporter's\n"
      "                    textfile collector\n"
      "      --json        print the stats object on stdout\n"
      "  -h, --help        show this help\n"},
     {"status", cmd_status, "daemon health",
      "Usage: invitectl status [--json]\n\n"
-     "Print the daemon's version, uptime, tenant, token state, rate and queue.\n\n"
+     "Print the daemon's version, uptime, tenant, token state, rate and queue,\n"
+     "then one line per tenant: name, token, rate, state, pending (with several\n"
+     "tenants, what they add up to instead of the first one's token and rate).\n\n"
      "Options:\n"
      "      --json  print the status object on stdout\n"
      "  -h, --help  show this help\n"},
@@ -146,6 +160,29 @@ static const struct command commands[] = {
      "Ask invited to re-read its configuration, as systemctl reload invited does:\n"
      "[queue] and the upload limits apply at once; the keys that need a restart\n"
      "are named. A bad configuration changes nothing (exit status 78).\n"},
+    {"tenants", cmd_tenants, "the tenants the daemon serves, and their state",
+     "Usage: invitectl tenants [-q] [--no-legend] [--json]\n\n"
+     "List the tenants you may use: NAME, TENANT (directory id or domain), CLOUD,\n"
+     "TOKEN (ok, or the token endpoint's error), RATE (now/configured, per\n"
+     "second), STATE (ok, paused until T, blocked: reason), ACTIVE jobs and\n"
+     "PENDING rows.\n\n"
+     "Options:\n"
+     "  -q, --quiet      print only the names, one per line\n"
+     "      --no-legend  no header line\n"
+     "      --json       print the array of tenants on stdout\n"
+     "  -h, --help       show this help\n"},
+    {"check", cmd_check, "what a tenant allows: roles, consent, guests",
+     "Usage: invitectl check [--tenant NAME] [--json]\n\n"
+     "Get a token for the tenant and say, in plain words, what it allows: the\n"
+     "application roles the token carries against those the configuration needs,\n"
+     "what is missing and how to grant it (the app registration's API permissions,\n"
+     "the admin-consent URL), and whether guests may be invited.\n"
+     "Exit status: 0 all is there; 1 something is missing; 78 no token can be had\n"
+     "(the credential or the consent).\n\n"
+     "Options:\n"
+     "      --tenant NAME  the tenant to check; needed when you may use several\n"
+     "      --json         print the check object on stdout\n"
+     "  -h, --help         show this help\n"},
     {"help", cmd_help, "show the help of invitectl or of a command",
      "Usage: invitectl help [COMMAND]\n"},
 };
@@ -167,10 +204,11 @@ static void print_usage(FILE *out)
 	      "  -h, --help         show this help\n"
 	      "      --version      show the version\n\n"
 	      "Run 'invitectl COMMAND --help' for a command's options.\n\n"
-	      "Exit status: 0 done; 1 the job ended with failed or cancelled rows;\n"
-	      "64 usage; 65 invalid input file; 66 cannot read input; 69 daemon\n"
-	      "unreachable; 73 cannot create output file (results -o); 75 temporary\n"
-	      "failure; 77 permission denied; 78 bad configuration (reload).\n\n"
+	      "Exit status: 0 done; 1 the job ended with failed or cancelled rows\n"
+	      "(check: something is missing); 64 usage; 65 invalid input file;\n"
+	      "66 cannot read input; 69 daemon unreachable; 73 cannot create output\n"
+	      "file (results -o); 75 temporary failure; 77 permission denied;\n"
+	      "78 bad configuration (reload; check: no token).\n\n"
 	      "See invitectl(1).\n",
 	      out);
 }

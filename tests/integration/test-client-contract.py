@@ -53,7 +53,9 @@ def main(tap):
         tap.ok(m and m.group(1) == b"43.52", "stats: the rate as 43.52",
                m and m.group(1))
         p = env.ctl("stats", "--prometheus")
-        tap.ok(re.search(rb"^invited_rate 43\.5159375$", p.stdout, re.M),
+        # labelled tenant="NAME" by a daemon with tenants (SPEC §7)
+        tap.ok(re.search(rb'^invited_rate(\{tenant="[a-z0-9-]+"\})? 43\.5159375$', p.stdout,
+                         re.M),
                "stats --prometheus: full precision", p.stdout[-400:])
         p = env.ctl("status")
         tap.ok(b"43.52/s configured" in p.stdout, "status: the rate as 43.52", p.stdout)

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""The bash completion file: commands, per-command options, row states, and
-job ids asked from the running daemon (`invitectl jobs --all -q`) through the
-socket given on the command line. Skips (77) without bash-completion."""
+"""The bash completion file: commands, per-command options, row states, job
+ids asked from the running daemon (`invitectl jobs --all -q`) and tenant names
+(`invitectl tenants -q`: the real daemon's, and a fake daemon's several)
+through the socket given on the command line. Skips (77) without
+bash-completion."""
 import os
 import shlex
 import subprocess
 import sys
 
+from fakectl import FakeDaemon
 from harness import INVITECTL, Env, portal_file, run
 
 BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
@@ -62,8 +65,38 @@ def main(tap):
                "got %r, want %r\n%s" % (got, sorted(ids), err))
         got, _ = complete("invitectl --socket %s cancel 1" % env.sock, bindir)
         tap.eq(got, [i for i in sorted(ids) if i.startswith("1")], "job ids by prefix")
+        got, err = complete("invitectl -s %s submit --tenant " % env.sock, bindir)
+        tap.eq(got, ["default"], "the real daemon's tenant after --tenant (a wave-1 "
+               "configuration: 'default')")
     got, err = complete("invitectl -s /nonexistent/sock wait ", bindir)
     tap.ok(got == [] and err == "", "no daemon, no ids, no error", (got, err))
+
+    got, _ = complete("invitectl t", bindir)
+    tap.eq(got, ["template", "tenants"], "the tenants command")
+    got, _ = complete("invitectl ch", bindir)
+    tap.eq(got, ["check"], "the check command")
+    for cmd in ("submit", "validate", "jobs", "check", "resume"):
+        got, _ = complete("invitectl %s --ten" % cmd, bindir)
+        tap.eq(got, ["--tenant"], "%s's --tenant" % cmd)
+    got, _ = complete("invitectl tenants -", bindir)
+    tap.ok({"-q", "--quiet", "--no-legend", "--json"} <= set(got), "tenants' options", got)
+    tenants = [{"name": n, "tenant": n + ".example", "cloud": "global", "token": "ok",
+                "rate": 5, "configured_rate": 5, "state": "ok", "reason": None,
+                "active_jobs": 0, "pending": 0, "paused_until": None}
+               for n in ("contoso", "fabrikam", "fourth-coffee")]
+    tenants.append(dict(tenants[0], name="$(touch /tmp/pwned-by-completion)"))
+    with FakeDaemon({"tenants": {"ok": True, "tenants": tenants}}) as fake:
+        got, err = complete("invitectl -s %s submit --tenant " % fake.sock, bindir)
+        tap.eq(got, ["contoso", "fabrikam", "fourth-coffee"],
+               "tenant names from the daemon after --tenant (what is not a name is not "
+               "offered)")
+        got, _ = complete("invitectl --socket %s check --tenant f" % fake.sock, bindir)
+        tap.eq(got, ["fabrikam", "fourth-coffee"], "tenant names by prefix")
+        got, _ = complete("invitectl -s %s jobs --all --tenant c" % fake.sock, bindir)
+        tap.eq(got, ["contoso"], "jobs --tenant")
+        tap.eq(fake.last("tenants"), {"op": "tenants"}, "asked with the tenants request")
+    got, err = complete("invitectl -s /nonexistent/sock resume --tenant ", bindir)
+    tap.ok(got == [] and err == "", "no daemon, no tenants, no error", (got, err))
 
 
 if __name__ == "__main__":

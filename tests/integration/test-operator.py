@@ -192,8 +192,9 @@ def main(tap):
         env.ctl("wait", jw)
         p = env.ctl("jobs")
         lines = out(p).splitlines()
-        tap.ok(lines and lines[0].split() == ["ID", "STATE", "SUBMITTED", "BY", "TOTAL",
-                                              "SUCCESS", "FAILURE", "PENDING", "NAME"],
+        tap.ok(lines and lines[0].split() == ["ID", "STATE", "SUBMITTED", "BY", "TENANT",
+                                              "TOTAL", "SUCCESS", "FAILURE", "PENDING",
+                                              "NAME"],
                "jobs: the SPEC header", out(p))
         name_col = [width(l[:l.index("NAME")]) if "NAME" in l else None for l in lines[:1]]
         row = [l for l in lines if l.endswith("日本のパートナー 🎉")]

@@ -3,7 +3,8 @@
 """`invitectl stats --prometheus` passes `promtool check metrics` (the
 exposition format and its lint: HELP, TYPE, counters ending in _total, base
 units) after a job with failures, retries and throttling has run, and
-carries the same values as `stats --json`. Skips (77) only where promtool is
+carries the same values as `stats --json`; with a daemon that has tenants,
+one series per tenant labelled tenant="NAME" and no sum beside. Skips (77) only where promtool is
 absent (Debian 12: the prometheus package)."""
 import re
 import shutil
@@ -36,7 +37,15 @@ def main(tap):
         tap.eq((chk.returncode, chk.stdout.decode() + chk.stderr.decode()), (0, ""),
                "promtool check metrics: no error, no lint warning")
 
-        samples = dict(l.split() for l in text.splitlines() if l and not l.startswith("#"))
+        # name -> value, summed over the tenant label when the daemon has tenants
+        samples, labelled = {}, {}
+        for l in text.splitlines():
+            if l and not l.startswith("#"):
+                series, value = l.rsplit(" ", 1)
+                name = series.split("{")[0]
+                samples[name] = samples.get(name, 0.0) + float(value)
+                if "{" in series:
+                    labelled.setdefault(name, []).append(series[len(name):])
         tap.ok(samples and all(k.startswith("invited_") for k in samples),
                "every metric has the invited_ prefix")
         types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
@@ -53,6 +62,16 @@ def main(tap):
                st["throttled_total"], "429s counted (%s)" % st["throttled_total"])
         tap.ok("invited_paused_seconds" in samples and "invited_paused_ms" not in samples,
                "milliseconds are exposed in seconds")
+        tenants = st.get("tenants")
+        if isinstance(tenants, list):
+            # a daemon with tenants (SPEC §7): one series per tenant, no sum beside them
+            names = sorted('{tenant="%s"}' % t["name"] for t in tenants)
+            tap.eq(sorted(labelled.get("invited_requests_total", [])), names,
+                   "one invited_requests_total per tenant, labelled tenant")
+            tap.ok(not any(re.match(r"invited_requests_total ", l) for l in text.splitlines()),
+                   "and no unlabelled sum beside them")
+        else:
+            tap.eq(labelled, {}, "a daemon without tenants: no labels")
 
 
 if __name__ == "__main__":

@@ -277,8 +277,9 @@ def metrics_unit_run(env):
 def check_metrics_unit(tap, env):
     p, prom = metrics_unit_run(env)
     text = open(prom).read() if os.path.exists(prom) else ""
-    tap.ok(p.returncode == 0 and "\ninvited_rows_succeeded 100\n" in text
-           and not os.path.exists(prom + ".tmp"),
+    # labelled tenant="NAME" by a daemon with tenants (SPEC §7)
+    succeeded = re.search(r'\ninvited_rows_succeeded(\{tenant="default"\})? 100\n', text)
+    tap.ok(p.returncode == 0 and succeeded and not os.path.exists(prom + ".tmp"),
            "invited-metrics.service's command writes %s (renamed into place)" % prom,
            p.stdout + p.stderr + text)
     promtool = shutil.which("promtool")
