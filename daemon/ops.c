@@ -559,6 +559,15 @@ static void on_upload_done(void *userdata, const struct upload_result *res)
 			       "%s: cannot store the file: %s", ctx->filename,
 			       res->failure ? res->failure : strerror(-res->status));
 	} else if (ctx->validate_only) {
+		/* not a change, so no audit row (and no write lock); who checked
+		 * which file still goes to the journal (invitectl validates by
+		 * itself: this is an older client asking the daemon) */
+		audit_log("validate", (int64_t)ctl_conn_uid(conn), ctl_conn_user(conn), 0,
+			  res->sha256[0] ? res->sha256 : NULL,
+			  "File '%s' validated for %s (uid %u): %zu rows, %zu problem%s, sha256 %s",
+			  ctx->filename, ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn), res->rows,
+			  res->error_count, res->error_count == 1 ? "" : "s",
+			  res->sha256[0] ? res->sha256 : "-");
 		json_t *reply = json_pack("{s:b,s:b,s:I,s:o,s:I}", "ok", 1, "valid", res->status == 0,
 					  "rows", (json_int_t)res->rows, "errors", errors_json(res),
 					  "error_count", (json_int_t)res->error_count);

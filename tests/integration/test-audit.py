@@ -4,9 +4,15 @@
 resume, retry, reload) is recorded with time, uid, user, job and the
 uploaded file's SHA-256, append-only, and `invitectl audit` lists it."""
 import hashlib
+import json
+import os
 import sqlite3
+import sys
 
 from harness import Env, portal_file, run
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "chaos"))
+import wire  # noqa: E402  (the frame protocol, for an older client's `validate` op)
 
 
 def main(tap):
@@ -23,6 +29,18 @@ def main(tap):
             tap.eq(p.returncode, 0, verb)
         p = env.ctl("validate", path)
         tap.eq(p.returncode, 0, "validate (not a change: not audited)")
+        # an older client asks the daemon to validate: no audit row, no write
+        # lock, but the journal says who checked which file
+        s = wire.connect(env.sock)
+        s.sendall(wire.frame(json.dumps({"op": "validate", "filename": "old-client.csv"}).encode()))
+        s.sendall(wire.frame(data) + wire.frame(b""))
+        reply = wire.recv_reply(s)
+        s.close()
+        tap.ok(reply.get("ok") and reply.get("valid") is True and reply.get("rows") == 61,
+               "the daemon's validate op (older clients) answers", reply)
+        tap.ok(("File 'old-client.csv' validated for root (uid 0): 61 rows, 0 problems, sha256 %s"
+                % hashlib.sha256(data).hexdigest()) in env.log(),
+               "the daemon's validate is in the journal with uid, file and SHA-256", env.log())
         bad = env.write("bad.csv", b"no header here\n")
         p = env.ctl("submit", bad)
         tap.eq(p.returncode, 65, "an invalid file is refused (nothing stored, not audited)")
