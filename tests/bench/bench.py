@@ -474,7 +474,8 @@ def p7_env(a, n, wrong=None, per_tenant_rate=None, idle=False):
     env = Env(start=False, sim_args=["--tenants-file", tfile, "--latency-ms", str(a.latency_ms)],
               graph={"tenant": None},
               queue={"rate": "%g" % rate, "burst": str(a.burst),
-                     "concurrency": str(a.concurrency), "max_attempts": "20"})
+                     "concurrency": str(a.concurrency), "max_attempts": "20",
+                     "batch": str(a.batch)})
     env.p7_tmp = tmp
     sections = []
     for t in names:
@@ -665,6 +666,7 @@ def main():
         s.add_argument("--latency-ms", type=int, default=30)
         s.add_argument("--burst", type=int, default=10)
         s.add_argument("--concurrency", type=int, default=16, help="per tenant (P2's)")
+        s.add_argument("--batch", type=int, default=1, help="invitations per request")
         if name == "p7":
             s.add_argument("--form", action="append", choices=["one", "all", "faults"])
         else:
