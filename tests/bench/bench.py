@@ -13,6 +13,11 @@ Everything runs on 127.0.0.1 against the bundled simulator.
   bench.py p6 [--rows 1000000]          `invitectl jobs` time with 1,000,000 rows stored
   bench.py baselines [--rows 300]       sequential curl loop and xargs -P curl, same sim settings
   bench.py floor [--rate 1000]          P4's floor: a library-free epoll client, single requests
+  bench.py p7 [--seconds 60] [--tenants 20] [--form one|all|faults]
+                                        P7: tenants side by side, each 150 per 5 s; one blocked
+                                        after 10 s and one refused (form faults)
+  bench.py p7-idle [--count 1 --count 20 --count 100]
+                                        the daemon's RSS and fds with N idle tenants
   bench.py p10 [--rate 1000 --seconds 20 --runs 3 --profile]
                                         P10: CPU per invitation over h2+TLS (nghttpx), beside
                                         HTTP/1.1 over TLS and plain HTTP/1.1; single requests
@@ -30,6 +35,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "chaos"))
 BUILD = os.environ.get("BUILD_DIR", os.path.join(ROOT, "build"))
 os.environ.setdefault("INVITED", os.path.join(BUILD, "daemon", "invited"))
 os.environ.setdefault("INVITECTL", os.path.join(BUILD, "client", "invitectl"))
@@ -415,6 +421,226 @@ def p10(a):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+
+# -- P7: many tenants -------------------------------------------------------
+
+def p7_submit(env, tenant, path, name):
+    """submit of the file at path to tenant NAME over the wire (the
+    protocol's "tenant"; independent of invitectl's --tenant)."""
+    import wire
+    s = wire.connect(env.sock, 120)
+    try:
+        try:
+            s.sendall(wire.frame({"op": "submit", "tenant": tenant, "filename": name}))
+            with open(path, "rb") as f:
+                while True:
+                    chunk = f.read(1 << 20)
+                    if not chunk:
+                        break
+                    s.sendall(wire.frame(chunk))
+            s.sendall(wire.frame(b""))
+        except BrokenPipeError:
+            pass  # the daemon answered early (a refusal): read why
+        r = wire.recv_reply(s)
+    finally:
+        s.close()
+    assert r and r.get("ok"), "submit to %s: %r" % (tenant, r)
+    return r["job"]["id"]
+
+
+def p7_post(env, what):
+    import urllib.request
+    req = urllib.request.Request(env.base + what, data=b"", method="POST")
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.load(r)
+
+
+def proc_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def p7_env(a, n, wrong=None, per_tenant_rate=None, idle=False):
+    """A simulator with n tenants t01..tNN (tNN.example, secret sNN, each
+    limited to --limit per --period-s) and a daemon with [graph] defaults and
+    one [tenant tNN] per tenant, each with its own secret file and its own
+    prefixed graph_url (a request sent with the wrong tenant's token would be
+    a 401 there and count in wrong_tenant). wrong: the tenant whose secret
+    file holds a wrong secret."""
+    names = ["t%02d" % (i + 1) for i in range(n)]
+    tmp = tempfile.mkdtemp(prefix="invited-p7.")
+    tfile = os.path.join(tmp, "tenants.json")
+    with open(tfile, "w") as f:
+        # the first tenant (command line: contoso, the harness's) is unused
+        json.dump([{"tenant": "%s.example" % t, "client_secret": "s-%s" % t,
+                    "rate": a.limit, "period_ms": int(a.period_s * 1000)} for t in names], f)
+    rate = per_tenant_rate or a.limit / a.period_s
+    env = Env(start=False, sim_args=["--tenants-file", tfile, "--latency-ms", str(a.latency_ms)],
+              graph={"tenant": None},
+              queue={"rate": "%g" % rate, "burst": str(a.burst),
+                     "concurrency": str(a.concurrency), "max_attempts": "20",
+                     "batch": str(a.batch)})
+    env.p7_tmp = tmp
+    sections = []
+    for t in names:
+        sp = os.path.join(env.dir, t + ".secret")
+        with open(sp, "w") as f:
+            f.write(("s-%s-WRONG" if t == wrong else "s-%s") % t + "\n")
+        os.chmod(sp, 0o600)
+        sections.append("\n[tenant %s]\ntenant = %s.example\nclient_secret_file = %s\n"
+                        "graph_url = %s/%s.example\n" % (t, t, sp, env.base, t))
+    env.write_config("".join(sections))
+    env.start_daemon()
+    return env, names
+
+
+def p7_run(a, n, form):
+    """One P7 run: n tenants, each a job big enough to last --seconds;
+    form "all" (every tenant healthy) or "faults" (the first tenant
+    blocked by the simulator after 10 s, the last one's secret refused).
+    Returns the figures."""
+    limit = a.limit / a.period_s
+    blocked = "t01" if form == "faults" else None
+    wrong = ("t%02d" % n) if form == "faults" else None
+    env, names = p7_env(a, n, wrong=wrong)
+    try:
+        pid = env.daemon.pid
+        rows_per = int(limit * a.seconds * 1.3) + 200
+        jobs = {}
+        import wire
+        # each job paused as soon as it is stored, all resumed together: with
+        # hundreds of tenants the submits take long enough that the first
+        # jobs would otherwise be done before the window opens
+        for t in names:
+            path = env.write("%s.csv" % t, portal_file(rows(rows_per, prefix=t)))
+            jobs[t] = p7_submit(env, t, path, t + ".csv")
+            wire.request(env.sock, {"op": "pause", "id": jobs[t]}, 120)
+        for t in names:
+            r = wire.request(env.sock, {"op": "resume", "id": jobs[t]}, 120)
+            assert r and r.get("ok"), r
+        t_start = time.monotonic()
+        load0 = load()
+        warm = min(10.0, a.seconds / 3)  # skip the first burst and the tokens' fetch
+        time.sleep(warm)  # a benchmark window, not a readiness wait
+        if blocked:
+            p7_post(env, "/sim/block?tenant=%s.example" % blocked)
+        st0, c0, m0 = env.sim_stats(), proc_cpu_s(pid), time.monotonic()
+        time.sleep(max(a.seconds - warm, 1.0))
+        st1, c1, m1 = env.sim_stats(), proc_cpu_s(pid), time.monotonic()
+        load1 = load()
+        rss = proc_status(pid, "VmRSS")
+        fds = proc_fds(pid)
+        p, tenants = None, None
+        try:
+            import wire
+            tenants = {x["name"]: x for x in
+                       wire.request(env.sock, {"op": "tenants"}, 60)["tenants"]}
+        except Exception as e:  # figures matter more than the tenants' view
+            tenants = {"error": str(e)}
+        dt = m1 - m0
+        per = []
+        accepted = 0
+        wrong_tenant = 0
+        for t in names:
+            d = "%s.example" % t
+            s0, s1 = st0["tenants"].get(d, {}), st1["tenants"].get(d, {})
+            acc = s1.get("invitations_accepted", 0) - s0.get("invitations_accepted", 0)
+            accepted += acc
+            inv = s1.get("invitation_status", {})
+            total = sum(int(v) for v in inv.values())
+            n429 = int(inv.get("429", 0))
+            wrong_tenant += int(s1.get("wrong_tenant", 0))
+            role = "blocked" if t == blocked else "refused" if t == wrong else "healthy"
+            view = tenants.get(t, {}) if isinstance(tenants, dict) else {}
+            per.append(dict(tenant=t, role=role, goodput_per_s=round(acc / dt, 2),
+                            goodput_share=round(acc / dt / limit, 4), requests=total,
+                            answered_429=n429, share_429=round(n429 / max(total, 1), 4),
+                            answered_403=int(inv.get("403", 0)),
+                            tokens_refused=int(s1.get("tokens_refused", 0)),
+                            daemon_state=view.get("state"), daemon_token=(view.get("token") or "").split("\n")[0][:90]))
+        healthy = [x for x in per if x["role"] == "healthy"]
+        met = all(x["goodput_share"] >= 0.99 and x["share_429"] <= 0.01 for x in healthy)
+        others_ok = all(x["requests"] == 0 for x in per if x["role"] == "refused") and \
+            all(x["goodput_share"] == 0 for x in per if x["role"] == "blocked")
+        return dict(form=form, tenants=n, seconds=round(m1 - t_start, 1),
+                    window_s=round(dt, 1), per_tenant=per, accepted_in_window=accepted,
+                    aggregate_per_s=round(accepted / dt, 1),
+                    aggregate_share=round(accepted / dt / (limit * len(healthy)), 4)
+                    if healthy else None,
+                    healthy=len(healthy),
+                    min_healthy_share=min(x["goodput_share"] for x in healthy),
+                    max_healthy_429=max(x["share_429"] for x in healthy),
+                    cpu_s=round(c1 - c0, 3),
+                    cpu_us_per_invitation=round((c1 - c0) / max(accepted, 1) * 1e6, 1),
+                    daemon_rss_mib=round(rss / 1024, 1), daemon_fds=fds,
+                    wrong_tenant=wrong_tenant, load_start=load0, load_end=load1,
+                    met=met and others_ok and wrong_tenant == 0)
+    finally:
+        env.close()
+        shutil.rmtree(env.p7_tmp, ignore_errors=True)
+
+
+def p7_print(fig):
+    for x in fig["per_tenant"]:
+        print("# %-4s %-8s goodput %6.2f/s = %6.2f%% of the limit, 429s %d of %d (%.2f%%)%s%s" % (
+            x["tenant"], x["role"], x["goodput_per_s"], 100 * x["goodput_share"],
+            x["answered_429"], x["requests"], 100 * x["share_429"],
+            ", 403s %d" % x["answered_403"] if x["answered_403"] else "",
+            ", token refused %d, daemon: %s / %s" % (x["tokens_refused"], x["daemon_state"],
+                                                      x["daemon_token"])
+            if x["role"] != "healthy" else ""), flush=True)
+    report("P7", **{k: v for k, v in fig.items() if k != "per_tenant"})
+
+
+def p7(a):
+    """SPEC P7: --tenants tenants in one daemon, each limited by the
+    simulator to --limit per --period-s and configured at that rate (P2's
+    setup), one job each; goodput and 429 share per tenant, the aggregate,
+    the daemon's CPU per invitation beside the one-tenant figure (same
+    method); then one tenant blocked after 10 s and one whose secret is
+    refused."""
+    forms = a.form or ["one", "all", "faults"]
+    figs = {}
+    for form in forms:
+        n = 1 if form == "one" else a.tenants
+        fig = p7_run(a, n, "all" if form == "one" else form)
+        fig["form"] = form
+        p7_print(fig)
+        figs[form] = fig
+    one = figs.get("one")
+    for form in forms:
+        f = figs[form]
+        beside = ""
+        if one and form != "one":
+            beside = ", one tenant %.1f us" % one["cpu_us_per_invitation"]
+        what = {"one": "1 tenant", "all": "%d tenants" % f["tenants"],
+                "faults": "%d tenants, t01 blocked after 10 s, t%02d's secret refused: the "
+                          "other %d" % (f["tenants"], f["tenants"], f["healthy"])}[form]
+        print("# P7 %s: %s: min goodput %.2f%%, max 429s %.2f%%, aggregate %.1f/s, "
+              "CPU %.1f us per invitation%s, load %s -> %s: %s" % (
+                  form, what, 100 * f["min_healthy_share"], 100 * f["max_healthy_429"],
+                  f["aggregate_per_s"], f["cpu_us_per_invitation"], beside,
+                  f["load_start"], f["load_end"], "met" if f["met"] else "NOT MET"),
+              flush=True)
+
+
+def p7_idle(a):
+    """The daemon's RSS and file descriptors with N configured, idle tenants
+    (no job; each fetches its token): memory per tenant."""
+    for n in a.counts or [1, 20, 100]:
+        env, names = p7_env(a, n)
+        try:
+            pid = env.daemon.pid
+            # every tenant has its token once the simulator has issued n
+            deadline_wait(lambda: sum(x.get("tokens_issued", 0) for x in
+                                      env.sim_stats()["tenants"].values()) >= n, 60,
+                          "every tenant's token", step=0.2)
+            report("P7-idle", tenants=n, rss_mib=round(proc_status(pid, "VmRSS") / 1024, 2),
+                   hwm_mib=round(proc_status(pid, "VmHWM") / 1024, 2), fds=proc_fds(pid),
+                   load=load())
+        finally:
+            env.close()
+            shutil.rmtree(env.p7_tmp, ignore_errors=True)
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -442,11 +668,25 @@ def main():
     s.add_argument("--mode", action="append", choices=["h1", "h1-tls", "h2-tls"])
     s.add_argument("--profile", action="store_true", help="perf record one more run per mode")
     s.add_argument("--profile-mode", action="append", choices=["h1", "h1-tls", "h2-tls"])
+    for name in ("p7", "p7_idle"):
+        s = sub.add_parser(name.replace("_", "-"))
+        s.add_argument("--tenants", type=int, default=20)
+        s.add_argument("--seconds", type=float, default=60)
+        s.add_argument("--limit", type=int, default=150, help="per tenant, per --period-s")
+        s.add_argument("--period-s", type=float, default=5)
+        s.add_argument("--latency-ms", type=int, default=30)
+        s.add_argument("--burst", type=int, default=10)
+        s.add_argument("--concurrency", type=int, default=16, help="per tenant (P2's)")
+        s.add_argument("--batch", type=int, default=1, help="invitations per request")
+        if name == "p7":
+            s.add_argument("--form", action="append", choices=["one", "all", "faults"])
+        else:
+            s.add_argument("--count", dest="counts", type=int, action="append")
     a = ap.parse_args()
     if a.cmd == "p3" and not a.points:
         a.points = [(16, 20), (32, 20), (64, 50), (100, 50)]
     print("# " + machine(), flush=True)
-    globals()[a.cmd](a)
+    globals()[a.cmd.replace("-", "_")](a)
 
 
 if __name__ == "__main__":
