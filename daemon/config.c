@@ -450,6 +450,51 @@ static int queue_key(struct parse_state *st, struct queue_slots *q, const char *
 	return -1;
 }
 
+/* Where the keys a [tenant NAME] section shares with [graph] go. */
+struct graph_slots {
+	char **client_id, **client_secret_file, **certificate_file;
+	char **authority_url, **graph_url;
+	bool *authority_url_set, *graph_url_set;
+};
+
+/* client_id, the credential files and the two URLs, in [graph] or a
+ * [tenant NAME]: 1 set, 0 bad value (st->error), -1 not one of these. */
+static int graph_key(struct parse_state *st, const struct graph_slots *g, const char *name,
+		     const char *value)
+{
+	if (strcmp(name, "client_id") == 0) {
+		if (!*value || strpbrk(value, "/?#& \t"))
+			return fail(st, "%s: '%s' is not an application (client) id", name, value);
+		return set_string(g->client_id, value) == 0;
+	}
+	if (strcmp(name, "client_secret_file") == 0 || strcmp(name, "certificate_file") == 0) {
+		if (value[0] != '/')
+			return fail(st, "%s: '%s' is not an absolute path", name, value);
+		return set_string(name[1] == 'l' ? g->client_secret_file : g->certificate_file,
+				  value) == 0;
+	}
+	if (strcmp(name, "authority_url") == 0 || strcmp(name, "graph_url") == 0) {
+		if (!http_url(value))
+			return fail(st, "%s: '%s' is not an absolute http(s) URL", name, value);
+		if (!config_url_secure(value))
+			return fail(st,
+				    "%s: '%s' is not https: the client secret and the token "
+				    "would cross the network in clear text (http:// is allowed "
+				    "only to 127.0.0.0/8, [::1] and localhost)",
+				    name, value);
+		bool authority = name[0] == 'a';
+		char **slot = authority ? g->authority_url : g->graph_url;
+		*(authority ? g->authority_url_set : g->graph_url_set) = true;
+		if (set_string(slot, value) < 0)
+			return 0;
+		size_t len = strlen(*slot);
+		while (len > 0 && (*slot)[len - 1] == '/')
+			(*slot)[--len] = '\0';
+		return 1;
+	}
+	return -1;
+}
+
 static bool is_cloud(const char *value)
 {
 	for (size_t i = 0; i < sizeof(clouds) / sizeof(clouds[0]); i++)
@@ -468,45 +513,22 @@ static int tenant_key(struct parse_state *st, struct config_tenant *t, const cha
 	int r = queue_key(st, &q, name, value);
 	if (r >= 0)
 		return r;
+	struct graph_slots g = {&t->client_id,	   &t->client_secret_file, &t->certificate_file,
+				&t->authority_url, &t->graph_url,	   &t->authority_url_set,
+				&t->graph_url_set};
+	r = graph_key(st, &g, name, value);
+	if (r >= 0)
+		return r;
 	if (strcmp(name, "tenant") == 0) {
 		if (!*value || strpbrk(value, "/?# \t"))
 			return fail(st, "%s: '%s' is not a tenant id or domain", name, value);
 		return set_string(&t->tenant, value) == 0;
-	}
-	if (strcmp(name, "client_id") == 0) {
-		if (!*value || strpbrk(value, "/?#& \t"))
-			return fail(st, "%s: '%s' is not an application (client) id", name, value);
-		return set_string(&t->client_id, value) == 0;
-	}
-	if (strcmp(name, "client_secret_file") == 0 || strcmp(name, "certificate_file") == 0) {
-		if (value[0] != '/')
-			return fail(st, "%s: '%s' is not an absolute path", name, value);
-		return set_string(name[1] == 'l' ? &t->client_secret_file : &t->certificate_file,
-				  value) == 0;
 	}
 	if (strcmp(name, "cloud") == 0) {
 		if (!is_cloud(value))
 			return fail(st, "%s: '%s' is not global, usgov, usgov-dod or china", name,
 				    value);
 		return set_string(&t->cloud, value) == 0;
-	}
-	if (strcmp(name, "authority_url") == 0 || strcmp(name, "graph_url") == 0) {
-		if (!http_url(value))
-			return fail(st, "%s: '%s' is not an absolute http(s) URL", name, value);
-		if (!config_url_secure(value))
-			return fail(st,
-				    "%s: '%s' is not https: the client secret and the token "
-				    "would cross the network in clear text (http:// is allowed "
-				    "only to 127.0.0.0/8, [::1] and localhost)",
-				    name, value);
-		char **slot = name[0] == 'a' ? &t->authority_url : &t->graph_url;
-		*(name[0] == 'a' ? &t->authority_url_set : &t->graph_url_set) = true;
-		if (set_string(slot, value) < 0)
-			return 0;
-		size_t len = strlen(*slot);
-		while (len > 0 && (*slot)[len - 1] == '/')
-			(*slot)[--len] = '\0';
-		return 1;
 	}
 	if (strcmp(name, "allow_group") == 0) {
 		t->allow_group_set = true;
@@ -649,42 +671,19 @@ static int handle(void *user, const char *section, const char *name, const char 
 			c->app_rate = d;
 			return 1;
 		}
-		if (strcmp(name, "client_id") == 0) {
-			if (!*value || strpbrk(value, "/?#& \t"))
-				return fail(st, "%s: '%s' is not an application (client) id", name, value);
-			return set_string(&c->client_id, value) == 0;
-		}
-		if (strcmp(name, "client_secret_file") == 0 || strcmp(name, "certificate_file") == 0) {
-			if (value[0] != '/')
-				return fail(st, "%s: '%s' is not an absolute path", name, value);
-			return set_string(name[0] == 'c' && name[1] == 'l' ? &c->client_secret_file
-									 : &c->certificate_file,
-					  value) == 0;
-		}
+		struct graph_slots g = {&c->client_id,	   &c->client_secret_file,
+					&c->certificate_file, &c->authority_url,
+					&c->graph_url,	   &c->authority_url_set,
+					&c->graph_url_set};
+		int r = graph_key(st, &g, name, value);
+		if (r >= 0)
+			return r;
 		if (strcmp(name, "cloud") == 0) {
-			int r = set_cloud(c, value);
+			r = set_cloud(c, value);
 			if (r == -EINVAL)
 				return fail(st, "%s: '%s' is not global, usgov, usgov-dod or china", name,
 					    value);
 			return r == 0;
-		}
-		if (strcmp(name, "authority_url") == 0 || strcmp(name, "graph_url") == 0) {
-			if (!http_url(value))
-				return fail(st, "%s: '%s' is not an absolute http(s) URL", name, value);
-			if (!config_url_secure(value))
-				return fail(st,
-					    "%s: '%s' is not https: the client secret and the token "
-					    "would cross the network in clear text (http:// is allowed "
-					    "only to 127.0.0.0/8, [::1] and localhost)",
-					    name, value);
-			char **slot = name[0] == 'a' ? &c->authority_url : &c->graph_url;
-			*(name[0] == 'a' ? &c->authority_url_set : &c->graph_url_set) = true;
-			if (set_string(slot, value) < 0)
-				return 0;
-			size_t len = strlen(*slot);
-			while (len > 0 && (*slot)[len - 1] == '/')
-				(*slot)[--len] = '\0';
-			return 1;
 		}
 	} else if (strcasecmp(section, "queue") == 0) {
 		struct queue_slots q = {&c->rate, &c->burst, &c->concurrency, &c->max_attempts,
