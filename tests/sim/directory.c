@@ -1448,29 +1448,13 @@ static const char *json_list(json_t *o, const char *key, char ***list, size_t *n
 	return NULL;
 }
 
-static const char *json_number(json_t *o, const char *key, double min, double max, double *ret)
-{
-	json_t *v = json_object_get(o, key);
-	if (!v || json_is_null(v))
-		return NULL;
-	if (!json_is_number(v))
-		return "not a number";
-	double d = json_number_value(v);
-	if (d < min || d > max)
-		return "out of range";
-	*ret = d;
-	return NULL;
-}
-
+/* A non-empty string member, copied (owned by the caller). */
 static const char *json_text(json_t *o, const char *key, char **ret)
 {
-	json_t *v = json_object_get(o, key);
-	if (!v || json_is_null(v))
-		return NULL;
-	if (!json_is_string(v) || json_string_length(v) == 0 ||
-	    strlen(json_string_value(v)) != json_string_length(v))
-		return "not a non-empty string";
-	*ret = strdup(json_string_value(v));
+	const char *v, *why = sim_json_string(o, key, &v);
+	if (why || !v)
+		return why;
+	*ret = strdup(v);
 	return *ret ? NULL : "out of memory";
 }
 
@@ -1487,10 +1471,10 @@ const char *sim_dir_config_from_json(void *json_object, struct sim_dir_config *c
 			return why; \
 	} while (0)
 	d = 0;
-	STEP("seed_members", json_number(o, "seed_members", 0, SEED_MAX, &d));
+	STEP("seed_members", sim_json_number(o, "seed_members", 0, SEED_MAX, &d));
 	c->seed_members = (uint64_t)d;
 	d = 0;
-	STEP("seed_guests", json_number(o, "seed_guests", 0, SEED_MAX, &d));
+	STEP("seed_guests", sim_json_number(o, "seed_guests", 0, SEED_MAX, &d));
 	c->seed_guests = (uint64_t)d;
 	STEP("member_pattern", json_text(o, "member_pattern", &c->member_pattern));
 	STEP("guest_pattern", json_text(o, "guest_pattern", &c->guest_pattern));
@@ -1500,13 +1484,13 @@ const char *sim_dir_config_from_json(void *json_object, struct sim_dir_config *c
 	     json_list(o, "guest_refusing_groups", &c->refusing_groups, &c->n_refusing_groups));
 	STEP("refusing_mailboxes",
 	     json_list(o, "refusing_mailboxes", &c->refusing_mailboxes, &c->n_refusing_mailboxes));
-	STEP("read_rate", json_number(o, "read_rate", 0, 1e9, &c->read_rate));
+	STEP("read_rate", sim_json_number(o, "read_rate", 0, 1e9, &c->read_rate));
 	d = 1000;
-	STEP("read_period_ms", json_number(o, "read_period_ms", 1, 86400e3, &d));
+	STEP("read_period_ms", sim_json_number(o, "read_period_ms", 1, 86400e3, &d));
 	c->read_period_s = d / 1000.0;
-	STEP("mail_rate", json_number(o, "mail_rate", 0, 1e9, &c->mail_rate));
+	STEP("mail_rate", sim_json_number(o, "mail_rate", 0, 1e9, &c->mail_rate));
 	d = 1000;
-	STEP("mail_period_ms", json_number(o, "mail_period_ms", 1, 86400e3, &d));
+	STEP("mail_period_ms", sim_json_number(o, "mail_period_ms", 1, 86400e3, &d));
 	c->mail_period_s = d / 1000.0;
 #undef STEP
 	*key = NULL;

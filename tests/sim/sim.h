@@ -281,6 +281,13 @@ void sim_dir_config_free(struct sim_dir_config *c);
 void sim_dir_config_take(struct sim_dir_config *dst, struct sim_dir_config *src);
 /* The directory keys of one --tenants-file element into c. NULL, or why
  * not (*key the member). */
+/* Members of a tenants-file object (a json_t *, borrowed); absent or null
+ * leaves *ret as it is (sim_json_string: sets it NULL). NULL, or why not. */
+/* A number in [min, max]. */
+const char *sim_json_number(void *json_object, const char *key, double min, double max,
+			    double *ret);
+/* A non-empty string without NUL, borrowed from the object. */
+const char *sim_json_string(void *json_object, const char *key, const char **ret);
 const char *sim_dir_config_from_json(void *json_object, struct sim_dir_config *c,
 				     const char **key);
 /* Is key one of the directory keys of a --tenants-file element? */

@@ -194,10 +194,10 @@ static void tenant_finish(struct sim_tenant *t)
 	memset(t, 0, sizeof(*t));
 }
 
-/* A number member in [min, max]; absent or null leaves *ret. NULL or why not. */
-static const char *get_number(json_t *o, const char *key, double min, double max, double *ret)
+const char *sim_json_number(void *json_object, const char *key, double min, double max,
+			    double *ret)
 {
-	json_t *v = json_object_get(o, key);
+	json_t *v = json_object_get(json_object, key);
 	if (!v || json_is_null(v))
 		return NULL;
 	if (!json_is_number(v))
@@ -209,9 +209,9 @@ static const char *get_number(json_t *o, const char *key, double min, double max
 	return NULL;
 }
 
-static const char *get_string(json_t *o, const char *key, const char **ret)
+const char *sim_json_string(void *json_object, const char *key, const char **ret)
 {
-	json_t *v = json_object_get(o, key);
+	json_t *v = json_object_get(json_object, key);
 	*ret = NULL;
 	if (!v || json_is_null(v))
 		return NULL;
@@ -275,7 +275,7 @@ static const char *tenant_from_json(json_t *o, struct sim_tenant *t, const char 
 		if (why)              \
 			return why;   \
 	} while (0)
-	STEP("tenant", get_string(o, "tenant", &str));
+	STEP("tenant", sim_json_string(o, "tenant", &str));
 	if (!str)
 		return "missing";
 	if (!name_ok(str))
@@ -285,9 +285,9 @@ static const char *tenant_from_json(json_t *o, struct sim_tenant *t, const char 
 		return "out of memory";
 
 	const char *secret, *secret_file, *cert;
-	STEP("client_secret", get_string(o, "client_secret", &secret));
-	STEP("client_secret_file", get_string(o, "client_secret_file", &secret_file));
-	STEP("client_cert", get_string(o, "client_cert", &cert));
+	STEP("client_secret", sim_json_string(o, "client_secret", &secret));
+	STEP("client_secret_file", sim_json_string(o, "client_secret_file", &secret_file));
+	STEP("client_cert", sim_json_string(o, "client_cert", &cert));
 	*key = "client_secret";
 	if (!!secret + !!secret_file + !!cert > 1)
 		return "client_secret, client_secret_file and client_cert exclude each other";
@@ -308,21 +308,21 @@ static const char *tenant_from_json(json_t *o, struct sim_tenant *t, const char 
 	}
 
 	t->period_s = 1.0;
-	STEP("rate", get_number(o, "rate", 0, 1e9, &t->rate));
+	STEP("rate", sim_json_number(o, "rate", 0, 1e9, &t->rate));
 	d = 1000.0;
-	STEP("period_ms", get_number(o, "period_ms", 1, 86400e3, &d));
+	STEP("period_ms", sim_json_number(o, "period_ms", 1, 86400e3, &d));
 	t->period_s = d / 1000.0;
 	d = -1;
-	STEP("block_after", get_number(o, "block_after", 0, 9e15, &d));
+	STEP("block_after", sim_json_number(o, "block_after", 0, 9e15, &d));
 	if (d >= 0) {
 		t->block_after = (uint64_t)d;
 		t->block_after_set = true;
 	}
-	STEP("fail_5xx", get_number(o, "fail_5xx", 0, 100, &t->fail_5xx));
-	STEP("fail_429", get_number(o, "fail_429", 0, 100, &t->fail_429));
-	STEP("fail_reset", get_number(o, "fail_reset", 0, 100, &t->fail_reset));
-	STEP("fail_hang", get_number(o, "fail_hang", 0, 100, &t->fail_hang));
-	STEP("fail_after_accept", get_number(o, "fail_after_accept", 0, 100, &t->fail_after_accept));
+	STEP("fail_5xx", sim_json_number(o, "fail_5xx", 0, 100, &t->fail_5xx));
+	STEP("fail_429", sim_json_number(o, "fail_429", 0, 100, &t->fail_429));
+	STEP("fail_reset", sim_json_number(o, "fail_reset", 0, 100, &t->fail_reset));
+	STEP("fail_hang", sim_json_number(o, "fail_hang", 0, 100, &t->fail_hang));
+	STEP("fail_after_accept", sim_json_number(o, "fail_after_accept", 0, 100, &t->fail_after_accept));
 
 	*key = "reject";
 	v = json_object_get(o, "reject");
@@ -369,11 +369,11 @@ static const char *tenant_from_json(json_t *o, struct sim_tenant *t, const char 
 			return "out of memory";
 	}
 
-	STEP("throttle_scope", get_string(o, "throttle_scope", &str));
+	STEP("throttle_scope", sim_json_string(o, "throttle_scope", &str));
 	*key = "throttle_scope";
 	if (sim_parse_throttle_scope(str, &t->throttle_scope) < 0)
 		return "not Tenant_Application, Tenant, Application or null";
-	STEP("guests", get_string(o, "guests", &str));
+	STEP("guests", sim_json_string(o, "guests", &str));
 	*key = "guests";
 	if (sim_parse_guests(str, &t->allow_invites_from) < 0)
 		return "not allowed, none, everyone, adminsAndGuestInviters or adminsAndGuestInvitersAndAllMembers";
