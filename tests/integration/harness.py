@@ -189,13 +189,18 @@ class Env:
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n" + extra_text)
 
+    def daemon_prefix(self):
+        """What the daemon's command line starts with (a subclass runs it as
+        another user with setpriv)."""
+        return []
+
     def start_daemon(self):
         self.daemon_log = open(os.path.join(self.dir, "invited.log"), "ab")
         env = dict(os.environ)
         env.pop("NOTIFY_SOCKET", None)
         env.pop("LISTEN_FDS", None)
         env.update(self.daemon_env)
-        self.daemon = subprocess.Popen(WRAPPER + [INVITED, "-c", self.conf],
+        self.daemon = subprocess.Popen(self.daemon_prefix() + WRAPPER + [INVITED, "-c", self.conf],
                                        stdout=self.daemon_log, stderr=self.daemon_log, env=env)
 
         def ready():

@@ -11,11 +11,10 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import tempfile
 
-from harness import INVITED, SLOW, WRAPPER, Env, deadline_wait, portal_file, run, skip_all
+from harness import INVITED, SLOW, Env, deadline_wait, portal_file, run, skip_all
 
 SCRIPT = r"""#!/usr/bin/python3 -I
 import json, os, sys
@@ -51,30 +50,8 @@ class UserEnv(Env):
     """The daemon run as an unprivileged user (setpriv)."""
     uid = gid = None
 
-    def start_daemon(self):
-        self.daemon_log = open(os.path.join(self.dir, "invited.log"), "ab")
-        env = dict(os.environ)
-        env.pop("NOTIFY_SOCKET", None)
-        env.pop("LISTEN_FDS", None)
-        env.update(self.daemon_env)
-        cmd = ["setpriv", "--reuid", str(self.uid), "--regid", str(self.gid), "--clear-groups"]
-        self.daemon = subprocess.Popen(cmd + WRAPPER + [INVITED, "-c", self.conf],
-                                       stdout=self.daemon_log, stderr=self.daemon_log, env=env)
-        import socket
-
-        def ready():
-            if self.daemon.poll() is not None:
-                raise RuntimeError("invited exited with %s:\n%s" % (self.daemon.returncode,
-                                                                   self.log()))
-            s = socket.socket(socket.AF_UNIX)
-            try:
-                s.connect(self.sock)
-                return True
-            except OSError:
-                return False
-            finally:
-                s.close()
-        deadline_wait(ready, 10 * SLOW, "the daemon's socket")
+    def daemon_prefix(self):
+        return ["setpriv", "--reuid", str(self.uid), "--regid", str(self.gid), "--clear-groups"]
 
 
 def scenario(tap, label, as_user):
