@@ -175,7 +175,7 @@ static int on_row(void *userdata, const struct csv_row *row)
 	row_fields(&u->fields, row);
 	if (!u->fields.data)
 		return -ENOMEM;
-	return store_import_row(u->imp, row, u->fields.data);
+	return store_import_row(u->imp, row, u->fields.data, NULL);
 }
 
 static int on_duplicate(void *userdata, unsigned line, const char *email, unsigned first)
