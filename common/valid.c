@@ -7,8 +7,13 @@
 #include "valid.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "buf.h"
+#include "vis.h"
 
 /* ---- small helpers (ASCII only: strcasecmp follows the locale) ---- */
 
@@ -339,4 +344,136 @@ int csv_parse_flag(const char *text, bool *ret)
 		}
 	}
 	return -EINVAL;
+}
+
+/* ---- group object ids ---- */
+
+static bool hex_digit(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool valid_guid(const char *s, size_t len)
+{
+	if (!s || len != VALID_GUID_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		bool hyphen = i == 8 || i == 13 || i == 18 || i == 23;
+		if (hyphen ? c != '-' : !hex_digit(c))
+			return false;
+	}
+	return true;
+}
+
+/* Bytes of escaped text quoted from a hostile value in a message. */
+#define GROUPS_EXCERPT_BYTES 60
+
+/*
+ * Append s[0..len) to b escaped by vis, one character (or invalid byte) at a
+ * time, stopping before the escaped text would pass GROUPS_EXCERPT_BYTES;
+ * "..." when cut. The excerpt is bounded whatever the value holds.
+ */
+static int append_escaped_excerpt(struct buf *b, const char *s, size_t len)
+{
+	size_t start = b->len;
+	size_t i = 0;
+	int rc = 0;
+
+	while (i < len) {
+		size_t n = vis_utf8_next(s + i, len - i, NULL);
+		if (n == 0)
+			n = 1; /* an invalid byte: vis shows it as \xNN */
+		size_t before = b->len;
+		rc = vis_append(b, s + i, n, 0);
+		if (rc < 0)
+			return rc;
+		if (b->len - start > GROUPS_EXCERPT_BYTES) {
+			b->len = before;
+			b->data[b->len] = '\0';
+			break;
+		}
+		i += n;
+	}
+	if (i < len)
+		rc = buf_append_str(b, "...");
+	return rc;
+}
+
+/* Copy msg into why[0..why_len), cut on a UTF-8 character boundary. */
+static void set_why(char *why, size_t why_len, const char *msg)
+{
+	if (!why || why_len == 0)
+		return;
+	size_t n = strlen(msg);
+	if (n >= why_len) {
+		n = why_len - 1;
+		while (n > 0 && ((unsigned char)msg[n] & 0xc0) == 0x80)
+			n--;
+	}
+	memcpy(why, msg, n);
+	why[n] = '\0';
+}
+
+static int bad_piece(const char *piece, size_t len, char *why, size_t why_len)
+{
+	static const char prefix[] = "not a group object id (GUID)";
+	struct buf b = BUF_INIT;
+
+	int rc = buf_append_str(&b, prefix);
+	if (rc == 0)
+		rc = buf_append_str(&b, ": '");
+	if (rc == 0)
+		rc = append_escaped_excerpt(&b, piece, len);
+	if (rc == 0)
+		rc = buf_append_str(&b, "'");
+	set_why(why, why_len, rc == 0 ? b.data : prefix);
+	buf_finish(&b);
+	return -EINVAL;
+}
+
+static bool groups_sep(unsigned char c, char sep)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || (c == ';' && sep != ';');
+}
+
+int valid_groups_split(const char *cell, size_t len, char sep, char (*ids)[VALID_GUID_LEN + 1],
+                       size_t max, char *why, size_t why_len)
+{
+	size_t count = 0;
+	size_t i = 0;
+
+	if (max > INT_MAX)
+		max = INT_MAX;
+	while (i < len) {
+		if (groups_sep((unsigned char)cell[i], sep)) {
+			i++;
+			continue;
+		}
+		size_t start = i;
+		while (i < len && !groups_sep((unsigned char)cell[i], sep))
+			i++;
+		const char *piece = cell + start;
+		size_t n = i - start;
+		if (!valid_guid(piece, n))
+			return bad_piece(piece, n, why, why_len);
+
+		char id[VALID_GUID_LEN + 1];
+		for (size_t k = 0; k < VALID_GUID_LEN; k++)
+			id[k] = (char)ascii_lower((unsigned char)piece[k]);
+		id[VALID_GUID_LEN] = '\0';
+		bool dup = false;
+		for (size_t k = 0; k < count && !dup; k++)
+			dup = memcmp(ids[k], id, VALID_GUID_LEN) == 0;
+		if (dup)
+			continue;
+		if (count == max) {
+			char msg[64];
+			snprintf(msg, sizeof(msg), "more than %zu groups", max);
+			set_why(why, why_len, msg);
+			return -E2BIG;
+		}
+		memcpy(ids[count++], id, sizeof(id));
+	}
+	return (int)count;
 }
