@@ -28,6 +28,9 @@
  * column reading stops there; without the redirect (portal) or Name
  * (PowerShell) column the rows are still checked, so that one pass lists the
  * other problems too. A column named twice is reported; the first one is used.
+ * The optional groups column (portal: [groups], PowerShell: Groups) is checked
+ * per row with valid_groups_split() and the file's separator, so that in a
+ * ';' file only spaces separate the ids.
  *
  * Lexing rules: RFC 4180 quoting; spaces, tabs and CRs around a cell are
  * trimmed when outside quotes (so CRLF needs no look-ahead and a lone CR
@@ -94,6 +97,7 @@ enum col {
 	COL_REDIRECT,
 	COL_SEND,
 	COL_MESSAGE,
+	COL_GROUPS,
 	N_COLS,
 };
 
@@ -148,6 +152,7 @@ struct csv_reader {
 	size_t fields_cap;
 
 	struct buf msg;
+	char group_ids[VALID_GROUPS_MAX][VALID_GUID_LEN + 1]; /* scratch of the groups check */
 	size_t rows;
 	size_t errors;
 	unsigned header_line;  /* line of the header row, 0 before it */
@@ -160,12 +165,13 @@ static const char *const portal_col_name[N_COLS] = {
     [COL_REDIRECT] = "[inviteRedirectURL]",
     [COL_SEND] = "[sendEmail]",
     [COL_MESSAGE] = "[customizedMessageBody]",
+    [COL_GROUPS] = "[groups]",
 };
 
 static const char *const ps_col_name[N_COLS] = {
     [COL_EMAIL] = "InvitedUserEmailAddress", [COL_NAME] = "Name",
     [COL_REDIRECT] = "InviteRedirectUrl",    [COL_SEND] = "SendInvitationMessage",
-    [COL_MESSAGE] = "CustomizedMessageBody",
+    [COL_MESSAGE] = "CustomizedMessageBody", [COL_GROUPS] = "Groups",
 };
 
 static const struct {
@@ -175,6 +181,7 @@ static const struct {
     {"[inviteeEmail]", COL_EMAIL}, {"[inviteRedirectURL]", COL_REDIRECT},
     {"[sendEmail]", COL_SEND},     {"[customizedMessageBody]", COL_MESSAGE},
     {"[inviteeName]", COL_NAME},   {"[displayName]", COL_NAME},
+    {"[groups]", COL_GROUPS},
 };
 
 /* ---- small helpers ---- */
@@ -703,6 +710,11 @@ static int process_header(struct csv_reader *r)
 
 /* ---- rows ---- */
 
+static bool white_byte(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 static const char *row_cell(const struct csv_reader *r, enum col c, size_t *ret_len)
 {
 	size_t i = r->col[c];
@@ -719,7 +731,7 @@ static int process_row(struct csv_reader *r)
 	unsigned line = r->rec_line;
 	size_t errors = r->errors;
 	const char *why;
-	size_t email_len, name_len, url_len, send_len, msg_len;
+	size_t email_len, name_len, url_len, send_len, msg_len, groups_len;
 	int rc;
 
 	const char *email = row_cell(r, COL_EMAIL, &email_len);
@@ -727,7 +739,18 @@ static int process_row(struct csv_reader *r)
 	const char *url = row_cell(r, COL_REDIRECT, &url_len);
 	const char *send = row_cell(r, COL_SEND, &send_len);
 	const char *message = row_cell(r, COL_MESSAGE, &msg_len);
+	const char *groups = row_cell(r, COL_GROUPS, &groups_len);
 	bool flag = false;
+	int n_groups = 0;
+
+	/* a quoted cell keeps its blanks, but the groups cell is white space
+	 * separated anyway: trimmed of it, ids only */
+	while (groups_len > 0 && white_byte(groups[0])) {
+		groups++;
+		groups_len--;
+	}
+	while (groups_len > 0 && white_byte(groups[groups_len - 1]))
+		groups_len--;
 
 	if (email_len == 0)
 		rc = report(r, line, "empty email");
@@ -763,8 +786,20 @@ static int process_row(struct csv_reader *r)
 		if (rc < 0)
 			return rc;
 	}
+	if (groups_len > 0) {
+		char groups_why[VALID_WHY_MAX];
+		n_groups = valid_groups_split(groups, groups_len, r->sep, r->group_ids,
+		                              VALID_GROUPS_MAX, groups_why, sizeof(groups_why));
+		if (n_groups < 0) {
+			rc = report(r, line, "invalid groups: %s", groups_why);
+			if (rc < 0)
+				return rc;
+		}
+	}
 	if (r->errors != errors || !r->cb.on_row)
 		return 0;
+	if (n_groups > 0) /* the cell lives in r->rec: cut it where the trim ended */
+		r->rec.data[(size_t)(groups - r->rec.data) + groups_len] = '\0';
 
 	struct csv_row row = {
 	    .line = line,
@@ -773,6 +808,8 @@ static int process_row(struct csv_reader *r)
 	    .redirect_url = url_len ? url : NULL,
 	    .send_email = send_len ? (flag ? CSV_FLAG_TRUE : CSV_FLAG_FALSE) : CSV_FLAG_UNSET,
 	    .message = msg_len ? message : NULL,
+	    .groups = n_groups > 0 ? groups : NULL,
+	    .separator = r->sep,
 	    .n_fields = r->n_cells,
 	    .fields = r->fields,
 	};

@@ -26,7 +26,7 @@
 #include <stddef.h>
 
 /* the value rules (csv_email_check, csv_url_check, csv_language_check,
- * csv_parse_flag, CSV_MAX_EMAIL_BYTES, ...) */
+ * csv_parse_flag, valid_groups_split, CSV_MAX_EMAIL_BYTES, ...) */
 #include "valid.h"
 
 enum csv_format {
@@ -49,6 +49,13 @@ struct csv_row {
 	const char *redirect_url; /* NULL when absent/empty: the job's default applies */
 	enum csv_flag send_email; /* CSV_FLAG_UNSET when absent/empty */
 	const char *message;      /* NULL when absent/empty */
+	/* The groups cell (portal: a header cell holding [groups]; PowerShell:
+	 * Groups), trimmed: group object ids that passed valid_groups_split()
+	 * with this file's separator. NULL when the column is absent, the cell
+	 * empty or holding separators only. Split it again with
+	 * valid_groups_split(groups, strlen(groups), separator, ...). */
+	const char *groups;
+	char separator;           /* the file's separator, ',' or ';' */
 	size_t n_fields;          /* every cell of the record, trimmed, in file order */
 	const char *const *fields;
 };
@@ -110,5 +117,10 @@ enum csv_format csv_reader_format(const struct csv_reader *r);
 void csv_reader_destroy(struct csv_reader *r);
 
 /* The portal template of `invitectl template` (static string): version row,
- * English header, one Example: row. */
+ * English header, one Example: row. It has no groups column, as the portal's
+ * has none. To add one, append a header cell holding the token, e.g.
+ * ",Group object ids separated by spaces [groups]", and a cell to the
+ * Example: row (",00000000-0000-0000-0000-000000000000" or empty); the
+ * reader needs no change, and test-csv's template test then counts five
+ * columns. */
 const char *csv_template(void);
