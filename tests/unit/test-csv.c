@@ -514,11 +514,11 @@ static const struct tcase cases[] = {
               {5, "e@f.example", NULL, NULL, U, NULL, 5, G2}},
      .errors = {{4, BAD_GUID "'" G1 ";7c9e6679-7425-40de-944b...'"}}},
     {"a hostile groups cell is escaped and cut in the message",
-     IN(PH ",[groups]\na@b.example,,,,\"\x1b[31m\xe2\x80\xae" X50 X50 "\"\n"),
-     .format = PORTAL, .sep = ',', .n_rows = 1,
+     IN(PH ",[groups]\na@b.example,,,,\"\x1b[31m\xe2\x80\xae" X50 X50 "\"\n"), .format = PORTAL,
+     .sep = ',', .n_rows = 1,
      .errors = {{2, BAD_GUID "'\\e[31m\\u202e" X10 X10 X10 X10 "xxxxxxxx...'"}}},
-    {"bad email and bad groups: both reported at the row's line",
-     IN(PH ",[groups]\nbad,,,,xyz\n"), .format = PORTAL, .sep = ',', .n_rows = 1,
+    {"bad email and bad groups: both reported at the row's line", IN(PH ",[groups]\nbad,,,,xyz\n"),
+     .format = PORTAL, .sep = ',', .n_rows = 1,
      .errors = {{2, "invalid email 'bad'"}, {2, BAD_GUID "'xyz'"}}},
     {"duplicate [groups] column",
      IN("Email [inviteeEmail],Url [inviteRedirectURL],G [groups],Also [Groups]\n"
@@ -904,9 +904,10 @@ static void test_groups_cap(void)
 		unsigned n = row == 0 ? VALID_GROUPS_MAX : VALID_GROUPS_MAX + 1;
 		buf_printf(&b, "G%u,g%u@x.example,\"", row, row);
 		for (unsigned i = 0; i < n; i++) {
-			unsigned id = row == 2 && i == n - 1 ? 0 : i; /* row 2: the last repeats the first */
-			buf_printf(&b, "%s%08x-0000-4000-8000-%012x", i ? (i % 2 ? " " : ";") : "", id,
-			           id);
+			/* row 2: the last id repeats the first */
+			unsigned id = row == 2 && i == n - 1 ? 0 : i;
+			buf_printf(&b, "%s%08x-0000-4000-8000-%012x", i ? (i % 2 ? " " : ";") : "",
+			           id, id);
 		}
 		buf_append_str(&b, "\"\n");
 	}

@@ -84,7 +84,11 @@ static void test_groups_split(void)
 	    {"one id", G1, ',', 1, {G1}, NULL},
 	    {"spaces", G1 " " G2, ',', 2, {G1, G2}, NULL},
 	    {"';'", G1 ";" G2, ',', 2, {G1, G2}, NULL},
-	    {"mixed spaces, ';', TAB, CRLF", " " G1 " ;\t" G2 "\r\n;" G3 "; ", ',', 3, {G1, G2, G3},
+	    {"mixed spaces, ';', TAB, CRLF",
+	     " " G1 " ;\t" G2 "\r\n;" G3 "; ",
+	     ',',
+	     3,
+	     {G1, G2, G3},
 	     NULL},
 	    {"lowercased", G1U, ',', 1, {G1}, NULL},
 	    {"duplicates dropped, any case", G1 " " G1U ";" G2 " " G1, ',', 2, {G1, G2}, NULL},
@@ -92,22 +96,57 @@ static void test_groups_split(void)
 	    {"empty cell", "", ',', 0, {NULL}, NULL},
 	    {"separators only", " ; ;\t", ',', 0, {NULL}, NULL},
 	    {"';' file: spaces separate", G1 "  " G2, ';', 2, {G1, G2}, NULL},
-	    {"';' file: a ';' is part of an id", G1 ";" G2, ';', -EINVAL, {NULL},
+	    {"';' file: a ';' is part of an id",
+	     G1 ";" G2,
+	     ';',
+	     -EINVAL,
+	     {NULL},
 	     "not a group object id (GUID): '" G1 ";7c9e6679-7425-40de-944b...'"},
 	    {"';' file: ';' only", ";", ';', -EINVAL, {NULL}, "not a group object id (GUID): ';'"},
-	    {"',' is not a separator", G1 "," G2, ',', -EINVAL, {NULL},
+	    {"',' is not a separator",
+	     G1 "," G2,
+	     ',',
+	     -EINVAL,
+	     {NULL},
 	     "not a group object id (GUID): '" G1 ",7c9e6679-7425-40de-944b...'"},
-	    {"not a GUID", "Sales Team", ',', -EINVAL, {NULL},
+	    {"not a GUID",
+	     "Sales Team",
+	     ',',
+	     -EINVAL,
+	     {NULL},
 	     "not a group object id (GUID): 'Sales'"},
-	    {"the first bad piece is reported", G1 " " G2 "x " "bad", ',', -EINVAL, {NULL},
+	    {"the first bad piece is reported",
+	     G1 " " G2 "x "
+	        "bad",
+	     ',',
+	     -EINVAL,
+	     {NULL},
 	     "not a group object id (GUID): '" G2 "x'"},
-	    {"braces", "{" G1 "}", ',', -EINVAL, {NULL},
+	    {"braces",
+	     "{" G1 "}",
+	     ',',
+	     -EINVAL,
+	     {NULL},
 	     "not a group object id (GUID): '{" G1 "}'"},
-	    {"ESC and bidi escaped", "\x1b[2J\xe2\x80\xae" "abc", ',', -EINVAL, {NULL},
+	    {"ESC and bidi escaped",
+	     "\x1b[2J\xe2\x80\xae"
+	     "abc",
+	     ',',
+	     -EINVAL,
+	     {NULL},
 	     "not a group object id (GUID): '\\e[2J\\u202eabc'"},
-	    {"C1 and invalid UTF-8 escaped", "a\xc2\x9b" "b\xff", ',', -EINVAL, {NULL},
+	    {"C1 and invalid UTF-8 escaped",
+	     "a\xc2\x9b"
+	     "b\xff",
+	     ',',
+	     -EINVAL,
+	     {NULL},
 	     "not a group object id (GUID): 'a\\u009bb\\xff'"},
-	    {"DEL and NUL-free controls escaped", "a\x7f\x01", ';', -EINVAL, {NULL},
+	    {"DEL and NUL-free controls escaped",
+	     "a\x7f\x01",
+	     ';',
+	     -EINVAL,
+	     {NULL},
 	     "not a group object id (GUID): 'a\\x7f\\x01'"},
 	};
 
@@ -180,8 +219,8 @@ static void test_groups_why_bounded(void)
 		is_int(sp.rc, -EINVAL, "hostile cell %zu: -EINVAL", u);
 		size_t len = strlen(sp.why);
 		ok(len <= 100, "hostile cell %zu: message of %zu bytes, at most 100", u, len);
-		ok(len >= 4 && strcmp(sp.why + len - 4, "...'") == 0, "hostile cell %zu: cut with '...'",
-		   u);
+		ok(len >= 4 && strcmp(sp.why + len - 4, "...'") == 0,
+		   "hostile cell %zu: cut with '...'", u);
 		bool clean = true;
 		for (size_t i = 0; i < len; i++)
 			if ((unsigned char)sp.why[i] < 0x20 || (unsigned char)sp.why[i] >= 0x7f)
@@ -205,7 +244,10 @@ static void test_utf8_span(void)
 {
 	ok(valid_utf8_span("abc", 3) == 3, "utf8 span: ASCII");
 	ok(valid_utf8_span("caf\xc3\xa9", 5) == 5, "utf8 span: é");
-	ok(valid_utf8_span("ab\xff" "cd", 5) == 2, "utf8 span: stops at 0xff");
+	ok(valid_utf8_span("ab\xff"
+	                   "cd",
+	                   5) == 2,
+	   "utf8 span: stops at 0xff");
 	ok(valid_utf8_span("abcdefgh\xc0\xaf", 10) == 8, "utf8 span: overlong after 8 ASCII");
 	ok(valid_utf8_span("\xed\xa0\x80", 3) == 0, "utf8 span: surrogate");
 	ok(valid_utf8_span("a\xe3\x81", 3) == 1, "utf8 span: truncated sequence");
