@@ -34,6 +34,12 @@ def fixtures():
             yield data
 
 
+PORTAL_HEADER = (b"Email address to invite [inviteeEmail] Required,"
+                 b"Redirection url [inviteRedirectURL] Required,"
+                 b"Send invitation message (true or false) [sendEmail],"
+                 b"Customized invitation message [customizedMessageBody]")
+
+
 def frame(payload):
     if isinstance(payload, (dict, list)):
         payload = json.dumps(payload, separators=(",", ":")).encode()
@@ -45,6 +51,19 @@ def main():
     for i, data in enumerate(fixtures()):
         write("csv", bytes([0, (len(data) // 2) >> 8 & 255, (len(data) // 2) & 255]) + data)
         write("csv", bytes([(i & 3) | 4 * (i % 4), 0, 17]) + data)
+    # csv: the groups column (SPEC §8) in both formats and with ';'
+    g1, g2 = b"0f8fad5b-d9cb-469f-a165-70867728950e", b"7C9E6679-7425-40DE-944B-E07FC1F90AE7"
+    for data in [
+        b"version:v1.0\n" + PORTAL_HEADER + b",Groups (object ids) [groups]\n"
+        b"a@b.example,,,," + g1 + b" " + g2 + b"\nc@d.example,,,,\"" + g1 + b";\n" + g2 +
+        b"\"\ne@f.example,,,,not-a-guid\ng@h.example,,,,\" ; \"\n",
+        b"Name,InvitedUserEmailAddress,Groups\r\nAnn,ann@x.example," + g2 + b";" + g1 + b";" + g2 +
+        b"\r\nBob,bob@x.example,\x1b[31m\xe2\x80\xae\r\n",
+        b"version:v1.0;;;;\n" + PORTAL_HEADER.replace(b",", b";") + b";[groups]\n"
+        b"a@b.example;;;;" + g1 + b" " + g2 + b"\nc@d.example;;;;\"" + g1 + b";" + g2 + b"\"\n",
+    ]:
+        write("csv", bytes([0, (len(data) // 2) >> 8 & 255, (len(data) // 2) & 255]) + data)
+        write("csv", bytes([3 | 4 * 3, 0, 29]) + data)
 
     # proto: chunk-size byte, then what a client sends
     reqs = [{"op": "status"}, {"op": "stats"}, {"op": "jobs", "all": True},
