@@ -22,8 +22,7 @@ static const struct control controls[] = {
     {"resume", "resumed", NULL, NULL, "not paused or blocked"},
     {"retry", "re-queued", "failed row", NULL, "no failed rows to re-queue"},
     /* retry --groups (SPEC §8): "changed" counts additions, not rows */
-    {"retry", "re-queued", "failed group addition", NULL,
-     "no failed group additions to re-queue"},
+    {"retry", "re-queued", "failed group addition", NULL, "no failed group additions to re-queue"},
 };
 
 /* code: retry's --error-code, or NULL; before: the job's state before the

@@ -12,9 +12,9 @@
 #define JOBS_MAX_PAGES 100000 /* of `jobs` replies: a bound, not a limit met */
 
 static const struct table_column job_columns[] = {
-    {"ID", TABLE_RIGHT},      {"STATE", TABLE_LEFT},    {"SUBMITTED", TABLE_LEFT},
-    {"BY", TABLE_LEFT},       {"TENANT", TABLE_LEFT},   {"TOTAL", TABLE_RIGHT},
-    {"SUCCESS", TABLE_RIGHT}, {"FAILURE", TABLE_RIGHT}, {"SKIPPED", TABLE_RIGHT},
+    {"ID", TABLE_RIGHT},      {"STATE", TABLE_LEFT},     {"SUBMITTED", TABLE_LEFT},
+    {"BY", TABLE_LEFT},       {"TENANT", TABLE_LEFT},    {"TOTAL", TABLE_RIGHT},
+    {"SUCCESS", TABLE_RIGHT}, {"FAILURE", TABLE_RIGHT},  {"SKIPPED", TABLE_RIGHT},
     {"PENDING", TABLE_RIGHT}, {"ACCEPTED", TABLE_RIGHT}, {"NAME", TABLE_LEFT},
 };
 #define N_JOB_COLUMNS (sizeof(job_columns) / sizeof(job_columns[0]))
@@ -173,7 +173,7 @@ int cmd_jobs(struct cli *cli, int argc, char **argv)
 
 /* show --state: the row states, and the filters of SPEC §8 (ONBOARD.md) */
 static const char *const row_states[] = {
-    "pending", "in_flight", "succeeded", "failed",       "cancelled",
+    "pending", "in_flight", "succeeded",    "failed",       "cancelled",
     "skipped", "accepted",  "not-accepted", "group-failed",
 };
 
@@ -368,8 +368,8 @@ static void print_summary(const json_t *job)
 {
 	char id[CLI_INT_MAX], total[CLI_INT_MAX], ok[CLI_INT_MAX], failed[CLI_INT_MAX],
 	    cancelled[CLI_INT_MAX], pending[CLI_INT_MAX], skipped[CLI_INT_MAX],
-	    accepted[CLI_INT_MAX], gfail[CLI_INT_MAX], gpend[CLI_INT_MAX],
-	    created[TIME_TEXT_MAX], finished[TIME_TEXT_MAX];
+	    accepted[CLI_INT_MAX], gfail[CLI_INT_MAX], gpend[CLI_INT_MAX], created[TIME_TEXT_MAX],
+	    finished[TIME_TEXT_MAX];
 	const char *name = cli_str(job, "name"), *fin = cli_str(job, "finished_at");
 	const char *tn = cli_str(job, "tenant"), *dir = cli_str(job, "directory");
 	struct buf tenant = BUF_INIT;

@@ -193,7 +193,8 @@ int cmd_track(struct cli *cli, int argc, char **argv)
 		         id);
 	else
 		cli_line(stderr,
-		         "Job %" JSON_INTEGER_FORMAT ": acceptance check of %s row%s brought forward",
+		         "Job %" JSON_INTEGER_FORMAT
+		         ": acceptance check of %s row%s brought forward",
 		         id, cli_grouped(changed, n), cli_plural(changed));
 	if (cli->json)
 		print_reply_json(reply);

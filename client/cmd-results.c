@@ -15,12 +15,13 @@
  * admin's umask (SPEC §9). */
 #define RESULTS_FILE_MODE 0666
 
+/* SPEC §3's columns, then SPEC §8's at the end (existing_type on), so that
+ * scripts reading the first ones go on */
 static const char *const result_columns[] = {
-    "status",          "http_status",       "error_code", "error_message",
-    "invited_user_id", "invite_redeem_url", "attempts",   "finished_at",
-    /* SPEC §8, at the end so that scripts reading the first ones go on */
-    "existing_type", "groups_state", "group_errors", "mail_state", "mail_sent_at",
-    "accepted_at", "resends",
+    "status",          "http_status",       "error_code",   "error_message",
+    "invited_user_id", "invite_redeem_url", "attempts",     "finished_at",
+    "existing_type",   "groups_state",      "group_errors", "mail_state",
+    "mail_sent_at",    "accepted_at",       "resends",
 };
 #define N_RESULT_COLUMNS (sizeof(result_columns) / sizeof(result_columns[0]))
 
@@ -278,9 +279,11 @@ static int commit_temp(FILE *f, const char *tmp, const char *file)
 int cmd_results(struct cli *cli, int argc, char **argv)
 {
 	struct cli_rows_query q = {.id = 0, .state = NULL, .input = true};
-	struct results res = {
-	    .out = stdout, .name = "standard output", .ncols = 0, .esc = BUF_INIT,
-	    .errors = BUF_INIT};
+	struct results res = {.out = stdout,
+	                      .name = "standard output",
+	                      .ncols = 0,
+	                      .esc = BUF_INIT,
+	                      .errors = BUF_INIT};
 	struct buf tmp = BUF_INIT;
 	const char *file = NULL;
 	bool bom = false;

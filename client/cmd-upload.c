@@ -73,7 +73,8 @@ static bool upload_guid_check(const char *s)
 	for (size_t i = 0; i < UPLOAD_GUID_LEN; i++) {
 		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
 		char c = s[i];
-		bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+		bool hex =
+		    (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 		if (dash ? c != '-' : !hex)
 			return false;
 	}
