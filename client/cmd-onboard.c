@@ -8,65 +8,10 @@
 
 #include "client.h"
 #include "table.h"
+#include "timeutil.h"
 
 #define MS_PER_S 1000ull
-/* time_parse_duration()'s bound: ten years */
-#define DURATION_MAX_MS (10ull * 365 * 86400 * MS_PER_S)
-/* fraction digits that count: a millisecond of a day needs 8 */
-#define DURATION_FRACTION_DIGITS 9
 
-/*
- * "30", "30s", "1.5m", "1h", "2d" -> ms; -EINVAL for anything else (empty,
- * a sign, another unit, trailing bytes, over ten years).
- * TODO(lead): time_parse_duration() (common/timeutil.h) once it is merged.
- */
-static int onboard_duration_parse(const char *text, uint64_t *ret_ms)
-{
-	uint64_t whole = 0, frac = 0, scale = 1, unit = MS_PER_S;
-	const char *p = text;
-	size_t digits = 0, fdigits = 0;
-	for (; *p >= '0' && *p <= '9'; p++, digits++) {
-		whole = whole * 10 + (uint64_t)(*p - '0');
-		if (whole > DURATION_MAX_MS)
-			return -EINVAL;
-	}
-	if (*p == '.') {
-		for (p++; *p >= '0' && *p <= '9'; p++, fdigits++)
-			if (fdigits < DURATION_FRACTION_DIGITS) {
-				frac = frac * 10 + (uint64_t)(*p - '0');
-				scale *= 10;
-			}
-		if (fdigits == 0)
-			return -EINVAL; /* "1." */
-	}
-	if (digits == 0)
-		return -EINVAL; /* "", ".5", "s", "-1" */
-	switch (*p) {
-	case '\0':
-	case 's':
-		break;
-	case 'm':
-		unit = 60 * MS_PER_S;
-		break;
-	case 'h':
-		unit = 3600 * MS_PER_S;
-		break;
-	case 'd':
-		unit = 86400 * MS_PER_S;
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (*p != '\0' && p[1] != '\0')
-		return -EINVAL;
-	if (whole > DURATION_MAX_MS / unit)
-		return -EINVAL;
-	uint64_t ms = whole * unit + frac * unit / scale;
-	if (ms > DURATION_MAX_MS)
-		return -EINVAL;
-	*ret_ms = ms;
-	return 0;
-}
 
 static const struct table_column resend_columns[] = {
     {"LINE", TABLE_RIGHT},
@@ -140,7 +85,7 @@ int cmd_resend(struct cli *cli, int argc, char **argv)
 		if (r != CLI_CONTINUE)
 			return r;
 	}
-	if (older && onboard_duration_parse(older, &older_ms) < 0)
+	if (older && time_parse_duration(older, &older_ms) < 0)
 		return cli_usage(cli,
 		                 "--older-than '%s': seconds, or a number with s, m, h or d "
 		                 "expected (30, 90s, 1.5h, 2d)",

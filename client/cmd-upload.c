@@ -11,6 +11,7 @@
 
 #include "client.h"
 #include "csv.h"
+#include "valid.h"
 #include "validate.h"
 
 enum {
@@ -28,9 +29,8 @@ enum {
 	OPT_GROUP,
 };
 
-/* SPEC §8: a job's groups, as the daemon takes them (ONBOARD.md). */
-#define UPLOAD_GROUPS_MAX 64
-#define UPLOAD_GUID_LEN 36
+/* SPEC §8: a job's groups, as the daemon takes them. */
+#define UPLOAD_GROUPS_MAX VALID_GROUPS_MAX
 
 static const struct option upload_options[] = {
     {"name", required_argument, NULL, OPT_NAME},
@@ -64,33 +64,17 @@ static void upload_finish(struct upload *u)
 		close(u->fd);
 }
 
-/* A group object id: xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, hex in any case.
- * TODO(lead): valid_guid() (common/valid.h) once it is merged. */
-static bool upload_guid_check(const char *s)
-{
-	if (strlen(s) != UPLOAD_GUID_LEN)
-		return false;
-	for (size_t i = 0; i < UPLOAD_GUID_LEN; i++) {
-		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-		char c = s[i];
-		bool hex =
-		    (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-		if (dash ? c != '-' : !hex)
-			return false;
-	}
-	return true;
-}
 
 /* --group ID (repeatable): checked as a GUID here, so a typo costs no
  * upload; sent lowercased in "groups", a repeated id once. */
 static int add_group(json_t *req, const char *id)
 {
-	char lower[UPLOAD_GUID_LEN + 1];
-	if (!upload_guid_check(id)) {
+	char lower[VALID_GUID_LEN + 1];
+	if (!valid_guid(id, strlen(id))) {
 		cli_error("--group '%s': not a group object id (GUID)", id);
 		return EXIT_USAGE;
 	}
-	for (size_t i = 0; i <= UPLOAD_GUID_LEN; i++)
+	for (size_t i = 0; i <= VALID_GUID_LEN; i++)
 		lower[i] = (char)(id[i] >= 'A' && id[i] <= 'F' ? id[i] - 'A' + 'a' : id[i]);
 	json_t *groups = json_object_get(req, "groups");
 	if (!groups && json_object_set_new(req, "groups", json_array()) == 0)

@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "csv.h"
+#include "timeutil.h"
 #include "hook.h"
 
 struct parse_state {
@@ -203,32 +204,14 @@ static bool parse_seconds_ms(const char *v, uint64_t *ret)
 }
 
 /* GRAPH.md §2, https://learn.microsoft.com/en-us/graph/deployments */
-/* A duration: seconds, or a number followed by s, m or h ("1.5", "90s",
- * "5m", "1h"), from 0.1 s to 24 h. */
+/* A duration (time_parse_duration: seconds, or a number with s, m, h or d)
+ * from 0.1 s to 30 days; callers narrow it. */
 static bool parse_duration_ms(const char *v, uint64_t *ret)
 {
-	char *end;
-	if (*v < '0' || *v > '9')
-		return false; /* no sign, space, "inf" or "nan" */
-	errno = 0;
-	double x = strtod(v, &end);
-	if (end == v || errno || !(x >= 0))
+	uint64_t ms;
+	if (time_parse_duration(v, &ms) < 0 || ms < 100 || ms > 30 * UINT64_C(86400000))
 		return false;
-	double unit = 1000.0;
-	if (*end == 's')
-		end++;
-	else if (*end == 'm')
-		unit = 60000.0, end++;
-	else if (*end == 'h')
-		unit = 3600000.0, end++;
-	else if (*end == 'd')
-		unit = 86400000.0, end++;
-	if (*end != '\0')
-		return false;
-	x *= unit;
-	if (x < 100.0 || x > 30 * 86400000.0)
-		return false;
-	*ret = (uint64_t)x;
+	*ret = ms;
 	return true;
 }
 

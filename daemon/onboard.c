@@ -252,7 +252,8 @@ static void on_lookup_answer(void *userdata, const struct http_response *resp)
 		break;
 	case GRAPH_DIR_AUTH:
 		auth_reject(o->auth, token);
-		/* fall through: tried again with a new token */
+		/* tried again with a new token */
+		__attribute__((fallthrough));
 	case GRAPH_DIR_TRANSIENT:
 	case GRAPH_DIR_NOT_FOUND:
 	case GRAPH_DIR_FAILED:
@@ -595,7 +596,7 @@ static void track_settle(struct onboard *o, struct lane *l, const struct store_t
 		break;
 	case GRAPH_DIR_AUTH:
 		auth_reject(o->auth, token);
-		/* fall through */
+		__attribute__((fallthrough));
 	default: /* transient, a refusal: read again later */
 		if (o->conf.track_interval_ms > BACKOFF_CAP_MS)
 			next = now + BACKOFF_CAP_MS;
