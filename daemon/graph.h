@@ -2,7 +2,9 @@
 /*
  * graph: Microsoft Graph's invitation request and reply (GRAPH.md §3), and
  * what each reply means for the row: done, failed for good, worth another
- * try, a token problem, or the tenant-wide anti-abuse block. Pure: no I/O.
+ * try, a token problem, or the tenant-wide anti-abuse block; the same for
+ * the directory's (§6): lookups by address, group member additions and the
+ * reads that track acceptance. Pure: no I/O.
  */
 #pragma once
 
