@@ -316,6 +316,7 @@ static void pump_lookups(struct lane *l)
 		rq->token = auth_generation(o->auth);
 		struct http_post_spec spec = {
 			.url = url,
+			.content_type = "application/json",
 			.authorization = auth,
 			.timeout_ms = o->request_timeout_ms,
 			.get = 1,

@@ -1135,10 +1135,14 @@ void ops_job_done(struct daemon *d, int64_t job_id)
 	struct store_job j;
 	if (store_job_get(d->store, job_id, &j) == 0) {
 		if (j.finished_at) {
-			log_notice("Job %lld %s: %lld succeeded, %lld failed, %lld cancelled of %lld "
+			char more[96] = "";
+			if (j.skipped || j.group_failures)
+				snprintf(more, sizeof(more), ", %lld skipped, %lld with a failed group "
+					 "addition", (long long)j.skipped, (long long)j.group_failures);
+			log_notice("Job %lld %s: %lld succeeded, %lld failed, %lld cancelled%s of %lld "
 				   "(tenant %s)",
 				   (long long)j.id, job_state_name(j.state), (long long)j.succeeded,
-				   (long long)j.failed, (long long)j.cancelled, (long long)j.total,
+				   (long long)j.failed, (long long)j.cancelled, more, (long long)j.total,
 				   j.tenant);
 			struct hook_job hj = {
 				.id = j.id,

@@ -734,6 +734,9 @@ static void pump(struct tenant *t)
 				arm_pump(t, r == -EBUSY ? BUSY_RETRY_MS : 1000);
 				return;
 			}
+			/* the claims went to their lookups: those pump again */
+			if (t->ready_len == 0 && (r > 0 || onboard_held(t->ob) > 0))
+				return;
 			if (r == 0) {
 				uint64_t due, due2;
 				int have = store_rows_next_due(t->store, t->id, &due) == 1;
@@ -741,10 +744,6 @@ static void pump(struct tenant *t)
 				    (!have || due2 < due)) {
 					due = due2;
 					have = 1;
-				}
-				if (onboard_held(t->ob) > 0 && !have) {
-					/* rows wait for their lookups: those pump again */
-					return;
 				}
 				if (have) {
 					uint64_t wall = time_now_ms();
