@@ -37,6 +37,29 @@ struct config_onboard {
 	double track_rate;        /* guests read per second */
 };
 
+/* SPEC §8's [mail] and [mail NAME]: the daemon's own invitation mail. */
+enum config_mail_via {
+	CONFIG_MAIL_GRAPH = 0, /* POST /users/{sender}/sendMail (Mail.Send) */
+	CONFIG_MAIL_SMTP = 1,  /* an SMTP relay through libcurl */
+};
+struct config_mail {
+	bool on;                /* the section set a sender */
+	enum config_mail_via via;
+	char *sender;           /* the mailbox the mail comes from */
+	char *smtp_url;         /* smtp://host:587 (STARTTLS required) or smtps://host:465 */
+	char *smtp_user;
+	char *smtp_password_file; /* NULL: the credential "smtp-password" */
+	char *template_file;
+	char *ca_file;          /* NULL: [graph] ca_file, else the system's */
+	double rate;            /* messages per second, per mailbox */
+	unsigned daily_limit;   /* recipients per rolling 24 hours */
+	char *name;             /* [mail NAME]'s NAME; NULL for [mail] */
+	char *file;             /* where the section is, for messages */
+	unsigned line;
+};
+void config_mail_finish(struct config_mail *m);
+int config_mail_copy(struct config_mail *ret, const struct config_mail *m);
+
 #define CONFIG_TENANT_NAME_MAX 32 /* [a-z0-9-]{1,32} */
 #define CONFIG_TENANTS_MAX 1000
 
@@ -64,6 +87,7 @@ struct config_tenant {
 	uint64_t request_timeout_ms;
 	unsigned batch;
 	struct config_onboard onboard;
+	struct config_mail mail; /* resolved: its [mail NAME], else [mail] */
 	/* NULL: [daemon]'s (copied in at resolution: always set after load) */
 	char *allow_group;
 	char *admin_group;
@@ -126,6 +150,10 @@ struct config {
 	 * resolves them); a wave-1 file: the one tenant "default" */
 	struct config_tenant *tenants;
 	size_t n_tenants;
+	/* [mail] (mail.on: set), then each [mail NAME] */
+	struct config_mail mail;
+	struct config_mail *mails;
+	size_t n_mails;
 	bool have_tenant_sections;
 	unsigned load_gen; /* config.c's: files read so far */
 	/* the main file was missing (allowed for the default path): its path
