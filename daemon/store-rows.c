@@ -699,16 +699,21 @@ int store_flush(struct store *s)
 		s->at_risk -= s->queue[i].journaled != 2;
 		store_result_clear(&s->queue[i]);
 	}
-	memmove(s->queue, s->queue + n, (s->queue_len - n) * sizeof(*s->queue));
+	if (n)
+		memmove(s->queue, s->queue + n, (s->queue_len - n) * sizeof(*s->queue));
 	s->queue_len -= n;
 	for (size_t i = 0; i < n_steps; i++) {
 		free(s->steps_q[i].arg);
 		free(s->steps_q[i].error);
 		free(s->steps_q[i].redeem_url);
 	}
-	memmove(s->steps_q, s->steps_q + n_steps, (s->steps_len - n_steps) * sizeof(*s->steps_q));
+	if (n_steps)
+		memmove(s->steps_q, s->steps_q + n_steps,
+			(s->steps_len - n_steps) * sizeof(*s->steps_q));
 	s->steps_len -= n_steps;
-	memmove(s->track_q, s->track_q + n_track, (s->track_len - n_track) * sizeof(*s->track_q));
+	if (n_track)
+		memmove(s->track_q, s->track_q + n_track,
+			(s->track_len - n_track) * sizeof(*s->track_q));
 	s->track_len -= n_track;
 	/* all journaled results are committed: the journal starts over */
 	if (s->queue_len == 0 && s->journal) {
