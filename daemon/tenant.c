@@ -283,6 +283,9 @@ static void settle(struct tenant *t, const struct store_claim *c, uint64_t token
 			t->on_app_throttled(t->on_app_throttled_userdata, t, wait);
 		res.state = ROW_STATE_PENDING;
 		res.next_attempt_at = now_wall + wait;
+		/* a 503 (unlike a 429) may come after the invitation was made */
+		if (g->http_status >= 500 && onboard_lookups_on(t->ob))
+			res.lookup = ROW_LOOKUP_LOST;
 		break;
 	}
 	case GRAPH_OUTCOME_TRANSIENT:
