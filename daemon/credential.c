@@ -20,6 +20,8 @@
 
 void credential_finish(struct credential *c)
 {
+	secret_free(c->smtp_password);
+	free(c->smtp_source);
 	secret_free(c->secret);
 	crypto_cert_destroy(c->cert);
 	free(c->source);
@@ -116,6 +118,50 @@ static int from_creds_dir(const char *creds_dir, const char *prefix, struct buf 
 	return 0;
 }
 
+/* The SMTP relay's password of tenant t ([mail] via = smtp, smtp_user set). */
+static int load_smtp_password(const struct config_tenant *t, const char *creds_dir,
+			      struct credential *ret, char **ret_error)
+{
+	const struct config_mail *m = &t->mail;
+	if (!m->on || m->via != CONFIG_MAIL_SMTP || !m->smtp_user)
+		return 0;
+	struct buf path = BUF_INIT;
+	int r = 0;
+	if (m->smtp_password_file) {
+		buf_append_str(&path, m->smtp_password_file);
+	} else {
+		const char *names[2] = {t->name, NULL};
+		for (size_t i = 0; i < 2 && creds_dir && !path.data; i++) {
+			struct buf p = BUF_INIT;
+			buf_printf(&p, "%s/%s%ssmtp-password", creds_dir, names[i] ? names[i] : "",
+				   names[i] ? "." : "");
+			if (p.data && access(p.data, F_OK) == 0)
+				path = p;
+			else
+				buf_finish(&p);
+		}
+	}
+	if (!path.data) {
+		struct buf e = BUF_INIT;
+		buf_printf(&e, "[mail] of tenant '%s': smtp_user is set but no password: set "
+			       "smtp_password_file, or pass the systemd credential \"%s.smtp-password\" "
+			       "or \"smtp-password\"",
+			   t->name, t->name);
+		*ret_error = e.data ? buf_steal(&e) : strdup("out of memory");
+		return -ENOENT;
+	}
+	r = credential_read_secret(path.data, &ret->smtp_password, ret_error);
+	if (r == 0) {
+		/* one line: a trailing newline is not part of it */
+		size_t n = strlen(ret->smtp_password);
+		while (n > 0 && (ret->smtp_password[n - 1] == '\n' || ret->smtp_password[n - 1] == '\r'))
+			ret->smtp_password[--n] = '\0';
+		ret->smtp_source = buf_steal(&path);
+	}
+	buf_finish(&path);
+	return r;
+}
+
 int credential_load(const struct config *c, const struct config_tenant *t, const char *creds_dir,
 		    struct credential *ret, char **ret_error)
 {
@@ -182,6 +228,13 @@ int credential_load(const struct config *c, const struct config_tenant *t, const
 out:
 	buf_finish(&path);
 	buf_finish(&prefix);
+	if (r == 0) {
+		free(error);
+		error = NULL;
+		r = load_smtp_password(t, creds_dir, ret, &error);
+		if (r < 0)
+			credential_finish(ret);
+	}
 	if (r < 0)
 		*ret_error = error ? error : strdup(strerror(-r));
 	else
@@ -203,6 +256,9 @@ void credential_dump(const struct credential *cr, const char *tenant, FILE *f)
 			   "characters, not shown)\n",
 			tenant, cr->source, strlen(cr->secret));
 	}
+	if (cr->smtp_password)
+		fprintf(f, "# SMTP password of tenant '%s' from '%s': ******** (not shown)\n", tenant,
+			cr->smtp_source);
 }
 
 void credential_log(const struct credential *cr, const char *tenant)

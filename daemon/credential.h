@@ -25,6 +25,11 @@ struct credential {
 	char *secret;             /* secret memory; or NULL */
 	struct crypto_cert *cert; /* or NULL */
 	char *source;             /* the file it came from, for messages */
+	/* [mail] via = smtp with smtp_user: the relay's password (secret
+	 * memory), from smtp_password_file, else the systemd credential
+	 * NAME.smtp-password, else smtp-password */
+	char *smtp_password;
+	char *smtp_source;
 };
 
 void credential_finish(struct credential *c);

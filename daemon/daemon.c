@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "crypto.h"
 #include "log.h"
+#include "mailmsg.h"
 #include "ops.h"
 #include "secret.h"
 #include "store.h"
@@ -73,11 +74,31 @@ void daemon_tenant_groups_init(struct daemon_tenant *dt)
 			    dt->conf.allow_group, dt->conf.name);
 }
 
+int daemon_template_load(const char *path, struct mailmsg_template **ret, char **ret_why)
+{
+	char buf[65537];
+	*ret = NULL;
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	size_t n = fread(buf, 1, sizeof(buf), f);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad)
+		return -EIO;
+	if (n == sizeof(buf)) {
+		*ret_why = strdup("larger than 64 KiB");
+		return -EFBIG;
+	}
+	return mailmsg_template_parse(buf, n, ret, ret_why);
+}
+
 static void daemon_tenant_free(struct daemon_tenant *dt)
 {
 	if (!dt)
 		return;
 	tenant_destroy(dt->tenant);
+	mailmsg_template_free(dt->template);
 	auth_destroy(dt->auth);
 	credential_finish(&dt->cred); /* after auth: it borrows the certificate */
 	config_tenant_finish(&dt->conf);
@@ -100,6 +121,21 @@ int daemon_tenant_add(struct daemon *d, struct config_tenant *ct, struct credent
 	dt->cred = *cred;
 	memset(cred, 0, sizeof(*cred));
 	daemon_credential_fingerprint(&dt->cred, dt->fingerprint);
+	if (dt->conf.mail.on) {
+		char *why = NULL;
+		r = daemon_template_load(dt->conf.mail.template_file, &dt->template, &why);
+		if (r < 0) {
+			if (ret_error) {
+				struct buf m = BUF_INIT;
+				buf_printf(&m, "[mail] of tenant '%s': template '%s': %s", dt->conf.name,
+					   dt->conf.mail.template_file, why ? why : strerror(-r));
+				*ret_error = m.data ? buf_steal(&m) : strdup("out of memory");
+			}
+			free(why);
+			daemon_tenant_free(dt);
+			return r;
+		}
+	}
 	struct auth_options ao = {
 		.authority_url = dt->conf.authority_url,
 		.tenant = dt->conf.tenant,
@@ -124,6 +160,10 @@ int daemon_tenant_add(struct daemon *d, struct config_tenant *ct, struct credent
 		.batch = dt->conf.batch,
 		.app = d->have_app_rl ? &d->app_rl : NULL,
 		.onboard = dt->conf.onboard,
+		.mail = &dt->conf.mail,
+		.template = dt->template,
+		.smtp_password = dt->cred.smtp_password,
+		.tenant_label = dt->conf.tenant,
 	};
 	r = tenant_create(d->loop, d->store, d->http, dt->auth, &to, &dt->tenant);
 	if (r < 0)

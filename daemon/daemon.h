@@ -25,6 +25,8 @@ struct waiter;
 struct daemon;
 
 /* One configured tenant (SPEC §7): its own token, sender and groups. */
+struct mailmsg_template;
+
 struct daemon_tenant {
 	struct daemon *d;
 	struct config_tenant conf; /* owned; resolved (config.h) */
@@ -32,6 +34,7 @@ struct daemon_tenant {
 	struct auth *auth;
 	struct tenant *tenant;
 	struct policy_groups groups; /* names borrowed from conf */
+	struct mailmsg_template *template; /* [mail]'s, parsed at start; NULL: no mail */
 	char fingerprint[65]; /* of the credential (reload: changed or not) */
 };
 
@@ -93,3 +96,7 @@ void daemon_auth_ready(void *userdata);
 void daemon_tenant_groups_init(struct daemon_tenant *dt);
 /* Summary for STATUS= ("3 tenants: 2 sending, 1 blocked; 12,000 pending"), owned. */
 char *daemon_status_line(struct daemon *d, double rate);
+
+/* Read and parse a [mail] template (at most 64 KiB). *ret_why (owned): why
+ * it is not a template, when that is the reason. */
+int daemon_template_load(const char *path, struct mailmsg_template **ret, char **ret_why);

@@ -77,7 +77,7 @@ static int start_hook_helper(struct daemon *d, const struct config *c, const cha
 		else
 			o.hide[n++] = paths[i].data;
 	}
-	const char *files[4 + 2 * CONFIG_TENANTS_MAX];
+	const char *files[4 + 3 * CONFIG_TENANTS_MAX];
 	size_t n_files = 0;
 	files[n_files++] = c->client_secret_file;
 	files[n_files++] = c->certificate_file;
@@ -85,6 +85,7 @@ static int start_hook_helper(struct daemon *d, const struct config *c, const cha
 	for (size_t i = 0; i < c->n_tenants; i++) {
 		files[n_files++] = c->tenants[i].client_secret_file;
 		files[n_files++] = c->tenants[i].certificate_file;
+		files[n_files++] = c->tenants[i].mail.smtp_password_file;
 	}
 	for (size_t i = 0; i < n_files && r == 0; i++) {
 		bool dup = !files[i];

@@ -10,6 +10,7 @@
 #include "graph.h"
 #include "http.h"
 #include "log.h"
+#include "mailmsg.h"
 #include "ratelimit.h"
 #include "store.h"
 #include "timeutil.h"
@@ -59,7 +60,17 @@ struct onboard {
 	onboard_queued_fn queued;
 	void *userdata;
 
-	struct lane lookups, groups, track;
+	struct lane lookups, groups, track, mail;
+	/* [mail]: copies of what the options borrowed are not kept: they
+	 * outlive us (the daemon's configuration and credential) */
+	const struct config_mail *mail_conf;
+	const struct mailmsg_template *template;
+	const char *smtp_password;
+	char *tenant_label;
+	char *sendmail_url;
+	uint64_t day_count, day_oldest; /* mails the mailbox sent in the last 24 h */
+	bool day_known;
+	bool mail_denied_said;
 	/* lookups waiting for a token, a slot or their retry time (FIFO) */
 	struct pending_lookup *q;
 	size_t q_len, q_cap;
@@ -77,6 +88,7 @@ struct request {
 	struct store_step *step;       /* group additions */
 	struct store_track *reads;     /* tracking */
 	size_t n_reads;
+	struct store_mail *mail;       /* our mail */
 };
 
 static void live_add(struct onboard *o, struct request *rq)
@@ -197,7 +209,7 @@ static const char *auth_or_start(struct onboard *o)
 static void queued(struct onboard *o)
 {
 	if (o->queued)
-		o->queued(o->userdata);
+		o->queued(o->userdata, false);
 }
 
 /* ---- lookups ---------------------------------------------------------- */
@@ -391,7 +403,7 @@ size_t onboard_held(const struct onboard *o)
 
 unsigned onboard_in_flight(const struct onboard *o)
 {
-	return o->lookups.in_flight + o->groups.in_flight + o->track.in_flight;
+	return o->lookups.in_flight + o->groups.in_flight + o->track.in_flight + o->mail.in_flight;
 }
 
 int onboard_forget_job(struct onboard *o, int64_t job_id)
@@ -763,6 +775,252 @@ static void pump_track(struct lane *l)
 	}
 }
 
+/* ---- our own invitation mail ([mail]) ----------------------------------- */
+
+#define DAY_MS 86400000u
+#define MAIL_CONCURRENCY 4u /* Graph's Outlook: 4 concurrent requests per app and mailbox */
+
+static bool mail_on(const struct onboard *o)
+{
+	return o->mail_conf && o->mail_conf->on && o->template;
+}
+
+static void pump_mail(struct lane *l);
+
+static void mail_settle(struct onboard *o, struct lane *l, const struct store_mail *m,
+			struct graph_dir_result *g, uint64_t token)
+{
+	uint64_t now = time_now_ms();
+	int state = STEP_PENDING;
+	unsigned attempts = m->attempts + 1;
+	uint64_t next = now;
+	char why[600] = "";
+	switch (g->outcome) {
+	case GRAPH_DIR_OK:
+		l->throttle_streak = 0;
+		state = STEP_DONE;
+		o->stats.mails_sent++;
+		break;
+	case GRAPH_DIR_DENIED:
+		if (!o->mail_denied_said)
+			log_error("The mailbox %s refused to send for tenant '%s' (%s: %s): %s",
+				  o->mail_conf->sender, o->name, g->error_code ? g->error_code : "",
+				  g->error_message ? g->error_message : "",
+				  o->mail_conf->via == CONFIG_MAIL_GRAPH
+					  ? "the application needs Mail.Send for this mailbox"
+					  : "check smtp_user and the password");
+		o->mail_denied_said = true;
+		/* fall through: that mail fails with the reason */
+		__attribute__((fallthrough));
+	case GRAPH_DIR_FAILED:
+	case GRAPH_DIR_NOT_FOUND:
+		state = STEP_FAILED;
+		snprintf(why, sizeof(why), "%s%s%.500s", g->error_code ? g->error_code : "",
+			 g->error_code ? ": " : "", g->error_message ? g->error_message : "");
+		break;
+	case GRAPH_DIR_THROTTLED:
+		attempts = m->attempts; /* the mailbox's limit, not the row's fault */
+		next = now + lane_throttled(l, g);
+		break;
+	case GRAPH_DIR_AUTH:
+		auth_reject(o->auth, token);
+		attempts = m->attempts;
+		break;
+	case GRAPH_DIR_TRANSIENT:
+		/* a 4.x.x or no answer: the mailbox pauses, the mail goes again */
+		next = now + lane_throttled(l, g);
+		if (attempts >= o->max_attempts) {
+			state = STEP_FAILED;
+			snprintf(why, sizeof(why), "%s%s%.500s", g->error_code ? g->error_code : "",
+				 g->error_code ? ": " : "",
+				 g->error_message ? g->error_message : "no answer");
+		}
+		break;
+	}
+	if (state != STEP_DONE && o->day_count > 0)
+		o->day_count--; /* counted when it went out */
+	if (state == STEP_FAILED) {
+		o->stats.mails_failed++;
+		log_warning("The invitation mail of row %lld (line %u) to %s failed: %s",
+			    (long long)m->row_id, m->line, m->email, why);
+	}
+	int r = store_mail_finish(o->store, m->row_id, state, attempts, next,
+				  state == STEP_FAILED ? why : NULL, o->mail_conf->sender);
+	if (r < 0)
+		log_error("Failed to queue a mail's outcome: %s (it may be sent again)", strerror(-r));
+	/* a sent mail is committed at once: a crash must not send it again */
+	if (o->queued)
+		o->queued(o->userdata, state == STEP_DONE);
+}
+
+static void on_mail_answer(void *userdata, const struct http_response *resp)
+{
+	struct request *rq = userdata;
+	if (!live_remove(rq)) {
+		store_mails_free(rq->mail, 1);
+		free(rq);
+		return;
+	}
+	struct lane *l = rq->lane;
+	struct onboard *o = l->o;
+	l->in_flight--;
+	bool cancelled = resp->error == -ECANCELED;
+	struct graph_dir_result g;
+	int r = -ECANCELED;
+	if (!cancelled)
+		r = o->mail_conf->via == CONFIG_MAIL_GRAPH ? graph_sendmail_classify(resp, &g)
+							   : mailmsg_smtp_classify(resp, &g);
+	if (r == 0) {
+		mail_settle(o, l, rq->mail, &g, rq->token);
+		graph_dir_result_clear(&g);
+	}
+	store_mails_free(rq->mail, 1);
+	free(rq);
+	if (!cancelled)
+		pump_mail(l);
+}
+
+/* The mailbox's rolling day: 0 when one more may go now, else the wall
+ * ms until one may (the timer is armed). */
+static uint64_t mail_day_wait(struct onboard *o, struct lane *l)
+{
+	uint64_t now = time_now_ms();
+	if (!o->day_known || o->day_count >= o->mail_conf->daily_limit ||
+	    (o->day_oldest && o->day_oldest + DAY_MS <= now)) {
+		if (store_mail_sent(o->store, o->mail_conf->sender, now - DAY_MS, &o->day_count,
+				    &o->day_oldest) == 0)
+			o->day_known = true;
+		/* mails on their way count too */
+		o->day_count += l->in_flight;
+	}
+	if (o->day_count < o->mail_conf->daily_limit) {
+		o->stats.mail_wait_until_ms = 0;
+		return 0;
+	}
+	uint64_t until = o->day_oldest ? o->day_oldest + DAY_MS : now + 60000;
+	if (until <= now)
+		until = now + 1000;
+	if (!o->stats.mail_wait_until_ms)
+		log_notice("The mailbox %s of tenant '%s' has sent its daily_limit of %u mails in "
+			   "24 hours: mail waits until %llu ms from now",
+			   o->mail_conf->sender, o->name, o->mail_conf->daily_limit,
+			   (unsigned long long)(until - now));
+	o->stats.mail_wait_until_ms = until;
+	uint64_t wait = until - now;
+	lane_arm(l, wait < POLL_MS ? wait : POLL_MS);
+	return wait;
+}
+
+static int send_mail(struct onboard *o, struct lane *l, struct store_mail *m, const char *auth)
+{
+	struct mailmsg_values v = {
+		.display_name = m->display_name,
+		.email = m->email,
+		.redeem_url = m->redeem_url,
+		.message = m->message,
+		.inviter = m->inviter,
+		.tenant = o->tenant_label,
+	};
+	char *subject = NULL, *text = NULL, *body = NULL;
+	size_t len = 0;
+	struct request *rq = calloc(1, sizeof(*rq));
+	int r = rq ? mailmsg_render(o->template, &v, &subject, &text) : -ENOMEM;
+	if (r < 0)
+		goto out;
+	rq->lane = l;
+	rq->mail = m;
+	rq->token = auth ? auth_generation(o->auth) : 0;
+	if (o->mail_conf->via == CONFIG_MAIL_GRAPH) {
+		r = graph_sendmail_body(subject, text, m->email, m->display_name, &body, &len);
+		if (r < 0)
+			goto out;
+		struct http_post_spec spec = {
+			.url = o->sendmail_url,
+			.content_type = "application/json",
+			.authorization = auth,
+			.timeout_ms = o->request_timeout_ms,
+		};
+		r = http_post(o->http, &spec, body, len, on_mail_answer, rq);
+	} else {
+		r = mailmsg_smtp_message(o->mail_conf->sender, m->email, m->display_name, subject,
+					 text, time_now_ms(), &body, &len);
+		if (r < 0)
+			goto out;
+		struct http_smtp_spec spec = {
+			.url = o->mail_conf->smtp_url,
+			.user = o->mail_conf->smtp_user,
+			.password = o->smtp_password,
+			.mail_from = o->mail_conf->sender,
+			.rcpt = m->email,
+			.ca_file = o->mail_conf->ca_file,
+			.timeout_ms = o->request_timeout_ms,
+		};
+		r = http_smtp_send(o->http, &spec, body, len, on_mail_answer, rq);
+	}
+	body = NULL; /* taken over, whatever came */
+	if (r == 0) {
+		live_add(o, rq);
+		l->in_flight++;
+		o->day_count++;
+		rq = NULL;
+	}
+out:
+	free(subject);
+	free(text);
+	free(body);
+	if (rq) {
+		rq->mail = NULL;
+		free(rq);
+	}
+	return r;
+}
+
+static void pump_mail(struct lane *l)
+{
+	struct onboard *o = l->o;
+	if (!mail_on(o))
+		return;
+	for (;;) {
+		const char *auth = NULL;
+		if (o->mail_conf->via == CONFIG_MAIL_GRAPH && !(auth = auth_or_start(o)))
+			return;
+		if (o->stopped || l->in_flight >= MAIL_CONCURRENCY)
+			return;
+		if (mail_day_wait(o, l) > 0)
+			return;
+		if (lane_ready(l, 1) != 0)
+			return;
+		struct store_mail *m = NULL;
+		size_t n = 0;
+		int r = store_mails_claim(o->store, o->tenant_id, time_now_ms(), LEASE_MS, 1, &m, &n);
+		if (r < 0 || n == 0) {
+			lane_refund(l, 1);
+			uint64_t due;
+			if (r < 0)
+				lane_arm(l, r == -EBUSY ? BUSY_RETRY_MS : 1000);
+			else if (store_steps_next_due(o->store, o->tenant_id, STEP_MAIL, &due) == 1) {
+				uint64_t wall = time_now_ms();
+				lane_arm(l, due > wall ? (due - wall < POLL_MS ? due - wall : POLL_MS) : 1);
+			} else
+				lane_arm(l, POLL_MS);
+			return;
+		}
+		r = send_mail(o, l, m, auth);
+		if (r < 0) {
+			log_error("Failed to start the invitation mail of row %lld: %s",
+				  (long long)m->row_id, strerror(-r));
+			store_mails_free(m, 1); /* leased: due again after the lease */
+			lane_arm(l, 1000);
+			return;
+		}
+	}
+}
+
+bool onboard_mail_on(const struct onboard *o)
+{
+	return mail_on(o);
+}
+
 /* ---- the object ------------------------------------------------------- */
 
 static void on_handle_closed(uv_handle_t *h)
@@ -794,6 +1052,10 @@ static unsigned burst_of(double rate, unsigned min)
 static void apply(struct onboard *o, const struct onboard_options *opt)
 {
 	o->conf = opt->conf;
+	o->mail_conf = opt->mail;
+	o->template = opt->template;
+	o->smtp_password = opt->smtp_password;
+	o->day_known = false;
 	o->concurrency = opt->concurrency ? opt->concurrency : 1;
 	o->max_attempts = opt->max_attempts ? opt->max_attempts : 1;
 	o->request_timeout_ms = opt->request_timeout_ms;
@@ -821,7 +1083,10 @@ int onboard_create(uv_loop_t *loop, struct store *store, struct http *http, stru
 	o->name = strdup(opt->name);
 	o->graph_url = strdup(opt->graph_url);
 	o->batch_url = graph_batch_url(opt->graph_url);
-	int r = o->name && o->graph_url && o->batch_url ? 0 : -ENOMEM;
+	o->tenant_label = strdup(opt->tenant_label ? opt->tenant_label : opt->name);
+	o->sendmail_url = opt->mail && opt->mail->on ? graph_sendmail_url(opt->graph_url, opt->mail->sender)
+						   : strdup("");
+	int r = o->name && o->graph_url && o->batch_url && o->tenant_label && o->sendmail_url ? 0 : -ENOMEM;
 	if (r == 0)
 		r = lane_init(o, &o->lookups, "lookups", o->conf.lookup_rate,
 			      burst_of(o->conf.lookup_rate, 1), pump_lookups);
@@ -831,6 +1096,9 @@ int onboard_create(uv_loop_t *loop, struct store *store, struct http *http, stru
 	if (r == 0)
 		r = lane_init(o, &o->track, "acceptance reads", o->conf.track_rate,
 			      burst_of(o->conf.track_rate, GRAPH_BATCH_MAX), pump_track);
+	if (r == 0)
+		r = lane_init(o, &o->mail, "invitation mails", o->mail_conf ? o->mail_conf->rate : 1,
+			      1, pump_mail);
 	if (r < 0) {
 		onboard_destroy(o);
 		return r;
@@ -850,6 +1118,8 @@ void onboard_reconfigure(struct onboard *o, const struct onboard_options *opt)
 	ratelimit_set(&o->groups.rl, o->conf.group_rate, burst_of(o->conf.group_rate, 1), now);
 	ratelimit_set(&o->track.rl, o->conf.track_rate,
 		      burst_of(o->conf.track_rate, GRAPH_BATCH_MAX), now);
+	if (o->mail_conf && o->mail_conf->on)
+		ratelimit_set(&o->mail.rl, o->mail_conf->rate, 1, now);
 	onboard_kick(o);
 }
 
@@ -866,6 +1136,7 @@ void onboard_kick(struct onboard *o)
 	lane_arm(&o->lookups, 0);
 	lane_arm(&o->groups, 0);
 	lane_arm(&o->track, 0);
+	lane_arm(&o->mail, 0);
 }
 
 void onboard_stop(struct onboard *o)
@@ -875,6 +1146,7 @@ void onboard_stop(struct onboard *o)
 	uv_timer_stop(o->lookups.timer);
 	uv_timer_stop(o->groups.timer);
 	uv_timer_stop(o->track.timer);
+	uv_timer_stop(o->mail.timer);
 }
 
 void onboard_get_stats(const struct onboard *o, struct onboard_stats *ret)
@@ -897,13 +1169,15 @@ void onboard_destroy(struct onboard *o)
 	 * read): their answers find them orphaned */
 	for (struct request *rq = o->live; rq; rq = rq->next)
 		rq->lane = NULL;
-	struct lane *lanes[] = {&o->lookups, &o->groups, &o->track};
-	for (size_t i = 0; i < 3; i++)
+	struct lane *lanes[] = {&o->lookups, &o->groups, &o->track, &o->mail};
+	for (size_t i = 0; i < 4; i++)
 		if (lanes[i]->timer)
 			uv_close((uv_handle_t *)lanes[i]->timer, on_handle_closed);
 	free(o->q);
 	free(o->name);
 	free(o->graph_url);
 	free(o->batch_url);
+	free(o->tenant_label);
+	free(o->sendmail_url);
 	free(o);
 }

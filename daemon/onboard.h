@@ -22,6 +22,7 @@
 
 struct auth;
 struct graph_user;
+struct mailmsg_template;
 struct http;
 struct store;
 struct store_claim;
@@ -34,12 +35,20 @@ struct onboard_options {
 	unsigned concurrency;  /* requests in flight per kind at most */
 	unsigned max_attempts;
 	uint64_t request_timeout_ms;
+	/* our own invitation mail ([mail]); mail NULL or !mail->on: none.
+	 * All borrowed, must outlive the onboard (or the next reconfigure). */
+	const struct config_mail *mail;
+	const struct mailmsg_template *template;
+	const char *smtp_password; /* via = smtp with smtp_user */
+	const char *tenant_label;  /* {tenant}: the directory's domain or id */
 };
 
 struct onboard_stats {
 	uint64_t lookups, lookups_found;
 	uint64_t group_additions, group_failures;
 	uint64_t tracking_reads, accepted;
+	uint64_t mails_sent, mails_failed;
+	uint64_t mail_wait_until_ms; /* wall ms: the daily limit is spent until then; 0: not */
 };
 
 enum onboard_lookup_outcome {
@@ -54,8 +63,9 @@ enum onboard_lookup_outcome {
 typedef void (*onboard_lookup_fn)(void *userdata, struct store_claim *c,
 				  enum onboard_lookup_outcome outcome, const struct graph_user *user,
 				  const char *error);
-/* Results were queued in the store: the tenant's group commit should run. */
-typedef void (*onboard_queued_fn)(void *userdata);
+/* Results were queued in the store: the tenant's group commit should run
+ * (now: at once, a mail was sent: a crash must not send it again). */
+typedef void (*onboard_queued_fn)(void *userdata, bool now);
 
 struct onboard;
 
@@ -67,6 +77,8 @@ void onboard_destroy(struct onboard *o);
 void onboard_reconfigure(struct onboard *o, const struct onboard_options *opt);
 void onboard_set_auth(struct onboard *o, struct auth *auth);
 
+/* The tenant sends our own invitation mail ([mail] with a template). */
+bool onboard_mail_on(const struct onboard *o);
 /* Lookups are on, and not refused. */
 bool onboard_lookups_on(const struct onboard *o);
 /* Look c's address up (taken over until lookup_done gives it back). */

@@ -225,6 +225,17 @@ static json_t *job_json(struct daemon *d, const struct store_job *j)
 		json_object_set_new(o, "groups_pending", json_integer(j->groups_pending));
 		json_object_set_new(o, "accepted", json_integer(j->accepted));
 		json_object_set_new(o, "tracking", json_boolean(j->track_ms > 0));
+		json_object_set_new(o, "mail", json_boolean(j->mail));
+		json_object_set_new(o, "mailed", json_integer(j->mailed));
+		json_object_set_new(o, "mail_pending", json_integer(j->mail_pending));
+		/* the mailbox's daily limit is spent: when mail goes on (SPEC §8) */
+		struct tenant_stats ts;
+		uint64_t until = 0;
+		if (dt && j->mail && j->mail_pending > 0) {
+			tenant_get_stats(dt->tenant, &ts);
+			until = ts.mail_wait_until_ms;
+		}
+		json_object_set_new(o, "mail_waits_until", until ? time_or_null(until) : json_null());
 		json_t *opts = json_object_get(o, "options");
 		json_t *groups = j->groups ? json_loads(j->groups, 0, NULL) : NULL;
 		json_object_set_new(opts, "skip_existing", json_boolean(j->skip_existing));
@@ -500,6 +511,8 @@ static void tenant_onboard_stats(struct daemon *d, struct daemon_tenant *dt, jso
 	json_object_set_new(o, "accepted_total", json_integer((json_int_t)ts.accepted));
 	json_object_set_new(o, "resends_total", json_integer((json_int_t)ts.resends));
 	json_object_set_new(o, "group_additions_pending", json_integer(pending));
+	json_object_set_new(o, "mails_sent_total", json_integer((json_int_t)ts.mails_sent));
+	json_object_set_new(o, "mails_failed_total", json_integer((json_int_t)ts.mails_failed));
 }
 
 static void op_stats(struct daemon *d, struct ctl_conn *conn, json_t *req)
@@ -516,7 +529,7 @@ static void op_stats(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		"rows_succeeded", "rows_failed", "rows_cancelled", "lookups_total",
 		"lookups_found_total", "group_additions_total", "group_failures_total",
 		"tracking_reads_total", "accepted_total", "resends_total",
-		"group_additions_pending"};
+		"group_additions_pending", "mails_sent_total", "mails_failed_total"};
 	double rate = 0;
 	json_int_t paused = 0;
 	for (size_t k = 0; k < sizeof(summed) / sizeof(summed[0]); k++)
@@ -625,15 +638,18 @@ static void on_upload_done(void *userdata, const struct upload_result *res)
 			  (long long)res->job_id, ctl_conn_user(conn), (unsigned)ctl_conn_uid(conn),
 			  res->rows, ctx->filename, res->sha256, ctx->tenant);
 		json_t *warnings = json_array();
-		if (res->has_message || ctx->job_message)
+		struct daemon_tenant *dt = daemon_tenant_find(d, ctx->tenant);
+		/* with [mail] our own mail carries the message: nothing is dropped */
+		if ((res->has_message || ctx->job_message) && !(dt && dt->conf.mail.on))
 			json_array_append_new(
 				warnings,
 				json_string("rows carry a customized invitation message, but "
 					    "Microsoft drops customized messages when an application "
 					    "sends the invitation (invited signs in as an app); "
-					    "guests get the standard text"));
+					    "guests get the standard text. A [mail] section in "
+					    "invited.conf makes invited send the invitation mail itself, "
+					    "message included (invited.conf(5))"));
 		reply_job(d, conn, res->job_id, "warnings", warnings);
-		struct daemon_tenant *dt = daemon_tenant_find(d, ctx->tenant);
 		if (dt)
 			tenant_kick(dt->tenant);
 	}
@@ -797,6 +813,7 @@ static void op_upload(struct daemon *d, struct ctl_conn *conn, json_t *req, bool
 						    ? dt->conf.onboard.track_interval_ms
 						    : 0,
 				.track_days = dt->conf.onboard.track_days,
+				.mail = dt->conf.mail.on,
 			},
 		.validate_only = validate_only,
 		.max_bytes = d->config.max_upload_bytes,
@@ -973,6 +990,15 @@ static int add_row(void *userdata, const struct store_row *row)
 		json_object_set_new(o, "accepted_at",
 				    row->accepted_at ? time_or_null(row->accepted_at) : json_null());
 		json_object_set_new(o, "resends", json_integer(row->resends));
+		static const char *const mail_states[] = {"pending", "sent", "failed", "cancelled"};
+		json_object_set_new(o, "mail",
+				    row->mail_state >= 0 && row->mail_state <= 3
+					    ? json_pack("{s:s,s:o,s:o}", "state",
+							mail_states[row->mail_state], "error",
+							str_or_null(row->mail_error), "sent_at",
+							row->mail_sent_at ? time_or_null(row->mail_sent_at)
+									  : json_null())
+					    : json_null());
 	}
 	if (!o)
 		return -ENOMEM;

@@ -242,6 +242,10 @@ static void reload_tenants_commit(struct daemon *d, struct config *nc, struct pl
 			.max_attempts = dt->conf.max_attempts,
 			.request_timeout_ms = dt->conf.request_timeout_ms,
 			.onboard = dt->conf.onboard,
+			.mail = &dt->conf.mail,
+			.template = dt->template,
+			.smtp_password = dt->cred.smtp_password,
+			.tenant_label = dt->conf.tenant,
 		};
 		tenant_reconfigure(dt->tenant, &to);
 		auth_set_timeout(dt->auth, dt->conf.request_timeout_ms);

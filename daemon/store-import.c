@@ -54,8 +54,8 @@ int store_import_begin(const char *path, const struct store_import_spec *spec,
 		imp->db,
 		"INSERT INTO jobs(tenant_id, name, state, created_at, submitted_uid, submitted_user,"
 		" filename, redirect_url, send_email, message, language, cc, skip_existing, groups,"
-		" has_groups, track_ms, track_days)"
-		" VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+		" has_groups, track_ms, track_days, mail)"
+		" VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
 		-1, &job, NULL));
 	if (r < 0)
 		goto out;
@@ -76,6 +76,7 @@ int store_import_begin(const char *path, const struct store_import_spec *spec,
 	sqlite3_bind_int(job, 14, imp->has_groups);
 	sqlite3_bind_int64(job, 15, (sqlite3_int64)spec->track_ms);
 	sqlite3_bind_int(job, 16, (int)spec->track_days);
+	sqlite3_bind_int(job, 17, spec->mail);
 	r = step_done(job);
 	if (r < 0)
 		goto out;

@@ -57,6 +57,9 @@ static int job_from_stmt(struct store *s, sqlite3_stmt *st, struct store_job *j)
 	j->skip_existing = sqlite3_column_int(st, 25) != 0;
 	j->groups = dup_col(st, 26);
 	j->track_ms = (uint64_t)sqlite3_column_int64(st, 27);
+	j->mail = sqlite3_column_int(st, 28) != 0;
+	j->mailed = sqlite3_column_int64(st, 29);
+	j->mail_pending = sqlite3_column_int64(st, 30);
 	if (j->reason && (j->state == JOB_STATE_QUEUED || j->state == JOB_STATE_RUNNING))
 		j->state = JOB_STATE_BLOCKED;
 	if (!j->tenant || !j->user || !j->columns || !j->redirect_url) {
@@ -156,7 +159,9 @@ int store_rows_list(struct store *s, int64_t job_id, int64_t cursor, unsigned li
 		   " (SELECT json_group_array(json_object('id', arg, 'state',"
 		   " CASE state WHEN 1 THEN 'added' WHEN 2 THEN 'failed' WHEN 3 THEN 'cancelled'"
 		   " ELSE 'pending' END, 'error', error)) FROM steps"
-		   " WHERE row_id = rows.id AND kind = 1)"
+		   " WHERE row_id = rows.id AND kind = 1),"
+		   " (SELECT state FROM steps WHERE row_id = rows.id AND kind = 3),"
+		   " (SELECT error FROM steps WHERE row_id = rows.id AND kind = 3), mail_sent_at"
 		   " FROM rows WHERE job_id = ?1 AND id > ?2 %s ORDER BY id LIMIT ?3",
 		   with_fields ? "fields, redirect_url, message" : "NULL, NULL, NULL",
 		   state == ROW_FILTER_ACCEPTED ? "AND accepted_at IS NOT NULL"
@@ -206,6 +211,11 @@ int store_rows_list(struct store *s, int64_t job_id, int64_t cursor, unsigned li
 			.accepted_at = (uint64_t)sqlite3_column_int64(st, 19),
 			.resends = (unsigned)sqlite3_column_int(st, 20),
 			.groups = col_text(st, 21),
+			.mail_state = sqlite3_column_type(st, 22) == SQLITE_NULL
+					      ? -1
+					      : sqlite3_column_int(st, 22),
+			.mail_error = col_text(st, 23),
+			.mail_sent_at = (uint64_t)sqlite3_column_int64(st, 24),
 		};
 		r = fn(userdata, &row);
 		if (r < 0)
@@ -302,7 +312,8 @@ int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed)
 		"UPDATE steps SET state = 3, error = 'the job was cancelled'"
 		" WHERE job_id = ?1 AND state = 0 AND (SELECT state FROM jobs WHERE id = ?1) = 3",
 		"UPDATE jobs SET groups_pending = (SELECT COUNT(*) FROM steps WHERE job_id = ?1"
-		" AND kind = 1 AND state = 0) WHERE id = ?1 AND state = 3",
+		" AND kind = 1 AND state = 0), mail_pending = (SELECT COUNT(*) FROM steps"
+		" WHERE job_id = ?1 AND kind = 3 AND state = 0) WHERE id = ?1 AND state = 3",
 		"UPDATE jobs SET finished_at = ?2, state = CASE WHEN cancelled > 0 THEN 3 ELSE 4 END"
 		" WHERE id = ?1 AND state = 3 AND finished_at IS NULL AND " JOB_DONE_SQL,
 	};
@@ -558,6 +569,26 @@ int store_row_totals(struct store *s, int64_t *ret_succeeded, int64_t *ret_faile
 		*ret_failed = v[1];
 		*ret_cancelled = v[2];
 	}
+	return r;
+}
+
+int store_mail_pending(struct store *s, int64_t tenant_id, int64_t *ret)
+{
+	sqlite3_stmt *st = NULL;
+	int r = sqlite_errno(sqlite3_prepare_v2(
+		s->db,
+		"SELECT COALESCE(SUM(mail_pending), 0) FROM jobs WHERE finished_at IS NULL"
+		" AND tenant_id = ?1",
+		-1, &st, NULL));
+	if (r == 0) {
+		sqlite3_bind_int64(st, 1, tenant_id);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			*ret = sqlite3_column_int64(st, 0);
+		else
+			r = rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+	}
+	sqlite3_finalize(st);
 	return r;
 }
 

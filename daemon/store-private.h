@@ -50,12 +50,17 @@ enum stmt_id {
 	ST_STEP_ROW_FAILED,
 	ST_RESEND_DONE,
 	ST_TRACK_FINISH,
+	ST_STEPS_ADD_MAIL,
+	ST_MAIL_REARM,
+	ST_MAIL_DONE,
+	ST_MAIL_LOG,
 	ST__MAX,
 };
 
 /* A job is done when every row is terminal and no group addition is left
- * (SPEC §8; the mail step will add its count here). */
-#define JOB_DONE_SQL "total = succeeded + failed + cancelled + skipped AND groups_pending = 0"
+ * and no mail is left to send (SPEC §8). */
+#define JOB_DONE_SQL                                                                       \
+	"total = succeeded + failed + cancelled + skipped AND groups_pending = 0 AND mail_pending = 0"
 
 /* The SQL of each prepared statement (store.c): prepared once at open. */
 extern const char *const store_stmt_sql[ST__MAX];
@@ -91,7 +96,8 @@ struct store {
 	struct step_result {
 		int64_t row_id;
 		int kind, state;
-		char *arg, *error, *redeem_url;
+		char *arg, *error;
+		char *redeem_url; /* a resend's new one; a mail's mailbox */
 		unsigned attempts;
 		uint64_t next_at;
 	} *steps_q;

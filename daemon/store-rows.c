@@ -195,6 +195,7 @@ static int collect_claims(sqlite3_stmt *st, struct store_claim **claims, size_t 
 		c->language = dup_col(st, 9);
 		c->cc = dup_col(st, 10);
 		c->lookup = sqlite3_column_int(st, 11);
+		c->own_mail = sqlite3_column_int(st, 12) != 0;
 		if (!c->email || !c->redirect_url)
 			return -ENOMEM;
 		if (ret_last_id)
@@ -465,7 +466,9 @@ struct tally {
 	int64_t job_id;
 	int succeeded, failed, cancelled, skipped;
 	int groups_added, groups_ended, group_failures, accepted;
+	int mail_added, mail_ended, mailed;
 	bool done;
+	bool mail; /* the job sends our mail */
 	int state;         /* the job's */
 	int64_t tenant_id;
 	uint64_t track_ms; /* 0: not tracked */
@@ -483,6 +486,8 @@ static int job_count(struct store *s, const struct tally *t)
 	sqlite3_bind_int(st, 6, t->groups_added - t->groups_ended);
 	sqlite3_bind_int(st, 7, t->group_failures);
 	sqlite3_bind_int(st, 8, t->accepted);
+	sqlite3_bind_int(st, 9, t->mail_added - t->mail_ended);
+	sqlite3_bind_int(st, 10, t->mailed);
 	return step_done(st);
 }
 
@@ -514,6 +519,7 @@ static struct tally *tally_of(struct store *s, struct tally *t, size_t *n, int64
 		x->track_ms = (uint64_t)sqlite3_column_int64(st, 1);
 		x->has_groups = sqlite3_column_int(st, 2) != 0;
 		x->tenant_id = sqlite3_column_int64(st, 3);
+		x->mail = sqlite3_column_int(st, 4) != 0;
 	} else if (rc != SQLITE_DONE) {
 		*r = sqlite_errno(rc);
 	}
@@ -531,6 +537,20 @@ static bool row_onboards(const struct store_result *res)
 	return res->state == ROW_STATE_SUCCEEDED ||
 	       (res->state == ROW_STATE_SKIPPED && res->existing_type &&
 		strcmp(res->existing_type, "Guest") == 0);
+}
+
+/* The row's mail step ([mail]): made, or (again) after a resend. */
+static int add_mail(struct store *s, struct tally *t, int64_t row_id, uint64_t now, bool again)
+{
+	sqlite3_stmt *st = s->stmt[again ? ST_MAIL_REARM : ST_STEPS_ADD_MAIL];
+	sqlite3_bind_int64(st, 1, row_id);
+	sqlite3_bind_int64(st, 2, t->job_id);
+	sqlite3_bind_int64(st, 3, t->tenant_id);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
+	int r = step_done(st);
+	if (r == 0)
+		t->mail_added += sqlite3_changes(s->db);
+	return r;
 }
 
 static int add_groups(struct store *s, struct tally *t, int64_t row_id, uint64_t now)
@@ -587,6 +607,23 @@ static int write_step(struct store *s, struct step_result *sr, struct tally *tal
 		sqlite3_bind_int64(u, 3, (sqlite3_int64)now);
 		sqlite3_bind_int64(u, 4, (sqlite3_int64)t->track_ms);
 		r = step_done(u);
+		if (r == 0 && t->mail)
+			r = add_mail(s, t, sr->row_id, now, true);
+	} else if (sr->kind == STEP_MAIL) {
+		t->mail_ended++;
+		if (sr->state == STEP_DONE) {
+			t->mailed++;
+			sqlite3_stmt *u = s->stmt[ST_MAIL_DONE];
+			sqlite3_bind_int64(u, 1, sr->row_id);
+			sqlite3_bind_int64(u, 2, (sqlite3_int64)now);
+			r = step_done(u);
+			if (r == 0 && sr->redeem_url) {
+				u = s->stmt[ST_MAIL_LOG];
+				sqlite3_bind_text(u, 1, sr->redeem_url, -1, SQLITE_STATIC);
+				sqlite3_bind_int64(u, 2, (sqlite3_int64)now);
+				r = step_done(u);
+			}
+		}
 	}
 	return r;
 }
@@ -674,6 +711,9 @@ int store_flush(struct store *s)
 		t->skipped += state == ROW_STATE_SKIPPED;
 		if (onboards && t->has_groups && res->invited_user_id)
 			r = add_groups(s, t, res->row_id, now);
+		/* our mail follows the invitation Graph made (not a skip) */
+		if (r == 0 && t->mail && state == ROW_STATE_SUCCEEDED && res->state == state)
+			r = add_mail(s, t, res->row_id, now, false);
 	}
 	for (size_t i = 0; i < n_steps && r == 0; i++)
 		r = write_step(s, &s->steps_q[i], tallies, &n_tallies, now);

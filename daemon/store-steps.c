@@ -189,7 +189,7 @@ int store_resends_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, uin
 	r = prepare(s,
 		    "SELECT r.id, r.job_id, r.line, st.attempts, r.email, r.display_name,"
 		    " COALESCE(r.redirect_url, j.redirect_url), 1,"
-		    " COALESCE(r.message, j.message), j.language, j.cc"
+		    " COALESCE(r.message, j.message), j.language, j.cc, j.mail"
 		    " FROM steps st JOIN rows r ON r.id = st.row_id JOIN jobs j ON j.id = st.job_id"
 		    " WHERE st.tenant_id = ?1 AND st.kind = 2 AND st.state = 0 AND st.next_at <= ?2"
 		    " AND j.state IN (0, 1, 4) ORDER BY st.next_at LIMIT ?3",
@@ -220,6 +220,7 @@ int store_resends_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, uin
 		c->language = dup_col(sel, 9);
 		c->cc = dup_col(sel, 10);
 		c->resend = true;
+		c->own_mail = sqlite3_column_int(sel, 11) != 0;
 		if (!c->email || !c->redirect_url) {
 			r = -ENOMEM;
 			goto out;
@@ -359,4 +360,129 @@ int store_track_finish(struct store *s, int64_t row_id, int64_t job_id, uint64_t
 		(struct track_result){.row_id = row_id, .job_id = job_id,
 				      .accepted_ms = accepted_ms, .next_ms = next_ms};
 	return 0;
+}
+
+void store_mails_free(struct store_mail *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].email);
+		free(v[i].display_name);
+		free(v[i].redeem_url);
+		free(v[i].message);
+		free(v[i].inviter);
+	}
+	free(v);
+}
+
+int store_mails_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, uint64_t lease_ms,
+		      size_t limit, struct store_mail **ret, size_t *ret_n)
+{
+	sqlite3_stmt *sel = NULL, *lease = NULL;
+	struct store_mail *v = NULL;
+	size_t n = 0;
+	int rc;
+	*ret = NULL;
+	*ret_n = 0;
+	if (limit == 0)
+		return 0;
+	v = calloc(limit, sizeof(*v));
+	int r = v ? begin(s) : -ENOMEM;
+	if (r < 0)
+		goto out;
+	/* without a redeem URL (a guest found after a lost attempt) the
+	 * redirect URL: signing in there redeems (just-in-time redemption) */
+	r = prepare(s,
+		    "SELECT r.id, r.job_id, r.line, st.attempts, st.first_at, r.email, r.display_name,"
+		    " COALESCE(r.invite_redeem_url, r.redirect_url, j.redirect_url),"
+		    " COALESCE(r.message, j.message), j.submitted_user"
+		    " FROM steps st JOIN rows r ON r.id = st.row_id JOIN jobs j ON j.id = st.job_id"
+		    " WHERE st.tenant_id = ?1 AND st.kind = 3 AND st.state = 0 AND st.next_at <= ?2"
+		    " AND j.state IN (0, 1, 4) ORDER BY st.next_at LIMIT ?3",
+		    &sel);
+	if (r == 0)
+		r = prepare(s, lease_sql, &lease);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(sel, 1, tenant_id);
+	sqlite3_bind_int64(sel, 2, (sqlite3_int64)now_ms);
+	sqlite3_bind_int64(sel, 3, (sqlite3_int64)limit);
+	while (n < limit && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		struct store_mail *m = &v[n++];
+		m->row_id = sqlite3_column_int64(sel, 0);
+		m->job_id = sqlite3_column_int64(sel, 1);
+		m->line = (unsigned)sqlite3_column_int(sel, 2);
+		m->attempts = (unsigned)sqlite3_column_int(sel, 3);
+		m->first_at = (uint64_t)sqlite3_column_int64(sel, 4);
+		m->email = dup_col(sel, 5);
+		m->display_name = dup_col(sel, 6);
+		m->redeem_url = dup_col(sel, 7);
+		m->message = dup_col(sel, 8);
+		m->inviter = dup_col(sel, 9);
+		if (!m->email || !m->redeem_url) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	if (n < limit && rc != SQLITE_DONE) {
+		r = sqlite_errno(rc);
+		goto out;
+	}
+	sqlite3_reset(sel);
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = lease_step(s, lease, v[i].row_id, STEP_MAIL, "", now_ms + lease_ms);
+	if (r == 0)
+		r = commit(s);
+out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(lease);
+	if (r < 0) {
+		rollback(s);
+		store_mails_free(v, n);
+		return r;
+	}
+	if (n == 0) {
+		free(v);
+		v = NULL;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+int store_mail_finish(struct store *s, int64_t row_id, int state, unsigned attempts,
+		      uint64_t next_at, const char *error, const char *mailbox)
+{
+	/* the mailbox rides in the redeem_url slot (store-private.h) */
+	return store_step_finish(s, row_id, STEP_MAIL, "", state, attempts, next_at, error,
+				 state == STEP_DONE ? mailbox : NULL);
+}
+
+int store_mail_sent(struct store *s, const char *mailbox, uint64_t since_ms, uint64_t *ret_count,
+		    uint64_t *ret_oldest)
+{
+	sqlite3_stmt *st = NULL;
+	*ret_count = 0;
+	*ret_oldest = 0;
+	int r = prepare(s, "SELECT COUNT(*), MIN(at) FROM mail_log WHERE mailbox = ?1 AND at >= ?2",
+			&st);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)since_ms);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret_count = (uint64_t)sqlite3_column_int64(st, 0);
+		*ret_oldest = (uint64_t)sqlite3_column_int64(st, 1);
+	} else {
+		r = sqlite_errno(rc);
+	}
+	sqlite3_finalize(st);
+	/* what has left the window is not needed any more (best effort) */
+	if (r == 0 && prepare(s, "DELETE FROM mail_log WHERE mailbox = ?1 AND at < ?2", &st) == 0) {
+		sqlite3_bind_text(st, 1, mailbox, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)since_ms);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+	return r;
 }

@@ -18,7 +18,7 @@ const char *const store_stmt_sql[ST__MAX] = {
 	[ST_CLAIM_SELECT] =
 		"SELECT r.id, r.job_id, r.line, r.attempts, r.email, r.display_name,"
 		" COALESCE(r.redirect_url, j.redirect_url), COALESCE(r.send_email, j.send_email),"
-		" COALESCE(r.message, j.message), j.language, j.cc, r.lookup"
+		" COALESCE(r.message, j.message), j.language, j.cc, r.lookup, j.mail"
 		" FROM jobs j JOIN rows r ON r.job_id = j.id"
 		" WHERE j.tenant_id = ?1 AND j.state IN (0, 1) AND r.state = 0"
 		" AND r.next_attempt_at > 0 AND r.next_attempt_at <= ?2"
@@ -29,7 +29,7 @@ const char *const store_stmt_sql[ST__MAX] = {
 	[ST_CLAIM_FRESH] =
 		"SELECT r.id, r.job_id, r.line, r.attempts, r.email, r.display_name,"
 		" COALESCE(r.redirect_url, j.redirect_url), COALESCE(r.send_email, j.send_email),"
-		" COALESCE(r.message, j.message), j.language, j.cc, r.lookup"
+		" COALESCE(r.message, j.message), j.language, j.cc, r.lookup, j.mail"
 		" FROM rows r JOIN jobs j ON j.id = r.job_id"
 		" WHERE r.id > ?1 AND r.id <= ?2 AND r.state = 0 AND r.next_attempt_at = 0"
 		" ORDER BY r.id LIMIT ?3",
@@ -55,7 +55,8 @@ const char *const store_stmt_sql[ST__MAX] = {
 	[ST_JOB_COUNT] = "UPDATE jobs SET succeeded = succeeded + ?2, failed = failed + ?3,"
 			 " cancelled = cancelled + ?4, skipped = skipped + ?5,"
 			 " groups_pending = groups_pending + ?6, group_failures = group_failures + ?7,"
-			 " accepted = accepted + ?8 WHERE id = ?1",
+			 " accepted = accepted + ?8, mail_pending = mail_pending + ?9,"
+			 " mailed = mailed + ?10 WHERE id = ?1",
 	/* a cancelled job whose cancel found nothing left to cancel (every row
 	 * was in flight, and then ended) completed: its state says what its
 	 * rows did */
@@ -68,10 +69,24 @@ const char *const store_stmt_sql[ST__MAX] = {
 		       " j.redirect_url, j.send_email, j.message, j.language, j.cc,"
 		       " t.blocked_reason, j.total, j.succeeded, j.failed, j.cancelled,"
 		       " j.skipped, j.accepted, j.groups_pending, j.group_failures, j.skip_existing,"
-		       " j.groups, j.track_ms"
+		       " j.groups, j.track_ms, j.mail, j.mailed, j.mail_pending"
 		       " FROM jobs j JOIN tenants t ON t.id = j.tenant_id WHERE j.id = ?1",
 	[ST_JOB_IN_FLIGHT] = "SELECT COUNT(*) FROM rows WHERE job_id = ?1 AND state = 1",
-	[ST_JOB_ONBOARD] = "SELECT state, track_ms, has_groups, tenant_id FROM jobs WHERE id = ?1",
+	[ST_JOB_ONBOARD] = "SELECT state, track_ms, has_groups, tenant_id, mail FROM jobs WHERE id = ?1",
+	/* a row whose send flag is on gets our mail after its invitation */
+	[ST_STEPS_ADD_MAIL] =
+		"INSERT OR IGNORE INTO steps (row_id, kind, arg, job_id, tenant_id, next_at, first_at)"
+		" SELECT ?1, 3, '', ?2, ?3, ?4, ?4 FROM rows r JOIN jobs j ON j.id = r.job_id"
+		" WHERE r.id = ?1 AND COALESCE(r.send_email, j.send_email)",
+	/* a resend of a job with our mail: the mail goes again */
+	[ST_MAIL_REARM] =
+		"INSERT INTO steps (row_id, kind, arg, job_id, tenant_id, next_at, first_at)"
+		" SELECT ?1, 3, '', ?2, ?3, ?4, ?4 FROM rows r JOIN jobs j ON j.id = r.job_id"
+		" WHERE r.id = ?1 AND COALESCE(r.send_email, j.send_email)"
+		" ON CONFLICT DO UPDATE SET state = 0, attempts = 0, next_at = ?4, first_at = ?4,"
+		" error = NULL WHERE state <> 0",
+	[ST_MAIL_DONE] = "UPDATE rows SET mail_sent_at = ?2 WHERE id = ?1",
+	[ST_MAIL_LOG] = "INSERT INTO mail_log (mailbox, at) VALUES (?1, ?2)",
 	/* the job's groups and the row's own, once each (schema/0006) */
 	[ST_STEPS_ADD_GROUPS] =
 		"INSERT OR IGNORE INTO steps (row_id, kind, arg, job_id, tenant_id, next_at, first_at)"

@@ -84,6 +84,8 @@ struct store_job {
 	bool skip_existing;
 	char *groups; /* JSON array text of the job's --group ids, NULL: none */
 	uint64_t track_ms; /* 0: the job's guests are not tracked */
+	bool mail;         /* our own invitation mail ([mail]) */
+	int64_t mailed, mail_pending;
 };
 
 void store_job_clear(struct store_job *j);
@@ -116,6 +118,10 @@ struct store_row {
 	const char *groups;
 	uint64_t accepted_at; /* 0: not (yet) */
 	unsigned resends;
+	/* our mail: state -1 none, else enum store_step_state; error may be NULL */
+	int mail_state;
+	const char *mail_error;
+	uint64_t mail_sent_at;
 };
 
 /* A row claimed for sending, with the job's defaults applied. Owned by the
@@ -128,6 +134,7 @@ struct store_claim {
 	bool send_email;
 	char *email, *display_name, *redirect_url, *message, *language, *cc;
 	int lookup; /* enum row_lookup: look the address up first */
+	bool own_mail; /* the job sends our mail: invite with sendInvitationMessage=false */
 	bool resend; /* a resend step (store_resends_claim), not the row's invitation */
 	/* the attempt's client-request-id, set by the sender ("" until then) */
 	char client_request_id[37];
@@ -201,6 +208,7 @@ int store_rows_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, size_t
 enum store_step_kind {
 	STEP_GROUP = 1,  /* add the row's user to a group */
 	STEP_RESEND = 2, /* invite the row's address again */
+	STEP_MAIL = 3,   /* send our invitation mail ([mail]) */
 };
 enum store_step_state {
 	STEP_PENDING = 0,
@@ -230,6 +238,27 @@ int store_step_finish(struct store *s, int64_t row_id, int kind, const char *arg
 /* Resend steps due, as claims (resend = true) of the tenant's rows. */
 int store_resends_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, uint64_t lease_ms,
 			size_t limit, struct store_claim ***ret_claims, size_t *ret_n);
+
+/* Our mail (STEP_MAIL): due mails of the tenant, leased; strings owned. */
+struct store_mail {
+	int64_t row_id, job_id;
+	unsigned line, attempts;
+	uint64_t first_at;
+	char *email, *display_name, *redeem_url, *message, *inviter;
+};
+int store_mails_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, uint64_t lease_ms,
+		      size_t limit, struct store_mail **ret, size_t *ret_n);
+void store_mails_free(struct store_mail *v, size_t n);
+/* A mail's outcome (as store_step_finish); a sent one is counted against
+ * mailbox's rolling day. Queued. */
+int store_mail_finish(struct store *s, int64_t row_id, int state, unsigned attempts,
+		      uint64_t next_at, const char *error, const char *mailbox);
+/* Mails mailbox sent since since_ms (*ret_count) and the oldest of them
+ * (*ret_oldest, 0: none); lines older than since_ms are dropped. */
+int store_mail_sent(struct store *s, const char *mailbox, uint64_t since_ms, uint64_t *ret_count,
+		    uint64_t *ret_oldest);
+/* Mails due or on their way for the tenant's unfinished jobs. */
+int store_mail_pending(struct store *s, int64_t tenant_id, int64_t *ret);
 
 /* Acceptance tracking: rows whose track_next_at is due, leased like steps. */
 struct store_track {
@@ -380,6 +409,7 @@ struct store_import_spec {
 	const char *groups_json; /* JSON array of the --group ids, NULL: none */
 	uint64_t track_ms;       /* the tenant's track_interval when tracking, else 0 */
 	unsigned track_days;
+	bool mail;               /* the tenant sends our own mail ([mail]) */
 };
 struct store_import;
 int store_import_begin(const char *path, const struct store_import_spec *spec,

@@ -60,6 +60,8 @@ struct tenant {
 	struct ratelimit *app; /* borrowed; NULL: no app_rate */
 	struct onboard *ob;    /* lookups, group additions, tracking (owned) */
 	unsigned max_resends;
+	unsigned mail_daily_limit; /* [mail]'s daily_limit; 0: no mail */
+	bool mail_gated; /* the last refill found a day's mail budget waiting */
 
 	uv_timer_t *pump_timer;
 	uv_timer_t *flush_timer;
@@ -592,6 +594,9 @@ static void ready_push(struct tenant *t, struct store_claim *c)
 /* A claimed row goes to the ready queue, or first to a lookup (SPEC §8). */
 static void dispatch(struct tenant *t, struct store_claim *c)
 {
+	/* our mail follows: Graph sends none (SPEC §8 [mail]) */
+	if (c->own_mail)
+		c->send_email = false;
 	if (c->lookup != ROW_LOOKUP_NONE && onboard_lookups_on(t->ob))
 		onboard_lookup(t->ob, c);
 	else
@@ -611,12 +616,21 @@ static int refill(struct tenant *t)
 		return 0;
 	int r = store_resends_claim(t->store, t->id, time_now_ms(), 300000, want < 16 ? want : 16,
 				    &claims, &n_resends);
-	for (size_t i = 0; r == 0 && i < n_resends; i++)
+	for (size_t i = 0; r == 0 && i < n_resends; i++) {
+		if (claims[i]->own_mail)
+			claims[i]->send_email = false;
 		ready_push(t, claims[i]);
+	}
 	free(claims);
 	claims = NULL;
 	want -= n_resends;
-	if (r == 0 && want > 0)
+	/* invitations never run more than a day's mail budget ahead of their
+	 * mail (SPEC §8): past it, no new row is claimed */
+	int64_t mails_due = 0;
+	t->mail_gated = onboard_mail_on(t->ob) && t->mail_daily_limit > 0 &&
+			store_mail_pending(t->store, t->id, &mails_due) == 0 &&
+			mails_due >= (int64_t)t->mail_daily_limit;
+	if (r == 0 && want > 0 && !t->mail_gated)
 		r = store_rows_claim(t->store, t->id, time_now_ms(), want, &claims, &n);
 	if (r < 0) {
 		if (r != -EBUSY)
@@ -705,10 +719,10 @@ static void on_lookup_done(void *userdata, struct store_claim *c,
 	pump(t);
 }
 
-static void on_onboard_queued(void *userdata)
+static void on_onboard_queued(void *userdata, bool now)
 {
 	struct tenant *t = userdata;
-	if (store_queued(t->store) >= FLUSH_BATCH)
+	if (now || store_queued(t->store) >= FLUSH_BATCH)
 		flush(t);
 	else if (!uv_is_active((uv_handle_t *)t->flush_timer))
 		uv_timer_start(t->flush_timer, on_flush_timer, FLUSH_INTERVAL_MS, 0);
@@ -748,7 +762,9 @@ static void pump(struct tenant *t)
 					due = due2;
 					have = 1;
 				}
-				if (have) {
+				if (t->mail_gated) {
+					arm_pump(t, 5000); /* mail catches up: look again */
+				} else if (have) {
 					uint64_t wall = time_now_ms();
 					arm_pump(t, due > wall ? due - wall : 1);
 				} else {
@@ -855,6 +871,7 @@ int tenant_create(uv_loop_t *loop, struct store *store, struct http *http, struc
 	if (r < 0)
 		goto fail;
 	t->max_resends = opt->onboard.max_resends;
+	t->mail_daily_limit = opt->mail && opt->mail->on ? opt->mail->daily_limit : 0;
 	struct onboard_options oo = {
 		.name = opt->name,
 		.graph_url = opt->graph_url,
@@ -863,6 +880,10 @@ int tenant_create(uv_loop_t *loop, struct store *store, struct http *http, struc
 		.concurrency = opt->concurrency,
 		.max_attempts = opt->max_attempts,
 		.request_timeout_ms = opt->request_timeout_ms,
+		.mail = opt->mail,
+		.template = opt->template,
+		.smtp_password = opt->smtp_password,
+		.tenant_label = opt->tenant_label,
 	};
 	r = onboard_create(loop, store, http, auth, &oo, on_lookup_done, on_onboard_queued, t,
 			   &t->ob);
@@ -929,6 +950,7 @@ void tenant_reconfigure(struct tenant *t, const struct tenant_options *opt)
 	t->request_timeout_ms = opt->request_timeout_ms;
 	ratelimit_set(&t->rl, opt->rate, opt->burst, uv_now(t->loop));
 	t->max_resends = opt->onboard.max_resends;
+	t->mail_daily_limit = opt->mail && opt->mail->on ? opt->mail->daily_limit : 0;
 	struct onboard_options oo = {
 		.name = t->name,
 		.tenant_id = t->id,
@@ -936,6 +958,10 @@ void tenant_reconfigure(struct tenant *t, const struct tenant_options *opt)
 		.concurrency = opt->concurrency,
 		.max_attempts = opt->max_attempts,
 		.request_timeout_ms = opt->request_timeout_ms,
+		.mail = opt->mail,
+		.template = opt->template,
+		.smtp_password = opt->smtp_password,
+		.tenant_label = opt->tenant_label,
 	};
 	onboard_reconfigure(t->ob, &oo);
 	tenant_kick(t);
@@ -957,6 +983,9 @@ void tenant_get_stats(const struct tenant *t, struct tenant_stats *ret)
 	ret->group_failures = os.group_failures;
 	ret->tracking_reads = os.tracking_reads;
 	ret->accepted = os.accepted;
+	ret->mails_sent = os.mails_sent;
+	ret->mails_failed = os.mails_failed;
+	ret->mail_wait_until_ms = os.mail_wait_until_ms;
 	ret->max_resends = t->max_resends;
 	ret->lookups_on = onboard_lookups_on(t->ob);
 	ret->in_flight = t->rows_in_flight;

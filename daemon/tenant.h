@@ -17,6 +17,8 @@
 
 #include "config.h"
 
+struct mailmsg_template;
+
 struct auth;
 struct http;
 struct store;
@@ -37,6 +39,11 @@ struct tenant_options {
 	struct ratelimit *app;
 	/* SPEC §8: lookups, group additions, tracking, resends (onboard.h) */
 	struct config_onboard onboard;
+	/* our own invitation mail (onboard.h's options); borrowed */
+	const struct config_mail *mail;
+	const struct mailmsg_template *template;
+	const char *smtp_password;
+	const char *tenant_label;
 };
 
 struct tenant_stats {
@@ -56,6 +63,7 @@ struct tenant_stats {
 	uint64_t tracking_reads, accepted, resends;
 	unsigned max_resends;
 	bool lookups_on;
+	uint64_t mails_sent, mails_failed, mail_wait_until_ms;
 };
 
 struct tenant;
