@@ -66,9 +66,7 @@ def main(tap):
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["Name", "InvitedUserEmailAddress", "Groups"])
-    line_of = {}
-    for i, n in enumerate(numbers):
-        line_of[n] = i + 2
+    for n in numbers:
         w.writerow(["User %d" % n, addr(n), cells.get(n, " ".join(own.get(n, [])))])
     directory = {"groups": [G1, G2, G3, G4.lower()], "seed_members": MEMBERS,
                  "seed_guests": GUESTS, "member_pattern": "user{n}@partner.example",
