@@ -228,3 +228,5 @@ int cmd_audit(struct cli *cli, int argc, char **argv);
 int cmd_reload(struct cli *cli, int argc, char **argv);
 int cmd_tenants(struct cli *cli, int argc, char **argv);
 int cmd_check(struct cli *cli, int argc, char **argv);
+int cmd_resend(struct cli *cli, int argc, char **argv);
+int cmd_track(struct cli *cli, int argc, char **argv);

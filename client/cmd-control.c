@@ -21,6 +21,8 @@ static const struct control controls[] = {
     {"pause", "paused", NULL, "paused", "nothing to pause"},
     {"resume", "resumed", NULL, NULL, "not paused or blocked"},
     {"retry", "re-queued", "failed row", NULL, "no failed rows to re-queue"},
+    /* retry --groups (SPEC §8): "changed" counts additions, not rows */
+    {"retry", "re-queued", "failed group addition", NULL, "no failed group additions to re-queue"},
 };
 
 /* code: retry's --error-code, or NULL; before: the job's state before the
@@ -56,7 +58,8 @@ static void say(const struct control *c, const json_t *job, json_int_t id, json_
 	buf_finish(&b);
 }
 
-static int control(struct cli *cli, json_int_t id, const struct control *c, const char *code)
+static int control(struct cli *cli, json_int_t id, const struct control *c, const char *code,
+                   bool groups)
 {
 	json_t *req = NULL, *reply = NULL, *job = NULL, *old = NULL;
 	/* "already cancelled" must not be said of a job this request cancelled */
@@ -76,6 +79,10 @@ static int control(struct cli *cli, json_int_t id, const struct control *c, cons
 			json_decref(req);
 			req = NULL;
 		}
+	}
+	if (req && groups && json_object_set_new(req, "groups", json_true()) < 0) {
+		json_decref(req);
+		req = NULL;
 	}
 	int r = cli_call(cli, req, &reply);
 	if (r == EXIT_DONE)
@@ -99,7 +106,7 @@ static int simple_control(struct cli *cli, int argc, char **argv, const struct c
 {
 	json_int_t id;
 	int r = cli_parse_job_args(cli, argc, argv, &id);
-	return r == CLI_CONTINUE ? control(cli, id, c, NULL) : r;
+	return r == CLI_CONTINUE ? control(cli, id, c, NULL, false) : r;
 }
 
 int cmd_cancel(struct cli *cli, int argc, char **argv)
@@ -176,23 +183,29 @@ int cmd_resume(struct cli *cli, int argc, char **argv)
 	if (tenant)
 		return resume_tenant(cli, tenant);
 	int r = cli_job_operand(cli, argc - optind, argv + optind, &id);
-	return r == CLI_CONTINUE ? control(cli, id, &controls[2], NULL) : r;
+	return r == CLI_CONTINUE ? control(cli, id, &controls[2], NULL, false) : r;
 }
 
 int cmd_retry(struct cli *cli, int argc, char **argv)
 {
-	enum { OPT_ERROR_CODE = CLI_OPT_FIRST_LOCAL };
+	enum { OPT_ERROR_CODE = CLI_OPT_FIRST_LOCAL, OPT_GROUPS };
 	static const struct option opts[] = {
 	    {"error-code", required_argument, NULL, OPT_ERROR_CODE},
+	    {"groups", no_argument, NULL, OPT_GROUPS},
 	    CLI_COMMON_OPTIONS,
 	    {NULL, 0, NULL, 0},
 	};
 	const char *code = NULL;
+	bool groups = false;
 	json_int_t id;
 	int c;
 	while ((c = getopt_long(argc, argv, CLI_COMMON_SHORT, opts, NULL)) != -1) {
 		if (c == OPT_ERROR_CODE) {
 			code = optarg;
+			continue;
+		}
+		if (c == OPT_GROUPS) {
+			groups = true;
 			continue;
 		}
 		int r = cli_common_option(cli, c);
@@ -201,6 +214,11 @@ int cmd_retry(struct cli *cli, int argc, char **argv)
 	}
 	if (code && code[0] == '\0')
 		return cli_usage(cli, "--error-code: empty code");
+	/* --groups retries additions, --error-code picks failed rows */
+	if (code && groups)
+		return cli_usage(cli, "--error-code and --groups exclude each other");
 	int r = cli_job_operand(cli, argc - optind, argv + optind, &id);
-	return r == CLI_CONTINUE ? control(cli, id, &controls[3], code) : r;
+	if (r != CLI_CONTINUE)
+		return r;
+	return control(cli, id, &controls[groups ? 4 : 3], code, groups);
 }

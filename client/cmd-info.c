@@ -187,6 +187,15 @@ static const struct {
     {"rows_failed", "Rows failed, over every stored job."},
     {"rows_cancelled", "Rows cancelled, over every stored job."},
     {"on_complete_running", "on_complete commands running now."},
+    /* SPEC §8: lookups, groups, acceptance, resends */
+    {"lookups_total", "Users looked up in the directory (User.Read.All)."},
+    {"lookups_found_total", "Lookups that found an existing member or guest."},
+    {"group_additions_total", "Group member additions done (204, or already a member)."},
+    {"group_failures_total", "Group member additions that failed."},
+    {"group_additions_pending", "Group member additions not yet done or failed."},
+    {"tracking_reads_total", "Guests read to see whether they accepted."},
+    {"accepted_total", "Guests seen to have accepted their invitation."},
+    {"resends_total", "Invitations sent again to guests who had not accepted."},
 };
 
 static bool ends_with(const char *s, const char *suffix)

@@ -12,10 +12,10 @@
 #define JOBS_MAX_PAGES 100000 /* of `jobs` replies: a bound, not a limit met */
 
 static const struct table_column job_columns[] = {
-    {"ID", TABLE_RIGHT},      {"STATE", TABLE_LEFT},    {"SUBMITTED", TABLE_LEFT},
-    {"BY", TABLE_LEFT},       {"TENANT", TABLE_LEFT},   {"TOTAL", TABLE_RIGHT},
-    {"SUCCESS", TABLE_RIGHT}, {"FAILURE", TABLE_RIGHT}, {"PENDING", TABLE_RIGHT},
-    {"NAME", TABLE_LEFT},
+    {"ID", TABLE_RIGHT},      {"STATE", TABLE_LEFT},     {"SUBMITTED", TABLE_LEFT},
+    {"BY", TABLE_LEFT},       {"TENANT", TABLE_LEFT},    {"TOTAL", TABLE_RIGHT},
+    {"SUCCESS", TABLE_RIGHT}, {"FAILURE", TABLE_RIGHT},  {"SKIPPED", TABLE_RIGHT},
+    {"PENDING", TABLE_RIGHT}, {"ACCEPTED", TABLE_RIGHT}, {"NAME", TABLE_LEFT},
 };
 #define N_JOB_COLUMNS (sizeof(job_columns) / sizeof(job_columns[0]))
 
@@ -28,7 +28,7 @@ static const char *submitter(const json_t *job)
 static int add_job_row(const struct cli *cli, struct table *t, const json_t *job)
 {
 	char id[CLI_INT_MAX], total[CLI_INT_MAX], ok[CLI_INT_MAX], failed[CLI_INT_MAX],
-	    pending[CLI_INT_MAX], when[TIME_TEXT_MAX];
+	    skipped[CLI_INT_MAX], pending[CLI_INT_MAX], accepted[CLI_INT_MAX], when[TIME_TEXT_MAX];
 	const char *state = cli_str(job, "state");
 	cli_local_time(cli_str(job, "created_at"), when, sizeof(when));
 	const char *cells[N_JOB_COLUMNS] = {
@@ -40,7 +40,9 @@ static int add_job_row(const struct cli *cli, struct table *t, const json_t *job
 	    cli_int_text(job, "total", total),
 	    cli_int_text(job, "succeeded", ok),
 	    cli_int_text(job, "failed", failed),
+	    cli_int_text(job, "skipped", skipped),
 	    cli_int_text(job, "pending", pending),
+	    cli_int_text(job, "accepted", accepted),
 	    cli_str(job, "name"),
 	};
 	const char *sgr[N_JOB_COLUMNS] = {NULL, cli_state_sgr(cli, state)};
@@ -169,8 +171,11 @@ int cmd_jobs(struct cli *cli, int argc, char **argv)
 	return r;
 }
 
-static const char *const row_states[] = {"pending", "in_flight", "succeeded", "failed",
-                                         "cancelled"};
+/* show --state: the row states, and the filters of SPEC §8 (ONBOARD.md) */
+static const char *const row_states[] = {
+    "pending", "in_flight", "succeeded",    "failed",       "cancelled",
+    "skipped", "accepted",  "not-accepted", "group-failed",
+};
 
 static const struct table_column row_columns[] = {
     {"LINE", TABLE_RIGHT},     {"EMAIL", TABLE_LEFT},  {"STATE", TABLE_LEFT},
@@ -227,12 +232,22 @@ static const char *plain_words(const char *code, long http)
  * words (Graph's message, or ours when there is none or no answer came),
  * then Graph's code and the HTTP status: "Graph refused the invitation
  * (BadRequest, HTTP 400)". */
-static int result_text(const json_t *row, struct buf *b)
+static int outcome_text(const json_t *row, struct buf *b)
 {
 	const char *state = cli_str(row, "state");
 	const char *code = cli_str(row, "error_code"), *msg = cli_str(row, "error_message");
 	long http = (long)cli_int(row, "http_status");
 	buf_clear(b);
+	if (state && strcmp(state, "skipped") == 0) {
+		/* "existing Guest <id> (PendingAcceptance)", "existing Member <id>" */
+		const json_t *ex = json_object_get(row, "existing");
+		const char *type = cli_str(ex, "type"), *inv = cli_str(ex, "state");
+		const char *id = cli_str(row, "invited_user_id");
+		int r = buf_printf(b, "existing %s %s", type ? type : "user", id ? id : "-");
+		if (r == 0 && inv)
+			r = buf_printf(b, " (%s)", inv);
+		return r;
+	}
 	if (state && strcmp(state, "succeeded") == 0) {
 		const char *id = cli_str(row, "invited_user_id");
 		return buf_append_str(b, id ? id : "-");
@@ -254,6 +269,43 @@ static int result_text(const json_t *row, struct buf *b)
 	else if (r == 0 && http > 0)
 		r = buf_printf(b, " (HTTP %ld)", http);
 	return r;
+}
+
+/* How far the row's group additions got (SPEC §8), after the outcome:
+ * " [group failed: ID: reason; +N more]" for the first failed one, and
+ * " [groups pending]" while some are not done. */
+static int groups_text(const json_t *row, struct buf *b)
+{
+	const json_t *groups = json_object_get(row, "groups"), *first = NULL;
+	size_t failed = 0, pending = 0;
+	for (size_t i = 0; i < json_array_size(groups); i++) {
+		const json_t *g = json_array_get(groups, i);
+		const char *st = cli_str(g, "state");
+		if (st && strcmp(st, "failed") == 0 && failed++ == 0)
+			first = g;
+		else if (st && strcmp(st, "pending") == 0)
+			pending++;
+	}
+	int r = 0;
+	if (first) {
+		const char *id = cli_str(first, "id"), *why = cli_str(first, "error");
+		r = buf_printf(b, " [group failed: %s", id ? id : "?");
+		if (r == 0 && why)
+			r = buf_printf(b, ": %s", why);
+		if (r == 0 && failed > 1)
+			r = buf_printf(b, "; +%zu more", failed - 1);
+		if (r == 0)
+			r = buf_append_str(b, "]");
+	}
+	if (r == 0 && pending > 0)
+		r = buf_append_str(b, " [groups pending]");
+	return r;
+}
+
+static int result_text(const json_t *row, struct buf *b)
+{
+	int r = outcome_text(row, b);
+	return r == 0 ? groups_text(row, b) : r;
 }
 
 static int add_row(struct show *s, const json_t *row)
@@ -305,10 +357,18 @@ static int show_page(void *userdata, const json_t *reply)
 	return EXIT_DONE;
 }
 
+/* A count of SPEC §8 (skipped, accepted, groups): NULL, so no line, when
+ * the daemon does not send it (one from before §8). */
+static const char *count_text(const json_t *job, const char *key, char out[CLI_INT_MAX])
+{
+	return json_is_integer(json_object_get(job, key)) ? cli_int_text(job, key, out) : NULL;
+}
+
 static void print_summary(const json_t *job)
 {
 	char id[CLI_INT_MAX], total[CLI_INT_MAX], ok[CLI_INT_MAX], failed[CLI_INT_MAX],
-	    cancelled[CLI_INT_MAX], pending[CLI_INT_MAX], created[TIME_TEXT_MAX],
+	    cancelled[CLI_INT_MAX], pending[CLI_INT_MAX], skipped[CLI_INT_MAX],
+	    accepted[CLI_INT_MAX], gfail[CLI_INT_MAX], gpend[CLI_INT_MAX], created[TIME_TEXT_MAX],
 	    finished[TIME_TEXT_MAX];
 	const char *name = cli_str(job, "name"), *fin = cli_str(job, "finished_at");
 	const char *tn = cli_str(job, "tenant"), *dir = cli_str(job, "directory");
@@ -330,8 +390,12 @@ static void print_summary(const json_t *job)
 	    {"Total", cli_int_text(job, "total", total)},
 	    {"Succeeded", cli_int_text(job, "succeeded", ok)},
 	    {"Failed", cli_int_text(job, "failed", failed)},
+	    {"Skipped", count_text(job, "skipped", skipped)},
 	    {"Cancelled", cli_int_text(job, "cancelled", cancelled)},
 	    {"Pending", cli_int_text(job, "pending", pending)},
+	    {"Accepted", count_text(job, "accepted", accepted)},
+	    {"Group failures", count_text(job, "group_failures", gfail)},
+	    {"Groups pending", count_text(job, "groups_pending", gpend)},
 	};
 	cli_print_kv(kv, sizeof(kv) / sizeof(kv[0]));
 	buf_finish(&tenant);
@@ -369,7 +433,8 @@ static int parse_show_args(struct cli *cli, int argc, char **argv, struct cli_ro
 		if (!q->state)
 			return cli_usage(cli,
 			                 "invalid state '%s': one of pending, in_flight, "
-			                 "succeeded, failed, cancelled expected",
+			                 "succeeded, failed, cancelled, skipped, accepted, "
+			                 "not-accepted, group-failed expected",
 			                 optarg);
 	}
 	int r = check_list_opts(cli, lo);

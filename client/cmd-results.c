@@ -15,9 +15,13 @@
  * admin's umask (SPEC §9). */
 #define RESULTS_FILE_MODE 0666
 
+/* SPEC §3's columns, then SPEC §8's at the end (existing_type on), so that
+ * scripts reading the first ones go on */
 static const char *const result_columns[] = {
-    "status",          "http_status",       "error_code", "error_message",
-    "invited_user_id", "invite_redeem_url", "attempts",   "finished_at",
+    "status",          "http_status",       "error_code",   "error_message",
+    "invited_user_id", "invite_redeem_url", "attempts",     "finished_at",
+    "existing_type",   "groups_state",      "group_errors", "mail_state",
+    "mail_sent_at",    "accepted_at",       "resends",
 };
 #define N_RESULT_COLUMNS (sizeof(result_columns) / sizeof(result_columns[0]))
 
@@ -26,8 +30,9 @@ struct results {
 	const char *name; /* for messages: "standard output" or FILE */
 	size_t ncols;     /* input columns, from the first page's "columns" */
 	bool header_done;
-	bool raw;       /* --raw: every cell exactly as stored */
-	struct buf esc; /* the cell being neutralized */
+	bool raw;          /* --raw: every cell exactly as stored */
+	struct buf esc;    /* the cell being neutralized */
+	struct buf errors; /* the row's group_errors cell being built */
 };
 
 /*
@@ -100,20 +105,71 @@ static const char *member_text(const json_t *row, const char *key, char num[CLI_
 	return NULL;
 }
 
+/* groups_state: the worst of the row's additions, failed > pending > added
+ * ("" when it has none); group_errors: "ID: error; ID: error" of the failed
+ * ones (built in b). NULL for "none". */
+static const char *groups_state(const json_t *row)
+{
+	static const char *const rank[] = {"added", "pending", "failed"};
+	const json_t *groups = json_object_get(row, "groups");
+	int worst = -1;
+	for (size_t i = 0; i < json_array_size(groups); i++) {
+		const char *st = cli_str(json_array_get(groups, i), "state");
+		for (int k = 0; st && k < 3; k++)
+			if (strcmp(st, rank[k]) == 0 && k > worst)
+				worst = k;
+	}
+	return worst < 0 ? NULL : rank[worst];
+}
+
+static const char *group_errors(const json_t *row, struct buf *b)
+{
+	const json_t *groups = json_object_get(row, "groups");
+	int r = 0;
+	buf_clear(b);
+	for (size_t i = 0; r == 0 && i < json_array_size(groups); i++) {
+		const json_t *g = json_array_get(groups, i);
+		const char *st = cli_str(g, "state"), *id = cli_str(g, "id");
+		const char *why = cli_str(g, "error");
+		if (!st || strcmp(st, "failed") != 0)
+			continue;
+		r = buf_printf(b, "%s%s: %s", b->len ? "; " : "", id ? id : "?",
+		               why ? why : "failed");
+	}
+	if (r < 0)
+		return "?"; /* out of memory: never a cell cut short */
+	return b->len ? b->data : NULL;
+}
+
 static void put_row(struct results *res, const json_t *row)
 {
-	static const char *const members[N_RESULT_COLUMNS] = {
+	static const char *const members[] = {
 	    "state",           "http_status",       "error_code", "error_message",
 	    "invited_user_id", "invite_redeem_url", "attempts",   "finished_at",
 	};
+#define N_MEMBERS (sizeof(members) / sizeof(members[0]))
 	const json_t *fields = json_object_get(row, "fields");
-	char num[CLI_INT_MAX];
+	const json_t *mail = json_object_get(row, "mail");
+	char num[CLI_INT_MAX], resends[CLI_INT_MAX];
 	/* as many input cells as the header has: short rows padded, trailing
 	 * extra cells (Excel's ",,,") dropped */
 	for (size_t i = 0; i < res->ncols; i++)
 		put_field(res, json_string_value(json_array_get(fields, i)), i == 0);
-	for (size_t i = 0; i < N_RESULT_COLUMNS; i++)
+	for (size_t i = 0; i < N_MEMBERS; i++)
 		put_field(res, member_text(row, members[i], num), res->ncols == 0 && i == 0);
+	/* SPEC §8: every cell through put_field, neutralized like the others */
+	const char *onboard[N_RESULT_COLUMNS - N_MEMBERS] = {
+	    cli_str(json_object_get(row, "existing"), "type"),
+	    groups_state(row),
+	    group_errors(row, &res->errors),
+	    cli_str(mail, "state"),
+	    cli_str(mail, "sent_at"),
+	    cli_str(row, "accepted_at"),
+	    member_text(row, "resends", resends),
+	};
+	for (size_t i = 0; i < N_RESULT_COLUMNS - N_MEMBERS; i++)
+		put_field(res, onboard[i], false);
+#undef N_MEMBERS
 	fputs("\r\n", res->out);
 }
 
@@ -223,8 +279,11 @@ static int commit_temp(FILE *f, const char *tmp, const char *file)
 int cmd_results(struct cli *cli, int argc, char **argv)
 {
 	struct cli_rows_query q = {.id = 0, .state = NULL, .input = true};
-	struct results res = {
-	    .out = stdout, .name = "standard output", .ncols = 0, .esc = BUF_INIT};
+	struct results res = {.out = stdout,
+	                      .name = "standard output",
+	                      .ncols = 0,
+	                      .esc = BUF_INIT,
+	                      .errors = BUF_INIT};
 	struct buf tmp = BUF_INIT;
 	const char *file = NULL;
 	bool bom = false;
@@ -252,5 +311,6 @@ int cmd_results(struct cli *cli, int argc, char **argv)
 out:
 	buf_finish(&tmp);
 	buf_finish(&res.esc);
+	buf_finish(&res.errors);
 	return r;
 }

@@ -11,6 +11,7 @@
 
 #include "client.h"
 #include "csv.h"
+#include "valid.h"
 #include "validate.h"
 
 enum {
@@ -24,7 +25,12 @@ enum {
 	OPT_WAIT,
 	OPT_WATCH,
 	OPT_TENANT,
+	OPT_SKIP_EXISTING,
+	OPT_GROUP,
 };
+
+/* SPEC §8: a job's groups, as the daemon takes them. */
+#define UPLOAD_GROUPS_MAX VALID_GROUPS_MAX
 
 static const struct option upload_options[] = {
     {"name", required_argument, NULL, OPT_NAME},
@@ -37,6 +43,8 @@ static const struct option upload_options[] = {
     {"wait", no_argument, NULL, OPT_WAIT},
     {"watch", no_argument, NULL, OPT_WATCH},
     {"tenant", required_argument, NULL, OPT_TENANT},
+    {"skip-existing", no_argument, NULL, OPT_SKIP_EXISTING},
+    {"group", required_argument, NULL, OPT_GROUP},
     CLI_COMMON_OPTIONS,
     {NULL, 0, NULL, 0},
 };
@@ -54,6 +62,35 @@ static void upload_finish(struct upload *u)
 	json_decref(u->req);
 	if (u->fd > STDIN_FILENO)
 		close(u->fd);
+}
+
+
+/* --group ID (repeatable): checked as a GUID here, so a typo costs no
+ * upload; sent lowercased in "groups", a repeated id once. */
+static int add_group(json_t *req, const char *id)
+{
+	char lower[VALID_GUID_LEN + 1];
+	if (!valid_guid(id, strlen(id))) {
+		cli_error("--group '%s': not a group object id (GUID)", id);
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i <= VALID_GUID_LEN; i++)
+		lower[i] = (char)(id[i] >= 'A' && id[i] <= 'F' ? id[i] - 'A' + 'a' : id[i]);
+	json_t *groups = json_object_get(req, "groups");
+	if (!groups && json_object_set_new(req, "groups", json_array()) == 0)
+		groups = json_object_get(req, "groups");
+	for (size_t i = 0; i < json_array_size(groups); i++)
+		if (strcmp(json_string_value(json_array_get(groups, i)), lower) == 0)
+			return CLI_CONTINUE;
+	if (json_array_size(groups) >= UPLOAD_GROUPS_MAX) {
+		cli_error("--group: more than %d groups", UPLOAD_GROUPS_MAX);
+		return EXIT_USAGE;
+	}
+	if (!groups || json_array_append_new(groups, json_string(lower)) < 0) {
+		cli_error("out of memory");
+		return EXIT_TEMPFAIL;
+	}
+	return CLI_CONTINUE;
 }
 
 /* json_string() refuses text that is not UTF-8. */
@@ -91,6 +128,14 @@ static int upload_option(struct cli *cli, struct upload *u, int opt)
 			return EXIT_TEMPFAIL;
 		}
 		return CLI_CONTINUE;
+	case OPT_SKIP_EXISTING:
+		if (json_object_set_new(u->req, "skip_existing", json_true()) < 0) {
+			cli_error("out of memory");
+			return EXIT_TEMPFAIL;
+		}
+		return CLI_CONTINUE;
+	case OPT_GROUP:
+		return add_group(u->req, optarg);
 	case OPT_WAIT:
 		u->wait = true;
 		return CLI_CONTINUE;

@@ -33,9 +33,19 @@ static int job_outcome(const json_t *job)
 	bool ended = job_ended(job);
 	bool blocked = ended && strcmp(state, "blocked") == 0;
 
-	char more[CLI_INT_MAX + 16] = "";
-	if (pending > 0)
-		snprintf(more, sizeof(more), ", %" JSON_INTEGER_FORMAT " pending", pending);
+	char more[3 * CLI_INT_MAX + 64] = "";
+	json_int_t skipped = cli_int(job, "skipped"), gfail = cli_int(job, "group_failures");
+	size_t m = 0;
+	/* SPEC §8's counts only when there are some: the line stays as it was */
+	if (skipped > 0)
+		m += (size_t)snprintf(more + m, sizeof(more) - m, ", %" JSON_INTEGER_FORMAT " skipped",
+				      skipped);
+	if (pending > 0 && m < sizeof(more))
+		m += (size_t)snprintf(more + m, sizeof(more) - m, ", %" JSON_INTEGER_FORMAT " pending",
+				      pending);
+	if (gfail > 0 && m < sizeof(more))
+		snprintf(more + m, sizeof(more) - m,
+			 ", %" JSON_INTEGER_FORMAT " with a failed group addition", gfail);
 	cli_line(stderr,
 	         "Job %" JSON_INTEGER_FORMAT " %s: %" JSON_INTEGER_FORMAT
 	         " succeeded, %" JSON_INTEGER_FORMAT " failed, %" JSON_INTEGER_FORMAT

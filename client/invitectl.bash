@@ -33,7 +33,7 @@ _invitectl()
 	local cur prev words cword
 	_init_completion || return
 
-	local commands="template validate submit jobs show results watch wait cancel pause resume retry stats status audit reload tenants check help"
+	local commands="template validate submit jobs show results watch wait cancel pause resume retry resend track stats status audit reload tenants check help"
 	local global="-s --socket --json -h --help --version"
 
 	# the command: the first word that is not a global option (or its argument)
@@ -52,14 +52,14 @@ _invitectl()
 		return
 		;;
 	--state)
-		COMPREPLY=($(compgen -W "pending in_flight succeeded failed cancelled" -- "$cur"))
+		COMPREPLY=($(compgen -W "pending in_flight succeeded failed cancelled skipped accepted not-accepted group-failed" -- "$cur"))
 		return
 		;;
 	--tenant)
 		COMPREPLY=($(compgen -W "$(_invitectl_tenants)" -- "$cur"))
 		return
 		;;
-	--name | --redirect-url | --message | --language | --cc | --error-code | --job | --limit)
+	--name | --redirect-url | --message | --language | --cc | --error-code | --job | --limit | --group | --older-than)
 		return
 		;;
 	esac
@@ -77,14 +77,16 @@ _invitectl()
 	local opts="--json -s --socket -h --help" takes=""
 	case $cmd in
 	template) opts="-s --socket -h --help" ;;
-	validate) opts+=" --name --redirect-url --send-email --no-send-email --message --language --cc --tenant"; takes=file ;;
-	submit) opts+=" --name --redirect-url --send-email --no-send-email --message --language --cc --tenant --wait --watch"; takes=file ;;
+	validate) opts+=" --name --redirect-url --send-email --no-send-email --message --language --cc --tenant --skip-existing --group"; takes=file ;;
+	submit) opts+=" --name --redirect-url --send-email --no-send-email --message --language --cc --tenant --skip-existing --group --wait --watch"; takes=file ;;
 	jobs) opts+=" --all --tenant -q --quiet --no-legend" ;;
 	show) opts+=" --state -q --quiet --no-legend --no-pager"; takes=job ;;
 	results) opts="-o --output --bom --raw -s --socket -h --help"; takes=job ;;
 	watch | wait | cancel | pause) takes=job ;;
 	resume) opts+=" --tenant"; takes=job ;;
-	retry) opts+=" --error-code"; takes=job ;;
+	retry) opts+=" --error-code --groups"; takes=job ;;
+	resend) opts+=" --older-than --dry-run"; takes=job ;;
+	track) takes=job ;;
 	stats) opts+=" --prometheus" ;;
 	status) ;;
 	audit) opts+=" --job --limit" ;;

@@ -28,6 +28,9 @@
  * column reading stops there; without the redirect (portal) or Name
  * (PowerShell) column the rows are still checked, so that one pass lists the
  * other problems too. A column named twice is reported; the first one is used.
+ * The optional groups column (portal: [groups], PowerShell: Groups) is checked
+ * per row with valid_groups_split() and the file's separator, so that in a
+ * ';' file only spaces separate the ids.
  *
  * Lexing rules: RFC 4180 quoting; spaces, tabs and CRs around a cell are
  * trimmed when outside quotes (so CRLF needs no look-ahead and a lone CR
@@ -94,6 +97,7 @@ enum col {
 	COL_REDIRECT,
 	COL_SEND,
 	COL_MESSAGE,
+	COL_GROUPS,
 	N_COLS,
 };
 
@@ -148,6 +152,7 @@ struct csv_reader {
 	size_t fields_cap;
 
 	struct buf msg;
+	char group_ids[VALID_GROUPS_MAX][VALID_GUID_LEN + 1]; /* scratch of the groups check */
 	size_t rows;
 	size_t errors;
 	unsigned header_line;  /* line of the header row, 0 before it */
@@ -160,12 +165,13 @@ static const char *const portal_col_name[N_COLS] = {
     [COL_REDIRECT] = "[inviteRedirectURL]",
     [COL_SEND] = "[sendEmail]",
     [COL_MESSAGE] = "[customizedMessageBody]",
+    [COL_GROUPS] = "[groups]",
 };
 
 static const char *const ps_col_name[N_COLS] = {
     [COL_EMAIL] = "InvitedUserEmailAddress", [COL_NAME] = "Name",
     [COL_REDIRECT] = "InviteRedirectUrl",    [COL_SEND] = "SendInvitationMessage",
-    [COL_MESSAGE] = "CustomizedMessageBody",
+    [COL_MESSAGE] = "CustomizedMessageBody", [COL_GROUPS] = "Groups",
 };
 
 static const struct {
@@ -175,6 +181,7 @@ static const struct {
     {"[inviteeEmail]", COL_EMAIL}, {"[inviteRedirectURL]", COL_REDIRECT},
     {"[sendEmail]", COL_SEND},     {"[customizedMessageBody]", COL_MESSAGE},
     {"[inviteeName]", COL_NAME},   {"[displayName]", COL_NAME},
+    {"[groups]", COL_GROUPS},
 };
 
 /* ---- small helpers ---- */
@@ -208,309 +215,6 @@ static void line_inc(unsigned *line)
 {
 	if (*line < UINT_MAX)
 		(*line)++;
-}
-
-/*
- * Offset of the first byte of s[0..n) that is not well-formed UTF-8
- * (overlong forms, surrogates and code points past U+10FFFF included), or n.
- * NUL bytes count as valid here.
- */
-static size_t utf8_invalid_at(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		/* ASCII fast path, eight bytes at a time */
-		while (i + 8 <= n) {
-			uint64_t w;
-			memcpy(&w, s + i, 8);
-			if (w & UINT64_C(0x8080808080808080))
-				break;
-			i += 8;
-		}
-		if (i >= n)
-			break;
-		unsigned char c = s[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		size_t len;
-		unsigned char lo = 0x80, hi = 0xbf;
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			if (c == 0xe0)
-				lo = 0xa0;
-			else if (c == 0xed)
-				hi = 0x9f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			if (c == 0xf0)
-				lo = 0x90;
-			else if (c == 0xf4)
-				hi = 0x8f;
-		} else {
-			return i;
-		}
-		if (n - i < len)
-			return i;
-		if (s[i + 1] < lo || s[i + 1] > hi)
-			return i;
-		for (size_t k = 2; k < len; k++)
-			if ((s[i + k] & 0xc0) != 0x80)
-				return i;
-		i += len;
-	}
-	return n;
-}
-
-/* The code point of the well-formed sequence at s (s[0] >= 0x80); *ret_len its length. */
-static uint32_t utf8_decode(const unsigned char *s, size_t *ret_len)
-{
-	if (s[0] < 0xe0) {
-		*ret_len = 2;
-		return (uint32_t)(s[0] & 0x1f) << 6 | (s[1] & 0x3f);
-	}
-	if (s[0] < 0xf0) {
-		*ret_len = 3;
-		return (uint32_t)(s[0] & 0x0f) << 12 | (uint32_t)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
-	}
-	*ret_len = 4;
-	return (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3f) << 12 |
-	       (uint32_t)(s[2] & 0x3f) << 6 | (s[3] & 0x3f);
-}
-
-/*
- * Non-ASCII characters that never belong in an address but slip in from web
- * pages and input methods: C1 controls, Unicode spaces and invisible
- * formatting characters, full-width ASCII (an IME's '＠').
- */
-static const char *unicode_why(uint32_t cp)
-{
-	if (cp <= 0x9f)
-		return "contains a control character";
-	if (cp == 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200f) ||
-	    (cp >= 0x2028 && cp <= 0x202f) || (cp >= 0x205f && cp <= 0x206f) || cp == 0x3000 ||
-	    cp == 0xfeff)
-		return "contains a Unicode space or invisible character";
-	if (cp >= 0xff01 && cp <= 0xff5e)
-		return "contains a full-width character";
-	return NULL;
-}
-
-/* ---- public checks ---- */
-
-static const char *const forbidden_why[128] = {
-    ['~'] = "'~' is not permitted",   ['!'] = "'!' is not permitted",
-    ['#'] = "'#' is not permitted",   ['$'] = "'$' is not permitted",
-    ['%'] = "'%' is not permitted",   ['^'] = "'^' is not permitted",
-    ['&'] = "'&' is not permitted",   ['*'] = "'*' is not permitted",
-    ['('] = "'(' is not permitted",   [')'] = "')' is not permitted",
-    ['+'] = "'+' is not permitted",   ['='] = "'=' is not permitted",
-    ['['] = "'[' is not permitted",   [']'] = "']' is not permitted",
-    ['{'] = "'{' is not permitted",   ['}'] = "'}' is not permitted",
-    ['\\'] = "'\\' is not permitted", ['/'] = "'/' is not permitted",
-    ['|'] = "'|' is not permitted",   [';'] = "';' is not permitted",
-    [':'] = "':' is not permitted",   ['"'] = "'\"' is not permitted",
-    ['<'] = "'<' is not permitted",   ['>'] = "'>' is not permitted",
-    ['?'] = "'?' is not permitted",   [','] = "',' is not permitted",
-};
-
-static bool fail(const char **ret_why, const char *why)
-{
-	if (ret_why)
-		*ret_why = why;
-	return false;
-}
-
-static bool domain_byte(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c >= 0x80;
-}
-
-bool csv_email_check(const char *email, const char **ret_why)
-{
-	if (!email || !*email)
-		return fail(ret_why, "empty");
-
-	size_t len = strlen(email);
-	if (len > CSV_MAX_EMAIL_BYTES)
-		return fail(ret_why, "longer than 254 bytes");
-
-	const unsigned char *s = (const unsigned char *)email;
-	const unsigned char *at = NULL;
-	size_t n_at = 0;
-	bool high = false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = s[i];
-		if (c <= ' ' || c == 0x7f)
-			return fail(ret_why, "contains a space or control character");
-		if (c >= 0x80) {
-			high = true;
-			continue;
-		}
-		if (forbidden_why[c])
-			return fail(ret_why, forbidden_why[c]);
-		if (c == '@') {
-			n_at++;
-			if (!at)
-				at = s + i;
-		}
-	}
-	if (high) {
-		if (utf8_invalid_at(s, len) != len)
-			return fail(ret_why, "invalid UTF-8");
-		for (size_t i = 0; i < len;) {
-			size_t n = 1;
-			if (s[i] >= 0x80) {
-				const char *why = unicode_why(utf8_decode(s + i, &n));
-				if (why)
-					return fail(ret_why, why);
-			}
-			i += n;
-		}
-	}
-	if (n_at == 0)
-		return fail(ret_why, "missing '@'");
-	if (n_at > 1)
-		return fail(ret_why, "more than one '@'");
-
-	size_t local_len = (size_t)(at - s);
-	if (local_len == 0)
-		return fail(ret_why, "nothing before '@'");
-	if (local_len > 64)
-		return fail(ret_why, "user name longer than 64 bytes");
-	if (s[0] == '.')
-		return fail(ret_why, "user name starts with '.'");
-	if (s[0] == '-')
-		return fail(ret_why, "user name starts with '-'");
-	if (at[-1] == '.')
-		return fail(ret_why, "user name ends with '.'");
-	if (at[-1] == '-')
-		return fail(ret_why, "user name ends with '-'");
-	for (size_t i = 1; i < local_len; i++)
-		if (s[i] == '.' && s[i - 1] == '.')
-			return fail(ret_why, "two consecutive periods in the user name");
-
-	const unsigned char *d = at + 1, *end = s + len;
-	if (d == end)
-		return fail(ret_why, "nothing after '@'");
-	if (!memchr(d, '.', (size_t)(end - d)))
-		return fail(ret_why, "domain has no '.'");
-	while (d <= end) {
-		const unsigned char *label = d;
-		while (d < end && *d != '.') {
-			if (!domain_byte(*d))
-				return fail(ret_why, "invalid character in the domain");
-			d++;
-		}
-		size_t n = (size_t)(d - label);
-		if (n == 0)
-			return fail(ret_why, "empty label in the domain");
-		if (n > 63)
-			return fail(ret_why, "domain label longer than 63 bytes");
-		if (label[0] == '-' || d[-1] == '-')
-			return fail(ret_why, "domain label starts or ends with '-'");
-		/* RFC 3696 §2: a top-level domain is never all digits */
-		if (d == end && strspn((const char *)label, "0123456789") >= n)
-			return fail(ret_why, "the top-level domain is all digits");
-		d++; /* past the '.' or the end */
-	}
-	return true;
-}
-
-bool csv_url_check(const char *url, const char **ret_why)
-{
-	if (!url || !*url)
-		return fail(ret_why, "empty");
-
-	size_t len = strlen(url);
-	if (len > CSV_MAX_URL_BYTES)
-		return fail(ret_why, "longer than 2048 bytes");
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)url[i];
-		if (c <= ' ' || c == 0x7f)
-			return fail(ret_why, "contains a space or control character");
-	}
-
-	size_t skip;
-	if (ascii_prefix(url, "https://"))
-		skip = 8;
-	else if (ascii_prefix(url, "http://"))
-		skip = 7;
-	else
-		return fail(ret_why, "not an absolute http:// or https:// URL");
-
-	const char *auth = url + skip;
-	size_t auth_len = strcspn(auth, "/?#");
-	/* drop userinfo */
-	for (size_t i = auth_len; i > 0; i--) {
-		if (auth[i - 1] == '@') {
-			auth += i;
-			auth_len -= i;
-			break;
-		}
-	}
-	size_t host_len;
-	if (auth_len > 0 && auth[0] == '[') {
-		const char *close = memchr(auth, ']', auth_len);
-		if (!close)
-			return fail(ret_why, "unterminated '[' in the host");
-		host_len = (size_t)(close - auth) + 1;
-		if (host_len == 2)
-			return fail(ret_why, "no host");
-	} else {
-		const char *colon = memchr(auth, ':', auth_len);
-		host_len = colon ? (size_t)(colon - auth) : auth_len;
-	}
-	if (host_len == 0)
-		return fail(ret_why, "no host");
-	if (host_len < auth_len) {
-		if (auth[host_len] != ':')
-			return fail(ret_why, "invalid host");
-		for (size_t i = host_len + 1; i < auth_len; i++)
-			if (auth[i] < '0' || auth[i] > '9')
-				return fail(ret_why, "invalid port");
-	}
-	if (utf8_invalid_at((const unsigned char *)url, len) != len)
-		return fail(ret_why, "invalid UTF-8");
-	return true;
-}
-
-bool csv_language_check(const char *s)
-{
-	size_t n = strlen(s);
-	if (n < 2 || n > 20)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '-' ||
-		      (*s >= '0' && *s <= '9')))
-			return false;
-	return true;
-}
-
-int csv_parse_flag(const char *text, bool *ret)
-{
-	static const struct {
-		const char *word;
-		bool value;
-	} words[] = {
-	    {"true", true}, {"false", false}, {"yes", true},
-	    {"no", false},  {"1", true},      {"0", false},
-	};
-
-	if (!text)
-		return -EINVAL;
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-		if (ascii_eq(text, words[i].word)) {
-			*ret = words[i].value;
-			return 0;
-		}
-	}
-	return -EINVAL;
 }
 
 const char *csv_template(void)
@@ -1006,6 +710,11 @@ static int process_header(struct csv_reader *r)
 
 /* ---- rows ---- */
 
+static bool white_byte(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 static const char *row_cell(const struct csv_reader *r, enum col c, size_t *ret_len)
 {
 	size_t i = r->col[c];
@@ -1022,7 +731,7 @@ static int process_row(struct csv_reader *r)
 	unsigned line = r->rec_line;
 	size_t errors = r->errors;
 	const char *why;
-	size_t email_len, name_len, url_len, send_len, msg_len;
+	size_t email_len, name_len, url_len, send_len, msg_len, groups_len;
 	int rc;
 
 	const char *email = row_cell(r, COL_EMAIL, &email_len);
@@ -1030,7 +739,18 @@ static int process_row(struct csv_reader *r)
 	const char *url = row_cell(r, COL_REDIRECT, &url_len);
 	const char *send = row_cell(r, COL_SEND, &send_len);
 	const char *message = row_cell(r, COL_MESSAGE, &msg_len);
+	const char *groups = row_cell(r, COL_GROUPS, &groups_len);
 	bool flag = false;
+	int n_groups = 0;
+
+	/* a quoted cell keeps its blanks, but the groups cell is white space
+	 * separated anyway: trimmed of it, ids only */
+	while (groups_len > 0 && white_byte(groups[0])) {
+		groups++;
+		groups_len--;
+	}
+	while (groups_len > 0 && white_byte(groups[groups_len - 1]))
+		groups_len--;
 
 	if (email_len == 0)
 		rc = report(r, line, "empty email");
@@ -1066,8 +786,20 @@ static int process_row(struct csv_reader *r)
 		if (rc < 0)
 			return rc;
 	}
+	if (groups_len > 0) {
+		char groups_why[VALID_WHY_MAX];
+		n_groups = valid_groups_split(groups, groups_len, r->sep, r->group_ids,
+		                              VALID_GROUPS_MAX, groups_why, sizeof(groups_why));
+		if (n_groups < 0) {
+			rc = report(r, line, "invalid groups: %s", groups_why);
+			if (rc < 0)
+				return rc;
+		}
+	}
 	if (r->errors != errors || !r->cb.on_row)
 		return 0;
+	if (n_groups > 0) /* the cell lives in r->rec: cut it where the trim ended */
+		r->rec.data[(size_t)(groups - r->rec.data) + groups_len] = '\0';
 
 	struct csv_row row = {
 	    .line = line,
@@ -1076,6 +808,8 @@ static int process_row(struct csv_reader *r)
 	    .redirect_url = url_len ? url : NULL,
 	    .send_email = send_len ? (flag ? CSV_FLAG_TRUE : CSV_FLAG_FALSE) : CSV_FLAG_UNSET,
 	    .message = msg_len ? message : NULL,
+	    .groups = n_groups > 0 ? groups : NULL,
+	    .separator = r->sep,
 	    .n_fields = r->n_cells,
 	    .fields = r->fields,
 	};
@@ -1087,7 +821,7 @@ static int process_row(struct csv_reader *r)
 static unsigned record_bad_line(const struct csv_reader *r)
 {
 	const unsigned char *s = (const unsigned char *)r->rec.data;
-	size_t at = utf8_invalid_at(s, r->rec.len);
+	size_t at = valid_utf8_span(s, r->rec.len);
 	if (at == r->rec.len)
 		return r->nul_line;
 
@@ -1258,7 +992,7 @@ static int preamble_record(struct csv_reader *r)
 	if (raw_blank(p, n) || (!r->seen_version && raw_is_version(p, n))) {
 		if (!raw_blank(p, n))
 			r->seen_version = true;
-		if (memchr(p, '\0', n) || utf8_invalid_at(p, n) != n)
+		if (memchr(p, '\0', n) || valid_utf8_span(p, n) != n)
 			rc = report_bad_utf8(r, r->line);
 		for (unsigned i = 0; i < newlines; i++)
 			line_inc(&r->line);

@@ -25,6 +25,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* the value rules (csv_email_check, csv_url_check, csv_language_check,
+ * csv_parse_flag, valid_groups_split, CSV_MAX_EMAIL_BYTES, ...) */
+#include "valid.h"
+
 enum csv_format {
 	CSV_FORMAT_UNKNOWN = 0,
 	CSV_FORMAT_PORTAL,     /* [inviteeEmail] template */
@@ -45,6 +49,13 @@ struct csv_row {
 	const char *redirect_url; /* NULL when absent/empty: the job's default applies */
 	enum csv_flag send_email; /* CSV_FLAG_UNSET when absent/empty */
 	const char *message;      /* NULL when absent/empty */
+	/* The groups cell (portal: a header cell holding [groups]; PowerShell:
+	 * Groups), trimmed: group object ids that passed valid_groups_split()
+	 * with this file's separator. NULL when the column is absent, the cell
+	 * empty or holding separators only. Split it again with
+	 * valid_groups_split(groups, strlen(groups), separator, ...). */
+	const char *groups;
+	char separator;           /* the file's separator, ',' or ';' */
 	size_t n_fields;          /* every cell of the record, trimmed, in file order */
 	const char *const *fields;
 };
@@ -74,8 +85,6 @@ struct csv_limits {
  * job's results can always be exported and opened. */
 #define CSV_DEFAULT_MAX_RECORD_BYTES (64u * 1024u)
 #define CSV_MAX_CELL_BYTES 32767u
-#define CSV_MAX_EMAIL_BYTES 254u
-#define CSV_MAX_URL_BYTES 2048u
 #define CSV_MAX_NAME_BYTES 256u
 #define CSV_MAX_MESSAGE_BYTES 10000u
 
@@ -107,22 +116,11 @@ enum csv_format csv_reader_format(const struct csv_reader *r);
 /* Accepts NULL. */
 void csv_reader_destroy(struct csv_reader *r);
 
-/* Graph's email rule (GRAPH.md §3) plus basic shape (one '@', non-empty
- * local part and domain, domain labels, length caps). Returns true when
- * valid; otherwise false and, if ret_why is not NULL, a static reason. */
-bool csv_email_check(const char *email, const char **ret_why);
-
-/* An absolute http:// or https:// URL with a host, no spaces or control
- * characters, at most CSV_MAX_URL_BYTES. */
-bool csv_url_check(const char *url, const char **ret_why);
-
-/* A language code for the invitation email (BCP 47 shape: 2 to 20 of
- * A-Z a-z 0-9 '-', e.g. en-US): the rule of both invitectl and invited. */
-bool csv_language_check(const char *language);
-
-/* true/false/yes/no/1/0 in any case. Returns 0 and sets *ret, or -EINVAL. */
-int csv_parse_flag(const char *text, bool *ret);
-
 /* The portal template of `invitectl template` (static string): version row,
- * English header, one Example: row. */
+ * English header, one Example: row. It has no groups column, as the portal's
+ * has none. To add one, append a header cell holding the token, e.g.
+ * ",Group object ids separated by spaces [groups]", and a cell to the
+ * Example: row (",00000000-0000-0000-0000-000000000000" or empty); the
+ * reader needs no change, and test-csv's template test then counts five
+ * columns. */
 const char *csv_template(void);

@@ -196,3 +196,61 @@ int time_parse_retry_after(const char *text, size_t len, uint64_t now_ms, uint64
 	*ret_ms = wait > cap_ms ? cap_ms : wait;
 	return 0;
 }
+
+/* ---- durations ---- */
+
+int time_parse_duration(const char *text, uint64_t *ret_ms)
+{
+	/* at most this many fraction digits count; more are checked, then dropped */
+	enum { FRAC_DIGITS = 9 };
+	uint64_t whole = 0, frac = 0, frac_scale = 1;
+	const char *p = text;
+
+	if (!p || *p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		whole = whole * 10 + (uint64_t)(*p - '0');
+		if (whole > TIME_DURATION_MAX_MS / 1000u)
+			return -EINVAL; /* over the cap whatever the unit */
+	}
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		for (unsigned n = 0; *p >= '0' && *p <= '9'; p++, n++) {
+			if (n < FRAC_DIGITS) {
+				frac = frac * 10 + (uint64_t)(*p - '0');
+				frac_scale *= 10;
+			}
+		}
+	}
+
+	uint64_t unit_ms;
+	switch (*p) {
+	case '\0':
+	case 's':
+		unit_ms = 1000u;
+		break;
+	case 'm':
+		unit_ms = 60u * 1000u;
+		break;
+	case 'h':
+		unit_ms = 3600u * 1000u;
+		break;
+	case 'd':
+		unit_ms = 24u * 3600u * 1000u;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*p && p[1] != '\0')
+		return -EINVAL;
+
+	/* whole <= 315,360,000 and unit_ms <= 86,400,000: no overflow; frac <
+	 * frac_scale <= 10^9, so frac * unit_ms < 8.64e16 */
+	uint64_t ms = whole * unit_ms + frac * unit_ms / frac_scale;
+	if (ms > TIME_DURATION_MAX_MS)
+		return -EINVAL;
+	*ret_ms = ms;
+	return 0;
+}

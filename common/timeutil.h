@@ -25,3 +25,13 @@ int time_parse_http_date(const char *text, uint64_t now_ms, uint64_t *ret_ms);
  * inside, garbage): the caller's usual backoff applies. */
 int time_parse_retry_after(const char *text, size_t len, uint64_t now_ms, uint64_t cap_ms,
 			   uint64_t *ret_ms);
+/* Durations in the config and in options (SPEC §8): a number of seconds,
+ * or a number with the unit s, m, h or d: "30", "30s", "1.5m", "1h", "2d".
+ * The number is 1*DIGIT ["." 1*DIGIT]; the result is in ms, fractions of a
+ * ms dropped ("0.0001s" is 0). -EINVAL for anything else: NULL or empty, a
+ * sign, white space anywhere (the caller trims), another unit ("ms", "w",
+ * "H"), a second unit or trailing garbage ("1h30m", "5s "), exponents, hex,
+ * NaN/inf, or more than TIME_DURATION_MAX_MS. A 0 is accepted; minimums are
+ * the caller's. *ret_ms is set on success only. */
+#define TIME_DURATION_MAX_MS (3650ull * 24 * 3600 * 1000) /* ten years of 365 days */
+int time_parse_duration(const char *text, uint64_t *ret_ms);

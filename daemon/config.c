@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "csv.h"
+#include "timeutil.h"
 #include "hook.h"
 
 struct parse_state {
@@ -111,6 +112,8 @@ int config_init(struct config *c)
 	c->concurrency = 16;
 	c->max_attempts = 8;
 	c->request_timeout_ms = 30000;
+	c->onboard = (struct config_onboard){.track_interval_ms = 3600000, .max_resends = 3,
+					     .lookup_rate = 50, .group_rate = 50, .track_rate = 5};
 	c->max_upload_bytes = 64u * 1024u * 1024u;
 	c->max_rows = 1000000;
 	c->retention_days = 90;
@@ -201,30 +204,14 @@ static bool parse_seconds_ms(const char *v, uint64_t *ret)
 }
 
 /* GRAPH.md §2, https://learn.microsoft.com/en-us/graph/deployments */
-/* A duration: seconds, or a number followed by s, m or h ("1.5", "90s",
- * "5m", "1h"), from 0.1 s to 24 h. */
+/* A duration (time_parse_duration: seconds, or a number with s, m, h or d)
+ * from 0.1 s to 30 days; callers narrow it. */
 static bool parse_duration_ms(const char *v, uint64_t *ret)
 {
-	char *end;
-	if (*v < '0' || *v > '9')
-		return false; /* no sign, space, "inf" or "nan" */
-	errno = 0;
-	double x = strtod(v, &end);
-	if (end == v || errno || !(x >= 0))
+	uint64_t ms;
+	if (time_parse_duration(v, &ms) < 0 || ms < 100 || ms > 30 * UINT64_C(86400000))
 		return false;
-	double unit = 1000.0;
-	if (*end == 's')
-		end++;
-	else if (*end == 'm')
-		unit = 60000.0, end++;
-	else if (*end == 'h')
-		unit = 3600000.0, end++;
-	if (*end != '\0')
-		return false;
-	x *= unit;
-	if (x < 100.0 || x > 86400000.0)
-		return false;
-	*ret = (uint64_t)x;
+	*ret = ms;
 	return true;
 }
 
@@ -390,8 +377,22 @@ struct queue_slots {
 	unsigned *burst, *concurrency, *max_attempts;
 	uint64_t *request_timeout_ms;
 	unsigned *batch;
+	struct config_onboard *onboard;
 	unsigned *set;
 };
+
+/* A rate of the onboarding steps (per second). */
+static int onboard_rate(struct parse_state *st, const char *name, const char *value, double *slot)
+{
+	errno = 0;
+	char *end;
+	double d = strtod(value, &end);
+	if (errno || end == value || *end != '\0' || !isfinite(d) || d <= 0 || d > 10000)
+		return fail(st, "%s: '%s' must be more than 0 and at most 10000 (per second)", name,
+			    value);
+	*slot = d;
+	return 1;
+}
 
 /* 1 set, 0 bad value (st->error), -1 not a [queue] key. */
 static int queue_key(struct parse_state *st, struct queue_slots *q, const char *name,
@@ -446,6 +447,48 @@ static int queue_key(struct parse_state *st, struct queue_slots *q, const char *
 				    value);
 		*set |= CONFIG_SET_REQUEST_TIMEOUT;
 		return 1;
+	}
+	struct config_onboard *ob = q->onboard;
+	if (strcmp(name, "lookup") == 0) {
+		if (csv_parse_flag(value, &ob->lookup) < 0)
+			return fail(st, "%s: '%s' is not yes or no", name, value);
+		*set |= CONFIG_SET_LOOKUP;
+		return 1;
+	}
+	if (strcmp(name, "track_days") == 0) {
+		if (!parse_u64(value, 0, 365, &n))
+			return fail(st, "%s: '%s' is not a whole number of days from 0 to 365", name,
+				    value);
+		ob->track_days = (unsigned)n;
+		*set |= CONFIG_SET_TRACK_DAYS;
+		return 1;
+	}
+	if (strcmp(name, "track_interval") == 0) {
+		if (!parse_duration_ms(value, &ob->track_interval_ms) || ob->track_interval_ms < 1000)
+			return fail(st, "%s: '%s' is not a duration from 1s to 30d (seconds, or a "
+				    "number with s, m, h or d)",
+				    name, value);
+		*set |= CONFIG_SET_TRACK_INTERVAL;
+		return 1;
+	}
+	if (strcmp(name, "max_resends") == 0) {
+		if (!parse_u64(value, 0, 100, &n))
+			return fail(st, "%s: '%s' is not a whole number from 0 to 100", name, value);
+		ob->max_resends = (unsigned)n;
+		*set |= CONFIG_SET_MAX_RESENDS;
+		return 1;
+	}
+	if (strcmp(name, "lookup_rate") == 0) {
+		*set |= CONFIG_SET_LOOKUP_RATE;
+		return onboard_rate(st, name, value, &ob->lookup_rate);
+	}
+	if (strcmp(name, "group_rate") == 0) {
+		*set |= CONFIG_SET_GROUP_RATE;
+		return onboard_rate(st, name, value, &ob->group_rate);
+	}
+	if (strcmp(name, "track_rate") == 0) {
+		*set |= CONFIG_SET_TRACK_RATE;
+		return onboard_rate(st, name, value, &ob->track_rate);
 	}
 	return -1;
 }
@@ -509,7 +552,7 @@ static int tenant_key(struct parse_state *st, struct config_tenant *t, const cha
 		      const char *value)
 {
 	struct queue_slots q = {&t->rate, &t->burst, &t->concurrency, &t->max_attempts,
-				&t->request_timeout_ms, &t->batch, &t->set};
+				&t->request_timeout_ms, &t->batch, &t->onboard, &t->set};
 	int r = queue_key(st, &q, name, value);
 	if (r >= 0)
 		return r;
@@ -687,7 +730,7 @@ static int handle(void *user, const char *section, const char *name, const char 
 		}
 	} else if (strcasecmp(section, "queue") == 0) {
 		struct queue_slots q = {&c->rate, &c->burst, &c->concurrency, &c->max_attempts,
-					&c->request_timeout_ms, &c->batch, NULL};
+					&c->request_timeout_ms, &c->batch, &c->onboard, NULL};
 		int r = queue_key(st, &q, name, value);
 		if (r >= 0)
 			return r;
@@ -713,8 +756,9 @@ static int handle(void *user, const char *section, const char *name, const char 
 		}
 		if (strcmp(name, "first_request_timeout") == 0 ||
 		    strcmp(name, "idle_timeout") == 0) {
-			if (!parse_duration_ms(value, name[0] == 'f' ? &c->first_request_timeout_ms
-								      : &c->idle_timeout_ms))
+			uint64_t *slot = name[0] == 'f' ? &c->first_request_timeout_ms
+							 : &c->idle_timeout_ms;
+			if (!parse_duration_ms(value, slot) || *slot > 86400000)
 				return fail(st, "%s: '%s' is not a duration from 0.1s to 24h "
 						"(seconds, or a number with s, m or h)",
 					    name, value);
@@ -905,6 +949,20 @@ static int resolve_tenant(const struct config *c, struct config_tenant *t)
 		t->request_timeout_ms = c->request_timeout_ms;
 	if (!(t->set & CONFIG_SET_BATCH))
 		t->batch = c->batch;
+	if (!(t->set & CONFIG_SET_LOOKUP))
+		t->onboard.lookup = c->onboard.lookup;
+	if (!(t->set & CONFIG_SET_TRACK_DAYS))
+		t->onboard.track_days = c->onboard.track_days;
+	if (!(t->set & CONFIG_SET_TRACK_INTERVAL))
+		t->onboard.track_interval_ms = c->onboard.track_interval_ms;
+	if (!(t->set & CONFIG_SET_MAX_RESENDS))
+		t->onboard.max_resends = c->onboard.max_resends;
+	if (!(t->set & CONFIG_SET_LOOKUP_RATE))
+		t->onboard.lookup_rate = c->onboard.lookup_rate;
+	if (!(t->set & CONFIG_SET_GROUP_RATE))
+		t->onboard.group_rate = c->onboard.group_rate;
+	if (!(t->set & CONFIG_SET_TRACK_RATE))
+		t->onboard.track_rate = c->onboard.track_rate;
 	if (!t->allow_group_set && c->allow_group)
 		r |= set_string(&t->allow_group, c->allow_group);
 	if (!t->admin_group_set && c->admin_group)
@@ -972,6 +1030,9 @@ int config_check(const struct config *c, char **ret_error)
 		else if (t->client_secret_file && t->certificate_file)
 			why = "client_secret_file and certificate_file are both set: choose one "
 			      "credential";
+		else if (t->onboard.track_days > 0 && !t->onboard.lookup)
+			why = wave1 ? "[queue] track_days needs lookups: set lookup = yes"
+				    : "track_days needs lookups: set lookup = yes";
 		if (!why)
 			continue;
 		struct buf m = BUF_INIT;
@@ -1008,6 +1069,15 @@ char *config_warning(const struct config *c)
 	return m.data ? buf_steal(&m) : NULL;
 }
 
+static void print_onboard(FILE *f, const struct config_onboard *ob)
+{
+	fprintf(f, "lookup = %s\ntrack_days = %u\ntrack_interval = %gs\nmax_resends = %u\n",
+		ob->lookup ? "yes" : "no", ob->track_days, (double)ob->track_interval_ms / 1000.0,
+		ob->max_resends);
+	fprintf(f, "lookup_rate = %g\ngroup_rate = %g\ntrack_rate = %g\n", ob->lookup_rate,
+		ob->group_rate, ob->track_rate);
+}
+
 void config_dump(const struct config *c, FILE *f)
 {
 	fprintf(f, "[graph]\n");
@@ -1040,6 +1110,7 @@ void config_dump(const struct config *c, FILE *f)
 		c->rate, c->burst, c->concurrency, c->max_attempts);
 	fprintf(f, "request_timeout = %g\nbatch = %u\n", (double)c->request_timeout_ms / 1000.0,
 		c->batch);
+	print_onboard(f, &c->onboard);
 	fprintf(f, "\n[daemon]\nsocket = %s\ndatabase = %s\nallow_group = %s\n", c->socket_path,
 		c->database, c->allow_group ? c->allow_group : "");
 	fprintf(f, "admin_group = %s\n", c->admin_group ? c->admin_group : "");
@@ -1083,6 +1154,7 @@ void config_dump(const struct config *c, FILE *f)
 			t->burst, t->concurrency, t->max_attempts);
 		fprintf(f, "request_timeout = %g\nbatch = %u\n",
 			(double)t->request_timeout_ms / 1000.0, t->batch);
+		print_onboard(f, &t->onboard);
 		fprintf(f, "allow_group = %s\nadmin_group = %s\n",
 			t->allow_group ? t->allow_group : "", t->admin_group ? t->admin_group : "");
 	}

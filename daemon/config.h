@@ -17,6 +17,24 @@ enum {
 	CONFIG_SET_MAX_ATTEMPTS = 1u << 3,
 	CONFIG_SET_REQUEST_TIMEOUT = 1u << 4,
 	CONFIG_SET_BATCH = 1u << 5,
+	CONFIG_SET_LOOKUP = 1u << 6,
+	CONFIG_SET_TRACK_DAYS = 1u << 7,
+	CONFIG_SET_TRACK_INTERVAL = 1u << 8,
+	CONFIG_SET_MAX_RESENDS = 1u << 9,
+	CONFIG_SET_LOOKUP_RATE = 1u << 10,
+	CONFIG_SET_GROUP_RATE = 1u << 11,
+	CONFIG_SET_TRACK_RATE = 1u << 12,
+};
+
+/* SPEC §8, the [queue] keys of the steps past the invitation (per tenant). */
+struct config_onboard {
+	bool lookup;              /* the daemon may read users (User.Read.All) */
+	unsigned track_days;      /* 0: acceptance not tracked */
+	uint64_t track_interval_ms;
+	unsigned max_resends;
+	double lookup_rate;       /* lookups per second */
+	double group_rate;        /* member additions per second */
+	double track_rate;        /* guests read per second */
 };
 
 #define CONFIG_TENANT_NAME_MAX 32 /* [a-z0-9-]{1,32} */
@@ -45,6 +63,7 @@ struct config_tenant {
 	unsigned max_attempts;
 	uint64_t request_timeout_ms;
 	unsigned batch;
+	struct config_onboard onboard;
 	/* NULL: [daemon]'s (copied in at resolution: always set after load) */
 	char *allow_group;
 	char *admin_group;
@@ -97,6 +116,7 @@ struct config {
 	unsigned max_connections_per_uid; /* root and the daemon's uid: not capped */
 	/* [queue] */
 	unsigned batch; /* invitations per $batch request; 1: single requests */
+	struct config_onboard onboard;
 	char **on_complete; /* NULL, or the argv of the completion command (hook.h) */
 	/* the user on_complete runs as when invited runs as root (hook.h);
 	 * "nobody" unless set. Ignored when invited is not root. */

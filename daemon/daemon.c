@@ -123,6 +123,7 @@ int daemon_tenant_add(struct daemon *d, struct config_tenant *ct, struct credent
 		.request_timeout_ms = dt->conf.request_timeout_ms,
 		.batch = dt->conf.batch,
 		.app = d->have_app_rl ? &d->app_rl : NULL,
+		.onboard = dt->conf.onboard,
 	};
 	r = tenant_create(d->loop, d->store, d->http, dt->auth, &to, &dt->tenant);
 	if (r < 0)

@@ -400,11 +400,24 @@ static bool key_is(const struct buf *key, const char *name)
 	return key->data && strcmp(key->data, name) == 0;
 }
 
-/* The members of an invitation answer's body that matter. */
+/* The members of an answer's body that matter: an invitation's, or (dir)
+ * a directory read's. */
 struct answer {
 	char *user_id, *redeem_url;          /* 201 */
 	char *code, *message, *request_id;   /* error.code, error.message, error.innerError.request-id */
+	struct graph_user user;              /* dir: the top-level user (GET /users/{id}) */
+	struct graph_user pick;              /* dir: a lookup's "value" user (guest first) */
+	bool value_seen;                     /* dir: "value" was a list */
 };
+
+static void user_clear(struct graph_user *u)
+{
+	free(u->id);
+	free(u->user_type);
+	free(u->mail);
+	free(u->external_state);
+	memset(u, 0, sizeof(*u));
+}
 
 static void answer_clear(struct answer *a)
 {
@@ -413,6 +426,8 @@ static void answer_clear(struct answer *a)
 	free(a->code);
 	free(a->message);
 	free(a->request_id);
+	user_clear(&a->user);
+	user_clear(&a->pick);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -449,6 +464,8 @@ static bool scan_object(struct scan *s, int depth, member_fn fn, void *userdata)
 
 struct answer_ctx {
 	struct answer *a;
+	bool dir;                /* a directory read: users, not an invitation */
+	struct graph_user *user; /* dir: where a user object's members go */
 	struct buf tmp;
 };
 
@@ -481,10 +498,136 @@ static bool user_member(struct scan *s, const struct buf *key, void *userdata, i
 	return scan_value(s, depth);
 }
 
+static bool digits(const char **p, int n, int *ret)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		char c = (*p)[i];
+		if (c < '0' || c > '9')
+			return false;
+		v = v * 10 + (c - '0');
+	}
+	*p += n;
+	*ret = v;
+	return true;
+}
+
+/* An RFC 3339 date-time ("2026-12-01T10:00:00Z"; a fraction and an offset
+ * too) as ms since the epoch; 0 when it is not one, or not after 1970. */
+static uint64_t rfc3339_ms(const char *p)
+{
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int y, mo, d, h, mi, sec, ms = 0, off = 0;
+	if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
+	    !digits(&p, 2, &d))
+		return 0;
+	if (*p != 'T' && *p != 't')
+		return 0;
+	p++;
+	if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) || *p++ != ':' ||
+	    !digits(&p, 2, &sec))
+		return 0;
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 ||
+	    mi > 59 || sec > 60)
+		return 0;
+	if (*p == '.') {
+		const char *start = ++p;
+		for (; *p >= '0' && *p <= '9'; p++)
+			if (p - start < 3)
+				ms = ms * 10 + (*p - '0');
+		if (p == start)
+			return 0;
+		for (ptrdiff_t k = p - start; k < 3; k++)
+			ms *= 10;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int sign = *p++ == '-' ? -1 : 1, oh, om;
+		if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 23 || om > 59)
+			return 0;
+		off = sign * (oh * 60 + om) * 60;
+	} else {
+		return 0;
+	}
+	if (*p)
+		return 0;
+	/* days from 1970-01-01 (H. Hinnant's days_from_civil) */
+	int64_t yy = y - (mo <= 2);
+	int64_t era = yy / 400, yoe = yy - era * 400;
+	int64_t doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t days = era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+	int64_t t = days * 86400 + h * 3600 + mi * 60 + sec - off;
+	return t > 0 ? (uint64_t)t * 1000u + (uint64_t)ms : 0;
+}
+
+/* A user object's members (GRAPH.md §6's $select), into *x->user. */
+static bool dir_user_member(struct scan *s, const struct buf *key, void *userdata, int depth)
+{
+	struct answer_ctx *x = userdata;
+	struct graph_user *u = x->user;
+	if (key_is(key, "id"))
+		return take_string(s, &x->tmp, &u->id);
+	if (key_is(key, "userType"))
+		return take_string(s, &x->tmp, &u->user_type);
+	if (key_is(key, "mail"))
+		return take_string(s, &x->tmp, &u->mail);
+	if (key_is(key, "externalUserState"))
+		return take_string(s, &x->tmp, &u->external_state);
+	if (key_is(key, "externalUserStateChangeDateTime")) {
+		char *text = NULL;
+		if (!take_string(s, &x->tmp, &text))
+			return false;
+		u->state_changed_ms = text ? rfc3339_ms(text) : 0;
+		free(text);
+		return true;
+	}
+	return scan_value(s, depth);
+}
+
+static bool is_guest(const struct graph_user *u)
+{
+	return u->user_type && strcasecmp(u->user_type, "Guest") == 0;
+}
+
+/* A lookup's "value": every element a user with an id (else the answer is
+ * not one we can believe); the first guest, else the first user, kept. */
+static bool value_list(struct scan *s, struct answer_ctx *x, int depth)
+{
+	if (depth > SCAN_MAX_DEPTH || !scan_char(s, '['))
+		return false;
+	x->a->value_seen = true;
+	if (scan_char(s, ']'))
+		return true;
+	struct graph_user *pick = &x->a->pick;
+	do {
+		struct graph_user u = {0};
+		x->user = &u;
+		bool ok = scan_object(s, depth + 1, dir_user_member, x) && u.id;
+		x->user = &x->a->user;
+		if (ok && (!pick->id || (!is_guest(pick) && is_guest(&u)))) {
+			user_clear(pick);
+			*pick = u;
+		} else {
+			user_clear(&u);
+		}
+		if (!ok)
+			return false;
+	} while (scan_char(s, ','));
+	return scan_char(s, ']');
+}
+
 static bool answer_member(struct scan *s, const struct buf *key, void *userdata, int depth)
 {
 	struct answer_ctx *x = userdata;
-	if (key_is(key, "inviteRedeemUrl"))
+	if (x->dir) {
+		scan_ws(s);
+		if (key_is(key, "value") && s->p < s->end && *s->p == '[')
+			return value_list(s, x, depth);
+		if (!key_is(key, "error"))
+			return dir_user_member(s, key, x, depth);
+	} else if (key_is(key, "inviteRedeemUrl"))
 		return take_string(s, &x->tmp, &x->a->redeem_url);
 	scan_ws(s);
 	bool obj = s->p < s->end && *s->p == '{';
@@ -495,10 +638,11 @@ static bool answer_member(struct scan *s, const struct buf *key, void *userdata,
 	return scan_value(s, depth);
 }
 
-/* Read an answer body (an object, from the scanner's position). */
-static bool read_answer(struct scan *s, struct answer *a, int depth)
+/* Read an answer body (an object, from the scanner's position): an
+ * invitation's, or (dir) a directory read's. */
+static bool read_answer(struct scan *s, struct answer *a, bool dir, int depth)
 {
-	struct answer_ctx x = {.a = a};
+	struct answer_ctx x = {.a = a, .dir = dir, .user = &a->user};
 	bool ok = scan_object(s, depth, answer_member, &x);
 	buf_finish(&x.tmp);
 	return ok;
@@ -526,6 +670,42 @@ static char *unreadable_message(const char *body, size_t len)
 	return text;
 }
 
+/* The request-id header (valid UTF-8), else the body's innerError one
+ * (taken from a). */
+static char *answer_request_id(const char *header, struct answer *a)
+{
+	if (header)
+		return graph_utf8_dup(header, strlen(header));
+	char *id = a->request_id;
+	a->request_id = NULL;
+	return id;
+}
+
+/* A failed answer's code and message (taken from a, owned): Graph's, or
+ * "HTTPnnn" and what the body looked like when it is not Graph's JSON.
+ * *ret_code NULL when out of memory. */
+static void error_fields(long status, bool readable, struct answer *a, const char *body,
+			 size_t body_len, char **ret_code, char **ret_message)
+{
+	struct buf fallback = BUF_INIT;
+	if (a->code && !*a->code) {
+		free(a->code); /* an empty code says nothing: name the status instead */
+		a->code = NULL;
+	}
+	if (!a->code)
+		buf_printf(&fallback, "HTTP%ld", status);
+	*ret_code = a->code ? a->code : buf_steal(&fallback);
+	*ret_message = a->message;
+	a->code = a->message = NULL;
+	if (!readable && !*ret_message && body) {
+		*ret_message = unreadable_message(body, body_len);
+		if (!*ret_message) {
+			free(*ret_code);
+			*ret_code = NULL;
+		}
+	}
+}
+
 static int classify(long status, bool readable, struct answer *a, bool has_retry_after,
 		    uint64_t retry_after_ms, const char *request_id, const char *body,
 		    size_t body_len, struct graph_result *ret)
@@ -534,12 +714,7 @@ static int classify(long status, bool readable, struct answer *a, bool has_retry
 	ret->http_status = status;
 	ret->retry_after_ms = retry_after_ms;
 	ret->has_retry_after = has_retry_after;
-	if (request_id) {
-		ret->request_id = graph_utf8_dup(request_id, strlen(request_id));
-	} else {
-		ret->request_id = a->request_id;
-		a->request_id = NULL;
-	}
+	ret->request_id = answer_request_id(request_id, a);
 	if (status == 201 || status == 200) {
 		if (!readable || !a->user_id) {
 			/* a success we cannot read is not one we can report */
@@ -554,23 +729,7 @@ static int classify(long status, bool readable, struct answer *a, bool has_retry
 		a->user_id = a->redeem_url = NULL;
 		return 0;
 	}
-	struct buf fallback = BUF_INIT;
-	if (a->code && !*a->code) {
-		free(a->code); /* an empty code says nothing: name the status instead */
-		a->code = NULL;
-	}
-	if (!a->code)
-		buf_printf(&fallback, "HTTP%ld", status);
-	ret->error_code = a->code ? a->code : buf_steal(&fallback);
-	ret->error_message = a->message;
-	a->code = a->message = NULL;
-	if (!readable && !ret->error_message && body) {
-		ret->error_message = unreadable_message(body, body_len);
-		if (!ret->error_message) {
-			free(ret->error_code);
-			ret->error_code = NULL;
-		}
-	}
+	error_fields(status, readable, a, body, body_len, &ret->error_code, &ret->error_message);
 	if (status == 401)
 		ret->outcome = GRAPH_OUTCOME_AUTH;
 	else if (status == 403 && is_block(ret->error_message))
@@ -598,7 +757,7 @@ int graph_classify(const struct http_response *resp, struct graph_result *ret)
 	}
 	struct answer a = {0};
 	struct scan sc = {resp->body, resp->body + resp->body_len};
-	bool readable = read_answer(&sc, &a, 0);
+	bool readable = read_answer(&sc, &a, false, 0);
 	int r = classify(resp->status, readable, &a, resp->has_retry_after, resp->retry_after_ms,
 			 resp->request_id, resp->body, resp->body_len, ret);
 	answer_clear(&a);
@@ -639,6 +798,7 @@ struct item {
 struct batch_ctx {
 	struct item *items;
 	size_t n;
+	bool dir; /* the items are directory reads */
 	struct item cur;
 	long id;
 	struct buf tmp;
@@ -727,7 +887,7 @@ static bool item_member(struct scan *s, const struct buf *key, void *userdata, i
 		return scan_object(s, depth, header_member, x);
 	if (key_is(key, "body") && obj) {
 		const char *at = s->p;
-		x->cur.readable = read_answer(s, &x->cur.a, depth);
+		x->cur.readable = read_answer(s, &x->cur.a, x->dir, depth);
 		if (!x->cur.readable) { /* an unreadable body is the item's problem */
 			s->p = at;
 			return scan_value(s, depth);
@@ -787,6 +947,18 @@ static bool refused_alike(const struct item *items, size_t n)
 	return true;
 }
 
+/* A $batch envelope's items, by id, into items[0..n) (n <= GRAPH_BATCH_MAX;
+ * item_clear each after). False when the envelope cannot be read. */
+static bool batch_read(const struct http_response *resp, size_t n, bool dir, struct item *items)
+{
+	memset(items, 0, n * sizeof(*items));
+	struct batch_ctx x = {.items = items, .n = n, .dir = dir};
+	struct scan sc = {resp->body, resp->body + resp->body_len};
+	bool ok = scan_object(&sc, 0, responses_member, &x);
+	buf_finish(&x.tmp);
+	return ok;
+}
+
 int graph_batch_classify(const struct http_response *resp, size_t n, struct graph_result *results)
 {
 	if (resp->error || resp->status == 429 || resp->status >= 500 || resp->status == 401)
@@ -796,11 +968,7 @@ int graph_batch_classify(const struct http_response *resp, size_t n, struct grap
 	if (n > GRAPH_BATCH_MAX)
 		return -EINVAL;
 	struct item items[GRAPH_BATCH_MAX];
-	memset(items, 0, sizeof(items));
-	struct batch_ctx x = {.items = items, .n = n};
-	struct scan sc = {resp->body, resp->body + resp->body_len};
-	bool ok = scan_object(&sc, 0, responses_member, &x);
-	buf_finish(&x.tmp);
+	bool ok = batch_read(resp, n, false, items);
 	int r = 0;
 	if (!ok) {
 		r = GRAPH_BATCH_WHOLE; /* an answer we cannot read: like no answer */
@@ -824,6 +992,312 @@ int graph_batch_classify(const struct http_response *resp, size_t n, struct grap
 			}
 		}
 	}
+	for (size_t i = 0; i < n; i++)
+		item_clear(&items[i]);
+	return r;
+}
+
+/* ---- the directory (GRAPH.md §6) ---- */
+
+#define LOOKUP_SELECT "id,userType,mail,externalUserState,externalUserStateChangeDateTime"
+#define TRACK_SELECT "id,userType,externalUserState,externalUserStateChangeDateTime"
+
+/* graph_url's length without trailing slashes. */
+static size_t base_len(const char *graph_url)
+{
+	size_t n = strlen(graph_url);
+	while (n > 0 && graph_url[n - 1] == '/')
+		n--;
+	return n;
+}
+
+/* s[0..len) percent-encoded: every byte but RFC 3986's unreserved ones
+ * (ALPHA DIGIT - . _ ~) as %XX, so a space is %20, never '+'. */
+static int append_encoded(struct buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int r = buf_reserve(b, len);
+	for (size_t i = 0; i < len && r == 0; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.' || c == '_' || c == '~') {
+			r = buf_append(b, &s[i], 1);
+		} else {
+			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+			r = buf_append(b, e, 3);
+		}
+	}
+	return r;
+}
+
+/* An OData string literal's content: ' doubled. */
+static int append_odata(struct buf *b, const char *s)
+{
+	int r = 0;
+	for (const char *q; r == 0 && (q = strchr(s, '\'')); s = q + 1) {
+		r = buf_append(b, s, (size_t)(q - s) + 1);
+		r = r ? r : buf_append(b, "'", 1);
+	}
+	return r ? r : buf_append_str(b, s);
+}
+
+char *graph_lookup_url(const char *graph_url, const char *email)
+{
+	struct buf filter = BUF_INIT, url = BUF_INIT;
+	/* GRAPH.md §6, as the simulator checks it: the same A four times */
+	static const char *const parts[] = {"mail eq '", "' or otherMails/any(x:x eq '",
+					    "') or proxyAddresses/any(x:x eq 'smtp:",
+					    "') or userPrincipalName eq '"};
+	int r = 0;
+	for (size_t i = 0; i < 4 && r == 0; i++) {
+		r = buf_append_str(&filter, parts[i]);
+		r = r ? r : append_odata(&filter, email);
+	}
+	r = r ? r : buf_append_str(&filter, "'");
+	r = r ? r : buf_append(&url, graph_url, base_len(graph_url));
+	r = r ? r : buf_append_str(&url, "/v1.0/users?$filter=");
+	r = r ? r : append_encoded(&url, filter.data, filter.len);
+	r = r ? r : buf_append_str(&url, "&$select=");
+	r = r ? r : append_encoded(&url, LOOKUP_SELECT, strlen(LOOKUP_SELECT));
+	buf_finish(&filter);
+	if (r < 0) {
+		buf_finish(&url);
+		return NULL;
+	}
+	return buf_steal(&url);
+}
+
+char *graph_group_members_url(const char *graph_url, const char *group_id)
+{
+	struct buf b = BUF_INIT;
+	int r = buf_append(&b, graph_url, base_len(graph_url));
+	r = r ? r : buf_append_str(&b, "/v1.0/groups/");
+	r = r ? r : append_encoded(&b, group_id, strlen(group_id));
+	r = r ? r : buf_append_str(&b, "/members/$ref");
+	if (r < 0) {
+		buf_finish(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
+int graph_group_add_body(const char *graph_url, const char *user_id, char **ret_body,
+			 size_t *ret_len)
+{
+	struct buf ref = BUF_INIT, b = BUF_INIT;
+	int r = buf_append(&ref, graph_url, base_len(graph_url));
+	r = r ? r : buf_append_str(&ref, "/v1.0/directoryObjects/");
+	r = r ? r : append_encoded(&ref, user_id, strlen(user_id));
+	r = r ? r : buf_append_str(&b, "{\"@odata.id\":");
+	r = r ? r : buf_append_json_string(&b, ref.data);
+	r = r ? r : buf_append_str(&b, "}");
+	buf_finish(&ref);
+	if (r < 0) {
+		buf_finish(&b);
+		return r;
+	}
+	*ret_len = b.len;
+	*ret_body = buf_steal(&b);
+	return 0;
+}
+
+int graph_track_batch_body(const char *const *user_ids, size_t n, char **ret_body, size_t *ret_len)
+{
+	if (n < 1 || n > GRAPH_BATCH_MAX || !user_ids)
+		return -EINVAL;
+	struct buf b = BUF_INIT;
+	int r = buf_reserve(&b, 32 + n * 160);
+	r = r ? r : buf_append_str(&b, "{\"requests\":[");
+	for (size_t i = 0; i < n && r == 0; i++) {
+		struct buf url = BUF_INIT;
+		r = buf_append_str(&url, "/users/");
+		r = r ? r : append_encoded(&url, user_ids[i], strlen(user_ids[i]));
+		r = r ? r : buf_append_str(&url, "?$select=" TRACK_SELECT);
+		r = r ? r : buf_printf(&b, "%s{\"id\":\"%zu\",\"method\":\"GET\",\"url\":",
+				       i ? "," : "", i + 1);
+		r = r ? r : buf_append_json_string(&b, url.data);
+		r = r ? r : buf_append_str(&b, "}");
+		buf_finish(&url);
+	}
+	r = r ? r : buf_append_str(&b, "]}");
+	if (r < 0) {
+		buf_finish(&b);
+		return r;
+	}
+	*ret_len = b.len;
+	*ret_body = buf_steal(&b);
+	return 0;
+}
+
+void graph_dir_result_clear(struct graph_dir_result *r)
+{
+	free(r->error_code);
+	free(r->error_message);
+	free(r->request_id);
+	user_clear(&r->user);
+	memset(r, 0, sizeof(*r));
+}
+
+/* needle (ASCII) in hay, case-insensitive */
+static bool contains_nocase(const char *hay, const char *needle)
+{
+	size_t n = strlen(needle);
+	for (; hay && *hay; hay++)
+		if (strncasecmp(hay, needle, n) == 0)
+			return true;
+	return false;
+}
+
+enum dir_kind {
+	DIR_LOOKUP, /* GET /users?$filter= */
+	DIR_ADD,    /* POST /groups/{id}/members/$ref */
+	DIR_READ,   /* GET /users/{id} */
+};
+
+/* What one directory answer (status + body members) means. */
+static int dir_classify(enum dir_kind kind, long status, bool readable, struct answer *a,
+			bool has_retry_after, uint64_t retry_after_ms, const char *request_id,
+			enum graph_throttle_scope scope, const char *body, size_t body_len,
+			struct graph_dir_result *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->http_status = status;
+	ret->retry_after_ms = retry_after_ms;
+	ret->has_retry_after = has_retry_after;
+	ret->request_id = answer_request_id(request_id, a);
+	if (status >= 200 && status < 300) {
+		if (kind == DIR_ADD) {
+			ret->outcome = GRAPH_DIR_OK; /* 204 */
+			return 0;
+		}
+		struct graph_user *u = kind == DIR_LOOKUP ? &a->pick : &a->user;
+		if (readable && (kind == DIR_LOOKUP ? a->value_seen : u->id != NULL)) {
+			ret->outcome = GRAPH_DIR_OK;
+			ret->found = u->id != NULL;
+			ret->user = *u;
+			memset(u, 0, sizeof(*u));
+			return 0;
+		}
+		/* a read we cannot believe: another try is safe, "not found"
+		 * is not (it could invite an address twice) */
+		ret->outcome = GRAPH_DIR_TRANSIENT;
+		ret->error_code = strdup("BadResponse");
+		if (readable)
+			ret->error_message = strdup(kind == DIR_LOOKUP
+							    ? "a lookup answer without a value list"
+							    : "a user answer without an id");
+		else if (body)
+			ret->error_message = unreadable_message(body, body_len);
+		else /* a $batch item's */
+			ret->error_message = strdup("a batch item without a readable body");
+		if (!ret->error_code || !ret->error_message)
+			goto oom;
+		return 0;
+	}
+	error_fields(status, readable, a, body, body_len, &ret->error_code, &ret->error_message);
+	if (!ret->error_code)
+		goto oom;
+	if (kind == DIR_ADD && status == 400 &&
+	    contains_nocase(ret->error_message, "already exist")) {
+		ret->outcome = GRAPH_DIR_OK; /* already a member: done */
+		free(ret->error_code);
+		free(ret->error_message);
+		ret->error_code = ret->error_message = NULL;
+	} else if (status == 401) {
+		ret->outcome = GRAPH_DIR_AUTH;
+	} else if (status == 429 || (status == 503 && has_retry_after)) {
+		ret->outcome = GRAPH_DIR_THROTTLED;
+		ret->throttle_scope = scope;
+	} else if (status == 408 || status >= 500) {
+		ret->outcome = GRAPH_DIR_TRANSIENT;
+	} else if (status == 403 &&
+		   (strcasecmp(ret->error_code, "Authorization_RequestDenied") == 0 ||
+		    strcasecmp(ret->error_code, "ErrorAccessDenied") == 0)) {
+		ret->outcome = GRAPH_DIR_DENIED;
+	} else if (status == 404 && kind != DIR_LOOKUP) {
+		ret->outcome = GRAPH_DIR_NOT_FOUND;
+	} else {
+		ret->outcome = GRAPH_DIR_FAILED;
+	}
+	return 0;
+oom:
+	graph_dir_result_clear(ret);
+	return -ENOMEM;
+}
+
+static int dir_classify_resp(enum dir_kind kind, const struct http_response *resp,
+			     struct graph_dir_result *ret)
+{
+	if (resp->error) {
+		memset(ret, 0, sizeof(*ret));
+		ret->outcome = GRAPH_DIR_TRANSIENT;
+		ret->retry_after_ms = resp->retry_after_ms;
+		ret->has_retry_after = resp->has_retry_after;
+		ret->request_id = dup_or_null(resp->request_id);
+		ret->error_code = strdup(transport_code(resp->error));
+		ret->error_message = dup_or_null(resp->error_text ? resp->error_text : "no answer");
+		if (!ret->error_code || !ret->error_message) {
+			graph_dir_result_clear(ret);
+			return -ENOMEM;
+		}
+		return 0;
+	}
+	struct answer a = {0};
+	struct scan sc = {resp->body, resp->body + resp->body_len};
+	bool readable = read_answer(&sc, &a, true, 0);
+	enum graph_throttle_scope scope = graph_throttle_scope_parse(resp->throttle_scope);
+	int r = dir_classify(kind, resp->status, readable, &a, resp->has_retry_after,
+			     resp->retry_after_ms, resp->request_id, scope, resp->body,
+			     resp->body_len, ret);
+	answer_clear(&a);
+	return r;
+}
+
+int graph_lookup_classify(const struct http_response *resp, struct graph_dir_result *ret)
+{
+	return dir_classify_resp(DIR_LOOKUP, resp, ret);
+}
+
+int graph_group_add_classify(const struct http_response *resp, struct graph_dir_result *ret)
+{
+	return dir_classify_resp(DIR_ADD, resp, ret);
+}
+
+int graph_read_classify(const struct http_response *resp, struct graph_dir_result *ret)
+{
+	return dir_classify_resp(DIR_READ, resp, ret);
+}
+
+int graph_track_batch_classify(const struct http_response *resp, size_t n,
+			       struct graph_dir_result *results)
+{
+	if (n < 1 || n > GRAPH_BATCH_MAX)
+		return -EINVAL;
+	/* a batch of GETs is documented: any envelope but 200 (older: 424)
+	 * is one answer for all */
+	if (resp->error || (resp->status != 200 && resp->status != 424))
+		return GRAPH_BATCH_WHOLE;
+	struct item items[GRAPH_BATCH_MAX];
+	int r = batch_read(resp, n, true, items) ? 0 : GRAPH_BATCH_WHOLE;
+	size_t done = 0;
+	for (; done < n && r == 0; done++) {
+		struct item *it = &items[done];
+		if (!it->present || it->status == 0) {
+			struct http_response missing = {
+				.error = -EPROTO,
+				.error_text = it->present ? "a batch item without a status"
+							  : "no answer for this item in the batch",
+				.body = ""};
+			r = dir_classify_resp(DIR_READ, &missing, &results[done]);
+		} else {
+			r = dir_classify(DIR_READ, it->status, it->readable, &it->a,
+					 it->has_retry_after, it->retry_after_ms, it->request_id,
+					 it->throttle_scope, NULL, 0, &results[done]);
+		}
+	}
+	if (r < 0) /* the one that failed is cleared already */
+		for (size_t i = 0; i + 1 < done; i++)
+			graph_dir_result_clear(&results[i]);
 	for (size_t i = 0; i < n; i++)
 		item_clear(&items[i]);
 	return r;

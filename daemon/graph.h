@@ -2,7 +2,9 @@
 /*
  * graph: Microsoft Graph's invitation request and reply (GRAPH.md §3), and
  * what each reply means for the row: done, failed for good, worth another
- * try, a token problem, or the tenant-wide anti-abuse block. Pure: no I/O.
+ * try, a token problem, or the tenant-wide anti-abuse block; the same for
+ * the directory's (§6): lookups by address, group member additions and the
+ * reads that track acceptance. Pure: no I/O.
  */
 #pragma once
 
@@ -86,3 +88,82 @@ int graph_batch_body(struct store_claim *const *claims, size_t n, char **ret_bod
 #define GRAPH_BATCH_REFUSED 1
 #define GRAPH_BATCH_WHOLE 2
 int graph_batch_classify(const struct http_response *resp, size_t n, struct graph_result *results);
+
+/* ---- the directory (GRAPH.md §6): lookups, group members, acceptance ----
+ * Every string in a graph_user and a graph_dir_result is valid UTF-8 (what
+ * Graph sent, invalid bytes as U+FFFD), owned by the struct. */
+
+/* A user as a directory read returns it (strings owned, valid UTF-8). */
+struct graph_user {
+	char *id;
+	char *user_type;           /* "Member", "Guest", or what Graph said; NULL: absent */
+	char *mail;
+	char *external_state;      /* externalUserState: "PendingAcceptance", "Accepted", NULL */
+	uint64_t state_changed_ms; /* externalUserStateChangeDateTime, 0: null/absent/unreadable */
+};
+
+enum graph_dir_outcome {
+	GRAPH_DIR_OK,        /* lookup 200 (found or not); add 204 or "already a member" 400; read 200 */
+	GRAPH_DIR_NOT_FOUND, /* 404 Request_ResourceNotFound: not replicated yet (add; read by id) */
+	GRAPH_DIR_DENIED,    /* 403 Authorization_RequestDenied (or ErrorAccessDenied): the app lacks the permission */
+	GRAPH_DIR_FAILED,    /* any other 4xx: refused for good (a group that refuses guests, a bad id) */
+	GRAPH_DIR_TRANSIENT, /* 408, 5xx without Retry-After, timeouts, resets, no answer */
+	GRAPH_DIR_THROTTLED, /* 429, or 503 with Retry-After */
+	GRAPH_DIR_AUTH,      /* 401 */
+};
+
+/* error_code is set (never empty) for every outcome but OK, and NULL for
+ * OK (an "already a member" 400 is OK with http_status 400). A 2xx that
+ * cannot be read (not JSON, no value list, no user id) is TRANSIENT with
+ * error_code "BadResponse": a read has no side effect, so another try is
+ * safe, while "not found" could invite an address twice (SPEC R5). */
+struct graph_dir_result {
+	enum graph_dir_outcome outcome;
+	long http_status;                              /* 0: no HTTP answer */
+	char *error_code, *error_message, *request_id; /* as struct graph_result's */
+	uint64_t retry_after_ms;
+	bool has_retry_after;
+	enum graph_throttle_scope throttle_scope; /* THROTTLED only */
+	bool found;                               /* lookup / read: a user came back */
+	struct graph_user user;                   /* when found */
+};
+void graph_dir_result_clear(struct graph_dir_result *r);
+
+/* GET {graph}/v1.0/users?$filter=...&$select=id,userType,mail,externalUserState,externalUserStateChangeDateTime
+ * with GRAPH.md §6's filter for email (quotes doubled, the query
+ * percent-encoded: everything but unreserved characters; spaces as %20).
+ * Owned, NULL on OOM. */
+char *graph_lookup_url(const char *graph_url, const char *email);
+/* A lookup's answer. Several users: a Guest wins over a Member (the lead
+ * treats a found guest as "the invitation made it"), else the first.
+ * Strings in *ret owned (graph_dir_result_clear). 0 or -ENOMEM (*ret
+ * then cleared). */
+int graph_lookup_classify(const struct http_response *resp, struct graph_dir_result *ret);
+
+/* POST {graph}/v1.0/groups/{group_id}/members/$ref (owned) and its body
+ * {"@odata.id":"{graph}/v1.0/directoryObjects/{user_id}"} ({graph} the
+ * graph_url given, without a trailing slash). Ids percent-encoded (a GUID
+ * is unchanged). *ret_body owned by caller; 0 or -ENOMEM. */
+char *graph_group_members_url(const char *graph_url, const char *group_id);
+int graph_group_add_body(const char *graph_url, const char *user_id, char **ret_body, size_t *ret_len);
+/* 204 -> OK; 400 whose message says the reference already exists -> OK
+ * (GRAPH.md §6: match on "already exist", case-insensitive); 404 ->
+ * NOT_FOUND; 403 Authorization_RequestDenied -> DENIED; other 4xx -> FAILED
+ * with Graph's code/message; 429 etc. as the invitations' rules. */
+int graph_group_add_classify(const struct http_response *resp, struct graph_dir_result *ret);
+
+/* Acceptance tracking: a $batch (POST {graph}/v1.0/$batch, graph_batch_url)
+ * of n (1..GRAPH_BATCH_MAX) GET users/{id}?$select=id,userType,externalUserState,externalUserStateChangeDateTime
+ * items, ids "1".."n". user_ids borrowed; *ret_body owned by caller.
+ * 0, -EINVAL (n out of range), or -ENOMEM. */
+int graph_track_batch_body(const char *const *user_ids, size_t n, char **ret_body, size_t *ret_len);
+/* Read its answer into results[0..n): each item as a single GET by id
+ * (200 -> OK with found and user; 404 -> NOT_FOUND; 403 -> DENIED; 429
+ * item -> THROTTLED with the item's Retry-After header ...; an item missing
+ * -> TRANSIENT). Returns 0, GRAPH_BATCH_WHOLE when the envelope itself is
+ * an error (then the caller classifies resp once for all with
+ * graph_read_classify), or -ENOMEM. results are set (to be cleared) only
+ * when 0 is returned. */
+int graph_track_batch_classify(const struct http_response *resp, size_t n, struct graph_dir_result *results);
+/* A single GET /users/{id} answer (also used for a $batch's failed envelope). */
+int graph_read_classify(const struct http_response *resp, struct graph_dir_result *ret);

@@ -16,7 +16,9 @@
  * row_id, job_id (i64), state, attempts, prev_attempts (u32),
  * next_attempt_at (u64), http_status (i64), then five strings, each a u32
  * length (NO_STRING for NULL) and its bytes, then client_request_id the same
- * way (records of a daemon before it end after the five). Host byte order: the file never
+ * way (records of a daemon before it end after the five), then (schema 6
+ * on) lookup (u32), existing_type and existing_state the same way (older
+ * records end before them). Host byte order: the file never
  * leaves the machine, and a daemon upgrade finds it empty after a clean stop. */
 #define MAGIC 0x314a5649u /* "IVJ1" */
 #define HEADER 12u
@@ -113,6 +115,9 @@ int journal_add(struct journal *j, const struct store_result *res)
 	r = r < 0 ? r : put_str(b, res->invited_user_id);
 	r = r < 0 ? r : put_str(b, res->invite_redeem_url);
 	r = r < 0 ? r : put_str(b, res->client_request_id);
+	r = r < 0 ? r : put_u32(b, (uint32_t)res->lookup);
+	r = r < 0 ? r : put_str(b, res->existing_type);
+	r = r < 0 ? r : put_str(b, res->existing_state);
 	size_t payload = b->len - start - HEADER;
 	if (r == 0 && payload > RECORD_MAX)
 		r = -EMSGSIZE;
@@ -197,14 +202,19 @@ static bool decode(const unsigned char *payload, size_t len, struct store_result
 {
 	struct reader rd = {payload, payload + len};
 	uint64_t row_id = 0, job_id = 0, next = 0, status = 0;
-	uint32_t state = 0, attempts = 0, prev = 0;
+	uint32_t state = 0, attempts = 0, prev = 0, lookup = 0;
 	memset(res, 0, sizeof(*res));
 	bool ok = get(&rd, &row_id, 8) && get(&rd, &job_id, 8) && get(&rd, &state, 4) &&
 		  get(&rd, &attempts, 4) && get(&rd, &prev, 4) && get(&rd, &next, 8) &&
 		  get(&rd, &status, 8) && get_str(&rd, &res->error_code) &&
 		  get_str(&rd, &res->error_message) && get_str(&rd, &res->request_id) &&
 		  get_str(&rd, &res->invited_user_id) && get_str(&rd, &res->invite_redeem_url) &&
-		  (rd.p == rd.end || (get_str(&rd, &res->client_request_id) && rd.p == rd.end));
+		  (rd.p == rd.end ||
+		   (get_str(&rd, &res->client_request_id) &&
+		    (rd.p == rd.end ||
+		     (get(&rd, &lookup, 4) && get_str(&rd, &res->existing_type) &&
+		      get_str(&rd, &res->existing_state) && rd.p == rd.end))));
+	res->lookup = (int)lookup;
 	res->row_id = (int64_t)row_id;
 	res->job_id = (int64_t)job_id;
 	res->state = (int)state;

@@ -12,6 +12,7 @@
 #include "build-config.h"
 #include "crypto.h"
 #include "csv.h"
+#include "valid.h"
 #include "http.h"
 #include "ctl.h"
 #include "daemon.h"
@@ -195,7 +196,7 @@ static struct daemon_tenant *request_tenant(struct daemon *d, struct ctl_conn *c
 
 static json_t *job_json(struct daemon *d, const struct store_job *j)
 {
-	int64_t pending = j->total - j->succeeded - j->failed - j->cancelled;
+	int64_t pending = j->total - j->succeeded - j->failed - j->cancelled - j->skipped;
 	const char *reason = job_reason(d, j);
 	struct buf why = BUF_INIT;
 	if (reason && reason != j->reason)
@@ -217,6 +218,20 @@ static json_t *job_json(struct daemon *d, const struct store_job *j)
 	struct daemon_tenant *dt = daemon_tenant_by_id(d, j->tenant_id);
 	if (o)
 		json_object_set_new(o, "directory", dt ? json_string(dt->conf.tenant) : json_null());
+	/* SPEC §8 */
+	if (o) {
+		json_object_set_new(o, "skipped", json_integer(j->skipped));
+		json_object_set_new(o, "group_failures", json_integer(j->group_failures));
+		json_object_set_new(o, "groups_pending", json_integer(j->groups_pending));
+		json_object_set_new(o, "accepted", json_integer(j->accepted));
+		json_object_set_new(o, "tracking", json_boolean(j->track_ms > 0));
+		json_t *opts = json_object_get(o, "options");
+		json_t *groups = j->groups ? json_loads(j->groups, 0, NULL) : NULL;
+		json_object_set_new(opts, "skip_existing", json_boolean(j->skip_existing));
+		json_object_set_new(opts, "groups", json_is_array(groups) ? groups : json_array());
+		if (groups && !json_is_array(groups))
+			json_decref(groups);
+	}
 	return o;
 }
 
@@ -470,6 +485,23 @@ static json_t *tenant_stats_json(struct daemon_tenant *dt, const struct tenant_c
 			 (json_int_t)c->failed, "rows_cancelled", (json_int_t)c->cancelled);
 }
 
+/* SPEC §8's counters, added to a tenant's stats object. */
+static void tenant_onboard_stats(struct daemon *d, struct daemon_tenant *dt, json_t *o)
+{
+	struct tenant_stats ts;
+	int64_t pending = 0;
+	tenant_get_stats(dt->tenant, &ts);
+	store_groups_pending(d->store, tenant_id(dt->tenant), &pending);
+	json_object_set_new(o, "lookups_total", json_integer((json_int_t)ts.lookups));
+	json_object_set_new(o, "lookups_found_total", json_integer((json_int_t)ts.lookups_found));
+	json_object_set_new(o, "group_additions_total", json_integer((json_int_t)ts.group_additions));
+	json_object_set_new(o, "group_failures_total", json_integer((json_int_t)ts.group_failures));
+	json_object_set_new(o, "tracking_reads_total", json_integer((json_int_t)ts.tracking_reads));
+	json_object_set_new(o, "accepted_total", json_integer((json_int_t)ts.accepted));
+	json_object_set_new(o, "resends_total", json_integer((json_int_t)ts.resends));
+	json_object_set_new(o, "group_additions_pending", json_integer(pending));
+}
+
 static void op_stats(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
 	const struct peer *p = ctl_conn_peer(conn);
@@ -481,7 +513,10 @@ static void op_stats(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		"requests_total", "invitations_created_total", "rows_failed_total", "retries_total",
 		"throttled_total", "transient_errors_total", "auth_errors_total",
 		"token_refreshes_total", "in_flight", "claimed", "pending", "active_jobs",
-		"rows_succeeded", "rows_failed", "rows_cancelled"};
+		"rows_succeeded", "rows_failed", "rows_cancelled", "lookups_total",
+		"lookups_found_total", "group_additions_total", "group_failures_total",
+		"tracking_reads_total", "accepted_total", "resends_total",
+		"group_additions_pending"};
 	double rate = 0;
 	json_int_t paused = 0;
 	for (size_t k = 0; k < sizeof(summed) / sizeof(summed[0]); k++)
@@ -492,6 +527,7 @@ static void op_stats(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		json_t *t = tenant_stats_json(d->tenants[i], counts ? &counts[i] : NULL);
 		if (!t)
 			continue;
+		tenant_onboard_stats(d, d->tenants[i], t);
 		for (size_t k = 0; k < sizeof(summed) / sizeof(summed[0]); k++) {
 			json_t *v = json_object_get(stats, summed[k]);
 			json_integer_set(v, json_integer_value(v) +
@@ -633,6 +669,45 @@ static bool field_ok(struct ctl_conn *conn, const char *what, const char *s, siz
 	return true;
 }
 
+/* A request's "groups": at most VALID_GROUPS_MAX group object ids, each a
+ * GUID; *ret: a JSON array text of them lowercased (owned), NULL for none.
+ * False after replying `usage` (naming the index, not echoing the value). */
+static bool groups_option(struct ctl_conn *conn, json_t *groups, char **ret)
+{
+	*ret = NULL;
+	if (!groups || json_is_null(groups))
+		return true;
+	if (!json_is_array(groups) || json_array_size(groups) > VALID_GROUPS_MAX) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "'groups' must be an array of at most %d group "
+			       "object ids", VALID_GROUPS_MAX);
+		return false;
+	}
+	json_t *out = json_array();
+	size_t i;
+	json_t *g;
+	json_array_foreach(groups, i, g) {
+		const char *v = json_string_value(g);
+		if (!v || !valid_guid(v, strlen(v))) {
+			ctl_conn_error(conn, PROTO_ERR_USAGE,
+				       "groups[%zu]: not a group object id (GUID)", i);
+			json_decref(out);
+			return false;
+		}
+		char low[VALID_GUID_LEN + 1];
+		for (size_t k = 0; k <= VALID_GUID_LEN; k++)
+			low[k] = (char)(v[k] >= 'A' && v[k] <= 'F' ? v[k] + 32 : v[k]);
+		bool dup = false;
+		for (size_t k = 0; k < json_array_size(out); k++)
+			dup |= strcmp(json_string_value(json_array_get(out, k)), low) == 0;
+		if (!dup)
+			json_array_append_new(out, json_string(low));
+	}
+	if (json_array_size(out) > 0)
+		*ret = json_dumps(out, JSON_COMPACT);
+	json_decref(out);
+	return true;
+}
+
 static void op_upload(struct daemon *d, struct ctl_conn *conn, json_t *req, bool validate_only)
 {
 	const char *name, *filename, *redirect, *message, *language, *cc, *why = NULL;
@@ -674,9 +749,25 @@ static void op_upload(struct daemon *d, struct ctl_conn *conn, json_t *req, bool
 	struct daemon_tenant *dt = request_tenant(d, conn, req, validate_only ? "validate" : "submit");
 	if (!dt)
 		return;
+	/* SPEC §8: --skip-existing and --group */
+	json_t *skip = json_object_get(req, "skip_existing");
+	if (skip && !json_is_boolean(skip) && !json_is_null(skip)) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "'skip_existing' must be true or false");
+		return;
+	}
+	if (json_is_true(skip) && !dt->conf.onboard.lookup) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE,
+			       "--skip-existing needs lookups: set [queue] lookup = yes for tenant '%s'",
+			       dt->conf.name);
+		return;
+	}
+	char *groups_json = NULL;
+	if (!groups_option(conn, json_object_get(req, "groups"), &groups_json))
+		return;
 
 	struct upload_ctx *ctx = calloc(1, sizeof(*ctx));
 	if (!ctx) {
+		free(groups_json);
 		ctl_conn_error(conn, PROTO_ERR_INTERNAL, "out of memory");
 		return;
 	}
@@ -700,6 +791,12 @@ static void op_upload(struct daemon *d, struct ctl_conn *conn, json_t *req, bool
 				.user = ctl_conn_user(conn),
 				.send_email = send ? json_is_true(send) : true,
 				.uid = (uint32_t)ctl_conn_uid(conn),
+				.skip_existing = json_is_true(skip),
+				.groups_json = groups_json,
+				.track_ms = dt->conf.onboard.track_days > 0
+						    ? dt->conf.onboard.track_interval_ms
+						    : 0,
+				.track_days = dt->conf.onboard.track_days,
 			},
 		.validate_only = validate_only,
 		.max_bytes = d->config.max_upload_bytes,
@@ -708,6 +805,7 @@ static void op_upload(struct daemon *d, struct ctl_conn *conn, json_t *req, bool
 	struct upload *u;
 	int r = ctx->filename && ctx->tenant ? upload_create(d->loop, &spec, on_upload_done, on_upload_resume, ctx, &u)
 			      : -ENOMEM;
+	free(groups_json); /* the upload has its copy */
 	if (r < 0) {
 		upload_ctx_free(ctx);
 		ctl_conn_error(conn, PROTO_ERR_INTERNAL, "cannot start the upload: %s", strerror(-r));
@@ -860,8 +958,22 @@ static int add_row(void *userdata, const struct store_row *row)
 		str_or_null(row->invite_redeem_url), "updated_at", time_or_null(row->updated_at),
 		"finished_at",
 		row->state >= ROW_STATE_SUCCEEDED ? time_or_null(row->updated_at) : json_null());
-	if (o)
+	if (o) {
 		json_object_set_new(o, "client_request_id", str_or_null(row->client_request_id));
+		/* SPEC §8 */
+		json_object_set_new(o, "existing",
+				    row->existing_type
+					    ? json_pack("{s:s,s:o}", "type", row->existing_type, "state",
+							str_or_null(row->existing_state))
+					    : json_null());
+		json_t *groups = row->groups ? json_loads(row->groups, 0, NULL) : NULL;
+		json_object_set_new(o, "groups", json_is_array(groups) ? groups : json_array());
+		if (groups && !json_is_array(groups))
+			json_decref(groups);
+		json_object_set_new(o, "accepted_at",
+				    row->accepted_at ? time_or_null(row->accepted_at) : json_null());
+		json_object_set_new(o, "resends", json_integer(row->resends));
+	}
 	if (!o)
 		return -ENOMEM;
 	if (row->fields) {
@@ -882,7 +994,7 @@ static int add_row(void *userdata, const struct store_row *row)
 	pg->bytes += 400 + text_cost(row->email) + text_cost(row->display_name) +
 		     text_cost(row->error_message) + text_cost(row->invite_redeem_url) +
 		     text_cost(row->fields) + text_cost(row->redirect_url) + text_cost(row->message) +
-		     text_cost(row->email);
+		     text_cost(row->email) + text_cost(row->groups);
 	return pg->bytes > REPLY_BUDGET;
 }
 
@@ -904,10 +1016,10 @@ static void op_rows(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	if (!get_str(conn, req, "state", &state_name))
 		return;
 	int state = -1;
-	if (state_name && (state = row_state_from_name(state_name)) < 0) {
+	if (state_name && (state = row_filter_from_name(state_name)) < 0) {
 		ctl_conn_error(conn, PROTO_ERR_USAGE,
 			       "unknown row state '%s' (pending, in_flight, succeeded, failed, "
-			       "cancelled)",
+			       "cancelled, skipped, accepted, not-accepted, group-failed)",
 			       state_name);
 		return;
 	}
@@ -1023,10 +1135,14 @@ void ops_job_done(struct daemon *d, int64_t job_id)
 	struct store_job j;
 	if (store_job_get(d->store, job_id, &j) == 0) {
 		if (j.finished_at) {
-			log_notice("Job %lld %s: %lld succeeded, %lld failed, %lld cancelled of %lld "
+			char more[96] = "";
+			if (j.skipped || j.group_failures)
+				snprintf(more, sizeof(more), ", %lld skipped, %lld with a failed group "
+					 "addition", (long long)j.skipped, (long long)j.group_failures);
+			log_notice("Job %lld %s: %lld succeeded, %lld failed, %lld cancelled%s of %lld "
 				   "(tenant %s)",
 				   (long long)j.id, job_state_name(j.state), (long long)j.succeeded,
-				   (long long)j.failed, (long long)j.cancelled, (long long)j.total,
+				   (long long)j.failed, (long long)j.cancelled, more, (long long)j.total,
 				   j.tenant);
 			struct hook_job hj = {
 				.id = j.id,
@@ -1180,8 +1296,7 @@ static int resume_unblock(struct daemon *d, struct daemon_tenant *dt, struct ctl
 
 /* code: retry only the failed rows with this error_code (NULL: all). */
 static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
-		      int (*action)(struct store *, int64_t, int64_t *), const char *verb,
-		      const char *code)
+		      enum store_action act, const char *verb, const char *code)
 {
 	int64_t id, changed = 0;
 	if (!get_id(conn, req, &id))
@@ -1198,7 +1313,7 @@ static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
 	/* the job's claimed rows go back first, so that the action covers
 	 * them; if the database is too busy for that, so is the action: say
 	 * so after one wait (the claims are sent meanwhile) */
-	if (dt && (action == store_job_cancel || action == store_job_pause)) {
+	if (dt && (act == STORE_ACTION_CANCEL || act == STORE_ACTION_PAUSE)) {
 		int f = tenant_forget_job(dt->tenant, id);
 		if (f == -EBUSY) {
 			reply_store_error(conn, f, id);
@@ -1208,13 +1323,9 @@ static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
 	}
 	char *block_reason = NULL;
 	int unblock =
-		action == store_job_resume ? resume_unblock(d, dt, conn, id, &block_reason) : 0;
+		act == STORE_ACTION_RESUME ? resume_unblock(d, dt, conn, id, &block_reason) : 0;
 	if (unblock < 0)
 		return;
-	enum store_action act = action == store_job_cancel  ? STORE_ACTION_CANCEL
-				: action == store_job_pause ? STORE_ACTION_PAUSE
-				: action == store_job_resume ? STORE_ACTION_RESUME
-							     : STORE_ACTION_RETRY;
 	/* the change and its audit entry in one transaction */
 	struct store_actor who = {.uid = (int64_t)ctl_conn_uid(conn), .user = ctl_conn_user(conn)};
 	int r = store_job_action(d->store, act, id, code, &who, &changed);
@@ -1247,12 +1358,12 @@ static void op_action(struct daemon *d, struct ctl_conn *conn, json_t *req,
 
 static void op_cancel(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	op_action(d, conn, req, store_job_cancel, "cancel", NULL);
+	op_action(d, conn, req, STORE_ACTION_CANCEL, "cancel", NULL);
 }
 
 static void op_pause(struct daemon *d, struct ctl_conn *conn, json_t *req)
 {
-	op_action(d, conn, req, store_job_pause, "pause", NULL);
+	op_action(d, conn, req, STORE_ACTION_PAUSE, "pause", NULL);
 }
 
 /* {"op":"resume","tenant":NAME}: lift that tenant's block and its
@@ -1308,7 +1419,7 @@ static void op_resume(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		resume_tenant(d, conn, req);
 		return;
 	}
-	op_action(d, conn, req, store_job_resume, "resume", NULL);
+	op_action(d, conn, req, STORE_ACTION_RESUME, "resume", NULL);
 }
 
 static void op_retry(struct daemon *d, struct ctl_conn *conn, json_t *req)
@@ -1316,6 +1427,20 @@ static void op_retry(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	const char *code;
 	if (!get_str(conn, req, "error_code", &code))
 		return;
+	json_t *groups = json_object_get(req, "groups");
+	if (groups && !json_is_boolean(groups)) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE, "'groups' must be true or false");
+		return;
+	}
+	if (json_is_true(groups)) {
+		if (code) {
+			ctl_conn_error(conn, PROTO_ERR_USAGE,
+				       "'groups' and 'error_code' do not go together");
+			return;
+		}
+		op_action(d, conn, req, STORE_ACTION_RETRY_GROUPS, "retry", NULL);
+		return;
+	}
 	if (code && (!*code || strlen(code) > MAX_ERROR_CODE_BYTES)) {
 		ctl_conn_error(conn, PROTO_ERR_USAGE, "'error_code' must be 1 to %u bytes",
 			       MAX_ERROR_CODE_BYTES);
@@ -1323,7 +1448,83 @@ static void op_retry(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	}
 	if (!field_ok(conn, "the error code", code, MAX_ERROR_CODE_BYTES, true))
 		return;
-	op_action(d, conn, req, store_job_retry, "retry", code);
+	op_action(d, conn, req, STORE_ACTION_RETRY, "retry", code);
+}
+
+/* {"op":"track","id":N}: the acceptance of the job's guests is read now. */
+static void op_track(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	op_action(d, conn, req, STORE_ACTION_TRACK, "track", NULL);
+}
+
+struct resend_list {
+	json_t *rows;
+};
+
+static int resend_row(void *userdata, unsigned line, const char *email, unsigned resends)
+{
+	struct resend_list *l = userdata;
+	return json_array_append_new(l->rows, json_pack("{s:I,s:s,s:I}", "line", (json_int_t)line,
+							"email", email, "resends",
+							(json_int_t)resends));
+}
+
+/* {"op":"resend","id":N,"older_than_s":S?,"dry_run":B?} (SPEC §8). */
+static void op_resend(struct daemon *d, struct ctl_conn *conn, json_t *req)
+{
+	int64_t id, changed = 0;
+	if (!get_id(conn, req, &id))
+		return;
+	json_t *older = json_object_get(req, "older_than_s");
+	json_t *dry = json_object_get(req, "dry_run");
+	if ((older && !json_is_integer(older)) || (older && json_integer_value(older) < 0) ||
+	    (older && json_integer_value(older) > 3650LL * 86400) ||
+	    (dry && !json_is_boolean(dry))) {
+		ctl_conn_error(conn, PROTO_ERR_USAGE,
+			       "'older_than_s' must be seconds from 0 to 3650 days, 'dry_run' true "
+			       "or false");
+		return;
+	}
+	struct store_job job;
+	int r = store_job_get(d->store, id, &job);
+	if (r < 0) {
+		reply_store_error(conn, r, id);
+		return;
+	}
+	struct daemon_tenant *dt = daemon_tenant_by_id(d, job.tenant_id);
+	store_job_clear(&job);
+	if (!dt) {
+		ctl_conn_error(conn, PROTO_ERR_TEMPORARY,
+			       "job %lld's tenant is no longer configured: nothing can be sent",
+			       (long long)id);
+		return;
+	}
+	uint64_t older_ms = older ? (uint64_t)json_integer_value(older) * 1000u : 0;
+	struct resend_list l = {.rows = json_array()};
+	struct store_actor who = {.uid = (int64_t)ctl_conn_uid(conn), .user = ctl_conn_user(conn)};
+	r = store_job_resend(d->store, id, older_ms, dt->conf.onboard.max_resends, json_is_true(dry),
+			     &who, resend_row, &l, &changed);
+	if (r < 0) {
+		json_decref(l.rows);
+		reply_store_error(conn, r, id);
+		return;
+	}
+	if (!json_is_true(dry)) {
+		audit_log("resend", who.uid, who.user, id, NULL,
+			  "Job %lld: resend by %s (uid %u), %lld rows", (long long)id, who.user,
+			  (unsigned)who.uid, (long long)changed);
+		tenant_kick(dt->tenant);
+	}
+	struct store_job j;
+	r = store_job_get(d->store, id, &j);
+	if (r < 0) {
+		json_decref(l.rows);
+		reply_store_error(conn, r, id);
+		return;
+	}
+	ctl_conn_reply(conn, json_pack("{s:b,s:o,s:I,s:o}", "ok", 1, "job", job_json(d, &j),
+				       "changed", (json_int_t)changed, "rows", l.rows));
+	store_job_clear(&j);
 }
 
 /* ---- reload, audit ---- */
@@ -1612,6 +1813,8 @@ static const struct {
 	{"pause", op_pause, POLICY_OWNER, "id", NULL},
 	{"resume", op_resume, POLICY_OWNER, "id", NULL}, /* a tenant's block: op_action */
 	{"retry", op_retry, POLICY_OWNER, "id", NULL},
+	{"resend", op_resend, POLICY_OWNER, "id", NULL},
+	{"track", op_track, POLICY_OWNER, "id", NULL},
 	{"reload", op_reload, POLICY_ADMIN, NULL, "reload the configuration"},
 	{"tenants", op_tenants, POLICY_ANY, NULL, NULL}, /* the peer's tenants only */
 	{"check", op_check, POLICY_ANY, NULL, NULL},     /* a tenant the peer may use */

@@ -241,6 +241,7 @@ static void reload_tenants_commit(struct daemon *d, struct config *nc, struct pl
 			.concurrency = dt->conf.concurrency,
 			.max_attempts = dt->conf.max_attempts,
 			.request_timeout_ms = dt->conf.request_timeout_ms,
+			.onboard = dt->conf.onboard,
 		};
 		tenant_reconfigure(dt->tenant, &to);
 		auth_set_timeout(dt->auth, dt->conf.request_timeout_ms);

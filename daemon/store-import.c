@@ -22,6 +22,7 @@ struct store_import {
 	size_t n_hashes, cap_hashes;
 	uint64_t now;
 	bool committed;
+	bool has_groups; /* the job or a row names groups (jobs.has_groups) */
 };
 
 int store_import_begin(const char *path, const struct store_import_spec *spec,
@@ -52,8 +53,9 @@ int store_import_begin(const char *path, const struct store_import_spec *spec,
 	r = sqlite_errno(sqlite3_prepare_v2(
 		imp->db,
 		"INSERT INTO jobs(tenant_id, name, state, created_at, submitted_uid, submitted_user,"
-		" filename, redirect_url, send_email, message, language, cc)"
-		" VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+		" filename, redirect_url, send_email, message, language, cc, skip_existing, groups,"
+		" has_groups, track_ms, track_days)"
+		" VALUES (?1, ?2, 0, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
 		-1, &job, NULL));
 	if (r < 0)
 		goto out;
@@ -68,6 +70,12 @@ int store_import_begin(const char *path, const struct store_import_spec *spec,
 	bind_text_or_null(job, 9, spec->message);
 	bind_text_or_null(job, 10, spec->language);
 	bind_text_or_null(job, 11, spec->cc);
+	sqlite3_bind_int(job, 12, spec->skip_existing);
+	bind_text_or_null(job, 13, spec->groups_json);
+	imp->has_groups = spec->groups_json != NULL;
+	sqlite3_bind_int(job, 14, imp->has_groups);
+	sqlite3_bind_int64(job, 15, (sqlite3_int64)spec->track_ms);
+	sqlite3_bind_int(job, 16, (int)spec->track_days);
 	r = step_done(job);
 	if (r < 0)
 		goto out;
@@ -75,13 +83,14 @@ int store_import_begin(const char *path, const struct store_import_spec *spec,
 	r = sqlite_errno(sqlite3_prepare_v2(
 		imp->db,
 		"INSERT INTO rows(job_id, line, email, display_name, redirect_url, send_email,"
-		" message, fields, updated_at)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+		" message, fields, updated_at, groups, lookup)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 		-1, &imp->insert, NULL));
 	if (r < 0)
 		goto out;
 	sqlite3_bind_int64(imp->insert, 1, imp->job_id);
 	sqlite3_bind_int64(imp->insert, 9, (sqlite3_int64)imp->now);
+	sqlite3_bind_int(imp->insert, 11, spec->skip_existing ? ROW_LOOKUP_SKIP : ROW_LOOKUP_NONE);
 	*ret = imp;
 	imp = NULL;
 out:
@@ -116,7 +125,8 @@ static uint64_t email_hash(const char *email)
 	return h;
 }
 
-int store_import_row(struct store_import *imp, const struct csv_row *row, const char *fields_json)
+int store_import_row(struct store_import *imp, const struct csv_row *row, const char *fields_json,
+		     const char *groups_json)
 {
 	sqlite3_stmt *st = imp->insert;
 	sqlite3_bind_int64(st, 2, row->line);
@@ -129,6 +139,8 @@ int store_import_row(struct store_import *imp, const struct csv_row *row, const 
 		sqlite3_bind_int(st, 6, row->send_email == CSV_FLAG_TRUE);
 	bind_text_or_null(st, 7, row->message);
 	sqlite3_bind_text(st, 8, fields_json, -1, SQLITE_STATIC);
+	bind_text_or_null(st, 10, groups_json);
+	imp->has_groups |= groups_json != NULL;
 	if (imp->n_hashes == imp->cap_hashes) {
 		size_t cap = imp->cap_hashes ? imp->cap_hashes * 2 : 4096;
 		uint64_t *h = realloc(imp->hashes, cap * sizeof(*h));
@@ -364,7 +376,7 @@ int store_import_commit(struct store_import *imp, int64_t *ret_job_id)
 						"UPDATE jobs SET total = ?2,"
 						" state = CASE WHEN ?2 = 0 THEN 4 ELSE 0 END,"
 						" finished_at = CASE WHEN ?2 = 0 THEN created_at END,"
-						" first_row = ?3, last_row = ?4"
+						" first_row = ?3, last_row = ?4, has_groups = ?5"
 						" WHERE id = ?1",
 						-1, &st, NULL));
 	if (r == 0) {
@@ -372,6 +384,7 @@ int store_import_commit(struct store_import *imp, int64_t *ret_job_id)
 		sqlite3_bind_int64(st, 2, imp->rows);
 		sqlite3_bind_int64(st, 3, imp->first_row);
 		sqlite3_bind_int64(st, 4, imp->last_row);
+		sqlite3_bind_int(st, 5, imp->has_groups);
 		r = step_done(st);
 	}
 	sqlite3_finalize(st);

@@ -21,6 +21,7 @@ void store_job_clear(struct store_job *j)
 	free(j->language);
 	free(j->cc);
 	free(j->reason);
+	free(j->groups);
 	memset(j, 0, sizeof(*j));
 }
 
@@ -49,13 +50,20 @@ static int job_from_stmt(struct store *s, sqlite3_stmt *st, struct store_job *j)
 	j->succeeded = sqlite3_column_int64(st, 18);
 	j->failed = sqlite3_column_int64(st, 19);
 	j->cancelled = sqlite3_column_int64(st, 20);
+	j->skipped = sqlite3_column_int64(st, 21);
+	j->accepted = sqlite3_column_int64(st, 22);
+	j->groups_pending = sqlite3_column_int64(st, 23);
+	j->group_failures = sqlite3_column_int64(st, 24);
+	j->skip_existing = sqlite3_column_int(st, 25) != 0;
+	j->groups = dup_col(st, 26);
+	j->track_ms = (uint64_t)sqlite3_column_int64(st, 27);
 	if (j->reason && (j->state == JOB_STATE_QUEUED || j->state == JOB_STATE_RUNNING))
 		j->state = JOB_STATE_BLOCKED;
 	if (!j->tenant || !j->user || !j->columns || !j->redirect_url) {
 		store_job_clear(j);
 		return -ENOMEM;
 	}
-	if (j->succeeded + j->failed + j->cancelled < j->total) {
+	if (j->succeeded + j->failed + j->cancelled + j->skipped < j->total) {
 		sqlite3_stmt *c = s->stmt[ST_JOB_IN_FLIGHT];
 		sqlite3_bind_int64(c, 1, j->id);
 		if (sqlite3_step(c) == SQLITE_ROW)
@@ -65,6 +73,11 @@ static int job_from_stmt(struct store *s, sqlite3_stmt *st, struct store_job *j)
 			j->in_flight = 0;
 	}
 	return 0;
+}
+
+int store_job_state_get(struct store *s, int64_t id, int *ret_state)
+{
+	return job_state(s, id, ret_state);
 }
 
 int store_job_get(struct store *s, int64_t id, struct store_job *ret)
@@ -139,10 +152,22 @@ int store_rows_list(struct store *s, int64_t job_id, int64_t cursor, unsigned li
 	buf_printf(&sql,
 		   "SELECT id, line, email, display_name, state, attempts, http_status, error_code,"
 		   " error_message, request_id, invited_user_id, invite_redeem_url, updated_at, %s"
-		   ", client_request_id"
+		   ", client_request_id, existing_type, existing_state, accepted_at, resends,"
+		   " (SELECT json_group_array(json_object('id', arg, 'state',"
+		   " CASE state WHEN 1 THEN 'added' WHEN 2 THEN 'failed' WHEN 3 THEN 'cancelled'"
+		   " ELSE 'pending' END, 'error', error)) FROM steps"
+		   " WHERE row_id = rows.id AND kind = 1)"
 		   " FROM rows WHERE job_id = ?1 AND id > ?2 %s ORDER BY id LIMIT ?3",
 		   with_fields ? "fields, redirect_url, message" : "NULL, NULL, NULL",
-		   state >= 0 ? "AND state = ?4" : "");
+		   state == ROW_FILTER_ACCEPTED ? "AND accepted_at IS NOT NULL"
+		   : state == ROW_FILTER_NOT_ACCEPTED
+			   ? "AND accepted_at IS NULL AND (state = 2 OR (state = 5 AND"
+			     " existing_type = 'Guest'))"
+		   : state == ROW_FILTER_GROUP_FAILED
+			   ? "AND EXISTS (SELECT 1 FROM steps WHERE row_id = rows.id AND kind = 1"
+			     " AND state = 2)"
+		   : state >= 0 ? "AND state = ?4"
+				: "");
 	int r = sqlite_errno(sqlite3_prepare_v2(s->db, sql.data, -1, &st, NULL));
 	buf_finish(&sql);
 	if (r < 0)
@@ -150,7 +175,7 @@ int store_rows_list(struct store *s, int64_t job_id, int64_t cursor, unsigned li
 	sqlite3_bind_int64(st, 1, job_id);
 	sqlite3_bind_int64(st, 2, cursor);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)limit + 1); /* one more: is there a next page? */
-	if (state >= 0)
+	if (state >= 0 && state < ROW_FILTER_ACCEPTED)
 		sqlite3_bind_int(st, 4, state);
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -176,6 +201,11 @@ int store_rows_list(struct store *s, int64_t job_id, int64_t cursor, unsigned li
 			.redirect_url = col_text(st, 14),
 			.message = col_text(st, 15),
 			.client_request_id = col_text(st, 16),
+			.existing_type = col_text(st, 17),
+			.existing_state = col_text(st, 18),
+			.accepted_at = (uint64_t)sqlite3_column_int64(st, 19),
+			.resends = (unsigned)sqlite3_column_int(st, 20),
+			.groups = col_text(st, 21),
 		};
 		r = fn(userdata, &row);
 		if (r < 0)
@@ -195,6 +225,9 @@ out:
 	return r;
 }
 
+/* s->actor_code of retry --groups (compared by address) */
+static const char retry_groups_mark[] = "groups";
+
 /* The audit entry of the action under way (store_job_action), in its
  * transaction. */
 static int audit_action(struct store *s, int64_t id, int64_t changed)
@@ -202,8 +235,12 @@ static int audit_action(struct store *s, int64_t id, int64_t changed)
 	if (!s->actor)
 		return 0;
 	char detail[160];
-	snprintf(detail, sizeof(detail), "%lld changed%s%.100s", (long long)changed,
-		 s->actor_code ? "; rows failed with " : "", s->actor_code ? s->actor_code : "");
+	if (s->actor_code == retry_groups_mark)
+		snprintf(detail, sizeof(detail), "%lld group additions", (long long)changed);
+	else
+		snprintf(detail, sizeof(detail), "%lld changed%s%.100s", (long long)changed,
+			 s->actor_code ? "; rows failed with " : "",
+			 s->actor_code ? s->actor_code : "");
 	struct store_audit a = {.uid = s->actor->uid, .user = s->actor->user,
 				.action = s->actor_action, .job_id = id, .detail = detail};
 	return store_audit_insert(s->db, &a, time_now_ms());
@@ -261,12 +298,16 @@ int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed)
 		"UPDATE rows SET state = 4, updated_at = ?2 WHERE job_id = ?1 AND state = 0"
 		" AND (SELECT state FROM jobs WHERE id = ?1) IN (0, 1, 2)",
 		"UPDATE jobs SET cancelled = cancelled + changes(), state = 3 WHERE id = ?1 AND state IN (0, 1, 2)",
+		/* group additions not made yet are given up with the job */
+		"UPDATE steps SET state = 3, error = 'the job was cancelled'"
+		" WHERE job_id = ?1 AND state = 0 AND (SELECT state FROM jobs WHERE id = ?1) = 3",
+		"UPDATE jobs SET groups_pending = (SELECT COUNT(*) FROM steps WHERE job_id = ?1"
+		" AND kind = 1 AND state = 0) WHERE id = ?1 AND state = 3",
 		"UPDATE jobs SET finished_at = ?2, state = CASE WHEN cancelled > 0 THEN 3 ELSE 4 END"
-		" WHERE id = ?1 AND state = 3 AND finished_at IS NULL"
-		" AND total = succeeded + failed + cancelled",
+		" WHERE id = ?1 AND state = 3 AND finished_at IS NULL AND " JOB_DONE_SQL,
 	};
 	int64_t finished = 0;
-	int r = job_action_arg(s, id, sql, 3, NULL, ret_changed, &finished);
+	int r = job_action_arg(s, id, sql, 5, NULL, ret_changed, &finished);
 	/* only when this cancel ended the job: a repeated cancel is no new end */
 	if (r == 0 && finished > 0 && s->job_done)
 		s->job_done(s->job_done_userdata, id);
@@ -286,7 +327,7 @@ int store_job_resume(struct store *s, int64_t id, int64_t *ret_changed)
 	static const char *const sql[] = {
 		"UPDATE jobs SET state = 0 WHERE id = ?1 AND state = 2",
 		"UPDATE jobs SET state = 4, finished_at = ?2 WHERE id = ?1 AND state = 0"
-		" AND total = succeeded + failed + cancelled",
+		" AND " JOB_DONE_SQL,
 	};
 	return job_action(s, id, sql, 2, ret_changed);
 }
@@ -319,7 +360,112 @@ static const char *const action_names[] = {
 	[STORE_ACTION_PAUSE] = "pause",
 	[STORE_ACTION_RESUME] = "resume",
 	[STORE_ACTION_RETRY] = "retry",
+	[STORE_ACTION_RESEND] = "resend",
+	[STORE_ACTION_RETRY_GROUPS] = "retry",
+	[STORE_ACTION_TRACK] = "track",
 };
+
+/* retry --groups: the job's failed additions go again (the job reopens). */
+static int job_retry_groups(struct store *s, int64_t id, int64_t *ret_changed)
+{
+	static const char *const sql[] = {
+		"UPDATE steps SET state = 0, attempts = 0, next_at = ?2, first_at = ?2, error = NULL"
+		" WHERE job_id = ?1 AND kind = 1 AND state = 2"
+		" AND (SELECT state FROM jobs WHERE id = ?1) <> 3",
+		"UPDATE jobs SET groups_pending = groups_pending + changes(), group_failures = 0,"
+		" state = CASE WHEN changes() > 0 AND state = 4 THEN 0 ELSE state END,"
+		" finished_at = CASE WHEN changes() > 0 AND state = 4 THEN NULL ELSE finished_at END"
+		" WHERE id = ?1",
+	};
+	return job_action_arg(s, id, sql, 2, NULL, ret_changed, NULL);
+}
+
+/* track: the acceptance of the job's invited guests is read now. */
+static int job_track_now(struct store *s, int64_t id, int64_t *ret_changed)
+{
+	static const char *const sql[] = {
+		"UPDATE rows SET track_next_at = ?2 WHERE job_id = ?1 AND accepted_at IS NULL"
+		" AND invited_user_id IS NOT NULL"
+		" AND (state = 2 OR (state = 5 AND existing_type = 'Guest'))",
+	};
+	return job_action_arg(s, id, sql, 1, NULL, ret_changed, NULL);
+}
+
+int store_job_resend(struct store *s, int64_t id, uint64_t older_than_ms, unsigned max_resends,
+		     bool dry_run, const struct store_actor *who, store_resend_fn fn,
+		     void *userdata, int64_t *ret_changed)
+{
+	sqlite3_stmt *pick = NULL, *add = NULL;
+	uint64_t now = time_now_ms();
+	int64_t changed = 0;
+	int js, rc;
+	int r = begin_patient(s);
+	if (r < 0)
+		return r;
+	r = job_state(s, id, &js);
+	if (r < 0)
+		goto out;
+	/* a row with a resend still to go is not picked twice */
+	r = sqlite_errno(sqlite3_prepare_v2(
+		s->db,
+		"SELECT r.id, r.line, r.email, r.resends FROM rows r WHERE r.job_id = ?1"
+		" AND r.state = 2 AND r.accepted_at IS NULL AND r.resends < ?2"
+		" AND COALESCE(r.invited_at, r.updated_at) <= ?3"
+		" AND NOT EXISTS (SELECT 1 FROM steps WHERE row_id = r.id AND kind = 2 AND state = 0)"
+		" ORDER BY r.id",
+		-1, &pick, NULL));
+	if (r == 0 && !dry_run)
+		r = sqlite_errno(sqlite3_prepare_v2(
+			s->db,
+			"INSERT INTO steps (row_id, kind, arg, job_id, tenant_id, next_at, first_at)"
+			" VALUES (?1, 2, '', ?2, (SELECT tenant_id FROM jobs WHERE id = ?2), ?3, ?3)"
+			" ON CONFLICT DO UPDATE SET state = 0, attempts = 0, next_at = ?3,"
+			" first_at = ?3, error = NULL",
+			-1, &add, NULL));
+	if (r < 0)
+		goto out;
+	sqlite3_bind_int64(pick, 1, id);
+	sqlite3_bind_int(pick, 2, (int)max_resends);
+	sqlite3_bind_int64(pick, 3, (sqlite3_int64)(now > older_than_ms ? now - older_than_ms : 0));
+	while ((rc = sqlite3_step(pick)) == SQLITE_ROW) {
+		if (fn && changed < 100) {
+			r = fn(userdata, (unsigned)sqlite3_column_int(pick, 1), col_text(pick, 2),
+			       (unsigned)sqlite3_column_int(pick, 3));
+			if (r < 0)
+				goto out;
+		}
+		if (add) {
+			sqlite3_bind_int64(add, 1, sqlite3_column_int64(pick, 0));
+			sqlite3_bind_int64(add, 2, id);
+			sqlite3_bind_int64(add, 3, (sqlite3_int64)now);
+			r = step_done(add);
+			if (r < 0)
+				goto out;
+		}
+		changed++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = sqlite_errno(rc);
+		goto out;
+	}
+	if (!dry_run && who) {
+		char detail[64];
+		snprintf(detail, sizeof(detail), "%lld rows", (long long)changed);
+		struct store_audit a = {.uid = who->uid, .user = who->user, .action = "resend",
+					.job_id = id, .detail = detail};
+		r = store_audit_insert(s->db, &a, now);
+	}
+out:
+	sqlite3_finalize(pick);
+	sqlite3_finalize(add);
+	if (r == 0 && !dry_run)
+		r = commit(s);
+	else
+		rollback(s);
+	if (r == 0)
+		*ret_changed = changed;
+	return r;
+}
 
 const char *store_action_name(enum store_action a)
 {
@@ -345,6 +491,16 @@ int store_job_action(struct store *s, enum store_action action, int64_t id,
 		break;
 	case STORE_ACTION_RETRY:
 		r = store_job_retry_code(s, id, error_code, ret_changed);
+		break;
+	case STORE_ACTION_RETRY_GROUPS:
+		s->actor_code = retry_groups_mark;
+		r = job_retry_groups(s, id, ret_changed);
+		break;
+	case STORE_ACTION_TRACK:
+		r = job_track_now(s, id, ret_changed);
+		break;
+	case STORE_ACTION_RESEND:
+		r = -EINVAL; /* store_job_resend */
 		break;
 	}
 	s->actor = NULL;
@@ -376,7 +532,8 @@ int store_totals(struct store *s, int64_t *ret_active_jobs, int64_t *ret_pending
 {
 	int64_t v[3];
 	int r = select_int64s(s->db,
-			      "SELECT COUNT(*), COALESCE(SUM(total - succeeded - failed - cancelled), 0),"
+			      "SELECT COUNT(*),"
+			      " COALESCE(SUM(total - succeeded - failed - cancelled - skipped), 0),"
 			      " (SELECT COUNT(*) FROM rows WHERE state = 1)"
 			      " FROM jobs WHERE finished_at IS NULL AND state <> 4",
 			      v, 3);
@@ -404,10 +561,30 @@ int store_row_totals(struct store *s, int64_t *ret_succeeded, int64_t *ret_faile
 	return r;
 }
 
+int store_groups_pending(struct store *s, int64_t tenant_id, int64_t *ret)
+{
+	sqlite3_stmt *st = NULL;
+	int r = sqlite_errno(sqlite3_prepare_v2(
+		s->db,
+		"SELECT COALESCE(SUM(groups_pending), 0) FROM jobs WHERE finished_at IS NULL"
+		" AND (?1 = 0 OR tenant_id = ?1)",
+		-1, &st, NULL));
+	if (r == 0) {
+		sqlite3_bind_int64(st, 1, tenant_id);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			*ret = sqlite3_column_int64(st, 0);
+		else
+			r = rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
 int store_prune(const char *path, uint64_t finished_before_ms, unsigned *ret_jobs)
 {
 	sqlite3 *db = NULL;
-	sqlite3_stmt *pick = NULL, *del_rows = NULL, *del_job = NULL;
+	sqlite3_stmt *pick = NULL, *del_rows = NULL, *del_job = NULL, *del_steps = NULL;
 	unsigned jobs = 0;
 	int r = store_db_open(path, &db, NULL);
 	if (r < 0)
@@ -439,6 +616,15 @@ int store_prune(const char *path, uint64_t finished_before_ms, unsigned *ret_job
 			sqlite3_bind_int64(del_rows, 2, from + 4999 < last ? from + 4999 : last);
 			sqlite3_bind_int64(del_rows, 3, job);
 			r = step_done(del_rows);
+		}
+		if (r == 0)
+			r = sqlite_errno(sqlite3_prepare_v2(db, "DELETE FROM steps WHERE job_id = ?1",
+							    -1, &del_steps, NULL));
+		if (r == 0) {
+			sqlite3_bind_int64(del_steps, 1, job);
+			r = step_done(del_steps);
+			sqlite3_finalize(del_steps);
+			del_steps = NULL;
 		}
 		if (r == 0) {
 			sqlite3_bind_int64(del_job, 1, job);

@@ -44,8 +44,18 @@ enum stmt_id {
 	ST_JOB_COMPLETE,
 	ST_JOB_GET,
 	ST_JOB_IN_FLIGHT,
+	ST_JOB_ONBOARD,
+	ST_STEPS_ADD_GROUPS,
+	ST_STEP_FINISH,
+	ST_STEP_ROW_FAILED,
+	ST_RESEND_DONE,
+	ST_TRACK_FINISH,
 	ST__MAX,
 };
+
+/* A job is done when every row is terminal and no group addition is left
+ * (SPEC §8; the mail step will add its count here). */
+#define JOB_DONE_SQL "total = succeeded + failed + cancelled + skipped AND groups_pending = 0"
 
 /* The SQL of each prepared statement (store.c): prepared once at open. */
 extern const char *const store_stmt_sql[ST__MAX];
@@ -77,6 +87,20 @@ struct store {
 	} *unsent;
 	size_t n_unsent, cap_unsent;
 	int64_t unsent_total;
+	/* outcomes of steps and tracking reads, written by store_flush */
+	struct step_result {
+		int64_t row_id;
+		int kind, state;
+		char *arg, *error, *redeem_url;
+		unsigned attempts;
+		uint64_t next_at;
+	} *steps_q;
+	size_t steps_len, steps_cap;
+	struct track_result {
+		int64_t row_id, job_id;
+		uint64_t accepted_ms, next_ms;
+	} *track_q;
+	size_t track_len, track_cap;
 };
 
 /* Translate an SQLite result code: the one place that does. */

@@ -3,6 +3,7 @@
  * journaled, the group commit (store_flush) and the replay of the journal. */
 #include "store-private.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "journal.h"
@@ -19,6 +20,8 @@ void store_result_clear(struct store_result *res)
 	free(res->client_request_id);
 	free(res->invited_user_id);
 	free(res->invite_redeem_url);
+	free(res->existing_type);
+	free(res->existing_state);
 	memset(res, 0, sizeof(*res));
 }
 
@@ -100,11 +103,24 @@ int store_recover(struct store *s, unsigned *ret_results, unsigned *ret_count)
 {
 	sqlite3_busy_timeout(s->db, 5000);
 	int r = replay_journal(s, ret_results);
+	/* the fate of a row in flight is unknown: with lookups on, it is looked
+	 * up before it is sent again (SPEC R5) */
 	if (r == 0)
-		r = exec(s->db, "UPDATE rows SET state = 0, next_attempt_at = 1 WHERE state = 1");
+		r = exec(s->db, "UPDATE rows SET state = 0, next_attempt_at = 1, lookup = 2"
+				" WHERE state = 1");
+	unsigned count = (unsigned)sqlite3_changes(s->db);
+	/* steps leased by the previous run are due again (they are idempotent:
+	 * an addition already made is answered "already a member") */
+	if (r == 0) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "UPDATE steps SET next_at = %llu WHERE state = 0"
+			 " AND next_at > %llu", (unsigned long long)time_now_ms(),
+			 (unsigned long long)time_now_ms());
+		r = exec(s->db, sql);
+	}
 	sqlite3_busy_timeout(s->db, 0);
 	if (r == 0 && ret_count)
-		*ret_count = (unsigned)sqlite3_changes(s->db);
+		*ret_count = count;
 	return r;
 }
 
@@ -178,6 +194,7 @@ static int collect_claims(sqlite3_stmt *st, struct store_claim **claims, size_t 
 		c->message = dup_col(st, 8);
 		c->language = dup_col(st, 9);
 		c->cc = dup_col(st, 10);
+		c->lookup = sqlite3_column_int(st, 11);
 		if (!c->email || !c->redirect_url)
 			return -ENOMEM;
 		if (ret_last_id)
@@ -434,7 +451,7 @@ int store_journal_write(struct store *s)
 
 size_t store_queued(const struct store *s)
 {
-	return s->queue_len;
+	return s->queue_len + s->steps_len + s->track_len;
 }
 
 size_t store_at_risk(const struct store *s)
@@ -442,13 +459,30 @@ size_t store_at_risk(const struct store *s)
 	return s->at_risk;
 }
 
-static int job_count(struct store *s, int64_t job_id, int succeeded, int failed, int cancelled)
+/* Per-job counts of one flush, written once per job, and what the flush
+ * needs to know of the job (read once). */
+struct tally {
+	int64_t job_id;
+	int succeeded, failed, cancelled, skipped;
+	int groups_added, groups_ended, group_failures, accepted;
+	bool done;
+	int state;         /* the job's */
+	int64_t tenant_id;
+	uint64_t track_ms; /* 0: not tracked */
+	bool has_groups;
+};
+
+static int job_count(struct store *s, const struct tally *t)
 {
 	sqlite3_stmt *st = s->stmt[ST_JOB_COUNT];
-	sqlite3_bind_int64(st, 1, job_id);
-	sqlite3_bind_int(st, 2, succeeded);
-	sqlite3_bind_int(st, 3, failed);
-	sqlite3_bind_int(st, 4, cancelled);
+	sqlite3_bind_int64(st, 1, t->job_id);
+	sqlite3_bind_int(st, 2, t->succeeded);
+	sqlite3_bind_int(st, 3, t->failed);
+	sqlite3_bind_int(st, 4, t->cancelled);
+	sqlite3_bind_int(st, 5, t->skipped);
+	sqlite3_bind_int(st, 6, t->groups_added - t->groups_ended);
+	sqlite3_bind_int(st, 7, t->group_failures);
+	sqlite3_bind_int(st, 8, t->accepted);
 	return step_done(st);
 }
 
@@ -464,30 +498,131 @@ static int job_maybe_complete(struct store *s, int64_t job_id, uint64_t now)
 	return sqlite3_changes(s->db) > 0;
 }
 
-/* Per-job counts of one flush, written once per job. */
-struct tally {
-	int64_t job_id;
-	int succeeded, failed, cancelled;
-	bool done;
-};
-
-static struct tally *tally_of(struct tally *t, size_t *n, int64_t job_id)
+/* The tally of job_id (read from the job when new); NULL with *r set. */
+static struct tally *tally_of(struct store *s, struct tally *t, size_t *n, int64_t job_id, int *r)
 {
 	for (size_t i = *n; i-- > 0;)
 		if (t[i].job_id == job_id)
 			return &t[i];
-	t[*n] = (struct tally){.job_id = job_id};
-	return &t[(*n)++];
+	struct tally *x = &t[*n];
+	*x = (struct tally){.job_id = job_id, .state = -1};
+	sqlite3_stmt *st = s->stmt[ST_JOB_ONBOARD];
+	sqlite3_bind_int64(st, 1, job_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		x->state = sqlite3_column_int(st, 0);
+		x->track_ms = (uint64_t)sqlite3_column_int64(st, 1);
+		x->has_groups = sqlite3_column_int(st, 2) != 0;
+		x->tenant_id = sqlite3_column_int64(st, 3);
+	} else if (rc != SQLITE_DONE) {
+		*r = sqlite_errno(rc);
+	}
+	sqlite3_reset(st);
+	if (*r < 0)
+		return NULL;
+	(*n)++;
+	return x;
+}
+
+/* After a row's invitation (or skip as a guest): its group additions are
+ * due, and its acceptance is tracked. */
+static bool row_onboards(const struct store_result *res)
+{
+	return res->state == ROW_STATE_SUCCEEDED ||
+	       (res->state == ROW_STATE_SKIPPED && res->existing_type &&
+		strcmp(res->existing_type, "Guest") == 0);
+}
+
+static int add_groups(struct store *s, struct tally *t, int64_t row_id, uint64_t now)
+{
+	sqlite3_stmt *st = s->stmt[ST_STEPS_ADD_GROUPS];
+	sqlite3_bind_int64(st, 1, row_id);
+	sqlite3_bind_int64(st, 2, t->job_id);
+	sqlite3_bind_int64(st, 3, t->tenant_id);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
+	int r = step_done(st);
+	if (r == 0)
+		t->groups_added += sqlite3_changes(s->db);
+	return r;
+}
+
+/* One step's outcome (s->steps_q). */
+static int write_step(struct store *s, struct step_result *sr, struct tally *tallies,
+		      size_t *n_tallies, uint64_t now)
+{
+	int failed_before = 0, rc;
+	if (sr->state == STEP_FAILED && sr->kind == STEP_GROUP) {
+		sqlite3_stmt *q = s->stmt[ST_STEP_ROW_FAILED];
+		sqlite3_bind_int64(q, 1, sr->row_id);
+		if (sqlite3_step(q) == SQLITE_ROW)
+			failed_before = sqlite3_column_int(q, 0);
+		sqlite3_reset(q);
+	}
+	sqlite3_stmt *st = s->stmt[ST_STEP_FINISH];
+	sqlite3_bind_int64(st, 1, sr->row_id);
+	sqlite3_bind_int(st, 2, sr->kind);
+	sqlite3_bind_text(st, 3, sr->arg ? sr->arg : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, sr->state);
+	sqlite3_bind_int(st, 5, (int)sr->attempts);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)sr->next_at);
+	bind_text_or_null(st, 7, sr->error);
+	int64_t job_id = 0;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		job_id = sqlite3_column_int64(st, 0);
+	int r = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
+	sqlite3_reset(st);
+	if (r < 0 || job_id == 0 || sr->state == STEP_PENDING)
+		return r; /* a step no longer pending (cancelled) changes nothing */
+	struct tally *t = tally_of(s, tallies, n_tallies, job_id, &r);
+	if (!t)
+		return r;
+	if (sr->kind == STEP_GROUP) {
+		t->groups_ended++;
+		t->group_failures += sr->state == STEP_FAILED && failed_before == 0;
+	} else if (sr->kind == STEP_RESEND && sr->state == STEP_DONE) {
+		sqlite3_stmt *u = s->stmt[ST_RESEND_DONE];
+		sqlite3_bind_int64(u, 1, sr->row_id);
+		bind_text_or_null(u, 2, sr->redeem_url);
+		sqlite3_bind_int64(u, 3, (sqlite3_int64)now);
+		sqlite3_bind_int64(u, 4, (sqlite3_int64)t->track_ms);
+		r = step_done(u);
+	}
+	return r;
+}
+
+static int write_track(struct store *s, const struct track_result *tr, struct tally *tallies,
+		       size_t *n_tallies)
+{
+	sqlite3_stmt *st = s->stmt[ST_TRACK_FINISH];
+	sqlite3_bind_int64(st, 1, tr->row_id);
+	if (tr->accepted_ms)
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)tr->accepted_ms);
+	else
+		sqlite3_bind_null(st, 2);
+	if (tr->next_ms && !tr->accepted_ms)
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)tr->next_ms);
+	else
+		sqlite3_bind_null(st, 3);
+	int r = step_done(st);
+	if (r < 0 || !tr->accepted_ms || sqlite3_changes(s->db) == 0)
+		return r;
+	struct tally *t = tally_of(s, tallies, n_tallies, tr->job_id, &r);
+	if (t)
+		t->accepted++;
+	return r;
 }
 
 int store_flush(struct store *s)
 {
-	if (s->queue_len == 0)
+	if (s->queue_len == 0 && s->steps_len == 0 && s->track_len == 0)
 		return 0;
 	size_t n = s->queue_len < FLUSH_MAX ? s->queue_len : FLUSH_MAX;
+	size_t n_steps = s->steps_len < FLUSH_MAX ? s->steps_len : FLUSH_MAX;
+	size_t n_track = s->track_len < FLUSH_MAX ? s->track_len : FLUSH_MAX;
 	uint64_t now = time_now_ms();
 	/* at most one tally per result */
-	struct tally *tallies = calloc(n, sizeof(*tallies));
+	struct tally *tallies = calloc(n + n_steps + n_track + 1, sizeof(*tallies));
 	size_t n_tallies = 0;
 	if (!tallies)
 		return -ENOMEM;
@@ -499,15 +634,13 @@ int store_flush(struct store *s)
 	for (size_t i = 0; i < n && r == 0; i++) {
 		struct store_result *res = &s->queue[i];
 		int state = res->state;
-		if (state == ROW_STATE_PENDING) {
-			/* a retry of a row whose job was cancelled meanwhile ends here */
-			int js;
-			r = job_state(s, res->job_id, &js);
-			if (r < 0)
-				break;
-			if (js == JOB_STATE_CANCELLED)
-				state = ROW_STATE_CANCELLED;
-		}
+		struct tally *t = tally_of(s, tallies, &n_tallies, res->job_id, &r);
+		if (!t)
+			break;
+		/* a retry of a row whose job was cancelled meanwhile ends here */
+		if (state == ROW_STATE_PENDING && t->state == JOB_STATE_CANCELLED)
+			state = ROW_STATE_CANCELLED;
+		bool onboards = row_onboards(res) && state == res->state;
 		sqlite3_bind_int64(up, 1, res->row_id);
 		sqlite3_bind_int(up, 2, state);
 		sqlite3_bind_int(up, 3, (int)res->attempts);
@@ -524,18 +657,31 @@ int store_flush(struct store *s)
 		sqlite3_bind_int64(up, 11, (sqlite3_int64)now);
 		sqlite3_bind_int64(up, 12, (sqlite3_int64)res->prev_attempts);
 		bind_text_or_null(up, 13, res->client_request_id);
+		sqlite3_bind_int(up, 14, res->lookup);
+		bind_text_or_null(up, 15, res->existing_type);
+		bind_text_or_null(up, 16, res->existing_state);
+		if (onboards && t->track_ms > 0 && res->invited_user_id)
+			sqlite3_bind_int64(up, 17, (sqlite3_int64)(now + t->track_ms));
+		else
+			sqlite3_bind_null(up, 17);
 		r = step_done(up);
 		/* a row no longer in flight (cannot happen) leaves the counts alone */
 		if (r < 0 || sqlite3_changes(s->db) == 0 || state == ROW_STATE_PENDING)
 			continue;
-		struct tally *t = tally_of(tallies, &n_tallies, res->job_id);
 		t->succeeded += state == ROW_STATE_SUCCEEDED;
 		t->failed += state == ROW_STATE_FAILED;
 		t->cancelled += state == ROW_STATE_CANCELLED;
+		t->skipped += state == ROW_STATE_SKIPPED;
+		if (onboards && t->has_groups && res->invited_user_id)
+			r = add_groups(s, t, res->row_id, now);
 	}
+	for (size_t i = 0; i < n_steps && r == 0; i++)
+		r = write_step(s, &s->steps_q[i], tallies, &n_tallies, now);
+	for (size_t i = 0; i < n_track && r == 0; i++)
+		r = write_track(s, &s->track_q[i], tallies, &n_tallies);
 	for (size_t i = 0; i < n_tallies && r == 0; i++) {
 		struct tally *t = &tallies[i];
-		r = job_count(s, t->job_id, t->succeeded, t->failed, t->cancelled);
+		r = job_count(s, t);
 		if (r == 0) {
 			r = job_maybe_complete(s, t->job_id, now);
 			t->done = r == 1;
@@ -555,6 +701,15 @@ int store_flush(struct store *s)
 	}
 	memmove(s->queue, s->queue + n, (s->queue_len - n) * sizeof(*s->queue));
 	s->queue_len -= n;
+	for (size_t i = 0; i < n_steps; i++) {
+		free(s->steps_q[i].arg);
+		free(s->steps_q[i].error);
+		free(s->steps_q[i].redeem_url);
+	}
+	memmove(s->steps_q, s->steps_q + n_steps, (s->steps_len - n_steps) * sizeof(*s->steps_q));
+	s->steps_len -= n_steps;
+	memmove(s->track_q, s->track_q + n_track, (s->track_len - n_track) * sizeof(*s->track_q));
+	s->track_len -= n_track;
 	/* all journaled results are committed: the journal starts over */
 	if (s->queue_len == 0 && s->journal) {
 		int rr = journal_reset(s->journal);

@@ -18,7 +18,7 @@ const char *const store_stmt_sql[ST__MAX] = {
 	[ST_CLAIM_SELECT] =
 		"SELECT r.id, r.job_id, r.line, r.attempts, r.email, r.display_name,"
 		" COALESCE(r.redirect_url, j.redirect_url), COALESCE(r.send_email, j.send_email),"
-		" COALESCE(r.message, j.message), j.language, j.cc"
+		" COALESCE(r.message, j.message), j.language, j.cc, r.lookup"
 		" FROM jobs j JOIN rows r ON r.job_id = j.id"
 		" WHERE j.tenant_id = ?1 AND j.state IN (0, 1) AND r.state = 0"
 		" AND r.next_attempt_at > 0 AND r.next_attempt_at <= ?2"
@@ -29,7 +29,7 @@ const char *const store_stmt_sql[ST__MAX] = {
 	[ST_CLAIM_FRESH] =
 		"SELECT r.id, r.job_id, r.line, r.attempts, r.email, r.display_name,"
 		" COALESCE(r.redirect_url, j.redirect_url), COALESCE(r.send_email, j.send_email),"
-		" COALESCE(r.message, j.message), j.language, j.cc"
+		" COALESCE(r.message, j.message), j.language, j.cc, r.lookup"
 		" FROM rows r JOIN jobs j ON j.id = r.job_id"
 		" WHERE r.id > ?1 AND r.id <= ?2 AND r.state = 0 AND r.next_attempt_at = 0"
 		" ORDER BY r.id LIMIT ?3",
@@ -46,32 +46,56 @@ const char *const store_stmt_sql[ST__MAX] = {
 	[ST_FINISH_ROW] = "UPDATE rows SET state = ?2, attempts = ?3, next_attempt_at = ?4,"
 			  " http_status = ?5, error_code = ?6, error_message = ?7, request_id = ?8,"
 			  " invited_user_id = ?9, invite_redeem_url = ?10, updated_at = ?11,"
-			  " client_request_id = ?13"
+			  " client_request_id = ?13, lookup = ?14, existing_type = ?15,"
+			  " existing_state = ?16,"
+			  " invited_at = CASE WHEN ?2 IN (2, 5) THEN ?11 ELSE invited_at END,"
+			  " track_next_at = ?17"
 			  " WHERE id = ?1 AND state = 1 AND attempts = ?12",
 	[ST_JOB_STATE] = "SELECT state FROM jobs WHERE id = ?1",
 	[ST_JOB_COUNT] = "UPDATE jobs SET succeeded = succeeded + ?2, failed = failed + ?3,"
-			 " cancelled = cancelled + ?4 WHERE id = ?1",
+			 " cancelled = cancelled + ?4, skipped = skipped + ?5,"
+			 " groups_pending = groups_pending + ?6, group_failures = group_failures + ?7,"
+			 " accepted = accepted + ?8 WHERE id = ?1",
 	/* a cancelled job whose cancel found nothing left to cancel (every row
 	 * was in flight, and then ended) completed: its state says what its
 	 * rows did */
 	[ST_JOB_COMPLETE] =
 		"UPDATE jobs SET state = CASE WHEN state = 3 AND cancelled > 0 THEN 3 ELSE 4 END,"
 		" finished_at = ?2"
-		" WHERE id = ?1 AND state IN (0, 1, 3) AND finished_at IS NULL"
-		" AND total = succeeded + failed + cancelled",
+		" WHERE id = ?1 AND state IN (0, 1, 3) AND finished_at IS NULL AND " JOB_DONE_SQL,
 	[ST_JOB_GET] = "SELECT j.id, j.tenant_id, t.name, j.name, j.state, j.created_at,"
 		       " j.finished_at, j.submitted_uid, j.submitted_user, j.filename, j.columns,"
 		       " j.redirect_url, j.send_email, j.message, j.language, j.cc,"
-		       " t.blocked_reason, j.total, j.succeeded, j.failed, j.cancelled"
+		       " t.blocked_reason, j.total, j.succeeded, j.failed, j.cancelled,"
+		       " j.skipped, j.accepted, j.groups_pending, j.group_failures, j.skip_existing,"
+		       " j.groups, j.track_ms"
 		       " FROM jobs j JOIN tenants t ON t.id = j.tenant_id WHERE j.id = ?1",
 	[ST_JOB_IN_FLIGHT] = "SELECT COUNT(*) FROM rows WHERE job_id = ?1 AND state = 1",
+	[ST_JOB_ONBOARD] = "SELECT state, track_ms, has_groups, tenant_id FROM jobs WHERE id = ?1",
+	/* the job's groups and the row's own, once each (schema/0006) */
+	[ST_STEPS_ADD_GROUPS] =
+		"INSERT OR IGNORE INTO steps (row_id, kind, arg, job_id, tenant_id, next_at, first_at)"
+		" SELECT ?1, 1, lower(value), ?2, ?3, ?4, ?4 FROM"
+		" (SELECT value FROM json_each((SELECT groups FROM jobs WHERE id = ?2))"
+		" UNION SELECT value FROM json_each((SELECT groups FROM rows WHERE id = ?1)))",
+	[ST_STEP_FINISH] = "UPDATE steps SET state = ?4, attempts = ?5, next_at = ?6, error = ?7"
+			   " WHERE row_id = ?1 AND kind = ?2 AND arg = ?3 AND state = 0"
+			   " RETURNING job_id",
+	[ST_STEP_ROW_FAILED] = "SELECT COUNT(*) FROM steps WHERE row_id = ?1 AND kind = 1"
+			       " AND state = 2",
+	[ST_RESEND_DONE] =
+		"UPDATE rows SET invite_redeem_url = ?2, resends = resends + 1, invited_at = ?3,"
+		" track_next_at = CASE WHEN accepted_at IS NULL AND ?4 > 0 THEN ?3 + ?4"
+		" ELSE track_next_at END WHERE id = ?1",
+	[ST_TRACK_FINISH] = "UPDATE rows SET accepted_at = ?2, track_next_at = ?3"
+			    " WHERE id = ?1 AND accepted_at IS NULL",
 };
 
 const char *row_state_name(int state)
 {
 	static const char *const names[] = {"pending", "in_flight", "succeeded", "failed",
-					    "cancelled"};
-	return state >= 0 && state <= ROW_STATE_CANCELLED ? names[state] : "unknown";
+					    "cancelled", "skipped"};
+	return state >= 0 && state <= ROW_STATE_SKIPPED ? names[state] : "unknown";
 }
 
 const char *job_state_name(int state)
@@ -83,10 +107,21 @@ const char *job_state_name(int state)
 
 int row_state_from_name(const char *name)
 {
-	for (int i = ROW_STATE_PENDING; i <= ROW_STATE_CANCELLED; i++)
+	for (int i = ROW_STATE_PENDING; i <= ROW_STATE_SKIPPED; i++)
 		if (strcmp(name, row_state_name(i)) == 0)
 			return i;
 	return -EINVAL;
+}
+
+int row_filter_from_name(const char *name)
+{
+	if (strcmp(name, "accepted") == 0)
+		return ROW_FILTER_ACCEPTED;
+	if (strcmp(name, "not-accepted") == 0)
+		return ROW_FILTER_NOT_ACCEPTED;
+	if (strcmp(name, "group-failed") == 0)
+		return ROW_FILTER_GROUP_FAILED;
+	return row_state_from_name(name);
 }
 
 int store_db_open(const char *path, sqlite3 **ret, char **ret_error)
@@ -214,7 +249,7 @@ void store_close(struct store *s)
 {
 	if (!s)
 		return;
-	if (s->db && s->queue_len) {
+	if (s->db && (s->queue_len || s->steps_len || s->track_len)) {
 		sqlite3_busy_timeout(s->db, 5000);
 		store_flush(s);
 	}
@@ -224,6 +259,13 @@ void store_close(struct store *s)
 	for (size_t i = 0; i < s->queue_len; i++)
 		store_result_clear(&s->queue[i]);
 	free(s->queue);
+	for (size_t i = 0; i < s->steps_len; i++) {
+		free(s->steps_q[i].arg);
+		free(s->steps_q[i].error);
+		free(s->steps_q[i].redeem_url);
+	}
+	free(s->steps_q);
+	free(s->track_q);
 	free(s->cursors);
 	free(s->unsent);
 	for (int i = 0; i < ST__MAX; i++)

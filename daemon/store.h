@@ -25,6 +25,22 @@ enum row_state {
 	ROW_STATE_SUCCEEDED = 2,
 	ROW_STATE_FAILED = 3,
 	ROW_STATE_CANCELLED = 4,
+	ROW_STATE_SKIPPED = 5, /* an existing user (submit --skip-existing): terminal */
+};
+
+/* rows.lookup (schema/0006): look the address up before the invitation. */
+enum row_lookup {
+	ROW_LOOKUP_NONE = 0,
+	ROW_LOOKUP_SKIP = 1, /* submit --skip-existing: a user found skips the row */
+	ROW_LOOKUP_LOST = 2, /* an earlier attempt's fate is unknown (a crash, a timeout): a
+			      * guest found is the one it made, the row succeeds */
+};
+
+/* Filters of store_rows_list besides a row state. */
+enum row_filter {
+	ROW_FILTER_ACCEPTED = 100,     /* accepted_at set */
+	ROW_FILTER_NOT_ACCEPTED = 101, /* invited (or skipped as a guest), not accepted */
+	ROW_FILTER_GROUP_FAILED = 102, /* a failed group addition */
 };
 
 enum job_state {
@@ -40,6 +56,8 @@ const char *row_state_name(int state);
 const char *job_state_name(int state);
 /* -EINVAL for an unknown name. */
 int row_state_from_name(const char *name);
+/* A row state's name or a filter's (accepted, not-accepted, group-failed). */
+int row_filter_from_name(const char *name);
 
 /* A job as shown to clients. All strings owned; release with store_job_clear(). */
 struct store_job {
@@ -61,6 +79,11 @@ struct store_job {
 	/* in_flight: rows whose request is on the wire (claimed rows still
 	 * waiting for a rate token or a slot are not counted) */
 	int64_t total, succeeded, failed, cancelled, in_flight;
+	/* SPEC §8 */
+	int64_t skipped, accepted, groups_pending, group_failures;
+	bool skip_existing;
+	char *groups; /* JSON array text of the job's --group ids, NULL: none */
+	uint64_t track_ms; /* 0: the job's guests are not tracked */
 };
 
 void store_job_clear(struct store_job *j);
@@ -87,6 +110,12 @@ struct store_row {
 	const char *fields; /* JSON array text (STORE_FIELD_* numbers), NULL unless asked for */
 	const char *redirect_url, *message; /* the row's own (not the job's), with fields */
 	uint64_t updated_at;
+	/* SPEC §8 */
+	const char *existing_type, *existing_state; /* what a lookup found; NULL: none */
+	/* JSON array text [{"id","state","error"}] of its group additions */
+	const char *groups;
+	uint64_t accepted_at; /* 0: not (yet) */
+	unsigned resends;
 };
 
 /* A row claimed for sending, with the job's defaults applied. Owned by the
@@ -98,6 +127,8 @@ struct store_claim {
 	unsigned attempts; /* attempts made before this one */
 	bool send_email;
 	char *email, *display_name, *redirect_url, *message, *language, *cc;
+	int lookup; /* enum row_lookup: look the address up first */
+	bool resend; /* a resend step (store_resends_claim), not the row's invitation */
 	/* the attempt's client-request-id, set by the sender ("" until then) */
 	char client_request_id[37];
 	bool unsent; /* the store's own: counted as claimed, not yet on the wire */
@@ -121,6 +152,8 @@ struct store_result {
 	long http_status;         /* 0: no HTTP answer */
 	char *error_code, *error_message, *request_id, *invited_user_id, *invite_redeem_url;
 	char *client_request_id;  /* what was sent as client-request-id; NULL: none */
+	int lookup;               /* rows.lookup from now on (enum row_lookup) */
+	char *existing_type, *existing_state; /* a lookup's find (skipped, or a lost attempt's guest) */
 	int journaled;            /* the store's own: 0 no, 1 buffered, 2 on disk */
 };
 
@@ -161,6 +194,59 @@ int store_tenant_block_set(struct store *s, int64_t tenant_id, const char *reaso
  * transaction. *ret_claims: owned array of owned claims. -EBUSY: locked. */
 int store_rows_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, size_t limit,
 		     struct store_claim ***ret_claims, size_t *ret_n);
+/* SPEC §8: the steps after a row's invitation (schema/0006), store-steps.c.
+ * A step claimed is leased (its next_at moved past the lease) so that it is
+ * not claimed twice; its outcome is queued and written by store_flush, with
+ * the rows' results. A restart makes every pending step due again. */
+enum store_step_kind {
+	STEP_GROUP = 1,  /* add the row's user to a group */
+	STEP_RESEND = 2, /* invite the row's address again */
+};
+enum store_step_state {
+	STEP_PENDING = 0,
+	STEP_DONE = 1,
+	STEP_FAILED = 2,
+	STEP_CANCELLED = 3,
+};
+/* A claimed step; strings owned (store_step_free). */
+struct store_step {
+	int64_t row_id, job_id;
+	int kind;
+	char *arg;     /* the group id */
+	char *user_id; /* the row's invited_user_id */
+	unsigned line;
+	unsigned attempts;
+	uint64_t first_at;
+};
+void store_step_free(struct store_step *st);
+int store_steps_claim(struct store *s, int64_t tenant_id, int kind, uint64_t now_ms,
+		      uint64_t lease_ms, size_t limit, struct store_step ***ret, size_t *ret_n);
+/* 1 and *ret_ms: the earliest due pending step of that kind; 0: none. */
+int store_steps_next_due(struct store *s, int64_t tenant_id, int kind, uint64_t *ret_ms);
+/* A step's outcome: state STEP_PENDING (again at next_at), DONE or FAILED
+ * (error: borrowed, copied). redeem_url: a resend's new one. Queued. */
+int store_step_finish(struct store *s, int64_t row_id, int kind, const char *arg, int state,
+		      unsigned attempts, uint64_t next_at, const char *error, const char *redeem_url);
+/* Resend steps due, as claims (resend = true) of the tenant's rows. */
+int store_resends_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, uint64_t lease_ms,
+			size_t limit, struct store_claim ***ret_claims, size_t *ret_n);
+
+/* Acceptance tracking: rows whose track_next_at is due, leased like steps. */
+struct store_track {
+	int64_t row_id, job_id;
+	char *user_id;
+	uint64_t invited_at; /* the last invitation (or the skip), ms */
+	unsigned track_days;
+};
+int store_track_claim(struct store *s, int64_t tenant_id, uint64_t now_ms, uint64_t lease_ms,
+		      size_t limit, struct store_track **ret, size_t *ret_n);
+void store_track_free(struct store_track *v, size_t n);
+int store_track_next_due(struct store *s, int64_t tenant_id, uint64_t *ret_ms);
+/* accepted_ms > 0: accepted then (tracking ends); else next_ms (0: tracking
+ * ends). Queued. */
+int store_track_finish(struct store *s, int64_t row_id, int64_t job_id, uint64_t accepted_ms,
+		       uint64_t next_ms);
+
 /* Earliest next_attempt_at of a pending row in an active job; 1 and *ret_ms
  * when there is one, 0 when there is none. */
 int store_rows_next_due(struct store *s, int64_t tenant_id, uint64_t *ret_ms);
@@ -182,6 +268,9 @@ size_t store_at_risk(const struct store *s);
 /* Write queued results in one transaction. 0, -EBUSY (kept for later), or
  * another negative errno (kept too; the caller logs). */
 int store_flush(struct store *s);
+
+/* A job's stored state (enum job_state, never BLOCKED); -ENOENT: none. */
+int store_job_state_get(struct store *s, int64_t id, int *ret_state);
 
 /* Jobs. -ENOENT when there is no such job. */
 int store_job_get(struct store *s, int64_t id, struct store_job *ret);
@@ -217,6 +306,9 @@ enum store_action {
 	STORE_ACTION_PAUSE,
 	STORE_ACTION_RESUME,
 	STORE_ACTION_RETRY,
+	STORE_ACTION_RESEND,
+	STORE_ACTION_RETRY_GROUPS,
+	STORE_ACTION_TRACK,
 };
 const char *store_action_name(enum store_action a);
 struct store_actor {
@@ -225,6 +317,15 @@ struct store_actor {
 };
 int store_job_action(struct store *s, enum store_action action, int64_t id,
 		     const char *error_code, const struct store_actor *who, int64_t *ret_changed);
+
+/* resend (SPEC §8): the job's succeeded rows not accepted, invited before
+ * now - older_than_ms, with fewer than max_resends resends, get a resend
+ * step (dry_run: nothing changes). fn (may be NULL) sees the first rows
+ * (line, email, resends); *ret_changed: how many. Audited unless dry_run. */
+typedef int (*store_resend_fn)(void *userdata, unsigned line, const char *email, unsigned resends);
+int store_job_resend(struct store *s, int64_t id, uint64_t older_than_ms, unsigned max_resends,
+		     bool dry_run, const struct store_actor *who, store_resend_fn fn,
+		     void *userdata, int64_t *ret_changed);
 
 /* One audit entry; strings borrowed (valid during a list callback). */
 struct store_audit {
@@ -264,6 +365,9 @@ int store_prune(const char *path, uint64_t finished_before_ms, unsigned *ret_job
  * no scan of rows), for stats. */
 int store_row_totals(struct store *s, int64_t *ret_succeeded, int64_t *ret_failed,
 		     int64_t *ret_cancelled);
+/* Group additions not yet done or failed, over the tenant's jobs (tenant_id
+ * 0: every tenant). */
+int store_groups_pending(struct store *s, int64_t tenant_id, int64_t *ret);
 
 /* Import: one transaction on a connection of its own (worker thread). */
 struct store_import_spec {
@@ -271,14 +375,21 @@ struct store_import_spec {
 	const char *name, *filename, *redirect_url, *message, *language, *cc, *user;
 	bool send_email;
 	uint32_t uid;
+	/* SPEC §8 */
+	bool skip_existing;
+	const char *groups_json; /* JSON array of the --group ids, NULL: none */
+	uint64_t track_ms;       /* the tenant's track_interval when tracking, else 0 */
+	unsigned track_days;
 };
 struct store_import;
 int store_import_begin(const char *path, const struct store_import_spec *spec,
 		       struct store_import **ret);
 /* columns_json: JSON array text (borrowed). */
 int store_import_columns(struct store_import *imp, const char *columns_json);
-/* Store one row (borrowed). Duplicates are not looked for here. */
-int store_import_row(struct store_import *imp, const struct csv_row *row, const char *fields_json);
+/* Store one row (borrowed). Duplicates are not looked for here. groups_json:
+ * the row's own groups (JSON array), NULL: none. */
+int store_import_row(struct store_import *imp, const struct csv_row *row, const char *fields_json,
+		     const char *groups_json);
 /* After the last row: the rows whose address (case-insensitively) is on an
  * earlier line too. fn gets the max with the lowest lines, in line order,
  * each with that earlier line; *ret_count is how many there are in all.

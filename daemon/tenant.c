@@ -11,6 +11,7 @@
 #include "graph.h"
 #include "http.h"
 #include "log.h"
+#include "onboard.h"
 #include "ratelimit.h"
 #include "store.h"
 #include "timeutil.h"
@@ -57,6 +58,8 @@ struct tenant {
 	tenant_app_throttled_fn on_app_throttled;
 	void *on_app_throttled_userdata;
 	struct ratelimit *app; /* borrowed; NULL: no app_rate */
+	struct onboard *ob;    /* lookups, group additions, tracking (owned) */
+	unsigned max_resends;
 
 	uv_timer_t *pump_timer;
 	uv_timer_t *flush_timer;
@@ -95,7 +98,8 @@ static void arm_pump(struct tenant *t, uint64_t delay_ms)
 
 static void check_drained(struct tenant *t)
 {
-	if (!t->draining || t->in_flight > 0 || store_queued(t->store) > 0 || !t->drained)
+	if (!t->draining || t->in_flight > 0 || (t->ob && onboard_in_flight(t->ob) > 0) ||
+	    store_queued(t->store) > 0 || !t->drained)
 		return;
 	tenant_drained_fn fn = t->drained;
 	t->drained = NULL;
@@ -126,6 +130,9 @@ static void flush(struct tenant *t)
 			       r == 0 ? 0 : r == -EBUSY ? BUSY_RETRY_MS : 1000, 0);
 		return;
 	}
+	/* group additions and reads may be due now */
+	if (r == 0 && t->ob)
+		onboard_kick(t->ob);
 	/* slots were held for these results: send at once; rows put back for a
 	 * retry may be due: look again */
 	if (t->held) {
@@ -213,9 +220,16 @@ void tenant_set_blocked_fn(struct tenant *t, tenant_blocked_fn fn, void *userdat
 
 /* What one attempt at one row came to: queue its result, adjust the tenant.
  * Takes g's strings. *block_reason is set (owned) on the anti-abuse block. */
+static void settle_resend(struct tenant *t, const struct store_claim *c, uint64_t token,
+			  struct graph_result *g, char **block_reason);
+
 static void settle(struct tenant *t, const struct store_claim *c, uint64_t token,
 		   struct graph_result *g, char **block_reason)
 {
+	if (c->resend) {
+		settle_resend(t, c, token, g, block_reason);
+		return;
+	}
 	struct store_result res = {.row_id = c->row_id, .job_id = c->job_id};
 	res.attempts = c->attempts + 1;
 	res.prev_attempts = c->attempts;
@@ -275,6 +289,10 @@ static void settle(struct tenant *t, const struct store_claim *c, uint64_t token
 		t->stats.transient++;
 		res.state = ROW_STATE_PENDING;
 		res.next_attempt_at = now_wall + backoff_ms(t, res.attempts);
+		/* the invitation may have been made (GRAPH.md §3): with lookups
+		 * on, the next attempt looks first (SPEC R5) */
+		if (onboard_lookups_on(t->ob))
+			res.lookup = ROW_LOOKUP_LOST;
 		break;
 	}
 	if (res.state == ROW_STATE_PENDING && res.attempts >= t->max_attempts) {
@@ -301,6 +319,73 @@ static void settle(struct tenant *t, const struct store_claim *c, uint64_t token
 		res.client_request_id = strdup(c->client_request_id); /* NULL: not kept */
 	graph_result_clear(g);
 	queue_result(t, &res);
+}
+
+/* A resend (an invitation again, SPEC §8) came back: the step is done with
+ * the new redeem URL, failed, or due again; the row itself is not touched
+ * (it stays succeeded whatever the resend's fate). */
+static void settle_resend(struct tenant *t, const struct store_claim *c, uint64_t token,
+			  struct graph_result *g, char **block_reason)
+{
+	uint64_t now_wall = time_now_ms();
+	int state = STEP_PENDING;
+	unsigned attempts = c->attempts + 1;
+	uint64_t next = now_wall;
+	switch (g->outcome) {
+	case GRAPH_OUTCOME_CREATED:
+		t->stats.created++;
+		t->stats.resends++;
+		t->throttle_streak = 0;
+		state = STEP_DONE;
+		break;
+	case GRAPH_OUTCOME_FAILED:
+		state = STEP_FAILED;
+		break;
+	case GRAPH_OUTCOME_AUTH:
+		t->stats.auth_errors++;
+		auth_reject(t->auth, token);
+		attempts = c->attempts;
+		break;
+	case GRAPH_OUTCOME_BLOCKED:
+		if (!*block_reason)
+			*block_reason = strdup(g->error_message ? g->error_message : "403 Forbidden");
+		attempts = c->attempts;
+		break;
+	case GRAPH_OUTCOME_THROTTLED: {
+		t->stats.throttled++;
+		uint64_t wait = g->has_retry_after ? g->retry_after_ms : THROTTLE_DEFAULT_MS;
+		uint64_t now = uv_now(t->loop);
+		ratelimit_throttled(&t->rl, now);
+		if (now + wait > t->paused_until) {
+			t->paused_until = now + wait;
+			ratelimit_drain(&t->rl, t->paused_until);
+		}
+		next = now_wall + wait;
+		break;
+	}
+	case GRAPH_OUTCOME_TRANSIENT:
+		t->stats.transient++;
+		next = now_wall + backoff_ms(t, attempts);
+		break;
+	}
+	if (state == STEP_PENDING && attempts >= t->max_attempts)
+		state = STEP_FAILED;
+	char why[600] = "";
+	if (state == STEP_FAILED)
+		snprintf(why, sizeof(why), "%s%s%.500s", g->error_code ? g->error_code : "",
+			 g->error_code ? ": " : "", g->error_message ? g->error_message : "");
+	int r = store_step_finish(t->store, c->row_id, STEP_RESEND, "", state, attempts, next,
+				  state == STEP_FAILED ? why : NULL,
+				  state == STEP_DONE ? g->invite_redeem_url : NULL);
+	if (r < 0)
+		log_error("Failed to queue a resend's outcome: %s", strerror(-r));
+	log_debug("Resend of row %lld (line %u, %s): %s", (long long)c->row_id, c->line, c->email,
+		  state == STEP_DONE ? "sent" : state == STEP_FAILED ? why : "again later");
+	graph_result_clear(g);
+	if (store_queued(t->store) >= FLUSH_BATCH)
+		flush(t);
+	else if (!uv_is_active((uv_handle_t *)t->flush_timer))
+		uv_timer_start(t->flush_timer, on_flush_timer, FLUSH_INTERVAL_MS, 0);
 }
 
 /* After a request's rows are settled: their results go to the journal (one
@@ -494,26 +579,136 @@ static struct store_claim *ready_pop(struct tenant *t)
 	return c;
 }
 
-/* Claim more due rows; 1 when some came, 0 when none is due, -EBUSY. */
+static void ready_push(struct tenant *t, struct store_claim *c)
+{
+	size_t pos = (t->ready_head + t->ready_len) % t->ready_cap;
+	t->ready[pos] = c;
+	t->ready_len++;
+}
+
+/* A claimed row goes to the ready queue, or first to a lookup (SPEC §8). */
+static void dispatch(struct tenant *t, struct store_claim *c)
+{
+	if (c->lookup != ROW_LOOKUP_NONE && onboard_lookups_on(t->ob))
+		onboard_lookup(t->ob, c);
+	else
+		ready_push(t, c);
+}
+
+/* Claim more due rows (and resends); 1 when some came, 0 when none is
+ * due, -EBUSY. The ready queue and the lookups held together never hold
+ * more than ready_cap claims. */
 static int refill(struct tenant *t)
 {
-	size_t want = t->ready_cap - t->ready_len;
+	size_t held = t->ready_len + onboard_held(t->ob);
+	size_t want = held < t->ready_cap ? t->ready_cap - held : 0;
 	struct store_claim **claims = NULL;
-	size_t n = 0;
-	int r = store_rows_claim(t->store, t->id, time_now_ms(), want, &claims, &n);
+	size_t n = 0, n_resends = 0;
+	if (want == 0)
+		return 0;
+	int r = store_resends_claim(t->store, t->id, time_now_ms(), 300000, want < 16 ? want : 16,
+				    &claims, &n_resends);
+	for (size_t i = 0; r == 0 && i < n_resends; i++)
+		ready_push(t, claims[i]);
+	free(claims);
+	claims = NULL;
+	want -= n_resends;
+	if (r == 0 && want > 0)
+		r = store_rows_claim(t->store, t->id, time_now_ms(), want, &claims, &n);
 	if (r < 0) {
 		if (r != -EBUSY)
 			log_error("Failed to claim rows in '%s': %s", store_path(t->store),
 				  strerror(-r));
-		return r;
+		return n_resends > 0 ? 1 : r;
 	}
-	for (size_t i = 0; i < n; i++) {
-		size_t pos = (t->ready_head + t->ready_len) % t->ready_cap;
-		t->ready[pos] = claims[i];
-		t->ready_len++;
-	}
+	for (size_t i = 0; i < n; i++)
+		dispatch(t, claims[i]);
 	free(claims);
-	return n > 0;
+	return n + n_resends > 0;
+}
+
+/* A lookup came back (onboard.h): the row is skipped, has succeeded (the
+ * guest a lost attempt made), or goes on to its invitation. */
+static void on_lookup_done(void *userdata, struct store_claim *c,
+			   enum onboard_lookup_outcome outcome, const struct graph_user *user,
+			   const char *error)
+{
+	struct tenant *t = userdata;
+	int js = -1;
+	/* paused or cancelled meanwhile: back to pending, not sent */
+	if (store_job_state_get(t->store, c->job_id, &js) == 0 && js != JOB_STATE_QUEUED &&
+	    js != JOB_STATE_RUNNING) {
+		int r = store_rows_release(t->store, &c->row_id, 1);
+		if (r == 0 || t->draining) {
+			store_claim_sent(t->store, c);
+			store_claim_free(c);
+			return;
+		}
+	}
+	bool guest = outcome == ONBOARD_LOOKUP_FOUND && user->user_type &&
+		     strcmp(user->user_type, "Guest") == 0;
+	bool skip = outcome == ONBOARD_LOOKUP_FOUND && c->lookup == ROW_LOOKUP_SKIP;
+	bool made = guest && c->lookup == ROW_LOOKUP_LOST;
+	if (outcome == ONBOARD_LOOKUP_FAILED || skip || made) {
+		struct store_result res = {.row_id = c->row_id, .job_id = c->job_id};
+		res.prev_attempts = c->attempts;
+		res.attempts = c->attempts;
+		res.lookup = c->lookup;
+		if (outcome == ONBOARD_LOOKUP_FAILED) {
+			/* an attempt of the row's: max_attempts bounds them */
+			res.attempts = c->attempts + 1;
+			res.state = res.attempts >= t->max_attempts ? ROW_STATE_FAILED : ROW_STATE_PENDING;
+			res.next_attempt_at = time_now_ms() + backoff_ms(t, res.attempts);
+			res.error_code = strdup("LookupFailed");
+			res.error_message = strdup(error ? error : "lookup failed");
+			if (res.state == ROW_STATE_FAILED)
+				t->stats.failed++;
+			else
+				t->stats.retries++;
+		} else {
+			res.state = skip ? ROW_STATE_SKIPPED : ROW_STATE_SUCCEEDED;
+			res.lookup = ROW_LOOKUP_NONE;
+			res.invited_user_id = user->id ? strdup(user->id) : NULL;
+			res.existing_type = user->user_type ? strdup(user->user_type) : NULL;
+			res.existing_state = user->external_state ? strdup(user->external_state) : NULL;
+			if (made)
+				res.error_message = strdup("found in the directory after an attempt "
+							   "whose answer was lost: not invited again");
+			log_debug("Row %lld (line %u, %s): %s, existing %s %s", (long long)c->row_id,
+				  c->line, c->email, skip ? "skipped" : "succeeded",
+				  user->user_type ? user->user_type : "?", user->id ? user->id : "?");
+		}
+		store_claim_sent(t->store, c);
+		store_claim_free(c);
+		queue_result(t, &res);
+		store_journal_write(t->store);
+		pump(t);
+		check_drained(t);
+		return;
+	}
+	/* nobody there (or lookups are off): the invitation goes out */
+	c->lookup = ROW_LOOKUP_NONE;
+	if (t->draining) {
+		if (store_rows_release(t->store, &c->row_id, 1) == 0) {
+			store_claim_sent(t->store, c);
+			store_claim_free(c);
+		} else {
+			store_claim_free(c); /* stays claimed in the store: sent after a restart */
+		}
+		check_drained(t);
+		return;
+	}
+	ready_push(t, c);
+	pump(t);
+}
+
+static void on_onboard_queued(void *userdata)
+{
+	struct tenant *t = userdata;
+	if (store_queued(t->store) >= FLUSH_BATCH)
+		flush(t);
+	else if (!uv_is_active((uv_handle_t *)t->flush_timer))
+		uv_timer_start(t->flush_timer, on_flush_timer, FLUSH_INTERVAL_MS, 0);
 }
 
 static void pump(struct tenant *t)
@@ -539,9 +734,18 @@ static void pump(struct tenant *t)
 				arm_pump(t, r == -EBUSY ? BUSY_RETRY_MS : 1000);
 				return;
 			}
+			/* the claims went to their lookups: those pump again */
+			if (t->ready_len == 0 && (r > 0 || onboard_held(t->ob) > 0))
+				return;
 			if (r == 0) {
-				uint64_t due;
-				if (store_rows_next_due(t->store, t->id, &due) == 1) {
+				uint64_t due, due2;
+				int have = store_rows_next_due(t->store, t->id, &due) == 1;
+				if (store_steps_next_due(t->store, t->id, STEP_RESEND, &due2) == 1 &&
+				    (!have || due2 < due)) {
+					due = due2;
+					have = 1;
+				}
+				if (have) {
 					uint64_t wall = time_now_ms();
 					arm_pump(t, due > wall ? due - wall : 1);
 				} else {
@@ -647,6 +851,20 @@ int tenant_create(uv_loop_t *loop, struct store *store, struct http *http, struc
 	r = store_tenant_ensure(store, t->name, &t->id);
 	if (r < 0)
 		goto fail;
+	t->max_resends = opt->onboard.max_resends;
+	struct onboard_options oo = {
+		.name = opt->name,
+		.graph_url = opt->graph_url,
+		.tenant_id = t->id,
+		.conf = opt->onboard,
+		.concurrency = opt->concurrency,
+		.max_attempts = opt->max_attempts,
+		.request_timeout_ms = opt->request_timeout_ms,
+	};
+	r = onboard_create(loop, store, http, auth, &oo, on_lookup_done, on_onboard_queued, t,
+			   &t->ob);
+	if (r < 0)
+		goto fail;
 	r = store_tenant_block_get(store, t->id, &t->blocked);
 	if (r < 0)
 		goto fail;
@@ -664,6 +882,8 @@ void tenant_destroy(struct tenant *t)
 	if (!t)
 		return;
 	tenant_forget_job(t, 0);
+	onboard_destroy(t->ob);
+	t->ob = NULL;
 	/* claims the store could not take back stay in flight there: they are
 	 * sent again after the restart */
 	struct store_claim *c;
@@ -705,6 +925,16 @@ void tenant_reconfigure(struct tenant *t, const struct tenant_options *opt)
 	t->max_attempts = opt->max_attempts;
 	t->request_timeout_ms = opt->request_timeout_ms;
 	ratelimit_set(&t->rl, opt->rate, opt->burst, uv_now(t->loop));
+	t->max_resends = opt->onboard.max_resends;
+	struct onboard_options oo = {
+		.name = t->name,
+		.tenant_id = t->id,
+		.conf = opt->onboard,
+		.concurrency = opt->concurrency,
+		.max_attempts = opt->max_attempts,
+		.request_timeout_ms = opt->request_timeout_ms,
+	};
+	onboard_reconfigure(t->ob, &oo);
 	tenant_kick(t);
 }
 
@@ -716,6 +946,16 @@ double tenant_rate(struct tenant *t)
 void tenant_get_stats(const struct tenant *t, struct tenant_stats *ret)
 {
 	*ret = t->stats;
+	struct onboard_stats os;
+	onboard_get_stats(t->ob, &os);
+	ret->lookups = os.lookups;
+	ret->lookups_found = os.lookups_found;
+	ret->group_additions = os.group_additions;
+	ret->group_failures = os.group_failures;
+	ret->tracking_reads = os.tracking_reads;
+	ret->accepted = os.accepted;
+	ret->max_resends = t->max_resends;
+	ret->lookups_on = onboard_lookups_on(t->ob);
 	ret->in_flight = t->rows_in_flight;
 	ret->requests_in_flight = t->in_flight;
 	ret->ready = (unsigned)t->ready_len;
@@ -727,10 +967,14 @@ void tenant_kick(struct tenant *t)
 {
 	t->idle = false;
 	arm_pump(t, 0);
+	if (t->ob)
+		onboard_kick(t->ob);
 }
 
 int tenant_forget_job(struct tenant *t, int64_t job_id)
 {
+	if (t->ob)
+		onboard_forget_job(t->ob, job_id);
 	if (!t->ready || t->ready_len == 0)
 		return 0;
 	int64_t *ids = malloc(t->ready_len * sizeof(*ids));
@@ -796,6 +1040,7 @@ int tenant_unpause(struct tenant *t)
 void tenant_set_auth(struct tenant *t, struct auth *auth)
 {
 	t->auth = auth;
+	onboard_set_auth(t->ob, auth);
 	tenant_kick(t);
 }
 
@@ -834,6 +1079,7 @@ void tenant_drain(struct tenant *t, tenant_drained_fn fn, void *userdata)
 	t->drained = fn;
 	t->drained_userdata = userdata;
 	uv_timer_stop(t->pump_timer);
+	onboard_stop(t->ob);
 	tenant_forget_job(t, 0);
 	if (store_queued(t->store) > 0)
 		flush(t);

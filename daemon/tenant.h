@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "config.h"
+
 struct auth;
 struct http;
 struct store;
@@ -33,6 +35,8 @@ struct tenant_options {
 	/* [graph] app_rate: a limiter every tenant's sends also take from;
 	 * borrowed (the daemon's), NULL: none */
 	struct ratelimit *app;
+	/* SPEC §8: lookups, group additions, tracking, resends (onboard.h) */
+	struct config_onboard onboard;
 };
 
 struct tenant_stats {
@@ -47,6 +51,11 @@ struct tenant_stats {
 	unsigned requests_in_flight; /* requests on the wire (a $batch is one) */
 	unsigned ready;       /* claimed, waiting for a token or slot */
 	uint64_t paused_ms;   /* remaining Retry-After pause */
+	/* SPEC §8 */
+	uint64_t lookups, lookups_found, group_additions, group_failures;
+	uint64_t tracking_reads, accepted, resends;
+	unsigned max_resends;
+	bool lookups_on;
 };
 
 struct tenant;

@@ -13,6 +13,7 @@
 #include "buf.h"
 #include "crypto.h"
 #include "csv.h"
+#include "valid.h"
 
 /* Memory: bytes received but not yet in the spool. Each upload is paused
  * (its socket not read) past HIGH_WATER of its own, and every upload past
@@ -36,7 +37,7 @@ struct upload {
 	/* copies of the spec's strings */
 	char *db_path;
 	struct store_import_spec job;
-	char *s_name, *s_filename, *s_redirect, *s_message, *s_language, *s_cc, *s_user;
+	char *s_name, *s_filename, *s_redirect, *s_message, *s_language, *s_cc, *s_user, *s_groups;
 	bool validate_only;
 	uint64_t max_bytes, max_rows;
 
@@ -65,6 +66,7 @@ struct upload {
 	struct upload_error dups[UPLOAD_MAX_ERRORS]; /* found after the last row */
 	size_t n_dups, dup_count;
 	struct buf fields;
+	struct buf groups; /* a row's groups as a JSON array */
 	struct upload_result result;
 };
 
@@ -175,7 +177,26 @@ static int on_row(void *userdata, const struct csv_row *row)
 	row_fields(&u->fields, row);
 	if (!u->fields.data)
 		return -ENOMEM;
-	return store_import_row(u->imp, row, u->fields.data);
+	const char *groups = NULL;
+	if (row->groups) {
+		/* checked by the reader already: split again, stored as JSON */
+		char ids[VALID_GROUPS_MAX][VALID_GUID_LEN + 1];
+		char why[VALID_WHY_MAX];
+		int n = valid_groups_split(row->groups, strlen(row->groups), row->separator, ids,
+					   VALID_GROUPS_MAX, why, sizeof(why));
+		if (n < 0)
+			return n;
+		const char *items[VALID_GROUPS_MAX];
+		for (int i = 0; i < n; i++)
+			items[i] = ids[i];
+		if (n > 0) {
+			json_array_of(&u->groups, (size_t)n, items);
+			if (!u->groups.data)
+				return -ENOMEM;
+			groups = u->groups.data;
+		}
+	}
+	return store_import_row(u->imp, row, u->fields.data, groups);
 }
 
 static int on_duplicate(void *userdata, unsigned line, const char *email, unsigned first)
@@ -448,6 +469,8 @@ static void upload_free(struct upload *u)
 	free(u->s_message);
 	free(u->s_language);
 	free(u->s_cc);
+	free(u->s_groups);
+	buf_finish(&u->groups);
 	free(u->s_user);
 	free(u);
 }
@@ -640,9 +663,11 @@ int upload_create(uv_loop_t *loop, const struct upload_spec *spec, upload_done_f
 	u->job.language = u->s_language = dup_opt(spec->job.language, &oom);
 	u->job.cc = u->s_cc = dup_opt(spec->job.cc, &oom);
 	u->job.user = u->s_user = dup_opt(spec->job.user, &oom);
+	u->job.groups_json = u->s_groups = dup_opt(spec->job.groups_json, &oom);
 	buf_init(&u->pending);
 	buf_init(&u->writing);
 	buf_init(&u->fields);
+	buf_init(&u->groups);
 	if (oom) {
 		upload_free(u);
 		return -ENOMEM;

@@ -6,7 +6,9 @@
  * file. The file is read three ways: whole, split in two at the chosen
  * point, and in chunks of a size derived from it. The transcripts of every
  * callback (header, rows, errors) and the final counters must be identical,
- * and every row delivered must obey the per-row rules the reader promises.
+ * and every row delivered must obey the per-row rules the reader promises
+ * (a groups cell among them: it splits again into 1..VALID_GROUPS_MAX
+ * lowercase GUIDs with the row's separator).
  */
 #include <string.h>
 
@@ -58,11 +60,29 @@ static int on_row(void *userdata, const struct csv_row *row)
 	FUZZ_ASSERT(row->send_email == CSV_FLAG_UNSET || row->send_email == CSV_FLAG_FALSE ||
 	            row->send_email == CSV_FLAG_TRUE);
 	FUZZ_ASSERT(row->n_fields > 0 && row->fields);
+	FUZZ_ASSERT(row->separator == ',' || row->separator == ';');
+	if (row->groups) {
+		static char ids[VALID_GROUPS_MAX][VALID_GUID_LEN + 1];
+		char why[VALID_WHY_MAX];
+		size_t len = strlen(row->groups);
+		FUZZ_ASSERT(len > 0 && row->groups[0] != ' ' && row->groups[len - 1] != ' ');
+		int n = valid_groups_split(row->groups, len, row->separator, ids, VALID_GROUPS_MAX,
+		                           why, sizeof(why));
+		FUZZ_ASSERT(n >= 1 && n <= VALID_GROUPS_MAX);
+		for (int i = 0; i < n; i++) {
+			FUZZ_ASSERT(valid_guid(ids[i], strlen(ids[i])));
+			for (int k = 0; k < VALID_GUID_LEN; k++)
+				FUZZ_ASSERT(!(ids[i][k] >= 'A' && ids[i][k] <= 'Z'));
+			for (int k = 0; k < i; k++)
+				FUZZ_ASSERT(strcmp(ids[k], ids[i]) != 0);
+		}
+	}
 	buf_printf(&t->log, "R %u %d ", row->line, (int)row->send_email);
 	put(&t->log, row->email);
 	put(&t->log, row->display_name);
 	put(&t->log, row->redirect_url);
 	put(&t->log, row->message);
+	put(&t->log, row->groups);
 	for (size_t i = 0; i < row->n_fields; i++) {
 		FUZZ_ASSERT(row->fields[i]);
 		put(&t->log, row->fields[i]);

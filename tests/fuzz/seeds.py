@@ -34,6 +34,12 @@ def fixtures():
             yield data
 
 
+PORTAL_HEADER = (b"Email address to invite [inviteeEmail] Required,"
+                 b"Redirection url [inviteRedirectURL] Required,"
+                 b"Send invitation message (true or false) [sendEmail],"
+                 b"Customized invitation message [customizedMessageBody]")
+
+
 def frame(payload):
     if isinstance(payload, (dict, list)):
         payload = json.dumps(payload, separators=(",", ":")).encode()
@@ -45,6 +51,19 @@ def main():
     for i, data in enumerate(fixtures()):
         write("csv", bytes([0, (len(data) // 2) >> 8 & 255, (len(data) // 2) & 255]) + data)
         write("csv", bytes([(i & 3) | 4 * (i % 4), 0, 17]) + data)
+    # csv: the groups column (SPEC §8) in both formats and with ';'
+    g1, g2 = b"0f8fad5b-d9cb-469f-a165-70867728950e", b"7C9E6679-7425-40DE-944B-E07FC1F90AE7"
+    for data in [
+        b"version:v1.0\n" + PORTAL_HEADER + b",Groups (object ids) [groups]\n"
+        b"a@b.example,,,," + g1 + b" " + g2 + b"\nc@d.example,,,,\"" + g1 + b";\n" + g2 +
+        b"\"\ne@f.example,,,,not-a-guid\ng@h.example,,,,\" ; \"\n",
+        b"Name,InvitedUserEmailAddress,Groups\r\nAnn,ann@x.example," + g2 + b";" + g1 + b";" + g2 +
+        b"\r\nBob,bob@x.example,\x1b[31m\xe2\x80\xae\r\n",
+        b"version:v1.0;;;;\n" + PORTAL_HEADER.replace(b",", b";") + b";[groups]\n"
+        b"a@b.example;;;;" + g1 + b" " + g2 + b"\nc@d.example;;;;\"" + g1 + b";" + g2 + b"\"\n",
+    ]:
+        write("csv", bytes([0, (len(data) // 2) >> 8 & 255, (len(data) // 2) & 255]) + data)
+        write("csv", bytes([3 | 4 * 3, 0, 29]) + data)
 
     # proto: chunk-size byte, then what a client sends
     reqs = [{"op": "status"}, {"op": "stats"}, {"op": "jobs", "all": True},
@@ -105,6 +124,41 @@ max_rows = 1000000
                           "innerError": {"date": "2026-11-28T23:33:39", "request-id": "r-1"}}}
         write("graph", st(code) + b"\x11" + json.dumps(body).encode())
     write("graph", b"\xff\x02\x04")
+    # graph, directory answers (GRAPH.md §6, the simulator's): lookups, a
+    # read by id, group additions, a $batch of reads; then the pieces an
+    # address (a quote to double), a graph URL and ids
+    member = {"id": "m-1", "userType": "Member", "mail": "o'neil@b.example",
+              "externalUserState": None, "externalUserStateChangeDateTime": None}
+    guest = {"id": "g-1", "userType": "Guest", "mail": "o'neil@b.example",
+             "externalUserState": "PendingAcceptance",
+             "externalUserStateChangeDateTime": "2026-12-01T10:00:00Z"}
+    ctx = "https://graph.microsoft.com/v1.0/$metadata#users(id,userType,mail)"
+    pieces = b"\0o'neil+x@b.example\0https://graph.microsoft.com/\0g-1\0m-1"
+    for doc in [{"@odata.context": ctx, "value": []},
+                {"@odata.context": ctx, "value": [member, guest]},
+                dict(guest, **{"@odata.context": ctx + "/$entity"})]:
+        write("graph", st(200) + b"\x02" + json.dumps(doc).encode() + pieces)
+    write("graph", st(204) + b"\x00" + pieces[1:])
+    for code, ecode, msg in [(400, "Request_BadRequest", "One or more added object references "
+                              "already exist for the following modified properties: 'members'."),
+                             (400, "Request_BadRequest", "Guest users cannot be added to this "
+                              "group: its settings do not allow guests (AllowToAddGuests is false)."),
+                             (403, "Authorization_RequestDenied",
+                              "Insufficient privileges to complete the operation."),
+                             (404, "Request_ResourceNotFound", "Resource 'g-1' does not exist or "
+                              "one of its queried reference-property objects are not present.")]:
+        body = {"error": {"code": ecode, "message": msg,
+                          "innerError": {"date": "2026-12-01T10:00:00", "request-id": "r-2"}}}
+        write("graph", st(code) + b"\x02" + json.dumps(body).encode() + pieces)
+    batch = {"responses": [
+        {"id": "2", "status": 404, "headers": {},
+         "body": {"error": {"code": "Request_ResourceNotFound", "message": "gone"}}},
+        {"id": "3", "status": 429, "headers": {"Retry-After": "5",
+                                               "x-ms-throttle-scope": "Tenant/Read//tid",
+                                               "x-ms-throttle-information": "ReadLimitExceeded"},
+         "body": {"error": {"code": "TooManyRequests", "message": "slow"}}},
+        {"id": "1", "status": 200, "headers": {}, "body": dict(guest, externalUserState="Accepted")}]}
+    write("graph", st(200) + b"\x00" + json.dumps(batch).encode() + pieces)
 
     # auth: two status-selector bytes (< 0x8000: 200,400,401,403,429,500,503,0), body
     write("auth", b"\x00\x00" + json.dumps({"token_type": "Bearer", "expires_in": 3599,

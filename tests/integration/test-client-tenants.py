@@ -239,7 +239,7 @@ def test_jobs_show(tap, fake):
     lines = out.splitlines()
     tap.eq(lines[0].split() if lines else None,
            ["ID", "STATE", "SUBMITTED", "BY", "TENANT", "TOTAL", "SUCCESS", "FAILURE",
-            "PENDING", "NAME"], "jobs: a TENANT column")
+            "SKIPPED", "PENDING", "ACCEPTED", "NAME"], "jobs: a TENANT column")
     tap.ok(row_of(out, "9").split()[5:6] == ["fabrikam"] and
            row_of(out, "7").split()[5:6] == ["contoso"], "each job's tenant", out)
     rc, out, err = ctl(fake, "jobs", "--tenant", "contoso", "-q")

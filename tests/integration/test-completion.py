@@ -72,7 +72,7 @@ def main(tap):
     tap.ok(got == [] and err == "", "no daemon, no ids, no error", (got, err))
 
     got, _ = complete("invitectl t", bindir)
-    tap.eq(got, ["template", "tenants"], "the tenants command")
+    tap.eq(got, ["template", "tenants", "track"], "the tenants command")
     got, _ = complete("invitectl ch", bindir)
     tap.eq(got, ["check"], "the check command")
     for cmd in ("submit", "validate", "jobs", "check", "resume"):

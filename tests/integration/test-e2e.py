@@ -92,7 +92,9 @@ def main(tap):
                             "Customized invitation message [customizedMessageBody]",
                             "Name [inviteeName]"], "results starts with the input columns", cols)
         tap.ok(cols[5:] == ["status", "http_status", "error_code", "error_message",
-                            "invited_user_id", "invite_redeem_url", "attempts", "finished_at"],
+                            "invited_user_id", "invite_redeem_url", "attempts", "finished_at",
+                            "existing_type", "groups_state", "group_errors", "mail_state",
+                            "mail_sent_at", "accepted_at", "resends"],
                "then SPEC's result columns", cols)
         by_addr = {r["address"]: r for r in rec}
         mism = [t for t in table

@@ -173,8 +173,10 @@ def main(tap):
         tap.eq(header[:2], ["Email address to invite [inviteeEmail] Required",
                             "Redirection url [inviteRedirectURL] Required"],
                "results: the input columns first")
-        tap.eq(header[-8:], ["status", "http_status", "error_code", "error_message",
-                             "invited_user_id", "invite_redeem_url", "attempts", "finished_at"],
+        tap.eq(header[-15:], ["status", "http_status", "error_code", "error_message",
+                              "invited_user_id", "invite_redeem_url", "attempts", "finished_at",
+                              "existing_type", "groups_state", "group_errors", "mail_state",
+                              "mail_sent_at", "accepted_at", "resends"],
                "then the result columns")
         tap.ok(not p.stdout.startswith(b"\xef\xbb\xbf"), "no BOM unless asked")
         out_path = os.path.join(env.dir, "results.csv")
@@ -193,8 +195,8 @@ def main(tap):
         p = env.ctl("jobs")
         lines = out(p).splitlines()
         tap.ok(lines and lines[0].split() == ["ID", "STATE", "SUBMITTED", "BY", "TENANT",
-                                              "TOTAL", "SUCCESS", "FAILURE", "PENDING",
-                                              "NAME"],
+                                              "TOTAL", "SUCCESS", "FAILURE", "SKIPPED",
+                                              "PENDING", "ACCEPTED", "NAME"],
                "jobs: the SPEC header", out(p))
         name_col = [width(l[:l.index("NAME")]) if "NAME" in l else None for l in lines[:1]]
         row = [l for l in lines if l.endswith("日本のパートナー 🎉")]

@@ -197,7 +197,7 @@ static void test_dropins_and_missing(void)
 	config_finish(&c);
 }
 
-/* [daemon] connection limits: durations with s, m, h; the defaults */
+/* [daemon] connection limits: durations with s, m, h, d (SPEC §8), at most 24 h; the defaults */
 static void test_connection_limits(void)
 {
 	static const struct {
@@ -206,7 +206,7 @@ static void test_connection_limits(void)
 	} durations[] = {
 		{"10", 10000}, {"1.5", 1500}, {"90s", 90000}, {"5m", 300000}, {"2h", 7200000},
 		{"0.1", 100},  {"0", 0},      {"-1", 0},      {"25h", 0},     {"5 m", 0},
-		{"inf", 0},    {"nan", 0},    {"1d", 0},      {"", 0},        {"m", 0},
+		{"inf", 0},    {"nan", 0},    {"1d", 86400000}, {"2d", 0}, {"1D", 0}, {"", 0},        {"m", 0},
 	};
 	struct config c;
 	char *err = NULL;

@@ -21,8 +21,9 @@
 
 struct seen_row {
 	unsigned line;
-	char *email, *name, *redirect, *message;
+	char *email, *name, *redirect, *message, *groups;
 	enum csv_flag send;
+	char separator;
 	size_t n_fields;
 };
 
@@ -81,6 +82,8 @@ static int on_row(void *userdata, const struct csv_row *row)
 	log_str(&res->log, row->redirect_url);
 	buf_printf(&res->log, "%d|", (int)row->send_email);
 	log_str(&res->log, row->message);
+	log_str(&res->log, row->groups);
+	buf_printf(&res->log, "%c|", row->separator);
 	for (size_t i = 0; i < row->n_fields; i++)
 		log_str(&res->log, row->fields[i]);
 	buf_append_str(&res->log, "\n");
@@ -91,7 +94,9 @@ static int on_row(void *userdata, const struct csv_row *row)
 		s->name = dup_or_null(row->display_name);
 		s->redirect = dup_or_null(row->redirect_url);
 		s->message = dup_or_null(row->message);
+		s->groups = dup_or_null(row->groups);
 		s->send = row->send_email;
+		s->separator = row->separator;
 		s->n_fields = row->n_fields;
 	}
 	res->n_rows++;
@@ -123,6 +128,7 @@ static void result_free(struct result *res)
 		free(res->rows[i].name);
 		free(res->rows[i].redirect);
 		free(res->rows[i].message);
+		free(res->rows[i].groups);
 	}
 	for (size_t i = 0; i < res->n_errors && i < MAX_SEEN; i++)
 		free(res->errors[i].message);
@@ -167,7 +173,8 @@ struct exp_row {
 	const char *email, *name, *redirect;
 	enum csv_flag send;
 	const char *message;
-	size_t n_fields; /* 0: not checked */
+	size_t n_fields;    /* 0: not checked */
+	const char *groups; /* the groups cell csv_row carries (NULL: none) */
 };
 
 struct exp_error {
@@ -209,6 +216,10 @@ struct tcase {
 #define X10 "xxxxxxxxxx"
 #define X50 X10 X10 X10 X10 X10
 #define X250 X50 X50 X50 X50 X50
+#define G1 "0f8fad5b-d9cb-469f-a165-70867728950e"
+#define G1U "0F8FAD5B-D9CB-469F-A165-70867728950E"
+#define G2 "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+#define BAD_GUID "invalid groups: not a group object id (GUID): "
 
 static const struct tcase cases[] = {
     {"portal: version, example, two rows",
@@ -469,6 +480,52 @@ static const struct tcase cases[] = {
      IN("\"Email, required\n[inviteeEmail]\",\"Redirect [inviteRedirectURL]\"\na@b.example\n"),
      .format = PORTAL, .sep = ',', .n_rows = -1,
      .rows = {{3, "a@b.example", NULL, NULL, U, NULL, 1}}},
+    {"portal: a [groups] column with localized text; ids by spaces, ';', newlines",
+     IN("version:v1.0\n" PH ",Gruppen (Objekt-IDs durch Leerzeichen getrennt) [groups]\n"
+        "a@b.example,,,," G1 " " G2 "\n"
+        "c@d.example,,,,\" " G1U ";" G2 "\n\"\n"
+        "e@f.example,,,,\n"
+        "g@h.example,,,, ; ;;\n"
+        "i@j.example,,,,\"" G1 "\n" G1U "\"\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{3, "a@b.example", NULL, NULL, U, NULL, 5, G1 " " G2},
+              {4, "c@d.example", NULL, NULL, U, NULL, 5, G1U ";" G2},
+              {6, "e@f.example", NULL, NULL, U, NULL, 5, NULL},
+              {7, "g@h.example", NULL, NULL, U, NULL, 5, NULL},
+              {8, "i@j.example", NULL, NULL, U, NULL, 5, G1 "\n" G1U}}},
+    {"PowerShell: a Groups column in any case",
+     IN("Name,InvitedUserEmailAddress,GROUPS\r\nAnn,ann@x.example," G1 ";" G2
+        "\r\nBob,bob@x.example,\r\nCy,cy@x.example,nope\r\n"),
+     .format = PS, .sep = ',', .n_rows = 3,
+     .rows = {{2, "ann@x.example", "Ann", NULL, U, NULL, 3, G1 ";" G2},
+              {3, "bob@x.example", "Bob", NULL, U, NULL, 3, NULL}},
+     .errors = {{4, BAD_GUID "'nope'"}}},
+    {"a bad group id in a multi-line record is reported at its first line",
+     IN(PH ",[groups]\na@b.example,,,\"line one\nline two\nline three\",not-a-guid\n"
+           "c@d.example,,,,\"" G1 "\n" G2 "x\"\ne@f.example,,,," G2 "\n"),
+     .format = PORTAL, .sep = ',', .n_rows = 3,
+     .rows = {{7, "e@f.example", NULL, NULL, U, NULL, 5, G2}},
+     .errors = {{2, BAD_GUID "'not-a-guid'"}, {5, BAD_GUID "'" G2 "x'"}}},
+    {"';' file: only spaces separate group ids, a ';' is part of one",
+     IN("version:v1.0;;;;\r\n" PH_SEMI ";[groups]\r\na@b.example;;;;" G1 " " G2 "\r\n"
+        "c@d.example;;;;\"" G1 ";" G2 "\"\r\ne@f.example;;;;\"" G2 "\"\r\n"),
+     .format = PORTAL, .sep = ';', .n_rows = 3,
+     .rows = {{3, "a@b.example", NULL, NULL, U, NULL, 5, G1 " " G2},
+              {5, "e@f.example", NULL, NULL, U, NULL, 5, G2}},
+     .errors = {{4, BAD_GUID "'" G1 ";7c9e6679-7425-40de-944b...'"}}},
+    {"a hostile groups cell is escaped and cut in the message",
+     IN(PH ",[groups]\na@b.example,,,,\"\x1b[31m\xe2\x80\xae" X50 X50 "\"\n"), .format = PORTAL,
+     .sep = ',', .n_rows = 1,
+     .errors = {{2, BAD_GUID "'\\e[31m\\u202e" X10 X10 X10 X10 "xxxxxxxx...'"}}},
+    {"bad email and bad groups: both reported at the row's line", IN(PH ",[groups]\nbad,,,,xyz\n"),
+     .format = PORTAL, .sep = ',', .n_rows = 1,
+     .errors = {{2, "invalid email 'bad'"}, {2, BAD_GUID "'xyz'"}}},
+    {"duplicate [groups] column",
+     IN("Email [inviteeEmail],Url [inviteRedirectURL],G [groups],Also [Groups]\n"
+        "a@b.example,," G1 "," G2 "\n"),
+     .format = PORTAL, .sep = ',', .n_rows = -1,
+     .rows = {{2, "a@b.example", NULL, NULL, U, NULL, 4, G1}},
+     .errors = {{1, "duplicate column [groups]"}}},
     {"a row that only has an empty quoted cell is blank", IN(PH "\n\"\"\n\"\",\"\"\na@b.example\n"),
      .format = PORTAL, .sep = ',', .n_rows = -1,
      .rows = {{4, "a@b.example", NULL, NULL, U, NULL, 1}}},
@@ -515,6 +572,8 @@ static void check_case(const struct tcase *tc)
 		is_str(g->redirect, e->redirect, "%s: row %zu redirect", tc->name, i);
 		is_int(g->send, e->send, "%s: row %zu send flag", tc->name, i);
 		is_str(g->message, e->message, "%s: row %zu message", tc->name, i);
+		is_str(g->groups, e->groups, "%s: row %zu groups", tc->name, i);
+		is_int(g->separator, tc->sep, "%s: row %zu separator", tc->name, i);
 		if (e->n_fields)
 			is_int(g->n_fields, e->n_fields, "%s: row %zu fields", tc->name, i);
 	}
@@ -833,6 +892,43 @@ static void test_cell_cap(void)
 	buf_finish(&b);
 }
 
+/* VALID_GROUPS_MAX ids in a cell pass; one more is a problem at the row's
+ * line; a duplicate does not count. */
+static void test_groups_cap(void)
+{
+	struct buf b = BUF_INIT;
+	struct result res;
+
+	buf_append_str(&b, "Name,InvitedUserEmailAddress,Groups\n");
+	for (unsigned row = 0; row < 3; row++) {
+		unsigned n = row == 0 ? VALID_GROUPS_MAX : VALID_GROUPS_MAX + 1;
+		buf_printf(&b, "G%u,g%u@x.example,\"", row, row);
+		for (unsigned i = 0; i < n; i++) {
+			/* row 2: the last id repeats the first */
+			unsigned id = row == 2 && i == n - 1 ? 0 : i;
+			buf_printf(&b, "%s%08x-0000-4000-8000-%012x", i ? (i % 2 ? " " : ";") : "",
+			           id, id);
+		}
+		buf_append_str(&b, "\"\n");
+	}
+	parse(b.data, b.len, 0, NULL, &res);
+	is_int(res.n_rows, 2, "groups cap: 64 ids, and 64 with a duplicate, pass");
+	if (res.n_rows == 2) {
+		is_int(res.rows[0].line, 2, "groups cap: 64 ids on line 2");
+		is_int(res.rows[1].line, 4, "groups cap: 64 and a duplicate on line 4");
+		ok(res.rows[1].groups && strlen(res.rows[1].groups) == 65 * 37 - 1,
+		   "groups cap: the cell is passed on whole");
+	}
+	is_int(res.n_errors, 1, "groups cap: one error");
+	if (res.n_errors == 1) {
+		is_int(res.errors[0].line, 3, "groups cap: 65 ids at line 3");
+		is_str(res.errors[0].message, "invalid groups: more than 64 groups",
+		       "groups cap: message");
+	}
+	result_free(&res);
+	buf_finish(&b);
+}
+
 static void test_language_check(void)
 {
 	static const char *const good[] = {"en", "en-US", "ja-JP", "zh-Hans-CN", "es-419"};
@@ -1041,6 +1137,7 @@ int main(void)
 	test_template();
 	test_message_cap();
 	test_cell_cap();
+	test_groups_cap();
 	test_language_check();
 	test_callbacks();
 	test_fixtures();

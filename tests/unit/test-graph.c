@@ -413,6 +413,506 @@ static void test_utf8(void)
 	graph_result_clear(&res[1]);
 }
 
+/* ---- the directory (GRAPH.md §6) ---- */
+
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
+					     : c >= 'a' && c <= 'f' ? c - 'a' + 10
+								    : -1;
+}
+
+/* s[0..len) with %XX decoded (the URL holds no '+' to read); NULL on a bad escape */
+static char *pct_decode(const char *s, size_t len)
+{
+	char *out = malloc(len + 1);
+	size_t o = 0;
+	for (size_t i = 0; out && i < len; i++) {
+		if (s[i] != '%') {
+			out[o++] = s[i];
+			continue;
+		}
+		int hi = i + 2 < len ? hex_digit(s[i + 1]) : -1;
+		int lo = i + 2 < len ? hex_digit(s[i + 2]) : -1;
+		if (hi < 0 || lo < 0) {
+			free(out);
+			return NULL;
+		}
+		out[o++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	if (out)
+		out[o] = '\0';
+	return out;
+}
+
+/* The lookup filter of GRAPH.md §6 for a (quote-doubled) literal; owned. */
+static char *want_filter(const char *lit)
+{
+	char *f = NULL;
+	if (asprintf(&f,
+		     "mail eq '%s' or otherMails/any(x:x eq '%s') or proxyAddresses/any(x:x eq "
+		     "'smtp:%s') or userPrincipalName eq '%s'",
+		     lit, lit, lit, lit) < 0)
+		return NULL;
+	return f;
+}
+
+static void test_lookup_url(void)
+{
+	char *url = graph_lookup_url("https://graph.microsoft.com/", "a@b.example");
+	is_str(url,
+	       "https://graph.microsoft.com/v1.0/users?$filter="
+	       "mail%20eq%20%27a%40b.example%27%20or%20otherMails%2Fany%28x%3Ax%20eq%20%27a%40b.example%27%29"
+	       "%20or%20proxyAddresses%2Fany%28x%3Ax%20eq%20%27smtp%3Aa%40b.example%27%29"
+	       "%20or%20userPrincipalName%20eq%20%27a%40b.example%27"
+	       "&$select=id%2CuserType%2Cmail%2CexternalUserState%2CexternalUserStateChangeDateTime",
+	       "lookup URL, byte for byte (a trailing slash of graph_url dropped)");
+	free(url);
+
+	static const struct {
+		const char *email, *literal, *name;
+	} cases[] = {
+		{"o'neil@b.example", "o''neil@b.example", "a quote is doubled"},
+		{"it''s@b.example", "it''''s@b.example", "two quotes, each doubled"},
+		{"'@b.example'", "''@b.example''", "quotes at both ends"},
+		{"a+tag@b.example", "a+tag@b.example", "'+' kept (as %2B, not a space)"},
+		{"a&b=c@b.example", "a&b=c@b.example", "'&' and '=' do not split the query"},
+		{"a#b@b.example", "a#b@b.example", "'#' is not a fragment"},
+		{"100%@b.example", "100%@b.example", "'%' is escaped itself"},
+		{"jos\xc3\xa9@b\xc3\xbc" "cher.example", "jos\xc3\xa9@b\xc3\xbc" "cher.example",
+		 "non-ASCII UTF-8, byte by byte"},
+		{"a b@b.example", "a b@b.example", "a space as %20"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		url = graph_lookup_url("http://127.0.0.1:8080/fabrikam.example", cases[i].email);
+		ok(url != NULL, "%s: built", cases[i].name);
+		if (!url)
+			continue;
+		const char *pre = "http://127.0.0.1:8080/fabrikam.example/v1.0/users?$filter=";
+		ok(strncmp(url, pre, strlen(pre)) == 0, "%s: path under graph_url", cases[i].name);
+		const char *q = url + strlen(pre);
+		const char *amp = strchr(q, '&');
+		bool clean = amp && !strchr(amp + 1, '&') && !strchr(url, '+') && !strchr(url, '#') &&
+			     !strchr(url, ' ') && !strchr(url, '\'');
+		for (const char *c = q; *c; c++)
+			clean = clean && (unsigned char)*c < 0x80;
+		ok(clean, "%s: one '&', and no '+', '#', space, quote or byte >= 0x80: %s",
+		   cases[i].name, url);
+		ok(amp && strcmp(amp, "&$select=id%2CuserType%2Cmail%2CexternalUserState%2C"
+				      "externalUserStateChangeDateTime") == 0,
+		   "%s: the $select", cases[i].name);
+		char *got = amp ? pct_decode(q, (size_t)(amp - q)) : NULL;
+		char *want = want_filter(cases[i].literal);
+		is_str(got, want, "%s: $filter decodes to GRAPH.md's", cases[i].name);
+		if (strchr(cases[i].email, '+'))
+			ok(strstr(q, "a%2Btag") != NULL, "%s: as %%2B", cases[i].name);
+		if (strchr(cases[i].email, ' '))
+			ok(strstr(q, "a%20b") != NULL, "%s: as %%20", cases[i].name);
+		if (strchr(cases[i].email, '\xc3'))
+			ok(strstr(q, "jos%C3%A9%40b%C3%BCcher.example") != NULL, "%s: %%C3%%A9",
+			   cases[i].name);
+		free(got);
+		free(want);
+		free(url);
+	}
+}
+
+static void test_group_requests(void)
+{
+	char *url = graph_group_members_url("https://graph.microsoft.com",
+					    "aaaaaaaa-0000-4000-8000-000000000001");
+	is_str(url,
+	       "https://graph.microsoft.com/v1.0/groups/aaaaaaaa-0000-4000-8000-000000000001/members/$ref",
+	       "members URL");
+	free(url);
+	url = graph_group_members_url("http://127.0.0.1:9/t/", "G 1/x");
+	is_str(url, "http://127.0.0.1:9/t/v1.0/groups/G%201%2Fx/members/$ref",
+	       "a trailing slash dropped; an odd id is one escaped segment");
+	free(url);
+
+	char *body;
+	size_t len;
+	is_int(graph_group_add_body("https://graph.microsoft.com/",
+				    "f37006d3-4e41-5b3c-a8f9-77717da125d0", &body, &len),
+	       0, "add body built");
+	is_str(body,
+	       "{\"@odata.id\":\"https://graph.microsoft.com/v1.0/directoryObjects/"
+	       "f37006d3-4e41-5b3c-a8f9-77717da125d0\"}",
+	       "exactly {\"@odata.id\": the user's directoryObjects URL}");
+	ok(len == strlen(body), "length %zu", len);
+	free(body);
+	is_int(graph_group_add_body("http://127.0.0.1:8080/fabrikam.example", "u\"1", &body, &len), 0,
+	       "under a simulator URL with a tenant prefix");
+	json_t *j = json_loads(body, 0, NULL);
+	is_str(json_string_value(json_object_get(j, "@odata.id")),
+	       "http://127.0.0.1:8080/fabrikam.example/v1.0/directoryObjects/u%221",
+	       "the graph_url given; the id escaped, JSON valid");
+	ok(json_object_size(j) == 1, "one member");
+	json_decref(j);
+	free(body);
+}
+
+static void test_track_body(void)
+{
+	const char *ids[] = {"u-1", "u-2", "a b"};
+	char *body;
+	size_t len;
+	is_int(graph_track_batch_body(ids, 3, &body, &len), 0, "track batch body built");
+	ok(len == strlen(body), "length");
+	json_t *j = json_loads(body, 0, NULL);
+	json_t *reqs = json_object_get(j, "requests");
+	ok(json_array_size(reqs) == 3, "three requests");
+	for (size_t i = 0; i < 3; i++) {
+		json_t *q = json_array_get(reqs, i);
+		char id[4], want[160];
+		snprintf(id, sizeof(id), "%zu", i + 1);
+		snprintf(want, sizeof(want),
+			 "/users/%s?$select=id,userType,externalUserState,externalUserStateChangeDateTime",
+			 i == 2 ? "a%20b" : ids[i]);
+		is_str(json_string_value(json_object_get(q, "id")), id, "item %zu: id", i + 1);
+		is_str(json_string_value(json_object_get(q, "method")), "GET", "item %zu: GET", i + 1);
+		is_str(json_string_value(json_object_get(q, "url")), want, "item %zu: url", i + 1);
+		ok(!json_object_get(q, "body"), "item %zu: no body", i + 1);
+	}
+	json_decref(j);
+	free(body);
+	is_int(graph_track_batch_body(ids, 0, &body, &len), -EINVAL, "0 items refused");
+	const char *many[GRAPH_BATCH_MAX + 1];
+	for (size_t i = 0; i <= GRAPH_BATCH_MAX; i++)
+		many[i] = "u";
+	is_int(graph_track_batch_body(many, GRAPH_BATCH_MAX + 1, &body, &len), -EINVAL,
+	       "21 items refused");
+	is_int(graph_track_batch_body(many, GRAPH_BATCH_MAX, &body, &len), 0, "20 items");
+	free(body);
+}
+
+static const char *outcome_name(enum graph_dir_outcome o)
+{
+	static const char *const names[] = {"OK", "NOT_FOUND", "DENIED", "FAILED",
+					    "TRANSIENT", "THROTTLED", "AUTH"};
+	return (unsigned)o < sizeof(names) / sizeof(names[0]) ? names[o] : "?";
+}
+
+enum which { LOOKUP, ADD, READ };
+
+struct dir_case {
+	enum which which;
+	long status;
+	int error;
+	const char *body;
+	int retry_after;   /* 1: Retry-After 3 s */
+	const char *scope; /* x-ms-throttle-scope */
+	enum graph_dir_outcome want;
+	const char *code;    /* NULL: none */
+	const char *message; /* NULL: not checked */
+	const char *id;      /* the found user's id; NULL: not found */
+	const char *user_type, *mail, *state;
+	uint64_t changed_ms;
+	const char *name;
+};
+
+#define DENIED_BODY                                                                       \
+	"{\"error\":{\"code\":\"Authorization_RequestDenied\",\"message\":\"Insufficient " \
+	"privileges to complete the operation.\",\"innerError\":{\"request-id\":\"rq-b\"}}}"
+#define NOT_FOUND_BODY                                                                        \
+	"{\"error\":{\"code\":\"Request_ResourceNotFound\",\"message\":\"Resource 'u-1' does " \
+	"not exist or one of its queried reference-property objects are not present.\"}}"
+#define MEMBER_JSON                                                              \
+	"{\"id\":\"m-1\",\"userType\":\"Member\",\"mail\":\"ann@contoso.example\"," \
+	"\"externalUserState\":null,\"externalUserStateChangeDateTime\":null}"
+#define GUEST_JSON                                                              \
+	"{\"id\":\"g-1\",\"userType\":\"Guest\",\"mail\":\"ann@contoso.example\"," \
+	"\"externalUserState\":\"PendingAcceptance\","                             \
+	"\"externalUserStateChangeDateTime\":\"2026-12-01T10:00:00Z\"}"
+#define CTX "\"@odata.context\":\"https://graph.microsoft.com/v1.0/$metadata#users(id)\","
+
+static const struct dir_case dir_cases[] = {
+	/* lookups */
+	{LOOKUP, 200, 0, "{" CTX "\"value\":[]}", 0, NULL, GRAPH_DIR_OK, NULL, NULL, NULL, NULL,
+	 NULL, NULL, 0, "lookup: value [] is no such user"},
+	{LOOKUP, 200, 0, "{" CTX "\"value\":[" MEMBER_JSON "]}", 0, NULL, GRAPH_DIR_OK, NULL,
+	 NULL, "m-1", "Member", "ann@contoso.example", NULL, 0, "lookup: one member"},
+	{LOOKUP, 200, 0, "{\"value\":[" MEMBER_JSON "," GUEST_JSON "]}", 0, NULL, GRAPH_DIR_OK,
+	 NULL, NULL, "g-1", "Guest", "ann@contoso.example", "PendingAcceptance", 1796119200000u,
+	 "lookup: member then guest: the guest wins"},
+	{LOOKUP, 200, 0, "{\"value\":[" GUEST_JSON "," MEMBER_JSON "]}", 0, NULL, GRAPH_DIR_OK,
+	 NULL, NULL, "g-1", "Guest", "ann@contoso.example", "PendingAcceptance", 1796119200000u,
+	 "lookup: guest then member: the guest wins"},
+	{LOOKUP, 200, 0, "{\"value\":[" MEMBER_JSON ",{\"id\":\"m-2\",\"userType\":\"Member\"}]}",
+	 0, NULL, GRAPH_DIR_OK, NULL, NULL, "m-1", "Member", "ann@contoso.example", NULL, 0,
+	 "lookup: two members: the first"},
+	{LOOKUP, 200, 0,
+	 "{\"value\":[{\"userType\":\"Guest\",\"id\":\"g-\xff\",\"mail\":\"caf\xe9@x.example\","
+	 "\"externalUserState\":\"Accep\xc3(ted\"}]}",
+	 0, NULL, GRAPH_DIR_OK, NULL, NULL, "g-\xef\xbf\xbd", "Guest", "caf\xef\xbf\xbd@x.example",
+	 "Accep\xef\xbf\xbd(ted", 0, "lookup: invalid UTF-8 in strings becomes U+FFFD"},
+	{LOOKUP, 200, 0, "{\"value\":[{\"id\":\"u\\u00e9\",\"extra\":[1,{\"id\":\"no\"}]}]}", 0,
+	 NULL, GRAPH_DIR_OK, NULL, NULL, "u\xc3\xa9", NULL, NULL, NULL, 0,
+	 "lookup: escapes decoded, other members skipped, userType absent is NULL"},
+	{LOOKUP, 200, 0, "<html>proxy</html>", 0, NULL, GRAPH_DIR_TRANSIENT, "BadResponse", NULL,
+	 NULL, NULL, NULL, NULL, 0, "lookup: a 200 that is not JSON is tried again"},
+	{LOOKUP, 200, 0, "{\"value\":[" MEMBER_JSON, 0, NULL, GRAPH_DIR_TRANSIENT, "BadResponse",
+	 NULL, NULL, NULL, NULL, NULL, 0, "lookup: a truncated 200 is tried again (no pick kept)"},
+	{LOOKUP, 200, 0, "{\"values\":[]}", 0, NULL, GRAPH_DIR_TRANSIENT, "BadResponse",
+	 "a lookup answer without a value list", NULL, NULL, NULL, NULL, 0,
+	 "lookup: a 200 without value is not 'not found'"},
+	{LOOKUP, 200, 0, "{\"value\":[{\"mail\":\"a@b.example\"}]}", 0, NULL, GRAPH_DIR_TRANSIENT,
+	 "BadResponse", NULL, NULL, NULL, NULL, NULL, 0, "lookup: a user without an id"},
+	{LOOKUP, 200, 0, "{\"value\":{}}", 0, NULL, GRAPH_DIR_TRANSIENT, "BadResponse", NULL, NULL,
+	 NULL, NULL, NULL, 0, "lookup: value not a list"},
+	{LOOKUP, 403, 0, DENIED_BODY, 0, NULL, GRAPH_DIR_DENIED, "Authorization_RequestDenied",
+	 "Insufficient privileges to complete the operation.", NULL, NULL, NULL, NULL, 0,
+	 "lookup: 403 without User.Read.All"},
+	{LOOKUP, 400, 0, "{\"error\":{\"code\":\"BadRequest\",\"message\":\"Invalid filter clause\"}}",
+	 0, NULL, GRAPH_DIR_FAILED, "BadRequest", "Invalid filter clause", NULL, NULL, NULL, NULL,
+	 0, "lookup: 400 fails"},
+	{LOOKUP, 404, 0, NOT_FOUND_BODY, 0, NULL, GRAPH_DIR_FAILED, "Request_ResourceNotFound",
+	 NULL, NULL, NULL, NULL, NULL, 0, "lookup: a 404 is not replication (a wrong URL)"},
+	{LOOKUP, 429, 0, "{\"error\":{\"code\":\"TooManyRequests\",\"message\":\"slow\"}}", 1,
+	 "Tenant_Application/Read/app/tid", GRAPH_DIR_THROTTLED, "TooManyRequests", "slow", NULL,
+	 NULL, NULL, NULL, 0, "lookup: 429 with Retry-After and a tenant scope"},
+	{LOOKUP, 503, 0, "", 0, NULL, GRAPH_DIR_TRANSIENT, "HTTP503", NULL, NULL, NULL, NULL,
+	 NULL, 0, "lookup: 503"},
+	{LOOKUP, 503, 0, "", 1, "Application/Read/app", GRAPH_DIR_THROTTLED, "HTTP503", NULL,
+	 NULL, NULL, NULL, NULL, 0, "lookup: 503 with Retry-After"},
+	{LOOKUP, 401, 0, "{\"error\":{\"code\":\"InvalidAuthenticationToken\"}}", 0, NULL,
+	 GRAPH_DIR_AUTH, "InvalidAuthenticationToken", NULL, NULL, NULL, NULL, NULL, 0,
+	 "lookup: 401"},
+	{LOOKUP, 0, -ECONNRESET, "", 0, NULL, GRAPH_DIR_TRANSIENT, "ConnectionReset", "curl says",
+	 NULL, NULL, NULL, NULL, 0, "lookup: reset"},
+	{LOOKUP, 0, -ETIMEDOUT, "", 0, NULL, GRAPH_DIR_TRANSIENT, "Timeout", "curl says", NULL,
+	 NULL, NULL, NULL, 0, "lookup: timeout"},
+	/* group additions */
+	{ADD, 204, 0, "", 0, NULL, GRAPH_DIR_OK, NULL, NULL, NULL, NULL, NULL, NULL, 0, "add: 204"},
+	{ADD, 400, 0,
+	 "{\"error\":{\"code\":\"Request_BadRequest\",\"message\":\"One or more added object "
+	 "references already exist for the following modified properties: 'members'.\"}}",
+	 0, NULL, GRAPH_DIR_OK, NULL, NULL, NULL, NULL, NULL, NULL, 0,
+	 "add: already a member is done"},
+	{ADD, 400, 0,
+	 "{\"error\":{\"code\":\"Request_BadRequest\",\"message\":\"References ALREADY EXIST.\"}}", 0,
+	 NULL, GRAPH_DIR_OK, NULL, NULL, NULL, NULL, NULL, NULL, 0,
+	 "add: 'already exist' in any case"},
+	{ADD, 400, 0,
+	 "{\"error\":{\"code\":\"Request_BadRequest\",\"message\":\"Guest users cannot be added "
+	 "to this group: its settings do not allow guests (AllowToAddGuests is false).\"}}",
+	 0, NULL, GRAPH_DIR_FAILED, "Request_BadRequest",
+	 "Guest users cannot be added to this group: its settings do not allow guests "
+	 "(AllowToAddGuests is false).",
+	 NULL, NULL, NULL, NULL, 0, "add: a group refusing guests fails, Graph's reason kept"},
+	{ADD, 404, 0, NOT_FOUND_BODY, 0, NULL, GRAPH_DIR_NOT_FOUND, "Request_ResourceNotFound",
+	 NULL, NULL, NULL, NULL, NULL, 0, "add: 404 is not replicated yet"},
+	{ADD, 403, 0, DENIED_BODY, 0, NULL, GRAPH_DIR_DENIED, "Authorization_RequestDenied", NULL,
+	 NULL, NULL, NULL, NULL, 0, "add: 403 without GroupMember.ReadWrite.All"},
+	{ADD, 403, 0, "{\"error\":{\"code\":\"Forbidden\",\"message\":\"on-premises mastered\"}}", 0,
+	 NULL, GRAPH_DIR_FAILED, "Forbidden", "on-premises mastered", NULL, NULL, NULL, NULL, 0,
+	 "add: another 403 fails that addition"},
+	{ADD, 400, 0, "not json", 0, NULL, GRAPH_DIR_FAILED, "HTTP400", NULL, NULL, NULL, NULL,
+	 NULL, 0, "add: a 400 that is not JSON"},
+	{ADD, 429, 0, "", 1, "Tenant/Write//tid", GRAPH_DIR_THROTTLED, "HTTP429", NULL, NULL, NULL,
+	 NULL, NULL, 0, "add: 429"},
+	{ADD, 500, 0, "{\"error\":{\"code\":\"UnknownError\",\"message\":\"already exist\"}}", 0,
+	 NULL, GRAPH_DIR_TRANSIENT, "UnknownError", NULL, NULL, NULL, NULL, NULL, 0,
+	 "add: 'already exist' only counts in a 400"},
+	{ADD, 401, 0, "", 0, NULL, GRAPH_DIR_AUTH, "HTTP401", NULL, NULL, NULL, NULL, NULL, 0,
+	 "add: 401"},
+	{ADD, 408, 0, "", 0, NULL, GRAPH_DIR_TRANSIENT, "HTTP408", NULL, NULL, NULL, NULL, NULL, 0,
+	 "add: 408"},
+	{ADD, 0, -EHOSTUNREACH, "", 0, NULL, GRAPH_DIR_TRANSIENT, "HostUnreachable", NULL, NULL,
+	 NULL, NULL, NULL, 0, "add: no route"},
+	/* reads by id */
+	{READ, 200, 0,
+	 "{\"@odata.context\":\"x/$entity\",\"id\":\"g-1\",\"userType\":\"Guest\","
+	 "\"externalUserState\":\"Accepted\",\"externalUserStateChangeDateTime\":\"2028-02-29T23:59:59.250Z\"}",
+	 0, NULL, GRAPH_DIR_OK, NULL, NULL, "g-1", "Guest", NULL, "Accepted", 1835481599250u,
+	 "read: an accepted guest (a leap day, a fraction)"},
+	{READ, 200, 0,
+	 "{\"id\":\"g-1\",\"externalUserStateChangeDateTime\":\"2026-12-01T10:00:00+01:00\"}", 0,
+	 NULL, GRAPH_DIR_OK, NULL, NULL, "g-1", NULL, NULL, NULL, 1796115600000u, "read: an offset"},
+	{READ, 200, 0,
+	 "{\"id\":\"g-1\",\"externalUserStateChangeDateTime\":\"2026-12-01t10:00:00.1234567z\"}", 0,
+	 NULL, GRAPH_DIR_OK, NULL, NULL, "g-1", NULL, NULL, NULL, 1796119200123u,
+	 "read: lower-case t and z, seven fraction digits"},
+	{READ, 200, 0, "{\"id\":\"g-1\",\"externalUserStateChangeDateTime\":\"2026-02-29T10:00:00Z\"}",
+	 0, NULL, GRAPH_DIR_OK, NULL, NULL, "g-1", NULL, NULL, NULL, 0,
+	 "read: no 29 February in 2026: 0"},
+	{READ, 200, 0, "{\"id\":\"g-1\",\"externalUserStateChangeDateTime\":\"2026-12-01 10:00:00Z\"}",
+	 0, NULL, GRAPH_DIR_OK, NULL, NULL, "g-1", NULL, NULL, NULL, 0, "read: no T: 0"},
+	{READ, 200, 0, "{\"id\":\"g-1\",\"externalUserStateChangeDateTime\":\"2026-12-01T10:00:00\"}",
+	 0, NULL, GRAPH_DIR_OK, NULL, NULL, "g-1", NULL, NULL, NULL, 0, "read: no zone: 0"},
+	{READ, 200, 0, "{\"id\":\"g-1\",\"externalUserStateChangeDateTime\":\"1969-12-31T23:59:59Z\"}",
+	 0, NULL, GRAPH_DIR_OK, NULL, NULL, "g-1", NULL, NULL, NULL, 0, "read: before 1970: 0"},
+	{READ, 200, 0, "{\"id\":\"g-1\",\"externalUserStateChangeDateTime\":\"2026-12-01T24:00:00Z\"}",
+	 0, NULL, GRAPH_DIR_OK, NULL, NULL, "g-1", NULL, NULL, NULL, 0, "read: hour 24: 0"},
+	{READ, 200, 0, "{\"id\":\"g-1\",\"externalUserStateChangeDateTime\":\"2026-12-01T10:00:00.Z\"}",
+	 0, NULL, GRAPH_DIR_OK, NULL, NULL, "g-1", NULL, NULL, NULL, 0, "read: an empty fraction: 0"},
+	{READ, 200, 0, "{\"id\":\"g-1\",\"externalUserStateChangeDateTime\":1796119200}", 0, NULL,
+	 GRAPH_DIR_OK, NULL, NULL, "g-1", NULL, NULL, NULL, 0, "read: a number: 0"},
+	{READ, 200, 0, "{\"userType\":\"Guest\"}", 0, NULL, GRAPH_DIR_TRANSIENT, "BadResponse",
+	 "a user answer without an id", NULL, NULL, NULL, NULL, 0, "read: a 200 without an id"},
+	{READ, 404, 0, NOT_FOUND_BODY, 0, NULL, GRAPH_DIR_NOT_FOUND, "Request_ResourceNotFound",
+	 "Resource 'u-1' does not exist or one of its queried reference-property objects are not present.",
+	 NULL, NULL, NULL, NULL, 0, "read: 404"},
+	{READ, 403, 0, DENIED_BODY, 0, NULL, GRAPH_DIR_DENIED, "Authorization_RequestDenied", NULL,
+	 NULL, NULL, NULL, NULL, 0, "read: 403"},
+	{READ, 403, 0, "{\"error\":{\"code\":\"ErrorAccessDenied\",\"message\":\"Access is denied.\"}}",
+	 0, NULL, GRAPH_DIR_DENIED, "ErrorAccessDenied", NULL, NULL, NULL, NULL, NULL, 0,
+	 "read: 403 ErrorAccessDenied"},
+	{READ, 502, 0, "<html>bad gateway</html>", 0, NULL, GRAPH_DIR_TRANSIENT, "HTTP502", NULL,
+	 NULL, NULL, NULL, NULL, 0, "read: 502"},
+};
+
+static void test_dir_classify(void)
+{
+	for (size_t i = 0; i < sizeof(dir_cases) / sizeof(dir_cases[0]); i++) {
+		const struct dir_case *c = &dir_cases[i];
+		struct http_response resp = {
+			.status = c->status,
+			.error = c->error,
+			.error_text = c->error ? "curl says" : NULL,
+			.body = c->body,
+			.body_len = strlen(c->body),
+			.retry_after_ms = c->retry_after ? 3000 : 0,
+			.has_retry_after = c->retry_after,
+			.throttle_scope = c->scope,
+		};
+		struct graph_dir_result g;
+		int r = c->which == LOOKUP ? graph_lookup_classify(&resp, &g)
+			: c->which == ADD  ? graph_group_add_classify(&resp, &g)
+					   : graph_read_classify(&resp, &g);
+		is_int(r, 0, "%s: classified", c->name);
+		is_str(outcome_name(g.outcome), outcome_name(c->want), "%s: outcome", c->name);
+		is_int(g.http_status, c->status, "%s: status", c->name);
+		is_str(g.error_code, c->code, "%s: code", c->name);
+		if (c->message)
+			is_str(g.error_message, c->message, "%s: message", c->name);
+		ok(g.found == (c->id != NULL), "%s: found %d", c->name, g.found);
+		is_str(g.user.id, c->id, "%s: id", c->name);
+		if (c->id) {
+			is_str(g.user.user_type, c->user_type, "%s: userType", c->name);
+			is_str(g.user.mail, c->mail, "%s: mail", c->name);
+			is_str(g.user.external_state, c->state, "%s: externalUserState", c->name);
+			is_int(g.user.state_changed_ms, c->changed_ms, "%s: state changed at", c->name);
+		}
+		if (c->retry_after)
+			ok(g.has_retry_after && g.retry_after_ms == 3000, "%s: Retry-After", c->name);
+		if (c->want == GRAPH_DIR_THROTTLED)
+			is_int(g.throttle_scope, graph_throttle_scope_parse(c->scope), "%s: scope",
+			       c->name);
+		else
+			is_int(g.throttle_scope, GRAPH_THROTTLE_UNKNOWN, "%s: no scope", c->name);
+		ok(valid_utf8_json(g.error_code ? g.error_code : "") &&
+			   valid_utf8_json(g.error_message ? g.error_message : "") &&
+			   valid_utf8_json(g.user.id ? g.user.id : "") &&
+			   valid_utf8_json(g.user.mail ? g.user.mail : "") &&
+			   valid_utf8_json(g.user.external_state ? g.user.external_state : ""),
+		   "%s: strings valid UTF-8", c->name);
+		graph_dir_result_clear(&g);
+	}
+	/* the request-id: the header's, else the body's innerError */
+	struct http_response resp = {.status = 403, .body = DENIED_BODY,
+				     .body_len = strlen(DENIED_BODY)};
+	struct graph_dir_result g;
+	graph_read_classify(&resp, &g);
+	is_str(g.request_id, "rq-b", "request-id from innerError");
+	graph_dir_result_clear(&g);
+	resp.request_id = "rq-h";
+	graph_read_classify(&resp, &g);
+	is_str(g.request_id, "rq-h", "the request-id header wins");
+	graph_dir_result_clear(&g);
+	ok(g.error_code == NULL && g.user.id == NULL && !g.found, "cleared");
+}
+
+static void test_track_classify(void)
+{
+	/* out of order; item 4 missing; 3 throttled with its own headers */
+	static const char body[] =
+		"{\"responses\":["
+		"{\"id\":\"3\",\"status\":429,\"headers\":{\"Retry-After\":\"5\","
+		"\"x-ms-throttle-scope\":\"Tenant/Read//tid\",\"x-ms-throttle-information\":"
+		"\"ReadLimitExceeded\"},\"body\":{\"error\":{\"code\":\"TooManyRequests\","
+		"\"message\":\"Too many requests.\"}}},"
+		"{\"id\":\"2\",\"status\":404,\"headers\":{\"Content-Type\":\"application/json\"},"
+		"\"body\":" NOT_FOUND_BODY "},"
+		"{\"id\":\"1\",\"status\":200,\"headers\":{\"request-id\":\"r1\"},\"body\":"
+		"{\"@odata.context\":\"x\",\"id\":\"g-1\",\"userType\":\"Guest\",\"externalUserState\":"
+		"\"Accepted\",\"externalUserStateChangeDateTime\":\"2026-12-01T10:00:00Z\"}},"
+		"{\"id\":\"5\",\"status\":403,\"body\":" DENIED_BODY "},"
+		"{\"id\":\"6\",\"status\":200,\"body\":{\"id\":\"g-6\",\"userType\":\"Guest\","
+		"\"externalUserState\":\"PendingAcceptance\",\"externalUserStateChangeDateTime\":null}},"
+		"{\"id\":\"7\",\"status\":200},"
+		"{\"id\":\"9\",\"status\":200,\"body\":{\"id\":\"nine\"}},"
+		"{\"id\":\"1\",\"status\":500,\"body\":{}}"
+		"]}";
+	struct http_response resp = {.status = 200, .body = body, .body_len = sizeof(body) - 1};
+	struct graph_dir_result res[8];
+	is_int(graph_track_batch_classify(&resp, 8, res), 0, "a track batch read");
+	is_str(outcome_name(res[0].outcome), "OK", "item 1: OK (answered third; a repeated id ignored)");
+	ok(res[0].found && res[0].user.id && strcmp(res[0].user.id, "g-1") == 0 &&
+		   res[0].user.external_state && strcmp(res[0].user.external_state, "Accepted") == 0 &&
+		   res[0].user.state_changed_ms == 1796119200000u,
+	   "item 1: the accepted guest and when");
+	is_str(res[0].request_id, "r1", "item 1: its request-id header");
+	is_str(outcome_name(res[1].outcome), "NOT_FOUND", "item 2: 404");
+	ok(!res[1].found, "item 2: not found");
+	is_str(outcome_name(res[2].outcome), "THROTTLED", "item 3: 429 item");
+	ok(res[2].has_retry_after && res[2].retry_after_ms == 5000, "item 3: its own Retry-After");
+	is_int(res[2].throttle_scope, GRAPH_THROTTLE_TENANT, "item 3: its own scope");
+	is_str(res[2].error_code, "TooManyRequests", "item 3: its code");
+	is_str(outcome_name(res[3].outcome), "TRANSIENT", "item 4 missing: tried again");
+	is_str(res[3].error_code, "BadResponse", "item 4: BadResponse");
+	is_str(res[3].error_message, "no answer for this item in the batch", "item 4: says so");
+	is_str(outcome_name(res[4].outcome), "DENIED", "item 5: 403");
+	is_str(outcome_name(res[5].outcome), "OK", "item 6: pending guest");
+	ok(res[5].found && res[5].user.external_state &&
+		   strcmp(res[5].user.external_state, "PendingAcceptance") == 0 &&
+		   res[5].user.state_changed_ms == 0,
+	   "item 6: pending, changed null");
+	is_str(outcome_name(res[6].outcome), "TRANSIENT", "item 7: a 200 without a body");
+	is_str(res[6].error_message, "a batch item without a readable body", "item 7: says so");
+	is_str(outcome_name(res[7].outcome), "TRANSIENT", "item 8 missing (id 9 is out of range)");
+	for (size_t i = 0; i < 8; i++)
+		graph_dir_result_clear(&res[i]);
+
+	/* the envelope itself: one answer for all */
+	static const struct {
+		long status;
+		int error;
+		const char *body;
+		const char *want;
+		const char *name;
+	} whole[] = {
+		{429, 0, "{\"error\":{\"code\":\"TooManyRequests\"}}", "THROTTLED", "a 429 envelope"},
+		{503, 0, "", "TRANSIENT", "a 503 envelope"},
+		{401, 0, "", "AUTH", "a 401 envelope"},
+		{403, 0, DENIED_BODY, "DENIED", "a 403 envelope"},
+		{400, 0, "{\"error\":{\"code\":\"BadRequest\"}}", "FAILED", "a 400 envelope"},
+		{200, 0, "{\"responses\":[", "TRANSIENT", "a truncated 200 envelope"},
+		{200, 0, "<html>", "TRANSIENT", "a 200 envelope that is not JSON"},
+		{0, -ECONNRESET, "", "TRANSIENT", "no answer"},
+	};
+	for (size_t i = 0; i < sizeof(whole) / sizeof(whole[0]); i++) {
+		struct http_response w = {.status = whole[i].status, .error = whole[i].error,
+					  .body = whole[i].body, .body_len = strlen(whole[i].body),
+					  .has_retry_after = whole[i].status == 429,
+					  .retry_after_ms = whole[i].status == 429 ? 9000 : 0,
+					  .throttle_scope = "Application/Read/app"};
+		is_int(graph_track_batch_classify(&w, 2, res), GRAPH_BATCH_WHOLE, "%s: for all",
+		       whole[i].name);
+		struct graph_dir_result g;
+		is_int(graph_read_classify(&w, &g), 0, "%s: read once", whole[i].name);
+		is_str(outcome_name(g.outcome), whole[i].want, "%s: the outcome for all", whole[i].name);
+		if (whole[i].status == 429)
+			ok(g.retry_after_ms == 9000 && g.throttle_scope == GRAPH_THROTTLE_APPLICATION,
+			   "%s: its Retry-After and scope", whole[i].name);
+		graph_dir_result_clear(&g);
+	}
+	is_int(graph_track_batch_classify(&resp, 0, res), -EINVAL, "0 items refused");
+	is_int(graph_track_batch_classify(&resp, GRAPH_BATCH_MAX + 1, res), -EINVAL,
+	       "21 items refused");
+}
+
 /* client-request-id: a fresh GUID each time, in each $batch item's headers */
 static void test_client_request_id(void)
 {
@@ -504,5 +1004,10 @@ int main(void)
 	test_retry_after();
 	test_utf8();
 	test_client_request_id();
+	test_lookup_url();
+	test_group_requests();
+	test_track_body();
+	test_dir_classify();
+	test_track_classify();
 	return tap_done();
 }

@@ -35,7 +35,7 @@ static int64_t import_rows(unsigned n, const char *prefix, bool commit)
 		const char *fields[] = {email, ""};
 		struct csv_row row = {.line = i + 2, .email = email, .send_email = CSV_FLAG_UNSET,
 				      .n_fields = 2, .fields = fields};
-		store_import_row(imp, &row, "[\"x\"]");
+		store_import_row(imp, &row, "[\"x\"]", NULL);
 	}
 	if (commit)
 		store_import_commit(imp, &job);
@@ -102,7 +102,7 @@ static void test_audit(struct store *s)
 	int64_t job = 0, changed = 0;
 	store_import_begin(db_path, &spec, &imp);
 	struct csv_row row = {.line = 2, .email = "audit@x.example", .send_email = CSV_FLAG_UNSET};
-	store_import_row(imp, &row, "[]");
+	store_import_row(imp, &row, "[]", NULL);
 	is_int(store_import_audit(imp, "ab12"), 0, "submit entry inside the import");
 	store_import_destroy(imp); /* rolled back: no job, no entry */
 	struct audit_seen seen = {0};
@@ -111,7 +111,7 @@ static void test_audit(struct store *s)
 	is_int(seen.n, 0, "a rolled-back import leaves no entry");
 
 	store_import_begin(db_path, &spec, &imp);
-	store_import_row(imp, &row, "[]");
+	store_import_row(imp, &row, "[]", NULL);
 	store_import_audit(imp, "ab12");
 	store_import_commit(imp, &job);
 	store_import_destroy(imp);
@@ -435,7 +435,7 @@ static void test_upgrade_v4_tenant(void)
 	free(err);
 	if (!s)
 		return;
-	is_int(db_int(path, "PRAGMA user_version"), 5, "migrated to version 5");
+	is_int(db_int(path, "PRAGMA user_version"), 6, "migrated to the latest version (6)");
 	is_int(store_tenant_adopt(s, "default", "contoso.example", true), 1,
 	       "the tenant row is renamed 'default'");
 	struct store_job j;
@@ -513,7 +513,7 @@ static void test_upgrade_v3(void)
 	free(err);
 	if (!s)
 		return;
-	is_int(db_int(path, "PRAGMA user_version"), 5, "migrated to the latest version (5)");
+	is_int(db_int(path, "PRAGMA user_version"), 6, "migrated to the latest version (6)");
 	struct store_job j;
 	is_int(store_job_get(s, 7, &j), 0, "the old job is there");
 	ok(j.total == 3 && j.succeeded == 1 && j.failed == 1 && j.name && strcmp(j.name, "old") == 0,
@@ -577,10 +577,10 @@ int main(void)
 	struct csv_row b = {.line = 9, .email = "ann@x.EXAMPLE", .send_email = CSV_FLAG_TRUE, .n_fields = 1, .fields = f};
 	struct csv_row c2 = {.line = 12, .email = "ann@x.example", .send_email = CSV_FLAG_TRUE, .n_fields = 1, .fields = f};
 	struct csv_row d = {.line = 5, .email = "bob@x.example", .send_email = CSV_FLAG_TRUE, .n_fields = 1, .fields = f};
-	is_int(store_import_row(imp, &a, "[]"), 0, "first row stored");
-	is_int(store_import_row(imp, &d, "[]"), 0, "another address stored");
-	is_int(store_import_row(imp, &b, "[]"), 0, "a duplicate is stored too (found at the end)");
-	is_int(store_import_row(imp, &c2, "[]"), 0, "and a third copy");
+	is_int(store_import_row(imp, &a, "[]", NULL), 0, "first row stored");
+	is_int(store_import_row(imp, &d, "[]", NULL), 0, "another address stored");
+	is_int(store_import_row(imp, &b, "[]", NULL), 0, "a duplicate is stored too (found at the end)");
+	is_int(store_import_row(imp, &c2, "[]", NULL), 0, "and a third copy");
 	struct dups got = {0};
 	size_t count = 0;
 	is_int(store_import_duplicates(imp, 50, collect_dup, &got, &count), 0, "duplicates listed");
