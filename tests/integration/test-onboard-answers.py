@@ -171,8 +171,9 @@ def refusing_group(tap):
 def read_throttled(tap):
     what = "429 on reads"
     with Env(directory={"read_rate": 4, "read_period": 1, "seed_members": 5,
-                        "member_pattern": "rt00{n}@partner.example"},
-             queue=dict(FAST, lookup="yes", lookup_rate="50")) as env:
+                        "member_pattern": "rt00{n}@partner.example", "accept_after_ms": 300},
+             queue=dict(FAST, lookup="yes", lookup_rate="50", track_days="1",
+                        track_interval="1s", track_rate="50")) as env:
         addrs = emails("rt", 30)  # rt001..rt005 exist
         t0 = time.monotonic()
         jid = submit(env, tap, addrs, "--skip-existing", what=what)
@@ -193,6 +194,21 @@ def read_throttled(tap):
                "%s: the 25 new addresses invited once each, the existing ones not" % what)
         inv = env.sim_stats()["invitation_status"]
         tap.eq(inv, {"201": 25}, "%s: invitations unaffected: 25 answered 201, no 429" % what)
+        # tracking reads under the same read limit: slowed, and every guest's
+        # acceptance seen in the end
+        try:
+            deadline_wait(lambda: show(env, jid, "failed")[0].get("accepted") == 25, 60,
+                          "the 25 guests' acceptance", step=0.3)
+        except TimeoutError as e:
+            tap.diag(str(e))
+        job, rows = none_failed(tap, env, jid, len(addrs), what + " tracked", skipped=5)
+        reads = sim_dir_stats(env).get("reads", {})
+        tap.ok(job.get("accepted") == 25 and int(reads.get("200", 0)) >= 25,
+               "%s: tracking under the read limit sees the 25 guests accept (accepted %s; reads "
+               "answered %s; lookups %s)" % (what, job.get("accepted"), reads,
+                                             sim_dir_stats(env).get("lookups")))
+        tap.eq(env.sim_stats()["invitation_status"], {"201": 25},
+               "%s: tracking sent no invitation" % what)
 
 
 def additions_refused(tap):

@@ -238,6 +238,10 @@ def main(tap):
         tap.ok(all(bool(by_n[n].get("accepted_at")) == (n in accepted) for n in range(1, N + 1)),
                "accepted_at is set on exactly the accepted rows")
         before_url = {n: by_n[n]["invite_redeem_url"] for n in new}
+        p, tr = env.ctl_json("track", str(jid))
+        tap.ok(p.returncode == 0 and tr and tr.get("changed") == len(not_acc),
+               "track JOB brings the check of the %d not-accepted guests forward" % len(not_acc),
+               (p.returncode, p.stderr.decode()[-300:], tr and tr.get("changed")))
 
         # resend: only succeeded rows are invited again (a skipped guest was
         # never invited by this job)
