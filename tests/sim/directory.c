@@ -1197,13 +1197,14 @@ static void route(struct sim *s, const struct sim_caller *c, const char *method,
 		  const char *filter, const char *select, json_t *body, struct reply *r)
 {
 	int kind = -1;
-	const char *slash = strncmp(path, "/users/", 7) == 0 ? strchr(path + 7, '/') : NULL;
+	char seg[ADDRESS_MAX + 1];
+	const char *rest;
 
 	route_one(s, c, method, path, filter, select, body, r);
 	if (strcmp(path, "/users") == 0)
 		kind = filter && strncmp(filter, "id in", 5) == 0 ? SIM_DIR_READ : SIM_DIR_LOOKUP;
-	else if (strncmp(path, "/users/", 7) == 0)
-		kind = !slash ? SIM_DIR_READ : strcmp(slash, "/sendMail") == 0 ? SIM_DIR_MAIL : -1;
+	else if (segment(path, "/users/", seg, sizeof(seg), &rest))
+		kind = rest[0] == '\0' ? SIM_DIR_READ : strcmp(rest, "/sendMail") == 0 ? SIM_DIR_MAIL : -1;
 	else if (strncmp(path, "/groups/", 8) == 0)
 		kind = SIM_DIR_ADDITION;
 	if (kind >= 0 && r->status < SIM_STATUS_MAX)
