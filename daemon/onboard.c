@@ -66,16 +66,43 @@ struct onboard {
 	size_t lookups_in_flight; /* claims held by requests */
 	struct onboard_stats stats;
 	unsigned rand_state;
+	struct request *live; /* requests on the wire */
 };
 
 struct request {
-	struct lane *lane;
+	struct lane *lane; /* NULL: the onboard was destroyed meanwhile (orphaned) */
+	struct request *prev, *next; /* the onboard's requests on the wire */
 	uint64_t token;
 	struct pending_lookup lookup;  /* lookups */
 	struct store_step *step;       /* group additions */
 	struct store_track *reads;     /* tracking */
 	size_t n_reads;
 };
+
+static void live_add(struct onboard *o, struct request *rq)
+{
+	rq->prev = NULL;
+	rq->next = o->live;
+	if (o->live)
+		o->live->prev = rq;
+	o->live = rq;
+}
+
+/* The request's answer came: off the list. False when it is orphaned (its
+ * onboard is gone: only free what it holds). */
+static bool live_remove(struct request *rq)
+{
+	if (!rq->lane)
+		return false;
+	struct onboard *o = rq->lane->o;
+	if (rq->prev)
+		rq->prev->next = rq->next;
+	else
+		o->live = rq->next;
+	if (rq->next)
+		rq->next->prev = rq->prev;
+	return true;
+}
 
 static unsigned next_rand(struct onboard *o)
 {
@@ -207,6 +234,11 @@ static void pump_lookups(struct lane *l);
 static void on_lookup_answer(void *userdata, const struct http_response *resp)
 {
 	struct request *rq = userdata;
+	if (!live_remove(rq)) {
+		store_claim_free(rq->lookup.claim); /* stays claimed: looked up after a restart */
+		free(rq);
+		return;
+	}
 	struct lane *l = rq->lane;
 	struct onboard *o = l->o;
 	struct pending_lookup p = rq->lookup;
@@ -331,6 +363,7 @@ static void pump_lookups(struct lane *l)
 		}
 		memmove(o->q + i, o->q + i + 1, (o->q_len - i - 1) * sizeof(*o->q));
 		o->q_len--;
+		live_add(o, rq);
 		l->in_flight++;
 		o->lookups_in_flight++;
 	}
@@ -471,17 +504,24 @@ static void group_settle(struct onboard *o, struct lane *l, struct store_step *s
 static void on_group_answer(void *userdata, const struct http_response *resp)
 {
 	struct request *rq = userdata;
+	if (!live_remove(rq)) {
+		store_step_free(rq->step); /* leased: made after the lease */
+		free(rq);
+		return;
+	}
 	struct lane *l = rq->lane;
 	struct onboard *o = l->o;
 	struct graph_dir_result g;
 	l->in_flight--;
-	if (resp->error != -ECANCELED && graph_group_add_classify(resp, &g) == 0) {
+	bool cancelled = resp->error == -ECANCELED;
+	if (!cancelled && graph_group_add_classify(resp, &g) == 0) {
 		group_settle(o, l, rq->step, &g, rq->token);
 		graph_dir_result_clear(&g);
 	}
 	store_step_free(rq->step);
 	free(rq);
-	pump_groups(l);
+	if (!cancelled) /* shutting down: no new request */
+		pump_groups(l);
 }
 
 static int send_group(struct onboard *o, struct lane *l, struct store_step *st, const char *auth)
@@ -507,6 +547,7 @@ static int send_group(struct onboard *o, struct lane *l, struct store_step *st, 
 	if (r < 0)
 		goto fail;
 	free(url);
+	live_add(o, rq);
 	l->in_flight++;
 	return 0;
 fail:
@@ -613,10 +654,16 @@ static void track_settle(struct onboard *o, struct lane *l, const struct store_t
 static void on_track_answer(void *userdata, const struct http_response *resp)
 {
 	struct request *rq = userdata;
+	if (!live_remove(rq)) {
+		store_track_free(rq->reads, rq->n_reads);
+		free(rq);
+		return;
+	}
 	struct lane *l = rq->lane;
 	struct onboard *o = l->o;
 	l->in_flight--;
-	if (resp->error != -ECANCELED) {
+	bool cancelled = resp->error == -ECANCELED;
+	if (!cancelled) {
 		struct graph_dir_result res[GRAPH_BATCH_MAX];
 		memset(res, 0, sizeof(res));
 		int r = graph_track_batch_classify(resp, rq->n_reads, res);
@@ -637,7 +684,8 @@ static void on_track_answer(void *userdata, const struct http_response *resp)
 	}
 	store_track_free(rq->reads, rq->n_reads);
 	free(rq);
-	pump_track(l);
+	if (!cancelled)
+		pump_track(l);
 }
 
 static void pump_track(struct lane *l)
@@ -710,6 +758,7 @@ static void pump_track(struct lane *l)
 			lane_arm(l, 1000);
 			return;
 		}
+		live_add(o, rq);
 		l->in_flight++;
 	}
 }
@@ -844,6 +893,10 @@ void onboard_destroy(struct onboard *o)
 		store_claim_sent(o->store, o->q[i].claim);
 		store_claim_free(o->q[i].claim);
 	}
+	/* requests still on the wire (a tenant removed by a reload while it
+	 * read): their answers find them orphaned */
+	for (struct request *rq = o->live; rq; rq = rq->next)
+		rq->lane = NULL;
 	struct lane *lanes[] = {&o->lookups, &o->groups, &o->track};
 	for (size_t i = 0; i < 3; i++)
 		if (lanes[i]->timer)

@@ -470,6 +470,69 @@ static void test_tenants(void)
 	}
 }
 
+/* SPEC §8's [queue] keys: defaults, values, per tenant, and track_days
+ * needing lookups. */
+static void test_onboard_keys(void)
+{
+	struct config c;
+	char *err = NULL;
+	config_init(&c);
+	ok(!c.onboard.lookup && c.onboard.track_days == 0 &&
+	       c.onboard.track_interval_ms == 3600000 && c.onboard.max_resends == 3 &&
+	       c.onboard.lookup_rate == 50 && c.onboard.group_rate == 50 && c.onboard.track_rate == 5,
+	   "defaults: no lookups, no tracking, 1h, 3 resends, 50/50/5 per second");
+	config_finish(&c);
+	config_init(&c);
+	int r = config_load(&c, write_file("o.conf",
+					   "[graph]\nclient_id = c\n[queue]\nlookup = yes\n"
+					   "track_days = 14\ntrack_interval = 6h\nmax_resends = 1\n"
+					   "lookup_rate = 7.5\n[tenant a]\ntenant = a.example\n"
+					   "track_interval = 2d\nlookup = no\ntrack_days = 0\n"
+					   "[tenant b]\ntenant = b.example\n"),
+			    true, &err);
+	is_int(r, 0, "the keys load (%s)", err ? err : "ok");
+	free(err);
+	err = NULL;
+	ok(c.n_tenants == 2 && !c.tenants[0].onboard.lookup &&
+	       c.tenants[0].onboard.track_interval_ms == 2 * 86400000ull &&
+	       c.tenants[0].onboard.max_resends == 1,
+	   "a tenant's own keys win, the others come from [queue]");
+	ok(c.n_tenants == 2 && c.tenants[1].onboard.lookup && c.tenants[1].onboard.track_days == 14 &&
+	       c.tenants[1].onboard.track_interval_ms == 6 * 3600000ull &&
+	       c.tenants[1].onboard.lookup_rate == 7.5,
+	   "a tenant without its own keys has [queue]'s");
+	is_int(config_check(&c, &err), 0, "and passes the check");
+	free(err);
+	err = NULL;
+	config_finish(&c);
+	static const char *const bad[] = {
+		"lookup = maybe", "track_days = 366", "track_days = -1", "track_interval = 0.5s",
+		"track_interval = 31d", "track_interval = 1w", "max_resends = 101", "lookup_rate = 0",
+		"group_rate = nan", "track_rate = 10001",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "[queue]\n%s\n", bad[i]);
+		config_init(&c);
+		r = config_load(&c, write_file("o.conf", text), true, &err);
+		ok(r == -EINVAL && err && strstr(err, ":2:"), "'%s' refused at its line: %s", bad[i],
+		   err ? err : "(null)");
+		free(err);
+		err = NULL;
+		config_finish(&c);
+	}
+	config_init(&c);
+	config_load(&c, write_file("o.conf", "[graph]\ntenant = t.example\nclient_id = c\n"
+					    "[queue]\ntrack_days = 3\n"),
+		    true, &err);
+	free(err);
+	err = NULL;
+	ok(config_check(&c, &err) == -EINVAL && err && strstr(err, "lookup = yes"),
+	   "track_days without lookups is refused: %s", err ? err : "(null)");
+	free(err);
+	config_finish(&c);
+}
+
 int main(void)
 {
 	tap_plan_none();
@@ -484,6 +547,7 @@ int main(void)
 	test_clouds();
 	test_tenants();
 	test_connection_limits();
+	test_onboard_keys();
 	char cmd[600];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
