@@ -24,7 +24,7 @@ import json
 import os
 import time
 
-from harness import Env, deadline_wait, portal_file, run
+from harness import SLOW, Env, deadline_wait, portal_file, run
 
 TENANT = "contoso.onmicrosoft.com"
 G1 = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -58,10 +58,10 @@ def wait_done(env, tap, jid, what, timeout=60):
     """Until the job is completed (rows terminal, no addition pending)."""
     try:
         return deadline_wait(lambda: (lambda j: j.get("state") == "completed" and j)(
-            show(env, jid, "failed")[0]), timeout, "%s: job %s completed" % (what, jid), step=0.2)
+            show(env, jid, "failed")[0]), timeout * SLOW, "%s: job %s completed" % (what, jid), step=0.2)
     except TimeoutError as e:
         j = show(env, jid, "failed")[0]
-        tap.ok(False, "%s: the job completes within %d s" % (what, timeout),
+        tap.ok(False, "%s: the job completes within %d s" % (what, timeout * SLOW),
                "%s\n%s\n%s" % (e, json.dumps(j), env.log()[-2000:]))
         return j
 
@@ -154,7 +154,7 @@ def refusing_group(tap):
         try:
             deadline_wait(lambda: sum(int(v) for v in sim_dir_stats(env).get("additions", {})
                                       .values()) >= sum(int(v) for v in before.values()) + 20,
-                          30, "the retried additions", step=0.2)
+                          30 * SLOW, "the retried additions", step=0.2)
         except TimeoutError as e:
             tap.diag(str(e))
         wait_done(env, tap, jid, what + " retried")
@@ -197,7 +197,7 @@ def read_throttled(tap):
         # tracking reads under the same read limit: slowed, and every guest's
         # acceptance seen in the end
         try:
-            deadline_wait(lambda: show(env, jid, "failed")[0].get("accepted") == 25, 60,
+            deadline_wait(lambda: show(env, jid, "failed")[0].get("accepted") == 25, 60 * SLOW,
                           "the 25 guests' acceptance", step=0.3)
         except TimeoutError as e:
             tap.diag(str(e))
@@ -270,7 +270,7 @@ def missing_group(tap):
             return int(sim_dir_stats(env).get("additions", {}).get("404", 0))
         # a retry for some row (the second 404 of one of the five): bounded
         try:
-            deadline_wait(lambda: n404() > len(addrs), 45, "a retried 404 addition", step=0.25)
+            deadline_wait(lambda: n404() > len(addrs), 45 * SLOW, "a retried 404 addition", step=0.25)
         except TimeoutError as e:
             tap.diag(str(e))
         t_first = time.monotonic()
@@ -291,7 +291,7 @@ def missing_group(tap):
         tap.eq(p.returncode in (0, 1), True, "%s: cancel answers (%d)" % (what, p.returncode))
         try:
             deadline_wait(lambda: show(env, jid)[0].get("state") in ("cancelled", "completed"),
-                          20, "the cancelled job to end", step=0.2)
+                          20 * SLOW, "the cancelled job to end", step=0.2)
         except TimeoutError as e:
             tap.diag(str(e))
         job, rows = show(env, jid)

@@ -24,7 +24,7 @@ import io
 import random
 import time
 
-from harness import Env, deadline_wait, run
+from harness import SLOW, Env, deadline_wait, run
 
 TENANT = "contoso.onmicrosoft.com"
 G1 = "aaaaaaaa-0000-4000-8000-000000000001"
@@ -97,10 +97,10 @@ def main(tap):
                 seen.append(mine[0].get("accepted", 0))
             return mine and mine[0]["state"] == "completed" and mine[0]
         try:
-            final = deadline_wait(done, 120, "the job's completion", step=0.3)
+            final = deadline_wait(done, 120 * SLOW, "the job's completion", step=0.3)
         except TimeoutError as e:
             final = job_of(env, jid)
-            tap.ok(False, "the job completes within 120 s", "%s\n%r\n%s" % (e, final,
+            tap.ok(False, "the job completes within %d s" % (120 * SLOW), "%s\n%r\n%s" % (e, final,
                                                                              env.log()[-3000:]))
         tap.diag("job completed after %.1f s" % (time.monotonic() - t_start))
         tap.eq(tuple(final.get(k) for k in ("total", "succeeded", "skipped", "failed",
@@ -198,7 +198,7 @@ def main(tap):
         # acceptance: once every guest's acceptance is due, the daemon must
         # see exactly the simulator's accepted guests
         last_ms = max(x["t_ms"] for x in rec)
-        deadline_wait(lambda: time.time() * 1000 > last_ms + ACCEPT_MS + 500, ACCEPT_MS / 1000 + 30,
+        deadline_wait(lambda: time.time() * 1000 > last_ms + ACCEPT_MS + 500, (ACCEPT_MS / 1000 + 30) * SLOW,
                       "the last guest's acceptance moment")
         users = {u["mail"].lower(): u for u in env.sim_get("users", TENANT)["users"]}
         guests = [n for n in range(MEMBERS + 1, N + 1)]
@@ -213,7 +213,7 @@ def main(tap):
                 seen.append(mine[0].get("accepted", 0))
             return mine and mine[0].get("accepted") == len(accepted)
         try:
-            deadline_wait(caught_up, 30, "ACCEPTED to reach %d" % len(accepted), step=0.3)
+            deadline_wait(caught_up, 30 * SLOW, "ACCEPTED to reach %d" % len(accepted), step=0.3)
         except TimeoutError as e:
             tap.diag(str(e))
         positive = sorted(set(v for v in seen if v))
@@ -262,9 +262,9 @@ def main(tap):
                "resend --older-than 1s queues the %d rows" % len(expect),
                (p.returncode, p.stderr.decode()[-300:], res and res.get("changed")))
         try:
-            deadline_wait(lambda: len(env.record()) >= n_rec + len(expect), 60,
+            deadline_wait(lambda: len(env.record()) >= n_rec + len(expect), 60 * SLOW,
                           "the resent invitations", step=0.2)
-            deadline_wait(lambda: job_of(env, jid).get("state") == "completed", 60,
+            deadline_wait(lambda: job_of(env, jid).get("state") == "completed", 60 * SLOW,
                           "the job to be completed again", step=0.2)
         except TimeoutError as e:
             tap.diag(str(e))
