@@ -314,7 +314,9 @@ int store_job_cancel(struct store *s, int64_t id, int64_t *ret_changed)
 		"UPDATE jobs SET groups_pending = (SELECT COUNT(*) FROM steps WHERE job_id = ?1"
 		" AND kind = 1 AND state = 0), mail_pending = (SELECT COUNT(*) FROM steps"
 		" WHERE job_id = ?1 AND kind = 3 AND state = 0) WHERE id = ?1 AND state = 3",
-		"UPDATE jobs SET finished_at = ?2, state = CASE WHEN cancelled > 0 THEN 3 ELSE 4 END"
+		/* cancelled: a row or a step was given up; else nothing was left */
+		"UPDATE jobs SET finished_at = ?2, state = CASE WHEN cancelled > 0 OR EXISTS"
+		" (SELECT 1 FROM steps WHERE job_id = ?1 AND state = 3) THEN 3 ELSE 4 END"
 		" WHERE id = ?1 AND state = 3 AND finished_at IS NULL AND " JOB_DONE_SQL,
 	};
 	int64_t finished = 0;

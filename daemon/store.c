@@ -61,7 +61,8 @@ const char *const store_stmt_sql[ST__MAX] = {
 	 * was in flight, and then ended) completed: its state says what its
 	 * rows did */
 	[ST_JOB_COMPLETE] =
-		"UPDATE jobs SET state = CASE WHEN state = 3 AND cancelled > 0 THEN 3 ELSE 4 END,"
+		"UPDATE jobs SET state = CASE WHEN state = 3 AND (cancelled > 0 OR EXISTS"
+		" (SELECT 1 FROM steps WHERE job_id = ?1 AND state = 3)) THEN 3 ELSE 4 END,"
 		" finished_at = ?2"
 		" WHERE id = ?1 AND state IN (0, 1, 3) AND finished_at IS NULL AND " JOB_DONE_SQL,
 	[ST_JOB_GET] = "SELECT j.id, j.tenant_id, t.name, j.name, j.state, j.created_at,"

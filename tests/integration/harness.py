@@ -106,7 +106,7 @@ class Env:
     """One simulator + one daemon in a temporary directory."""
 
     def __init__(self, sim_args=(), queue=None, daemon=None, start=True, graph=None,
-                 daemon_env=None, sim_tls=None, front=None):
+                 daemon_env=None, sim_tls=None, front=None, directory=None):
         self.dir = tempfile.mkdtemp(prefix="invited-it.")
         self.sock = os.path.join(self.dir, "invited.sock")
         self.db_path = os.path.join(self.dir, "invited.db")
@@ -118,6 +118,12 @@ class Env:
         self.sim = None
         self.daemon = None
         self.sim_args = list(sim_args)
+        # the simulator's directory (issue 12): see directory_args(); its
+        # members record is then members.jsonl (members_record())
+        self.members_record_path = os.path.join(self.dir, "members.jsonl")
+        if directory is not None:
+            self.sim_args += directory_args(directory) + [
+                "--members-record", self.members_record_path]
         self.queue = {"rate": "2000", "burst": "50", "concurrency": "16", "max_attempts": "8",
                       "request_timeout": "5"}
         self.queue.update(queue or {})
@@ -141,11 +147,15 @@ class Env:
             self.start_daemon()
 
     # -- simulator --
-    def start_sim(self):
+    def start_sim(self, port=0):
+        """Start the simulator (port 0: an ephemeral one; restart_sim gives
+        the port it had, so that the daemon's configuration still holds)."""
         port_file = os.path.join(self.dir, "sim.port")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
         self.sim_log = open(os.path.join(self.dir, "sim.log"), "ab")
         self.sim = subprocess.Popen(
-            [SIM, "--listen", "127.0.0.1", "--port", "0", "--port-file", port_file,
+            [SIM, "--listen", "127.0.0.1", "--port", str(port), "--port-file", port_file,
              "--record", self.record_path, "--tenant", "contoso.onmicrosoft.com",
              "--client-id", "11111111-2222-3333-4444-555555555555",
              "--client-secret", "sim-secret-value"] + self.sim_args +
@@ -157,6 +167,35 @@ class Env:
         self.port = int(open(port_file).read().strip())
         self.base = ("https" if self.sim_tls else "http") + "://127.0.0.1:%d" % self.port
 
+    def restart_sim(self, sim_args=None, directory=None):
+        """Stop the simulator and start it again on the same port, with
+        sim_args instead of the first ones when given (directory=: as
+        Env's). Its memory (directory, stats, tokens) starts afresh; the
+        record files are appended to."""
+        if self.sim and self.sim.poll() is None:
+            self.sim.terminate()
+            self.sim.wait(10 * SLOW)
+        if sim_args is not None or directory is not None:
+            self.sim_args = list(sim_args or [])
+            if directory is not None:
+                self.sim_args += directory_args(directory) + [
+                    "--members-record", self.members_record_path]
+        port = self.port
+        deadline_wait(lambda: self._port_free(port), 10, "port %d to be free" % port, step=0.1)
+        self.start_sim(port)
+
+    @staticmethod
+    def _port_free(port):
+        s = socket.socket()
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
     def sim_stats(self):
         import urllib.request
         ctx = None
@@ -165,6 +204,28 @@ class Env:
             ctx = ssl.create_default_context(cafile=self.sim_tls["ca"])
         with urllib.request.urlopen(self.base + "/sim/stats", timeout=5, context=ctx) as r:
             return json.load(r)
+
+    def sim_get(self, what, tenant=None):
+        """GET /sim/WHAT (members, users, mail, stats) as JSON, of one tenant
+        or, without tenant, of all."""
+        import urllib.parse
+        import urllib.request
+        ctx = None
+        if self.sim_tls:
+            import ssl
+            ctx = ssl.create_default_context(cafile=self.sim_tls["ca"])
+        url = self.base + "/sim/" + what + ("?tenant=" + urllib.parse.quote(tenant)
+                                            if tenant else "")
+        with urllib.request.urlopen(url, timeout=10, context=ctx) as r:
+            return json.load(r)
+
+    def members_record(self):
+        """The lines of the simulator's members record (one per membership
+        added), when the Env was made with directory=."""
+        if not os.path.exists(self.members_record_path):
+            return []
+        with open(self.members_record_path) as f:
+            return [json.loads(l) for l in f if l.strip()]
 
     def record(self):
         if not os.path.exists(self.record_path):
@@ -318,6 +379,36 @@ class Env:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# A token that may do everything issue 12 needs: invite, read users, add members.
+ONBOARD_ROLES = "User.Invite.All,User.Read.All,GroupMember.ReadWrite.All"
+
+
+def directory_args(d):
+    """The simulator's command-line options for its first tenant's directory
+    (docs/simulator.md, "Directory, groups and mail") from a dict: groups
+    [id], refusing_groups [id], seed_members, seed_guests, member_pattern,
+    guest_pattern, member_404_share (0..1), accept_after_ms, accept_share
+    (0..1), read_rate, read_period (s), replication_delay_ms, roles (a
+    comma-separated string, default ONBOARD_ROLES; "" for none)."""
+    known = {"groups", "refusing_groups", "seed_members", "seed_guests", "member_pattern",
+             "guest_pattern", "member_404_share", "accept_after_ms", "accept_share",
+             "read_rate", "read_period", "replication_delay_ms", "roles"}
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError("directory_args: unknown keys %s" % sorted(unknown))
+    args = ["--roles", d.get("roles", ONBOARD_ROLES)]
+    for g in d.get("groups", ()):
+        args += ["--group", g]
+    for g in d.get("refusing_groups", ()):
+        args += ["--guest-refusing-group", g]
+    for key in ("seed_members", "seed_guests", "member_pattern", "guest_pattern",
+                "member_404_share", "accept_after_ms", "accept_share", "read_rate",
+                "read_period", "replication_delay_ms"):
+        if d.get(key) is not None:
+            args += ["--" + key.replace("_", "-"), str(d[key])]
+    return args
 
 
 def free_port():

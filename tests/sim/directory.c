@@ -1129,7 +1129,7 @@ static bool segment(const char *path, const char *prefix, char *seg, size_t max,
 
 /* Every request of caller c to a directory path; body parsed (NULL: none
  * or unreadable, body_error says which). */
-static void route(struct sim *s, const struct sim_caller *c, const char *method, const char *path,
+static void route_one(struct sim *s, const struct sim_caller *c, const char *method, const char *path,
 		  const char *filter, const char *select, json_t *body, struct reply *r)
 {
 	struct ctx x = {.s = s, .c = c, .d = c->tenant->dir, .r = r};
@@ -1188,6 +1188,28 @@ bad_method:
 	return;
 denied:
 	sim_error_reply(r, 403, "Authorization_RequestDenied", DENIED);
+}
+
+/* route_one, then the answer counted by kind in the tenant's /sim/stats
+ * "directory": a lookup (GRAPH.md §6's filter), a read (by id, or "id in"),
+ * a member addition, a sendMail; other paths are not counted. */
+static void route(struct sim *s, const struct sim_caller *c, const char *method, const char *path,
+		  const char *filter, const char *select, json_t *body, struct reply *r)
+{
+	int kind = -1;
+	char seg[ADDRESS_MAX + 1];
+	const char *rest;
+
+	route_one(s, c, method, path, filter, select, body, r);
+	if (strcmp(path, "/users") == 0)
+		kind = filter && strncmp(filter, "id in", 5) == 0 ? SIM_DIR_READ : SIM_DIR_LOOKUP;
+	else if (segment(path, "/users/", seg, sizeof(seg), &rest))
+		kind = rest[0] == '\0' ? SIM_DIR_READ : strcmp(rest, "/sendMail") == 0 ? SIM_DIR_MAIL : -1;
+	else if (strncmp(path, "/groups/", 8) == 0)
+		kind = SIM_DIR_ADDITION;
+	if (kind >= 0 && r->status < SIM_STATUS_MAX)
+		atomic_fetch_add_explicit(&c->tenant->stats.dir_status[kind][r->status], 1,
+					  memory_order_relaxed);
 }
 
 static bool is_json_type(const char *v)

@@ -1265,12 +1265,17 @@ static json_t *tenant_stats(struct sim_tenant *t)
 {
 	struct sim_tenant_stats *st = &t->stats;
 #define V(x) (json_int_t) atomic_load(&st->x)
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:o*,s:b}", "tokens_issued", V(tokens_issued),
+	json_t *dir = json_pack("{s:o*,s:o*,s:o*,s:o*}", "lookups",
+				status_object(st->dir_status[SIM_DIR_LOOKUP]), "reads",
+				status_object(st->dir_status[SIM_DIR_READ]), "additions",
+				status_object(st->dir_status[SIM_DIR_ADDITION]), "mail",
+				status_object(st->dir_status[SIM_DIR_MAIL]));
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:o*,s:b,s:o*}", "tokens_issued", V(tokens_issued),
 			 "tokens_refused", V(tokens_refused), "requests", V(requests),
 			 "wrong_tenant", V(wrong_tenant), "invitations_accepted",
 			 V(invitations_accepted), "policy_reads", V(policy_reads),
 			 "invitation_status", status_object(st->invitation_status), "blocked",
-			 (int)blocked(t));
+			 (int)blocked(t), "directory", dir);
 #undef V
 }
 

@@ -116,6 +116,9 @@ struct sim_config {
 	double accept_share;             /* percent of pending guests that accept */
 };
 
+/* The kinds of directory request /sim/stats counts (its "directory"). */
+enum sim_dir_kind { SIM_DIR_LOOKUP, SIM_DIR_READ, SIM_DIR_ADDITION, SIM_DIR_MAIL, SIM_DIR_KINDS };
+
 /* Counters of one tenant (/sim/stats "tenants"). */
 struct sim_tenant_stats {
 	atomic_uint_fast64_t tokens_issued;
@@ -125,6 +128,8 @@ struct sim_tenant_stats {
 	atomic_uint_fast64_t invitations_accepted;
 	atomic_uint_fast64_t policy_reads;
 	atomic_uint_fast64_t invitation_status[SIM_STATUS_MAX];
+	/* directory requests (single or $batch items) by kind and status */
+	atomic_uint_fast64_t dir_status[SIM_DIR_KINDS][SIM_STATUS_MAX];
 };
 
 /*

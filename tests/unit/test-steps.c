@@ -221,6 +221,7 @@ static void test_groups_and_skips(struct store *s)
 	is_int(store_job_action(s, STORE_ACTION_CANCEL, job, NULL, &who, &changed), 0, "cancel");
 	store_job_get(s, job, &j);
 	ok(j.groups_pending == 0 && j.finished_at != 0, "cancel gives the additions up and ends the job");
+	is_str(job_state_name(j.state), "cancelled", "as cancelled: something was given up");
 	store_job_clear(&j);
 	for (size_t i = 0; i < n; i++)
 		store_claim_free(c[i]);
