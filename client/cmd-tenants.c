@@ -331,7 +331,7 @@ static void print_advice(const json_t *check, const json_t *info, bool token_ok)
 static int print_check(struct cli *cli, const json_t *check)
 {
 	struct buf roles = BUF_INIT, needed = BUF_INIT, missing = BUF_INIT, tenant = BUF_INIT,
-	           guests = BUF_INIT;
+	           guests = BUF_INIT, mail = BUF_INIT;
 	const char *name = cli_str(check, "tenant"), *token = cli_str(check, "token");
 	const char *why = cli_str(check, "guests_why");
 	bool token_ok = token && strcmp(token, "ok") == 0;
@@ -352,6 +352,17 @@ static int print_check(struct cli *cli, const json_t *check)
 		r = why ? buf_printf(&guests, "%s (%s)", guests_words(cli_str(check, "guests")),
 		                     why)
 		        : buf_append_str(&guests, guests_words(cli_str(check, "guests")));
+	/* SPEC §8 [mail]: the path our invitation mail takes */
+	const json_t *m = json_object_get(check, "mail");
+	if (r == 0 && m) {
+		const char *err = cli_str(m, "error");
+		r = buf_printf(&mail, "%s from %s: %s%s%s", cli_str(m, "via") ? cli_str(m, "via") : "?",
+		               cli_str(m, "sender") ? cli_str(m, "sender") : "?",
+		               json_is_true(json_object_get(m, "ok")) ? "ok" : "not working",
+		               err ? " (" : "", err ? err : "");
+		if (r == 0 && err)
+			r = buf_append_str(&mail, ")");
+	}
 	if (r < 0) {
 		cli_error("out of memory");
 		r = EXIT_TEMPFAIL;
@@ -371,6 +382,7 @@ static int print_check(struct cli *cli, const json_t *check)
 	                : token_ok   ? "unknown"
 	                             : NULL},
 	    {"Guests", guests.data},
+	    {"Mail", mail.data},
 	    {"Result", all_ok     ? "all is there"
 	               : token_ok ? "something is missing"
 	                          : "no token"},
@@ -385,6 +397,7 @@ out:
 	buf_finish(&missing);
 	buf_finish(&tenant);
 	buf_finish(&guests);
+	buf_finish(&mail);
 	return r;
 }
 

@@ -18,6 +18,8 @@
 #include "daemon.h"
 #include "hook.h"
 #include "log.h"
+#include "graph.h"
+#include "mailmsg.h"
 #include "policy.h"
 #include "proto.h"
 #include "store.h"
@@ -1588,6 +1590,7 @@ struct check_ctx {
 	struct daemon *d;
 	struct ctl_conn *conn; /* NULL once the client is gone */
 	json_t *check;         /* the reply's "check", filled in */
+	unsigned waiting;      /* answers still to come (the policy, the SMTP relay) */
 };
 
 static void check_gone(void *userdata)
@@ -1598,12 +1601,17 @@ static void check_gone(void *userdata)
 
 static void check_reply(struct check_ctx *x)
 {
+	if (x->waiting > 0 && --x->waiting > 0)
+		return; /* the other answer completes it */
 	json_t *c = x->check;
 	const char *guests = json_string_value(json_object_get(c, "guests"));
 	bool ok = json_is_string(json_object_get(c, "token")) &&
 		  strcmp(json_string_value(json_object_get(c, "token")), "ok") == 0 &&
 		  json_array_size(json_object_get(c, "missing")) == 0 && guests &&
 		  strcmp(guests, "not_allowed") != 0;
+	json_t *mail = json_object_get(c, "mail");
+	if (mail && !json_is_true(json_object_get(mail, "ok")))
+		ok = false;
 	json_object_set_new(c, "all_ok", json_boolean(ok));
 	if (x->conn)
 		ctl_conn_reply(x->conn, json_pack("{s:b,s:O}", "ok", 1, "check", c));
@@ -1644,6 +1652,50 @@ static void on_policy_answer(void *userdata, const struct http_response *resp)
 	check_reply(x);
 }
 
+static void on_smtp_check(void *userdata, const struct http_response *resp)
+{
+	struct check_ctx *x = userdata;
+	json_t *m = json_object_get(x->check, "mail");
+	struct graph_dir_result g;
+	bool ok = false;
+	struct buf why = BUF_INIT;
+	if (mailmsg_smtp_classify(resp, &g) == 0) {
+		ok = g.outcome == GRAPH_DIR_OK;
+		if (!ok)
+			buf_printf(&why, "%s%s%s", g.error_code ? g.error_code : "",
+				   g.error_code ? ": " : "", g.error_message ? g.error_message : "");
+		graph_dir_result_clear(&g);
+	}
+	json_object_set_new(m, "ok", json_boolean(ok));
+	json_object_set_new(m, "error", ok ? json_null()
+					   : json_string(why.data ? why.data : "no answer"));
+	buf_finish(&why);
+	check_reply(x);
+}
+
+/* Connect to the tenant's relay, STARTTLS (or smtps), AUTH, no message. */
+static int check_smtp(struct daemon *d, struct daemon_tenant *dt, struct check_ctx *x)
+{
+	const struct config_mail *m = &dt->conf.mail;
+	struct http_smtp_spec spec = {
+		.url = m->smtp_url,
+		.user = m->smtp_user,
+		.password = dt->cred.smtp_password,
+		.mail_from = m->sender,
+		.rcpt = m->sender,
+		.ca_file = m->ca_file,
+		.timeout_ms = dt->conf.request_timeout_ms,
+		.check_only = 1,
+	};
+	int r = http_smtp_send(d->http, &spec, NULL, 0, on_smtp_check, x);
+	if (r < 0) {
+		json_t *j = json_object_get(x->check, "mail");
+		json_object_set_new(j, "ok", json_false());
+		json_object_set_new(j, "error", json_string(strerror(-r)));
+	}
+	return r;
+}
+
 /* {"op":"check","tenant":NAME}: the token the tenant holds now (the cached
  * one, refreshed as usual; none yet: its error), its roles against what the
  * configuration needs, and whether the tenant lets guests be invited. */
@@ -1662,6 +1714,11 @@ static void op_check(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	const char *header = auth_header(dt->auth);
 	json_t *roles = header ? token_roles(header) : NULL;
 	json_t *needed = json_pack("[s]", "User.Invite.All"), *missing = json_array();
+	/* what the tenant's configuration uses besides (SPEC §8) */
+	if (dt->conf.onboard.lookup)
+		json_array_append_new(needed, json_string("User.Read.All"));
+	if (dt->conf.mail.on && dt->conf.mail.via == CONFIG_MAIL_GRAPH)
+		json_array_append_new(needed, json_string("Mail.Send"));
 	size_t i;
 	json_t *v;
 	json_array_foreach(needed, i, v)
@@ -1685,10 +1742,37 @@ static void op_check(struct daemon *d, struct ctl_conn *conn, json_t *req)
 		ctl_conn_error(conn, PROTO_ERR_INTERNAL, "out of memory");
 		return;
 	}
+	/* the mail path: for graph the role above; for smtp connect, TLS and
+	 * AUTH without a message */
+	x->waiting = 1;
+	if (dt->conf.mail.on) {
+		json_t *m = json_pack("{s:s,s:s}", "via",
+				      dt->conf.mail.via == CONFIG_MAIL_GRAPH ? "graph" : "smtp",
+				      "sender", dt->conf.mail.sender);
+		json_object_set_new(x->check, "mail", m);
+		if (dt->conf.mail.via == CONFIG_MAIL_GRAPH) {
+			bool have = false;
+			size_t k;
+			json_t *r;
+			json_array_foreach(roles, k, r)
+			{
+				have |= json_is_string(r) && strcmp(json_string_value(r), "Mail.Send") == 0;
+			}
+			json_object_set_new(m, "ok", json_boolean(have));
+			json_object_set_new(m, "error",
+					    have ? json_null()
+						 : json_string("the token has no Mail.Send role: grant it, "
+							       "limited to the sender's mailbox "
+							       "(docs/operations.md)"));
+		} else if (check_smtp(d, dt, x) == 0) {
+			x->waiting++;
+		}
+	}
 	if (!header) {
 		json_object_set_new(x->check, "guests", json_string("unknown"));
 		json_object_set_new(x->check, "guests_why",
 				    json_string("no token: the policy cannot be read"));
+		ctl_conn_on_gone(conn, check_gone, x);
 		check_reply(x);
 		return;
 	}
@@ -1703,13 +1787,12 @@ static void op_check(struct daemon *d, struct ctl_conn *conn, json_t *req)
 	};
 	int r = url.data ? http_post(d->http, &spec, NULL, 0, on_policy_answer, x) : -ENOMEM;
 	buf_finish(&url);
+	ctl_conn_on_gone(conn, check_gone, x);
 	if (r < 0) {
 		json_object_set_new(x->check, "guests", json_string("unknown"));
 		json_object_set_new(x->check, "guests_why", json_string(strerror(-r)));
 		check_reply(x);
-		return;
 	}
-	ctl_conn_on_gone(conn, check_gone, x);
 }
 
 static void op_reload(struct daemon *d, struct ctl_conn *conn, json_t *req)
