@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "build-config.h"
 #include "csv.h"
 #include "timeutil.h"
 #include "hook.h"
@@ -1095,7 +1096,7 @@ static int resolve_tenant(const struct config *c, struct config_tenant *t)
 	if (m->file && config_mail_copy(&t->mail, m) < 0)
 		return -ENOMEM;
 	if (t->mail.on && !t->mail.template_file)
-		r |= set_string(&t->mail.template_file, "/etc/invited/invitation.txt");
+		r |= set_string(&t->mail.template_file, INVITED_DEFAULT_TEMPLATE);
 	bool own_cloud = t->cloud != NULL;
 	if (!t->client_id && c->client_id)
 		r |= set_string(&t->client_id, c->client_id);
