@@ -196,6 +196,8 @@ static const struct {
     {"tracking_reads_total", "Guests read to see whether they accepted."},
     {"accepted_total", "Guests seen to have accepted their invitation."},
     {"resends_total", "Invitations sent again to guests who had not accepted."},
+    {"mails_sent_total", "Invitation mails invited sent itself ([mail])."},
+    {"mails_failed_total", "Invitation mails that failed for good ([mail])."},
 };
 
 static bool ends_with(const char *s, const char *suffix)

@@ -182,6 +182,12 @@ static const struct table_column row_columns[] = {
     {"ATTEMPTS", TABLE_RIGHT}, {"RESULT", TABLE_LEFT},
 };
 #define N_ROW_COLUMNS (sizeof(row_columns) / sizeof(row_columns[0]))
+/* a job that sends our own mail ([mail]): MAILED before RESULT */
+static const struct table_column mail_row_columns[] = {
+    {"LINE", TABLE_RIGHT},     {"EMAIL", TABLE_LEFT},  {"STATE", TABLE_LEFT},
+    {"ATTEMPTS", TABLE_RIGHT}, {"MAILED", TABLE_LEFT}, {"RESULT", TABLE_LEFT},
+};
+#define N_MAIL_ROW_COLUMNS (sizeof(mail_row_columns) / sizeof(mail_row_columns[0]))
 
 struct show {
 	struct cli *cli;
@@ -189,6 +195,7 @@ struct show {
 	struct table *table; /* human output */
 	struct buf result;   /* the RESULT cell being built */
 	size_t printed;      /* --json: rows printed so far */
+	bool mail;           /* the job sends our mail: the MAILED column */
 };
 
 /* Plain words for Graph's codes and for failures without an answer, shown
@@ -315,6 +322,20 @@ static int add_row(struct show *s, const json_t *row)
 	int r = result_text(row, &s->result);
 	if (r < 0)
 		return r;
+	if (s->mail) {
+		/* the mail's state; a failed one's reason goes in RESULT */
+		const json_t *m = json_object_get(row, "mail");
+		const char *ms = json_is_object(m) ? cli_str(m, "state") : NULL;
+		const char *why = ms && strcmp(ms, "failed") == 0 ? cli_str(m, "error") : NULL;
+		if (why && (r = buf_printf(&s->result, " [mail failed: %s]", why)) < 0)
+			return r;
+		const char *cells[N_MAIL_ROW_COLUMNS] = {
+		    cli_int_text(row, "line", line),         cli_str(row, "email"), state,
+		    cli_int_text(row, "attempts", attempts), ms ? ms : "-",         s->result.data,
+		};
+		const char *sgr[N_MAIL_ROW_COLUMNS] = {NULL, NULL, cli_state_sgr(s->cli, state)};
+		return table_add_row(s->table, cells, sgr);
+	}
 	const char *cells[N_ROW_COLUMNS] = {
 	    cli_int_text(row, "line", line),         cli_str(row, "email"), state,
 	    cli_int_text(row, "attempts", attempts), s->result.data,
@@ -369,7 +390,16 @@ static void print_summary(const json_t *job)
 	char id[CLI_INT_MAX], total[CLI_INT_MAX], ok[CLI_INT_MAX], failed[CLI_INT_MAX],
 	    cancelled[CLI_INT_MAX], pending[CLI_INT_MAX], skipped[CLI_INT_MAX],
 	    accepted[CLI_INT_MAX], gfail[CLI_INT_MAX], gpend[CLI_INT_MAX], created[TIME_TEXT_MAX],
-	    finished[TIME_TEXT_MAX];
+	    finished[TIME_TEXT_MAX], mailed[CLI_INT_MAX], waits[TIME_TEXT_MAX];
+	char mail_wait_text[TIME_TEXT_MAX + 64];
+	const char *mail_wait = NULL, *wu = cli_str(job, "mail_waits_until");
+	if (wu) {
+		/* the mailbox's daily_limit is spent (SPEC §8) */
+		cli_local_time(wu, waits, sizeof(waits));
+		snprintf(mail_wait_text, sizeof(mail_wait_text),
+		         "until %s (the mailbox's daily_limit is spent)", waits);
+		mail_wait = mail_wait_text;
+	}
 	const char *name = cli_str(job, "name"), *fin = cli_str(job, "finished_at");
 	const char *tn = cli_str(job, "tenant"), *dir = cli_str(job, "directory");
 	struct buf tenant = BUF_INIT;
@@ -396,6 +426,9 @@ static void print_summary(const json_t *job)
 	    {"Accepted", count_text(job, "accepted", accepted)},
 	    {"Group failures", count_text(job, "group_failures", gfail)},
 	    {"Groups pending", count_text(job, "groups_pending", gpend)},
+	    {"Mailed", json_is_true(json_object_get(job, "mail")) ? count_text(job, "mailed", mailed)
+	                                                           : NULL},
+	    {"Mail waits", mail_wait},
 	};
 	cli_print_kv(kv, sizeof(kv) / sizeof(kv[0]));
 	buf_finish(&tenant);
@@ -453,14 +486,16 @@ int cmd_show(struct cli *cli, int argc, char **argv)
 	int r = parse_show_args(cli, argc, argv, &q, &s.lo, &no_pager);
 	if (r != CLI_CONTINUE)
 		return r;
-	if (table_create(&s.table, N_ROW_COLUMNS, row_columns) < 0) {
+	r = cli_fetch_job(cli, q.id, &job);
+	if (r != EXIT_DONE)
+		goto out;
+	s.mail = json_is_true(json_object_get(job, "mail"));
+	if ((s.mail ? table_create(&s.table, N_MAIL_ROW_COLUMNS, mail_row_columns)
+	            : table_create(&s.table, N_ROW_COLUMNS, row_columns)) < 0) {
 		cli_error("out of memory");
 		r = EXIT_TEMPFAIL;
 		goto out;
 	}
-	r = cli_fetch_job(cli, q.id, &job);
-	if (r != EXIT_DONE)
-		goto out;
 	/* a 100,000-row job is not dumped at a person: paged on a terminal */
 	if (!cli->json && !no_pager)
 		cli_pager_open(cli);
