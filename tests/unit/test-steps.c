@@ -21,6 +21,7 @@ static char dir[] = "/tmp/test-steps.XXXXXX";
 static char db_path[600];
 static int64_t tenant;
 static int64_t done_job;
+static bool import_mail; /* the next import_job's job sends our mail */
 
 #define G1 "aaaaaaaa-0000-4000-8000-000000000001"
 #define G2 "aaaaaaaa-0000-4000-8000-000000000002"
@@ -39,7 +40,7 @@ static int64_t import_job(unsigned n, const char *prefix, bool skip, const char 
 	struct store_import_spec spec = {.tenant_id = tenant, .redirect_url = "https://r.example",
 					 .user = "tester", .send_email = true, .uid = 1000,
 					 .skip_existing = skip, .groups_json = groups,
-					 .track_ms = track_ms, .track_days = 1};
+					 .track_ms = track_ms, .track_days = 1, .mail = import_mail};
 	struct store_import *imp;
 	int64_t job = 0;
 	if (store_import_begin(db_path, &spec, &imp) < 0)
@@ -49,7 +50,9 @@ static int64_t import_job(unsigned n, const char *prefix, bool skip, const char 
 		char email[64];
 		snprintf(email, sizeof(email), "%s%u@x.example", prefix, i);
 		const char *fields[] = {email};
-		struct csv_row row = {.line = i + 2, .email = email, .send_email = CSV_FLAG_UNSET,
+		/* with mail, the second row's own send flag is off */
+		struct csv_row row = {.line = i + 2, .email = email,
+				      .send_email = import_mail && i == 1 ? CSV_FLAG_FALSE : CSV_FLAG_UNSET,
 				      .n_fields = 1, .fields = fields};
 		store_import_row(imp, &row, "[\"0\"]", i == 0 && groups ? "[\"" G3 "\"]" : NULL);
 	}
@@ -297,6 +300,80 @@ static void test_tracking_and_resend(struct store *s)
 	free(c);
 }
 
+/* [mail]: a succeeded row whose send flag is on gets one mail step, the job
+ * waits for it, a sent one is counted in the mailbox's day, a resend sends
+ * it again (issue 13). */
+static void test_mail(struct store *s)
+{
+	import_mail = true;
+	int64_t job = import_job(3, "m", false, NULL, 0);
+	import_mail = false;
+	struct store_claim **c;
+	size_t n = claim_all(s, &c);
+	is_int(n, 3, "a [mail] job's 3 rows claimed");
+	if (n != 3)
+		return;
+	ok(c[0]->own_mail && c[1]->own_mail, "claims say our mail follows (sendInvitationMessage=false)");
+	finish(s, c[0], ROW_STATE_SUCCEEDED, NULL);
+	finish(s, c[1], ROW_STATE_SUCCEEDED, NULL); /* its send flag is off */
+	finish(s, c[2], ROW_STATE_FAILED, NULL);
+	store_flush(s);
+	struct store_job j;
+	store_job_get(s, job, &j);
+	ok(j.mail && j.mail_pending == 1 && j.mailed == 0 && j.finished_at == 0,
+	   "one mail due (the failed row and the one with sending off have none); not done yet");
+	store_job_clear(&j);
+	int64_t pend = 0;
+	store_mail_pending(s, tenant, &pend);
+	is_int(pend, 1, "the tenant's mails due");
+	struct store_mail *m = NULL;
+	size_t nm = 0;
+	is_int(store_mails_claim(s, tenant, time_now_ms(), 60000, 10, &m, &nm), 0, "mail claimed");
+	ok(nm == 1 && m[0].row_id == c[0]->row_id && m[0].redeem_url &&
+	       strcmp(m[0].redeem_url, "https://redeem.example/1") == 0 && m[0].inviter &&
+	       strcmp(m[0].inviter, "tester") == 0,
+	   "with the row's redeem URL and the inviter");
+	size_t again = 9;
+	struct store_mail *m2 = NULL;
+	store_mails_claim(s, tenant, time_now_ms(), 60000, 10, &m2, &again);
+	is_int(again, 0, "leased: not claimed twice");
+	store_mails_free(m2, again);
+	if (nm == 1)
+		store_mail_finish(s, m[0].row_id, STEP_DONE, 1, 0, NULL, "Invitations@Contoso.example");
+	store_mails_free(m, nm);
+	store_flush(s);
+	store_job_get(s, job, &j);
+	ok(j.mailed == 1 && j.mail_pending == 0 && j.finished_at != 0, "sent: the job is done");
+	store_job_clear(&j);
+	uint64_t count = 0, oldest = 0;
+	store_mail_sent(s, "invitations@contoso.example", time_now_ms() - 86400000, &count, &oldest);
+	ok(count == 1 && oldest > 0, "the mailbox's day counts it (case-insensitive)");
+	store_mail_sent(s, "invitations@contoso.example", time_now_ms() + 1, &count, &oldest);
+	is_int(count, 0, "and drops it once it is out of the window");
+	/* a resend of a [mail] job: the invitation again, then our mail again */
+	int64_t changed = 0;
+	struct store_actor who = {.uid = 0, .user = "root"};
+	store_job_resend(s, job, 0, 3, false, &who, NULL, NULL, &changed);
+	is_int(changed, 2, "both succeeded rows resent");
+	struct store_claim **rc;
+	size_t nr = 0;
+	store_resends_claim(s, tenant, time_now_ms(), 60000, 10, &rc, &nr);
+	ok(nr == 2 && rc[0]->own_mail, "resends of a [mail] job: our mail follows");
+	for (size_t i = 0; i < nr; i++) {
+		store_step_finish(s, rc[i]->row_id, STEP_RESEND, "", STEP_DONE, 1, 0, NULL,
+				  "https://redeem.example/3");
+		store_claim_free(rc[i]);
+	}
+	free(rc);
+	store_flush(s);
+	store_job_get(s, job, &j);
+	is_int(j.mail_pending, 1, "the mail goes again for the row that sends mail only");
+	store_job_clear(&j);
+	for (size_t i = 0; i < n; i++)
+		store_claim_free(c[i]);
+	free(c);
+}
+
 static void test_recover_marks_lookup(struct store *s)
 {
 	int64_t job = import_job(2, "r", false, NULL, 0);
@@ -394,6 +471,7 @@ int main(void)
 	test_groups_and_skips(s);
 	test_tracking_and_resend(s);
 	test_recover_marks_lookup(s);
+	test_mail(s);
 	store_close(s);
 	test_upgrade_v5();
 	return tap_done();
