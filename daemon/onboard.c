@@ -15,8 +15,7 @@
 #include "store.h"
 #include "timeutil.h"
 
-#define BACKOFF_BASE_MS 1000u
-#define BACKOFF_CAP_MS 60000u
+#define READ_AGAIN_MS 60000u /* a tracking read that failed: again after at most this */
 #define THROTTLE_DEFAULT_MS 3000u
 #define LOOKUP_TRIES 4u               /* transient failures of one lookup before it gives up */
 #define REPLICATION_WINDOW_MS 600000u /* a 404 addition is tried again this long (SPEC §8) */
@@ -81,14 +80,14 @@ struct onboard {
 };
 
 struct request {
-	struct lane *lane; /* NULL: the onboard was destroyed meanwhile (orphaned) */
+	struct lane *lane;           /* NULL: the onboard was destroyed meanwhile (orphaned) */
 	struct request *prev, *next; /* the onboard's requests on the wire */
 	uint64_t token;
-	struct pending_lookup lookup;  /* lookups */
-	struct store_step *step;       /* group additions */
-	struct store_track *reads;     /* tracking */
+	struct pending_lookup lookup; /* lookups */
+	struct store_step *step;      /* group additions */
+	struct store_track *reads;    /* tracking */
 	size_t n_reads;
-	struct store_mail *mail;       /* our mail */
+	struct store_mail *mail; /* our mail */
 };
 
 static void live_add(struct onboard *o, struct request *rq)
@@ -116,24 +115,9 @@ static bool live_remove(struct request *rq)
 	return true;
 }
 
-static unsigned next_rand(struct onboard *o)
-{
-	unsigned x = o->rand_state;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	o->rand_state = x;
-	return x;
-}
-
 static uint64_t backoff_ms(struct onboard *o, unsigned attempts)
 {
-	uint64_t cap = BACKOFF_BASE_MS;
-	for (unsigned i = 1; i < attempts && cap < BACKOFF_CAP_MS; i++)
-		cap *= 2;
-	if (cap > BACKOFF_CAP_MS)
-		cap = BACKOFF_CAP_MS;
-	return 1 + next_rand(o) % cap;
+	return ratelimit_backoff_ms(&o->rand_state, attempts);
 }
 
 static void on_lane_timer(uv_timer_t *timer)
@@ -155,8 +139,9 @@ static void lane_arm(struct lane *l, uint64_t delay_ms)
 static uint64_t lane_throttled(struct lane *l, const struct graph_dir_result *g)
 {
 	uint64_t wait = g->has_retry_after
-				? g->retry_after_ms
-				: THROTTLE_DEFAULT_MS << (l->throttle_streak < 5 ? l->throttle_streak : 5);
+	                    ? g->retry_after_ms
+	                    : THROTTLE_DEFAULT_MS
+	                          << (l->throttle_streak < 5 ? l->throttle_streak : 5);
 	l->throttle_streak++;
 	uint64_t now = uv_now(l->o->loop), until = now + wait;
 	ratelimit_throttled(&l->rl, now);
@@ -164,7 +149,7 @@ static uint64_t lane_throttled(struct lane *l, const struct graph_dir_result *g)
 		l->paused_until = until;
 		ratelimit_drain(&l->rl, until);
 		log_info("Graph throttled %s of tenant '%s' (HTTP %ld): pausing them for %llu ms",
-			 l->what, l->o->name, g->http_status, (unsigned long long)wait);
+		         l->what, l->o->name, g->http_status, (unsigned long long)wait);
 	}
 	return wait;
 }
@@ -189,6 +174,20 @@ static int64_t lane_ready(struct lane *l, unsigned n)
 		return (int64_t)wait;
 	}
 	return 0;
+}
+
+/* Nothing was claimed (r: the claim's result): look again when the store
+ * is free, when the next one is due (have_due 1: at due, wall ms), or at
+ * the next poll, whichever is first. */
+static void lane_rest(struct lane *l, int r, int have_due, uint64_t due)
+{
+	if (r < 0) {
+		lane_arm(l, r == -EBUSY ? BUSY_RETRY_MS : 1000);
+		return;
+	}
+	uint64_t wall = time_now_ms();
+	uint64_t wait = have_due == 1 ? (due > wall ? due - wall : 1) : POLL_MS;
+	lane_arm(l, wait < POLL_MS ? wait : POLL_MS);
 }
 
 static void lane_refund(struct lane *l, unsigned n)
@@ -235,8 +234,8 @@ static int q_push(struct onboard *o, struct pending_lookup p, bool front)
 }
 
 static void lookup_give_back(struct onboard *o, struct store_claim *c,
-			     enum onboard_lookup_outcome outcome, const struct graph_user *user,
-			     const char *error)
+                             enum onboard_lookup_outcome outcome, const struct graph_user *user,
+                             const char *error)
 {
 	o->lookup_done(o->userdata, c, outcome, user, error);
 }
@@ -276,15 +275,15 @@ static void on_lookup_answer(void *userdata, const struct http_response *resp)
 		o->stats.lookups++;
 		o->stats.lookups_found += g.found;
 		lookup_give_back(o, p.claim, g.found ? ONBOARD_LOOKUP_FOUND : ONBOARD_LOOKUP_NONE,
-				 g.found ? &g.user : NULL, NULL);
+		                 g.found ? &g.user : NULL, NULL);
 		break;
 	case GRAPH_DIR_DENIED:
 		if (!o->lookups_denied)
 			log_error("Graph refused to look users up for tenant '%s' (%s: %s): the "
-				  "application needs User.Read.All. Invitations go on without "
-				  "lookups (no --skip-existing, no check after a crash)",
-				  o->name, g.error_code ? g.error_code : "403",
-				  g.error_message ? g.error_message : "");
+			          "application needs User.Read.All. Invitations go on without "
+			          "lookups (no --skip-existing, no check after a crash)",
+			          o->name, g.error_code ? g.error_code : "403",
+			          g.error_message ? g.error_message : "");
 		o->lookups_denied = true;
 		lookup_give_back(o, p.claim, ONBOARD_LOOKUP_OFF, NULL, NULL);
 		break;
@@ -309,8 +308,8 @@ static void on_lookup_answer(void *userdata, const struct http_response *resp)
 		{
 			char why[512];
 			snprintf(why, sizeof(why), "lookup failed: %s%s%.400s",
-				 g.error_code ? g.error_code : "", g.error_code ? ": " : "",
-				 g.error_message ? g.error_message : "no answer");
+			         g.error_code ? g.error_code : "", g.error_code ? ": " : "",
+			         g.error_message ? g.error_message : "no answer");
 			lookup_give_back(o, p.claim, ONBOARD_LOOKUP_FAILED, NULL, why);
 		}
 		break;
@@ -359,11 +358,11 @@ static void pump_lookups(struct lane *l)
 		rq->lookup = p;
 		rq->token = auth_generation(o->auth);
 		struct http_post_spec spec = {
-			.url = url,
-			.content_type = "application/json",
-			.authorization = auth,
-			.timeout_ms = o->request_timeout_ms,
-			.get = 1,
+		    .url = url,
+		    .content_type = "application/json",
+		    .authorization = auth,
+		    .timeout_ms = o->request_timeout_ms,
+		    .get = 1,
 		};
 		int r = http_post(o->http, &spec, NULL, 0, on_lookup_answer, rq);
 		free(url);
@@ -439,7 +438,7 @@ static void pump_groups(struct lane *l);
 
 /* An addition's outcome, queued for the group commit. */
 static void group_settle(struct onboard *o, struct lane *l, struct store_step *st,
-			 struct graph_dir_result *g, uint64_t token)
+                         struct graph_dir_result *g, uint64_t token)
 {
 	uint64_t now = time_now_ms();
 	int state = STEP_PENDING;
@@ -459,27 +458,29 @@ static void group_settle(struct onboard *o, struct lane *l, struct store_step *s
 			next = now + backoff_ms(o, attempts);
 		} else {
 			state = STEP_FAILED;
-			snprintf(why, sizeof(why), "not found after 10 minutes of tries: %s: %.400s",
-				 g->error_code ? g->error_code : "404",
-				 g->error_message ? g->error_message : "");
+			snprintf(why, sizeof(why),
+			         "not found after 10 minutes of tries: %s: %.400s",
+			         g->error_code ? g->error_code : "404",
+			         g->error_message ? g->error_message : "");
 		}
 		break;
 	case GRAPH_DIR_DENIED:
 		if (!o->groups_denied_said)
 			log_error("Graph refused a group member addition for tenant '%s' (%s: %s): "
-				  "the application needs GroupMember.ReadWrite.All",
-				  o->name, g->error_code ? g->error_code : "403",
-				  g->error_message ? g->error_message : "");
+			          "the application needs GroupMember.ReadWrite.All",
+			          o->name, g->error_code ? g->error_code : "403",
+			          g->error_message ? g->error_message : "");
 		o->groups_denied_said = true;
 		state = STEP_FAILED;
-		snprintf(why, sizeof(why), "%s: %.400s (the application needs GroupMember.ReadWrite.All)",
-			 g->error_code ? g->error_code : "403",
-			 g->error_message ? g->error_message : "");
+		snprintf(why, sizeof(why),
+		         "%s: %.400s (the application needs GroupMember.ReadWrite.All)",
+		         g->error_code ? g->error_code : "403",
+		         g->error_message ? g->error_message : "");
 		break;
 	case GRAPH_DIR_FAILED:
 		state = STEP_FAILED;
 		snprintf(why, sizeof(why), "%s%s%.500s", g->error_code ? g->error_code : "",
-			 g->error_code ? ": " : "", g->error_message ? g->error_message : "");
+		         g->error_code ? ": " : "", g->error_message ? g->error_message : "");
 		break;
 	case GRAPH_DIR_THROTTLED:
 		attempts = st->attempts;
@@ -493,8 +494,8 @@ static void group_settle(struct onboard *o, struct lane *l, struct store_step *s
 		if (attempts >= o->max_attempts) {
 			state = STEP_FAILED;
 			snprintf(why, sizeof(why), "%s%s%.500s", g->error_code ? g->error_code : "",
-				 g->error_code ? ": " : "",
-				 g->error_message ? g->error_message : "no answer");
+			         g->error_code ? ": " : "",
+			         g->error_message ? g->error_message : "no answer");
 		} else {
 			next = now + backoff_ms(o, attempts);
 		}
@@ -503,13 +504,13 @@ static void group_settle(struct onboard *o, struct lane *l, struct store_step *s
 	if (state == STEP_FAILED) {
 		o->stats.group_failures++;
 		log_debug("Group addition of row %lld (line %u) to %s failed: %s",
-			  (long long)st->row_id, st->line, st->arg, why);
+		          (long long)st->row_id, st->line, st->arg, why);
 	}
 	int r = store_step_finish(o->store, st->row_id, STEP_GROUP, st->arg, state, attempts, next,
-				  state == STEP_FAILED ? why : NULL, NULL);
+	                          state == STEP_FAILED ? why : NULL, NULL);
 	if (r < 0)
 		log_error("Failed to queue a group addition's outcome: %s (it is made again)",
-			  strerror(-r));
+		          strerror(-r));
 	queued(o);
 }
 
@@ -549,10 +550,10 @@ static int send_group(struct onboard *o, struct lane *l, struct store_step *st, 
 	rq->step = st;
 	rq->token = auth_generation(o->auth);
 	struct http_post_spec spec = {
-		.url = url,
-		.content_type = "application/json",
-		.authorization = auth,
-		.timeout_ms = o->request_timeout_ms,
+	    .url = url,
+	    .content_type = "application/json",
+	    .authorization = auth,
+	    .timeout_ms = o->request_timeout_ms,
 	};
 	r = http_post(o->http, &spec, body, len, on_group_answer, rq);
 	body = NULL;
@@ -578,18 +579,16 @@ static void pump_groups(struct lane *l)
 			return;
 		struct store_step **steps = NULL;
 		size_t n = 0;
-		int r = store_steps_claim(o->store, o->tenant_id, STEP_GROUP, time_now_ms(), LEASE_MS,
-					  1, &steps, &n);
+		int r = store_steps_claim(o->store, o->tenant_id, STEP_GROUP, time_now_ms(),
+		                          LEASE_MS, 1, &steps, &n);
 		if (r < 0 || n == 0) {
 			lane_refund(l, 1);
-			uint64_t due;
-			if (r < 0)
-				lane_arm(l, r == -EBUSY ? BUSY_RETRY_MS : 1000);
-			else if (store_steps_next_due(o->store, o->tenant_id, STEP_GROUP, &due) == 1) {
-				uint64_t wall = time_now_ms();
-				lane_arm(l, due > wall ? (due - wall < POLL_MS ? due - wall : POLL_MS) : 1);
-			} else
-				lane_arm(l, POLL_MS);
+			uint64_t due = 0;
+			lane_rest(
+			    l, r,
+			    r < 0 ? 0
+			          : store_steps_next_due(o->store, o->tenant_id, STEP_GROUP, &due),
+			    due);
 			return;
 		}
 		struct store_step *st = steps[0];
@@ -597,7 +596,7 @@ static void pump_groups(struct lane *l)
 		if (!st->user_id) {
 			/* nobody to add: the row's user id is unknown */
 			store_step_finish(o->store, st->row_id, STEP_GROUP, st->arg, STEP_FAILED,
-					  st->attempts, 0, "the row has no user id", NULL);
+			                  st->attempts, 0, "the row has no user id", NULL);
 			store_step_free(st);
 			queued(o);
 			continue;
@@ -618,7 +617,7 @@ static void pump_groups(struct lane *l)
 static void pump_track(struct lane *l);
 
 static void track_settle(struct onboard *o, struct lane *l, const struct store_track *t,
-			 const struct graph_dir_result *g, uint64_t token)
+                         const struct graph_dir_result *g, uint64_t token)
 {
 	uint64_t now = time_now_ms();
 	uint64_t accepted = 0, next;
@@ -639,10 +638,11 @@ static void track_settle(struct onboard *o, struct lane *l, const struct store_t
 		break;
 	case GRAPH_DIR_DENIED:
 		if (!o->track_denied_said)
-			log_error("Graph refused to read guests of tenant '%s' (%s: %s): acceptance "
-				  "tracking needs User.Read.All",
-				  o->name, g->error_code ? g->error_code : "403",
-				  g->error_message ? g->error_message : "");
+			log_error(
+			    "Graph refused to read guests of tenant '%s' (%s: %s): acceptance "
+			    "tracking needs User.Read.All",
+			    o->name, g->error_code ? g->error_code : "403",
+			    g->error_message ? g->error_message : "");
 		o->track_denied_said = true;
 		break;
 	case GRAPH_DIR_THROTTLED:
@@ -652,8 +652,8 @@ static void track_settle(struct onboard *o, struct lane *l, const struct store_t
 		auth_reject(o->auth, token);
 		__attribute__((fallthrough));
 	default: /* transient, a refusal: read again later */
-		if (o->conf.track_interval_ms > BACKOFF_CAP_MS)
-			next = now + BACKOFF_CAP_MS;
+		if (o->conf.track_interval_ms > READ_AGAIN_MS)
+			next = now + READ_AGAIN_MS;
 		break;
 	}
 	if (!accepted && next && next > end)
@@ -727,18 +727,14 @@ static void pump_track(struct lane *l)
 			lane_arm(l, wait);
 			return;
 		}
-		int r = store_track_claim(o->store, o->tenant_id, time_now_ms(), LEASE_MS, n_want, &v,
-					  &n);
+		int r = store_track_claim(o->store, o->tenant_id, time_now_ms(), LEASE_MS, n_want,
+		                          &v, &n);
 		lane_refund(l, n_want - (unsigned)(r == 0 ? n : 0));
 		if (r < 0 || n == 0) {
-			uint64_t due;
-			if (r < 0)
-				lane_arm(l, r == -EBUSY ? BUSY_RETRY_MS : 1000);
-			else if (store_track_next_due(o->store, o->tenant_id, &due) == 1) {
-				uint64_t wall = time_now_ms();
-				lane_arm(l, due > wall ? (due - wall < POLL_MS ? due - wall : POLL_MS) : 1);
-			} else
-				lane_arm(l, POLL_MS);
+			uint64_t due = 0;
+			lane_rest(l, r,
+			          r < 0 ? 0 : store_track_next_due(o->store, o->tenant_id, &due),
+			          due);
 			return;
 		}
 		const char *ids[GRAPH_BATCH_MAX];
@@ -754,10 +750,10 @@ static void pump_track(struct lane *l)
 			rq->n_reads = n;
 			rq->token = auth_generation(o->auth);
 			struct http_post_spec spec = {
-				.url = o->batch_url,
-				.content_type = "application/json",
-				.authorization = auth,
-				.timeout_ms = o->request_timeout_ms,
+			    .url = o->batch_url,
+			    .content_type = "application/json",
+			    .authorization = auth,
+			    .timeout_ms = o->request_timeout_ms,
 			};
 			r = http_post(o->http, &spec, body, len, on_track_answer, rq);
 			body = NULL;
@@ -788,7 +784,7 @@ static bool mail_on(const struct onboard *o)
 static void pump_mail(struct lane *l);
 
 static void mail_settle(struct onboard *o, struct lane *l, const struct store_mail *m,
-			struct graph_dir_result *g, uint64_t token)
+                        struct graph_dir_result *g, uint64_t token)
 {
 	uint64_t now = time_now_ms();
 	int state = STEP_PENDING;
@@ -804,11 +800,11 @@ static void mail_settle(struct onboard *o, struct lane *l, const struct store_ma
 	case GRAPH_DIR_DENIED:
 		if (!o->mail_denied_said)
 			log_error("The mailbox %s refused to send for tenant '%s' (%s: %s): %s",
-				  o->mail_conf->sender, o->name, g->error_code ? g->error_code : "",
-				  g->error_message ? g->error_message : "",
-				  o->mail_conf->via == CONFIG_MAIL_GRAPH
-					  ? "the application needs Mail.Send for this mailbox"
-					  : "check smtp_user and the password");
+			          o->mail_conf->sender, o->name, g->error_code ? g->error_code : "",
+			          g->error_message ? g->error_message : "",
+			          o->mail_conf->via == CONFIG_MAIL_GRAPH
+			              ? "the application needs Mail.Send for this mailbox"
+			              : "check smtp_user and the password");
 		o->mail_denied_said = true;
 		/* fall through: that mail fails with the reason */
 		__attribute__((fallthrough));
@@ -816,7 +812,7 @@ static void mail_settle(struct onboard *o, struct lane *l, const struct store_ma
 	case GRAPH_DIR_NOT_FOUND:
 		state = STEP_FAILED;
 		snprintf(why, sizeof(why), "%s%s%.500s", g->error_code ? g->error_code : "",
-			 g->error_code ? ": " : "", g->error_message ? g->error_message : "");
+		         g->error_code ? ": " : "", g->error_message ? g->error_message : "");
 		break;
 	case GRAPH_DIR_THROTTLED:
 		attempts = m->attempts; /* the mailbox's limit, not the row's fault */
@@ -832,8 +828,8 @@ static void mail_settle(struct onboard *o, struct lane *l, const struct store_ma
 		if (attempts >= o->max_attempts) {
 			state = STEP_FAILED;
 			snprintf(why, sizeof(why), "%s%s%.500s", g->error_code ? g->error_code : "",
-				 g->error_code ? ": " : "",
-				 g->error_message ? g->error_message : "no answer");
+			         g->error_code ? ": " : "",
+			         g->error_message ? g->error_message : "no answer");
 		}
 		break;
 	}
@@ -842,12 +838,13 @@ static void mail_settle(struct onboard *o, struct lane *l, const struct store_ma
 	if (state == STEP_FAILED) {
 		o->stats.mails_failed++;
 		log_warning("The invitation mail of row %lld (line %u) to %s failed: %s",
-			    (long long)m->row_id, m->line, m->email, why);
+		            (long long)m->row_id, m->line, m->email, why);
 	}
 	int r = store_mail_finish(o->store, m->row_id, state, attempts, next,
-				  state == STEP_FAILED ? why : NULL, o->mail_conf->sender);
+	                          state == STEP_FAILED ? why : NULL, o->mail_conf->sender);
 	if (r < 0)
-		log_error("Failed to queue a mail's outcome: %s (it may be sent again)", strerror(-r));
+		log_error("Failed to queue a mail's outcome: %s (it may be sent again)",
+		          strerror(-r));
 	/* a sent mail is committed at once: a crash must not send it again */
 	if (o->queued)
 		o->queued(o->userdata, state == STEP_DONE);
@@ -869,7 +866,7 @@ static void on_mail_answer(void *userdata, const struct http_response *resp)
 	int r = -ECANCELED;
 	if (!cancelled)
 		r = o->mail_conf->via == CONFIG_MAIL_GRAPH ? graph_sendmail_classify(resp, &g)
-							   : mailmsg_smtp_classify(resp, &g);
+		                                           : mailmsg_smtp_classify(resp, &g);
 	if (r == 0) {
 		mail_settle(o, l, rq->mail, &g, rq->token);
 		graph_dir_result_clear(&g);
@@ -888,7 +885,7 @@ static uint64_t mail_day_wait(struct onboard *o, struct lane *l)
 	if (!o->day_known || o->day_count >= o->mail_conf->daily_limit ||
 	    (o->day_oldest && o->day_oldest + DAY_MS <= now)) {
 		if (store_mail_sent(o->store, o->mail_conf->sender, now - DAY_MS, &o->day_count,
-				    &o->day_oldest) == 0)
+		                    &o->day_oldest) == 0)
 			o->day_known = true;
 		/* mails on their way count too */
 		o->day_count += l->in_flight;
@@ -902,9 +899,9 @@ static uint64_t mail_day_wait(struct onboard *o, struct lane *l)
 		until = now + 1000;
 	if (!o->stats.mail_wait_until_ms)
 		log_notice("The mailbox %s of tenant '%s' has sent its daily_limit of %u mails in "
-			   "24 hours: mail waits until %llu ms from now",
-			   o->mail_conf->sender, o->name, o->mail_conf->daily_limit,
-			   (unsigned long long)(until - now));
+		           "24 hours: mail waits until %llu ms from now",
+		           o->mail_conf->sender, o->name, o->mail_conf->daily_limit,
+		           (unsigned long long)(until - now));
 	o->stats.mail_wait_until_ms = until;
 	uint64_t wait = until - now;
 	lane_arm(l, wait < POLL_MS ? wait : POLL_MS);
@@ -914,12 +911,12 @@ static uint64_t mail_day_wait(struct onboard *o, struct lane *l)
 static int send_mail(struct onboard *o, struct lane *l, struct store_mail *m, const char *auth)
 {
 	struct mailmsg_values v = {
-		.display_name = m->display_name,
-		.email = m->email,
-		.redeem_url = m->redeem_url,
-		.message = m->message,
-		.inviter = m->inviter,
-		.tenant = o->tenant_label,
+	    .display_name = m->display_name,
+	    .email = m->email,
+	    .redeem_url = m->redeem_url,
+	    .message = m->message,
+	    .inviter = m->inviter,
+	    .tenant = o->tenant_label,
 	};
 	char *subject = NULL, *text = NULL, *body = NULL;
 	size_t len = 0;
@@ -935,25 +932,25 @@ static int send_mail(struct onboard *o, struct lane *l, struct store_mail *m, co
 		if (r < 0)
 			goto out;
 		struct http_post_spec spec = {
-			.url = o->sendmail_url,
-			.content_type = "application/json",
-			.authorization = auth,
-			.timeout_ms = o->request_timeout_ms,
+		    .url = o->sendmail_url,
+		    .content_type = "application/json",
+		    .authorization = auth,
+		    .timeout_ms = o->request_timeout_ms,
 		};
 		r = http_post(o->http, &spec, body, len, on_mail_answer, rq);
 	} else {
 		r = mailmsg_smtp_message(o->mail_conf->sender, m->email, m->display_name, subject,
-					 text, time_now_ms(), &body, &len);
+		                         text, time_now_ms(), &body, &len);
 		if (r < 0)
 			goto out;
 		struct http_smtp_spec spec = {
-			.url = o->mail_conf->smtp_url,
-			.user = o->mail_conf->smtp_user,
-			.password = o->smtp_password,
-			.mail_from = o->mail_conf->sender,
-			.rcpt = m->email,
-			.ca_file = o->mail_conf->ca_file,
-			.timeout_ms = o->request_timeout_ms,
+		    .url = o->mail_conf->smtp_url,
+		    .user = o->mail_conf->smtp_user,
+		    .password = o->smtp_password,
+		    .mail_from = o->mail_conf->sender,
+		    .rcpt = m->email,
+		    .ca_file = o->mail_conf->ca_file,
+		    .timeout_ms = o->request_timeout_ms,
 		};
 		r = http_smtp_send(o->http, &spec, body, len, on_mail_answer, rq);
 	}
@@ -992,23 +989,22 @@ static void pump_mail(struct lane *l)
 			return;
 		struct store_mail *m = NULL;
 		size_t n = 0;
-		int r = store_mails_claim(o->store, o->tenant_id, time_now_ms(), LEASE_MS, 1, &m, &n);
+		int r =
+		    store_mails_claim(o->store, o->tenant_id, time_now_ms(), LEASE_MS, 1, &m, &n);
 		if (r < 0 || n == 0) {
 			lane_refund(l, 1);
-			uint64_t due;
-			if (r < 0)
-				lane_arm(l, r == -EBUSY ? BUSY_RETRY_MS : 1000);
-			else if (store_steps_next_due(o->store, o->tenant_id, STEP_MAIL, &due) == 1) {
-				uint64_t wall = time_now_ms();
-				lane_arm(l, due > wall ? (due - wall < POLL_MS ? due - wall : POLL_MS) : 1);
-			} else
-				lane_arm(l, POLL_MS);
+			uint64_t due = 0;
+			lane_rest(
+			    l, r,
+			    r < 0 ? 0
+			          : store_steps_next_due(o->store, o->tenant_id, STEP_MAIL, &due),
+			    due);
 			return;
 		}
 		r = send_mail(o, l, m, auth);
 		if (r < 0) {
 			log_error("Failed to start the invitation mail of row %lld: %s",
-				  (long long)m->row_id, strerror(-r));
+			          (long long)m->row_id, strerror(-r));
 			store_mails_free(m, 1); /* leased: due again after the lease */
 			lane_arm(l, 1000);
 			return;
@@ -1029,7 +1025,7 @@ static void on_handle_closed(uv_handle_t *h)
 }
 
 static int lane_init(struct onboard *o, struct lane *l, const char *what, double rate,
-		     unsigned burst, void (*pump)(struct lane *))
+                     unsigned burst, void (*pump)(struct lane *))
 {
 	l->o = o;
 	l->what = what;
@@ -1062,8 +1058,8 @@ static void apply(struct onboard *o, const struct onboard_options *opt)
 }
 
 int onboard_create(uv_loop_t *loop, struct store *store, struct http *http, struct auth *auth,
-		   const struct onboard_options *opt, onboard_lookup_fn lookup_done,
-		   onboard_queued_fn queued_fn, void *userdata, struct onboard **ret)
+                   const struct onboard_options *opt, onboard_lookup_fn lookup_done,
+                   onboard_queued_fn queued_fn, void *userdata, struct onboard **ret)
 {
 	struct onboard *o = calloc(1, sizeof(*o));
 	if (!o)
@@ -1084,21 +1080,24 @@ int onboard_create(uv_loop_t *loop, struct store *store, struct http *http, stru
 	o->graph_url = strdup(opt->graph_url);
 	o->batch_url = graph_batch_url(opt->graph_url);
 	o->tenant_label = strdup(opt->tenant_label ? opt->tenant_label : opt->name);
-	o->sendmail_url = opt->mail && opt->mail->on ? graph_sendmail_url(opt->graph_url, opt->mail->sender)
-						   : strdup("");
-	int r = o->name && o->graph_url && o->batch_url && o->tenant_label && o->sendmail_url ? 0 : -ENOMEM;
+	o->sendmail_url = opt->mail && opt->mail->on
+	                      ? graph_sendmail_url(opt->graph_url, opt->mail->sender)
+	                      : strdup("");
+	int r = o->name && o->graph_url && o->batch_url && o->tenant_label && o->sendmail_url
+	            ? 0
+	            : -ENOMEM;
 	if (r == 0)
 		r = lane_init(o, &o->lookups, "lookups", o->conf.lookup_rate,
-			      burst_of(o->conf.lookup_rate, 1), pump_lookups);
+		              burst_of(o->conf.lookup_rate, 1), pump_lookups);
 	if (r == 0)
 		r = lane_init(o, &o->groups, "group additions", o->conf.group_rate,
-			      burst_of(o->conf.group_rate, 1), pump_groups);
+		              burst_of(o->conf.group_rate, 1), pump_groups);
 	if (r == 0)
 		r = lane_init(o, &o->track, "acceptance reads", o->conf.track_rate,
-			      burst_of(o->conf.track_rate, GRAPH_BATCH_MAX), pump_track);
+		              burst_of(o->conf.track_rate, GRAPH_BATCH_MAX), pump_track);
 	if (r == 0)
-		r = lane_init(o, &o->mail, "invitation mails", o->mail_conf ? o->mail_conf->rate : 1,
-			      1, pump_mail);
+		r = lane_init(o, &o->mail, "invitation mails",
+		              o->mail_conf ? o->mail_conf->rate : 1, 1, pump_mail);
 	if (r < 0) {
 		onboard_destroy(o);
 		return r;
@@ -1117,7 +1116,7 @@ void onboard_reconfigure(struct onboard *o, const struct onboard_options *opt)
 	ratelimit_set(&o->lookups.rl, o->conf.lookup_rate, burst_of(o->conf.lookup_rate, 1), now);
 	ratelimit_set(&o->groups.rl, o->conf.group_rate, burst_of(o->conf.group_rate, 1), now);
 	ratelimit_set(&o->track.rl, o->conf.track_rate,
-		      burst_of(o->conf.track_rate, GRAPH_BATCH_MAX), now);
+	              burst_of(o->conf.track_rate, GRAPH_BATCH_MAX), now);
 	if (o->mail_conf && o->mail_conf->on)
 		ratelimit_set(&o->mail.rl, o->mail_conf->rate, 1, now);
 	onboard_kick(o);

@@ -93,3 +93,19 @@ double ratelimit_rate(struct ratelimit *rl, uint64_t now_ms)
 	update(rl, now_ms);
 	return rl->rate;
 }
+
+uint64_t ratelimit_backoff_ms(unsigned *rand_state, unsigned attempts)
+{
+	const uint64_t base = 1000u, ceiling = 60000u;
+	unsigned x = *rand_state ? *rand_state : 1u;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	*rand_state = x;
+	uint64_t cap = base;
+	for (unsigned i = 1; i < attempts && cap < ceiling; i++)
+		cap *= 2;
+	if (cap > ceiling)
+		cap = ceiling;
+	return 1 + x % cap;
+}

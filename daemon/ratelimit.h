@@ -44,3 +44,8 @@ void ratelimit_drain(struct ratelimit *rl, uint64_t until_ms);
 void ratelimit_throttled(struct ratelimit *rl, uint64_t now_ms);
 /* The current rate, brought up to date. */
 double ratelimit_rate(struct ratelimit *rl, uint64_t now_ms);
+
+/* After a transient failure: full-jitter exponential backoff, 1 ms up to
+ * 1 s * 2^(attempts-1), at most 60 s. *rand_state: the caller's xorshift
+ * state (jitter only, no security meaning; never 0). Pure. */
+uint64_t ratelimit_backoff_ms(unsigned *rand_state, unsigned attempts);

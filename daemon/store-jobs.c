@@ -574,14 +574,11 @@ int store_row_totals(struct store *s, int64_t *ret_succeeded, int64_t *ret_faile
 	return r;
 }
 
-int store_mail_pending(struct store *s, int64_t tenant_id, int64_t *ret)
+/* SUM(column) over unfinished jobs of tenant_id (0: every tenant). */
+static int sum_unfinished(struct store *s, const char *sql, int64_t tenant_id, int64_t *ret)
 {
 	sqlite3_stmt *st = NULL;
-	int r = sqlite_errno(sqlite3_prepare_v2(
-		s->db,
-		"SELECT COALESCE(SUM(mail_pending), 0) FROM jobs WHERE finished_at IS NULL"
-		" AND tenant_id = ?1",
-		-1, &st, NULL));
+	int r = sqlite_errno(sqlite3_prepare_v2(s->db, sql, -1, &st, NULL));
 	if (r == 0) {
 		sqlite3_bind_int64(st, 1, tenant_id);
 		int rc = sqlite3_step(st);
@@ -594,24 +591,18 @@ int store_mail_pending(struct store *s, int64_t tenant_id, int64_t *ret)
 	return r;
 }
 
+#define SUM_UNFINISHED(column)                                                                 \
+	"SELECT COALESCE(SUM(" column "), 0) FROM jobs WHERE finished_at IS NULL"               \
+	" AND (?1 = 0 OR tenant_id = ?1)"
+
+int store_mail_pending(struct store *s, int64_t tenant_id, int64_t *ret)
+{
+	return sum_unfinished(s, SUM_UNFINISHED("mail_pending"), tenant_id, ret);
+}
+
 int store_groups_pending(struct store *s, int64_t tenant_id, int64_t *ret)
 {
-	sqlite3_stmt *st = NULL;
-	int r = sqlite_errno(sqlite3_prepare_v2(
-		s->db,
-		"SELECT COALESCE(SUM(groups_pending), 0) FROM jobs WHERE finished_at IS NULL"
-		" AND (?1 = 0 OR tenant_id = ?1)",
-		-1, &st, NULL));
-	if (r == 0) {
-		sqlite3_bind_int64(st, 1, tenant_id);
-		int rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW)
-			*ret = sqlite3_column_int64(st, 0);
-		else
-			r = rc == SQLITE_DONE ? 0 : sqlite_errno(rc);
-	}
-	sqlite3_finalize(st);
-	return r;
+	return sum_unfinished(s, SUM_UNFINISHED("groups_pending"), tenant_id, ret);
 }
 
 int store_prune(const char *path, uint64_t finished_before_ms, unsigned *ret_jobs)

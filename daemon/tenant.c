@@ -19,8 +19,6 @@
 #define FLUSH_INTERVAL_MS 100u /* group commit: results written at most this late */
 #define FLUSH_BATCH 512u       /* ... or as soon as this many are waiting */
 #define BUSY_RETRY_MS 50u      /* the store was locked (an import is running) */
-#define BACKOFF_BASE_MS 1000u  /* transient errors: full jitter up to base * 2^n */
-#define BACKOFF_CAP_MS 60000u
 #define THROTTLE_DEFAULT_MS 3000u /* 429 without Retry-After (Graph SDK's base) */
 
 struct tenant {
@@ -167,25 +165,9 @@ static void queue_result(struct tenant *t, struct store_result *res)
 		uv_timer_start(t->flush_timer, on_flush_timer, FLUSH_INTERVAL_MS, 0);
 }
 
-static unsigned next_rand(struct tenant *t)
-{
-	/* xorshift: jitter only, no security meaning */
-	unsigned x = t->rand_state;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	t->rand_state = x;
-	return x;
-}
-
 static uint64_t backoff_ms(struct tenant *t, unsigned attempts)
 {
-	uint64_t cap = BACKOFF_BASE_MS;
-	for (unsigned i = 1; i < attempts && cap < BACKOFF_CAP_MS; i++)
-		cap *= 2;
-	if (cap > BACKOFF_CAP_MS)
-		cap = BACKOFF_CAP_MS;
-	return 1 + next_rand(t) % cap; /* full jitter */
+	return ratelimit_backoff_ms(&t->rand_state, attempts);
 }
 
 static void attempt_free(struct attempt *a)
@@ -828,6 +810,27 @@ static void pump(struct tenant *t)
 		t->held = true;
 }
 
+/* The onboard's options from the tenant's (name and graph_url: the
+ * caller's, at create); and the tenant's own settings of them. */
+static void onboard_options_of(struct tenant *t, const struct tenant_options *opt,
+			       struct onboard_options *oo)
+{
+	t->max_resends = opt->onboard.max_resends;
+	t->mail_daily_limit = opt->mail && opt->mail->on ? opt->mail->daily_limit : 0;
+	*oo = (struct onboard_options){
+		.name = t->name,
+		.tenant_id = t->id,
+		.conf = opt->onboard,
+		.concurrency = opt->concurrency,
+		.max_attempts = opt->max_attempts,
+		.request_timeout_ms = opt->request_timeout_ms,
+		.mail = opt->mail,
+		.template = opt->template,
+		.smtp_password = opt->smtp_password,
+		.tenant_label = opt->tenant_label,
+	};
+}
+
 int tenant_create(uv_loop_t *loop, struct store *store, struct http *http, struct auth *auth,
 		  const struct tenant_options *opt, struct tenant **ret)
 {
@@ -870,21 +873,10 @@ int tenant_create(uv_loop_t *loop, struct store *store, struct http *http, struc
 	r = store_tenant_ensure(store, t->name, &t->id);
 	if (r < 0)
 		goto fail;
-	t->max_resends = opt->onboard.max_resends;
-	t->mail_daily_limit = opt->mail && opt->mail->on ? opt->mail->daily_limit : 0;
-	struct onboard_options oo = {
-		.name = opt->name,
-		.graph_url = opt->graph_url,
-		.tenant_id = t->id,
-		.conf = opt->onboard,
-		.concurrency = opt->concurrency,
-		.max_attempts = opt->max_attempts,
-		.request_timeout_ms = opt->request_timeout_ms,
-		.mail = opt->mail,
-		.template = opt->template,
-		.smtp_password = opt->smtp_password,
-		.tenant_label = opt->tenant_label,
-	};
+	struct onboard_options oo;
+	onboard_options_of(t, opt, &oo);
+	oo.name = opt->name;
+	oo.graph_url = opt->graph_url;
 	r = onboard_create(loop, store, http, auth, &oo, on_lookup_done, on_onboard_queued, t,
 			   &t->ob);
 	if (r < 0)
@@ -949,20 +941,8 @@ void tenant_reconfigure(struct tenant *t, const struct tenant_options *opt)
 	t->max_attempts = opt->max_attempts;
 	t->request_timeout_ms = opt->request_timeout_ms;
 	ratelimit_set(&t->rl, opt->rate, opt->burst, uv_now(t->loop));
-	t->max_resends = opt->onboard.max_resends;
-	t->mail_daily_limit = opt->mail && opt->mail->on ? opt->mail->daily_limit : 0;
-	struct onboard_options oo = {
-		.name = t->name,
-		.tenant_id = t->id,
-		.conf = opt->onboard,
-		.concurrency = opt->concurrency,
-		.max_attempts = opt->max_attempts,
-		.request_timeout_ms = opt->request_timeout_ms,
-		.mail = opt->mail,
-		.template = opt->template,
-		.smtp_password = opt->smtp_password,
-		.tenant_label = opt->tenant_label,
-	};
+	struct onboard_options oo;
+	onboard_options_of(t, opt, &oo);
 	onboard_reconfigure(t->ob, &oo);
 	tenant_kick(t);
 }

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Token bucket with a fake clock: bursts, steady rate, decimal rates, drain. */
 #include <math.h>
+#include <stdbool.h>
 
 #include "ratelimit.h"
+
 #include "tap.h"
 
 /* Count tokens taken when trying once per ms from start to end (exclusive). */
@@ -84,5 +86,20 @@ int main(void)
 	ratelimit_init(&rl, 10, 10, 5000);
 	is_int(taken_between(&rl, 4000, 4001), 10, "a clock going backwards does not mint tokens");
 	is_int(ratelimit_take(&rl, 4500), 100, "nor does it break the next wait");
+	/* the backoff every lane shares: full jitter within 1 s * 2^(n-1), 60 s at most */
+	unsigned st = 12345u;
+	bool in_range = true, varies = false;
+	uint64_t first = ratelimit_backoff_ms(&st, 3);
+	for (unsigned at = 1; at <= 12; at++)
+		for (unsigned k = 0; k < 200; k++) {
+			uint64_t b = ratelimit_backoff_ms(&st, at);
+			uint64_t cap = at >= 7 ? 60000u : 1000u << (at - 1);
+			in_range &= b >= 1 && b <= cap;
+			varies |= at == 3 && b != first;
+		}
+	ok(in_range, "backoff within 1 ms .. 1 s * 2^(attempts-1), capped at 60 s");
+	ok(varies, "and jittered");
+	unsigned zero = 0;
+	ok(ratelimit_backoff_ms(&zero, 1) >= 1 && zero != 0, "a zero state is not stuck");
 	return tap_done();
 }
