@@ -1152,6 +1152,7 @@ enum dir_kind {
 	DIR_LOOKUP, /* GET /users?$filter= */
 	DIR_ADD,    /* POST /groups/{id}/members/$ref */
 	DIR_READ,   /* GET /users/{id} */
+	DIR_MAIL,   /* POST /users/{sender}/sendMail */
 };
 
 /* What one directory answer (status + body members) means. */
@@ -1166,8 +1167,8 @@ static int dir_classify(enum dir_kind kind, long status, bool readable, struct a
 	ret->has_retry_after = has_retry_after;
 	ret->request_id = answer_request_id(request_id, a);
 	if (status >= 200 && status < 300) {
-		if (kind == DIR_ADD) {
-			ret->outcome = GRAPH_DIR_OK; /* 204 */
+		if (kind == DIR_ADD || kind == DIR_MAIL) {
+			ret->outcome = GRAPH_DIR_OK; /* 204, 202: no body */
 			return 0;
 		}
 		struct graph_user *u = kind == DIR_LOOKUP ? &a->pick : &a->user;
@@ -1211,10 +1212,11 @@ static int dir_classify(enum dir_kind kind, long status, bool readable, struct a
 	} else if (status == 408 || status >= 500) {
 		ret->outcome = GRAPH_DIR_TRANSIENT;
 	} else if (status == 403 &&
-		   (strcasecmp(ret->error_code, "Authorization_RequestDenied") == 0 ||
+		   (kind == DIR_MAIL || /* no Mail.Send, or a policy leaves the mailbox out */
+		    strcasecmp(ret->error_code, "Authorization_RequestDenied") == 0 ||
 		    strcasecmp(ret->error_code, "ErrorAccessDenied") == 0)) {
 		ret->outcome = GRAPH_DIR_DENIED;
-	} else if (status == 404 && kind != DIR_LOOKUP) {
+	} else if (status == 404 && kind != DIR_LOOKUP && kind != DIR_MAIL) {
 		ret->outcome = GRAPH_DIR_NOT_FOUND;
 	} else {
 		ret->outcome = GRAPH_DIR_FAILED;
@@ -1266,6 +1268,63 @@ int graph_group_add_classify(const struct http_response *resp, struct graph_dir_
 int graph_read_classify(const struct http_response *resp, struct graph_dir_result *ret)
 {
 	return dir_classify_resp(DIR_READ, resp, ret);
+}
+
+/* ---- sendMail (GRAPH.md §7) ---- */
+
+char *graph_sendmail_url(const char *graph_url, const char *sender)
+{
+	struct buf b = BUF_INIT;
+	int r = buf_append(&b, graph_url, base_len(graph_url));
+	r = r ? r : buf_append_str(&b, "/v1.0/users/");
+	r = r ? r : append_encoded(&b, sender, strlen(sender));
+	r = r ? r : buf_append_str(&b, "/sendMail");
+	if (r < 0) {
+		buf_finish(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
+/* s (NULL: "") as a JSON string, valid UTF-8 (invalid bytes as U+FFFD). */
+static int append_json_utf8(struct buf *b, const char *s)
+{
+	char *v = graph_utf8_dup(s ? s : "", s ? strlen(s) : 0);
+	if (!v)
+		return -ENOMEM;
+	int r = buf_append_json_string(b, v);
+	free(v);
+	return r;
+}
+
+int graph_sendmail_body(const char *subject, const char *body, const char *to_email,
+			const char *to_name, char **ret, size_t *ret_len)
+{
+	struct buf b = BUF_INIT;
+	int r = buf_reserve(&b, 256 + (body ? strlen(body) : 0));
+	r = r ? r : buf_append_str(&b, "{\"message\":{\"subject\":");
+	r = r ? r : append_json_utf8(&b, subject);
+	r = r ? r : buf_append_str(&b, ",\"body\":{\"contentType\":\"Text\",\"content\":");
+	r = r ? r : append_json_utf8(&b, body);
+	r = r ? r : buf_append_str(&b, "},\"toRecipients\":[{\"emailAddress\":{\"address\":");
+	r = r ? r : append_json_utf8(&b, to_email);
+	if (to_name && *to_name) {
+		r = r ? r : buf_append_str(&b, ",\"name\":");
+		r = r ? r : append_json_utf8(&b, to_name);
+	}
+	r = r ? r : buf_append_str(&b, "}}]},\"saveToSentItems\":false}");
+	if (r < 0) {
+		buf_finish(&b);
+		return r;
+	}
+	*ret_len = b.len;
+	*ret = buf_steal(&b);
+	return 0;
+}
+
+int graph_sendmail_classify(const struct http_response *resp, struct graph_dir_result *ret)
+{
+	return dir_classify_resp(DIR_MAIL, resp, ret);
 }
 
 int graph_track_batch_classify(const struct http_response *resp, size_t n,

@@ -167,3 +167,21 @@ int graph_track_batch_body(const char *const *user_ids, size_t n, char **ret_bod
 int graph_track_batch_classify(const struct http_response *resp, size_t n, struct graph_dir_result *results);
 /* A single GET /users/{id} answer (also used for a $batch's failed envelope). */
 int graph_read_classify(const struct http_response *resp, struct graph_dir_result *ret);
+
+/* ---- sendMail (GRAPH.md §7): our own invitation mail through Graph ---- */
+
+/* POST {graph}/v1.0/users/{sender, percent-encoded}/sendMail (owned; NULL on OOM). */
+char *graph_sendmail_url(const char *graph_url, const char *sender);
+/* GRAPH.md §7's body (strings borrowed, NULL is "", made valid UTF-8):
+ * {"message":{"subject":..,"body":{"contentType":"Text","content":..},
+ * "toRecipients":[{"emailAddress":{"address":..,"name":..}}]},"saveToSentItems":false}
+ * ("name" left out when to_name is NULL or ""). *ret owned; 0 or -ENOMEM. */
+int graph_sendmail_body(const char *subject, const char *body, const char *to_email,
+			const char *to_name, char **ret, size_t *ret_len);
+/* 202 (any 2xx) -> OK; 429, and 503 with Retry-After -> THROTTLED with
+ * Retry-After and the throttle scope; 401 -> AUTH; 403 (no Mail.Send, or
+ * an application access policy that leaves the mailbox out) -> DENIED;
+ * other 4xx (404 ErrorInvalidUser included) -> FAILED with Graph's code
+ * and message; 408, 5xx, transport errors -> TRANSIENT. Strings owned
+ * (graph_dir_result_clear). 0 or -ENOMEM. */
+int graph_sendmail_classify(const struct http_response *resp, struct graph_dir_result *ret);

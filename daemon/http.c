@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -71,6 +72,15 @@ struct request {
 	void *userdata;
 	char *error_message; /* owned; what failed and where (describe_failure) */
 	char error_text[CURL_ERROR_SIZE];
+	/* SMTP (http_smtp_send): body is the message, read from body_off on */
+	bool smtp;
+	size_t body_off;
+	struct curl_slist *rcpt;
+	char *smtp_ca;          /* owned; the CA file this transfer checks against, NULL: system's */
+	struct buf reply;       /* the server's last reply, its lines joined by '\n' */
+	struct buf reply_line;  /* a line of it still coming */
+	struct buf refusal;     /* the last reply with a 4xx or 5xx code (QUIT's 221 may follow it) */
+	bool reply_complete;    /* reply holds a whole reply: the next line starts another */
 };
 
 struct socket_ctx {
@@ -108,6 +118,26 @@ static int curl_errno(CURLcode c)
 		return -EPROTO;
 	default:
 		return -EIO;
+	}
+}
+
+/* An SMTP transfer's failure: a refusal by the server (a 4xx or 5xx reply:
+ * what it means is in the code) is -EPROTO, the login refused -EACCES, no
+ * STARTTLS -EPROTONOSUPPORT; the rest as for HTTP. */
+static int smtp_errno(CURLcode c, long reply)
+{
+	switch (c) {
+	case CURLE_LOGIN_DENIED:
+		return -EACCES;
+	case CURLE_USE_SSL_FAILED:
+		return -EPROTONOSUPPORT;
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_OUT_OF_MEMORY:
+		return curl_errno(c);
+	default:
+		return reply >= 400 ? -EPROTO : curl_errno(c);
 	}
 }
 
@@ -219,6 +249,11 @@ static void request_free(struct request *rq)
 	free(rq->request_id);
 	free(rq->throttle_scope);
 	free(rq->error_message);
+	curl_slist_free_all(rq->rcpt);
+	free(rq->smtp_ca);
+	buf_finish(&rq->reply);
+	buf_finish(&rq->reply_line);
+	buf_finish(&rq->refusal);
 	free(rq);
 }
 
@@ -255,14 +290,18 @@ static char *origin_shown(const char *url)
 /* What failed and where: curl's words alone ("SSL certificate problem:
  * unable to get local issuer certificate") name neither the server nor
  * what to change. NULL: keep curl's words (or out of memory). */
-static char *describe_failure(const struct http *h, CURL *easy, CURLcode code, const char *text)
+static char *describe_failure(const struct http *h, const struct request *rq, CURL *easy,
+			      CURLcode code, const char *text)
 {
 	const char *url = NULL;
 	curl_easy_getinfo(easy, CURLINFO_EFFECTIVE_URL, &url);
 	char *origin = origin_shown(url ? url : "");
 	struct buf b = BUF_INIT;
-	const char *via = h->proxy_shown ? " through the proxy " : "";
-	const char *proxy = h->proxy_shown ? h->proxy_shown : "";
+	/* SMTP goes straight to the relay, never through the proxy */
+	const char *proxy_shown = rq->smtp ? NULL : h->proxy_shown;
+	const char *via = proxy_shown ? " through the proxy " : "";
+	const char *proxy = proxy_shown ? proxy_shown : "";
+	const char *ca = rq->smtp ? rq->smtp_ca : h->ca_file;
 	switch (code) {
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
@@ -272,7 +311,16 @@ static char *describe_failure(const struct http *h, CURL *easy, CURLcode code, c
 	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
 		buf_printf(&b, "TLS with %s%s%s failed: %s (certificates are checked against %s)",
 			   origin ? origin : "?", via, proxy, text,
-			   h->ca_file ? h->ca_file : "the system's CA store; [graph] ca_file sets another");
+			   ca ? ca
+			   : rq->smtp ? "the system's CA store; [mail] ca_file sets another"
+				      : "the system's CA store; [graph] ca_file sets another");
+		break;
+	case CURLE_USE_SSL_FAILED:
+		buf_printf(&b, "%s does not offer STARTTLS, which smtp:// requires (smtps:// is TLS "
+			   "from the start): %s", origin ? origin : "?", text);
+		break;
+	case CURLE_LOGIN_DENIED:
+		buf_printf(&b, "%s refused the login: %s", origin ? origin : "?", text);
 		break;
 	case CURLE_COULDNT_RESOLVE_PROXY:
 #if CURL_AT_LEAST_VERSION(7, 73, 0)
@@ -291,6 +339,8 @@ static char *describe_failure(const struct http *h, CURL *easy, CURLcode code, c
 	return buf_steal(&b);
 }
 
+static struct buf *smtp_reply(struct request *rq, long status);
+
 static void finish_request(struct http *h, CURL *easy, CURLcode code)
 {
 	struct request *rq = NULL;
@@ -299,22 +349,26 @@ static void finish_request(struct http *h, CURL *easy, CURLcode code)
 	unlink_request(h, rq);
 
 	struct http_response resp = {0};
-	if (code == CURLE_OK) {
+	/* SMTP: the server's last reply code, whether the transfer ended well
+	 * or not (a 451 to DATA is a failed transfer, and what it means) */
+	if (code == CURLE_OK || rq->smtp)
 		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &resp.status);
-	} else {
-		resp.error = rq->too_large ? -EMSGSIZE : curl_errno(code);
+	if (code != CURLE_OK) {
+		resp.error = rq->too_large ? -EMSGSIZE : rq->smtp ? smtp_errno(code, resp.status)
+								  : curl_errno(code);
 		resp.error_text = rq->error_text[0] ? rq->error_text : curl_easy_strerror(code);
 		if (!rq->too_large) {
-			rq->error_message = describe_failure(h, easy, code, resp.error_text);
+			rq->error_message = describe_failure(h, rq, easy, code, resp.error_text);
 			if (rq->error_message)
 				resp.error_text = rq->error_message;
 		}
 		/* a timeout after the status line still counts as no answer */
 	}
-	if (buf_append(&rq->response, "", 0) < 0 && !resp.error)
+	struct buf *body = rq->smtp ? smtp_reply(rq, resp.status) : &rq->response;
+	if (buf_append(body, "", 0) < 0 && !resp.error)
 		resp.error = -ENOMEM;
-	resp.body = rq->response.data ? rq->response.data : "";
-	resp.body_len = rq->response.len;
+	resp.body = body->data ? body->data : "";
+	resp.body_len = body->len;
 	resp.retry_after_ms = rq->retry_after_ms;
 	resp.has_retry_after = rq->has_retry_after;
 	resp.request_id = rq->request_id;
@@ -734,6 +788,42 @@ static void set_transport(struct http *h, CURL *e, const char *url)
 		curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 }
 
+/* The options every transfer has: its request, the sockets' hooks, the
+ * error buffer, no signals, the timeouts. */
+static void set_common(struct http *h, struct request *rq, uint64_t timeout_ms)
+{
+	CURL *e = rq->easy;
+	curl_easy_setopt(e, CURLOPT_PRIVATE, rq);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, h);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, rq->error_text);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(timeout_ms < 10000 ? timeout_ms : 10000));
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+}
+
+/* Hand a set-up transfer to the multi handle and start it. 0 or -ENOMEM
+ * (rq then still the caller's). */
+static int start_request(struct http *h, struct request *rq)
+{
+	if (curl_multi_add_handle(h->multi, rq->easy) != CURLM_OK)
+		return -ENOMEM;
+	rq->next = h->requests;
+	if (h->requests)
+		h->requests->prev = rq;
+	h->requests = rq;
+	h->active++;
+	/* start it now rather than on the next loop turn (curl asked for a 0 ms
+	 * timeout); what ends meanwhile is delivered on the next turn */
+	int running;
+	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	set_aside_ended(h);
+	return 0;
+}
+
 int http_post(struct http *h, const struct http_post_spec *spec, char *body, size_t body_len,
 	      http_done_fn fn, void *userdata)
 {
@@ -773,32 +863,203 @@ int http_post(struct http *h, const struct http_post_spec *spec, char *body, siz
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, rq);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, rq);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, rq);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
-	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, h);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, rq->error_text);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)spec->timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)(spec->timeout_ms < 10000 ? spec->timeout_ms : 10000));
-	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	set_common(h, rq, spec->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "invited/" INVITED_VERSION);
-	if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
+	r = start_request(h, rq);
+	if (r < 0)
 		goto fail;
-	rq->next = h->requests;
-	if (h->requests)
-		h->requests->prev = rq;
-	h->requests = rq;
-	h->active++;
-	/* start it now rather than on the next loop turn (curl asked for a 0 ms
-	 * timeout); what ends meanwhile is delivered on the next turn */
-	int running;
-	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	set_aside_ended(h);
 	return 0;
 fail:
+	request_free(rq);
+	return r;
+}
+
+/* ---- SMTP (http_smtp_send) ---- */
+
+#define SMTP_REPLY_MAX 4096    /* bytes of the server's last reply kept */
+#define SMTP_ADDRESS_MAX 320   /* RFC 5321: 64 + 1 + 255 */
+
+/* The message, as curl asks for it. */
+static size_t on_read(char *dst, size_t size, size_t nmemb, void *userp)
+{
+	struct request *rq = userp;
+	size_t room = size * nmemb, left = rq->body_len - rq->body_off;
+	size_t n = left < room ? left : room;
+	memcpy(dst, rq->body + rq->body_off, n);
+	rq->body_off += n;
+	return n;
+}
+
+/* One whole line of a server reply (without its line end). A reply's last
+ * line has a space (or nothing) after its code; the next line starts a new
+ * reply. */
+static void reply_add_line(struct request *rq, const char *line, size_t len)
+{
+	if (rq->reply_complete) {
+		buf_clear(&rq->reply);
+		rq->reply_complete = false;
+	}
+	if (rq->reply.len < SMTP_REPLY_MAX) {
+		size_t room = SMTP_REPLY_MAX - rq->reply.len;
+		if (rq->reply.len > 0)
+			buf_append(&rq->reply, "\n", 1);
+		buf_append(&rq->reply, line, len < room ? len : room);
+	}
+	rq->reply_complete = len < 4 || line[3] != '-';
+	const char *d = rq->reply.data;
+	if (rq->reply_complete && d && (d[0] == '4' || d[0] == '5')) {
+		buf_clear(&rq->refusal);
+		buf_append(&rq->refusal, d, rq->reply.len);
+	}
+}
+
+/* The reply the transfer's outcome is about: the refusal whose code is
+ * the last code curl read, else the last reply. */
+static struct buf *smtp_reply(struct request *rq, long status)
+{
+	char code[8];
+	int n = snprintf(code, sizeof(code), "%ld", status);
+	if (status >= 400 && n == 3 && rq->refusal.len >= 3 && memcmp(rq->refusal.data, code, 3) == 0)
+		return &rq->refusal;
+	return &rq->reply;
+}
+
+/* curl's protocol trace, verbose being on for this alone: only the
+ * server's replies (CURLINFO_HEADER_IN) are read, to keep the last one;
+ * what curl sends (HEADER_OUT: the AUTH exchange, the password in it) and
+ * its own texts are dropped unseen, and nothing is ever written anywhere. */
+static int on_debug(CURL *easy, curl_infotype type, char *data, size_t size, void *userp)
+{
+	struct request *rq = userp;
+	(void)easy;
+	if (type != CURLINFO_HEADER_IN)
+		return 0;
+	while (size > 0) {
+		const char *nl = memchr(data, '\n', size);
+		size_t n = nl ? (size_t)(nl - data) + 1 : size;
+		if (rq->reply_line.len < SMTP_REPLY_MAX)
+			buf_append(&rq->reply_line, data, n);
+		if (nl) {
+			size_t len = rq->reply_line.len;
+			const char *l = rq->reply_line.data ? rq->reply_line.data : "";
+			while (len > 0 && (l[len - 1] == '\n' || l[len - 1] == '\r'))
+				len--;
+			reply_add_line(rq, l, len);
+			buf_clear(&rq->reply_line);
+		}
+		data += n;
+		size -= n;
+	}
+	return 0;
+}
+
+/* An address for the envelope: non-empty, capped, no space, no control
+ * character and no angle bracket (nothing that could end the command or
+ * add one). */
+static bool envelope_address_ok(const char *a)
+{
+	if (!a || !*a || strlen(a) > SMTP_ADDRESS_MAX)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)a; *p; p++)
+		if (*p <= 0x20 || *p == 0x7f || *p == '<' || *p == '>')
+			return false;
+	return true;
+}
+
+static char *angle(const char *a)
+{
+	struct buf b = BUF_INIT;
+	if (buf_printf(&b, "<%s>", a) < 0)
+		return NULL;
+	return buf_steal(&b);
+}
+
+int http_smtp_send(struct http *h, const struct http_smtp_spec *spec, char *message, size_t len,
+		   http_done_fn fn, void *userdata)
+{
+	int r = -EINVAL;
+	char *from = NULL;
+	struct request *rq = calloc(1, sizeof(*rq));
+	if (!rq) {
+		free(message);
+		return -ENOMEM;
+	}
+	rq->http = h;
+	rq->smtp = true;
+	rq->body = message;
+	rq->body_len = message ? len : 0;
+	rq->fn = fn;
+	rq->userdata = userdata;
+	buf_init(&rq->response);
+	buf_init(&rq->reply);
+	buf_init(&rq->reply_line);
+	buf_init(&rq->refusal);
+	bool smtps = spec->url && strncasecmp(spec->url, "smtps://", 8) == 0;
+	if (!spec->url || (!smtps && strncasecmp(spec->url, "smtp://", 7) != 0))
+		goto fail;
+	if (!spec->check_only &&
+	    (!message || !envelope_address_ok(spec->mail_from) || !envelope_address_ok(spec->rcpt)))
+		goto fail;
+	if (spec->user && (strpbrk(spec->user, "\r\n") || !spec->password))
+		goto fail;
+	r = -ENOMEM;
+	const char *ca = spec->ca_file ? spec->ca_file : h->ca_file;
+	if (ca && !(rq->smtp_ca = strdup(ca)))
+		goto fail;
+	rq->easy = h->n_idle ? h->idle[--h->n_idle] : curl_easy_init();
+	if (!rq->easy)
+		goto fail;
+
+	CURL *e = rq->easy;
+	curl_easy_setopt(e, CURLOPT_URL, spec->url);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	/* smtp://: STARTTLS or nothing; smtps://: TLS from the first byte */
+	curl_easy_setopt(e, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+	if (rq->smtp_ca)
+		curl_easy_setopt(e, CURLOPT_CAINFO, rq->smtp_ca);
+	/* the relay is reached directly: never a proxy, nor the environment's */
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+	if (spec->user) {
+		/* copied by curl into memory that is wiped when freed
+		 * (curl_global_init_mem in http_create) */
+		curl_easy_setopt(e, CURLOPT_USERNAME, spec->user);
+		curl_easy_setopt(e, CURLOPT_PASSWORD, spec->password);
+		curl_easy_setopt(e, CURLOPT_SASL_IR, 1L);
+	}
+	if (spec->check_only) {
+		/* greeting, EHLO, STARTTLS, AUTH: then done, no MAIL FROM */
+		curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+	} else {
+		from = angle(spec->mail_from);
+		char *to = angle(spec->rcpt);
+		struct curl_slist *l = to ? curl_slist_append(NULL, to) : NULL;
+		free(to);
+		if (!from || !l) {
+			curl_slist_free_all(l);
+			goto fail;
+		}
+		rq->rcpt = l;
+		curl_easy_setopt(e, CURLOPT_MAIL_FROM, from);
+		curl_easy_setopt(e, CURLOPT_MAIL_RCPT, rq->rcpt);
+		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(e, CURLOPT_READDATA, rq);
+		curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
+	}
+	/* the server's replies reach on_debug and nowhere else */
+	curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+	curl_easy_setopt(e, CURLOPT_DEBUGDATA, rq);
+	curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+	set_common(h, rq, spec->timeout_ms);
+	r = start_request(h, rq);
+	if (r < 0)
+		goto fail;
+	free(from); /* curl keeps its own copy */
+	return 0;
+fail:
+	free(from);
 	request_free(rq);
 	return r;
 }

@@ -17,7 +17,8 @@
 struct http_response {
 	long status;            /* 0 when no HTTP answer came */
 	int error;              /* 0, or -ECANCELED (http_destroy), -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH,
-				 * -EPROTO (bad answer), -EMSGSIZE (body too large), -EIO */
+				 * -EPROTO (bad answer; SMTP: a 4xx/5xx reply, see status), -EMSGSIZE (body too large),
+				 * -EACCES (SMTP: login refused), -EPROTONOSUPPORT (SMTP: no STARTTLS), -EIO */
 	const char *error_text; /* curl's words for error, else NULL */
 	const char *body;       /* NUL-terminated, may be empty */
 	size_t body_len;
@@ -64,3 +65,35 @@ unsigned http_active(const struct http *h);
 
 /* URL-encode text for a form body: returned string owned by caller, NULL on OOM. */
 char *http_form_escape(const char *text);
+
+/* ---- SMTP (issue 13): the invitation mail through a relay ----
+ * Through libcurl on the same multi handle and loop as the HTTP requests,
+ * never blocking. smtp:// must offer STARTTLS (CURLUSESSL_ALL: without it
+ * nothing is sent); smtps:// is TLS from the first byte. The relay is
+ * reached directly, never through http_set_transport's proxy. Certificates
+ * are checked against ca_file, else http_set_transport's, else the system's
+ * store. The password is copied by curl into memory wiped when freed, never
+ * logged: curl's trace goes to a callback that keeps only the server's
+ * replies (never what is sent, the AUTH exchange among it). */
+struct http_smtp_spec {
+	const char *url;        /* smtp://host:587 or smtps://host:465 */
+	const char *user, *password; /* AUTH; password never logged; NULL user: no AUTH */
+	const char *mail_from;  /* envelope sender */
+	const char *rcpt;       /* one recipient */
+	const char *ca_file;    /* NULL: http's CA setting (http_set_transport), else this one */
+	uint64_t timeout_ms;
+	int check_only;         /* connect, TLS, AUTH, no message (CURLOPT_CONNECT_ONLY) */
+};
+/* Send message[0..len) (an RFC 5322 message with CRLF line ends, e.g.
+ * mailmsg_smtp_message's) to rcpt. spec borrowed for the call; message
+ * taken over (freed; may be NULL with check_only). fn is called exactly
+ * once, later, from the loop: resp->status is the server's last SMTP reply
+ * code (e.g. 250, 235 after a check, 451, 550), 0 when none; resp->error
+ * and error_text as for HTTP (a 4xx/5xx reply: -EPROTO); resp->body the
+ * server's last reply (its lines joined by '\n', at most 4 KiB), "" when
+ * none. -EINVAL (url not smtp:// or smtps://; mail_from or rcpt empty,
+ * over 320 bytes, or holding a space, a control character, '<' or '>';
+ * a user without a password or with a line break) or -ENOMEM, fn then
+ * never called. */
+int http_smtp_send(struct http *h, const struct http_smtp_spec *spec, char *message, size_t len,
+		   http_done_fn fn, void *userdata);
