@@ -26,7 +26,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import make_pki, run, skip_all  # noqa: E402
+from harness import SANITIZER_REPORT, make_pki, run, skip_all  # noqa: E402
 import smtpd  # noqa: E402
 
 SMTP_SEND = os.environ.get("SMTP_SEND", "smtp-send")
@@ -412,6 +412,8 @@ def main(tap):
         tap.ok(all(PASSWORD not in o and base64.b64encode(PASSWORD.encode()).decode() not in o
                    for o in outputs),
                "the password is in no output (%d runs)" % len(outputs))
+        found = [o for o in outputs if SANITIZER_REPORT.search(o)]
+        tap.ok(not found, "no sanitizer report from smtp-send", "\n".join(found)[:4000])
         tap.diag("elapsed %.2f s" % (time.monotonic() - t0))
     finally:
         for s in servers:
