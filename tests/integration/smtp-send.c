@@ -13,9 +13,11 @@
  *             [--ca FILE] [--template FILE] [--subject S] [--body B]
  *             [--redeem-url U] [--message M] [--inviter I] [--tenant T]
  *             [--check-only] [--count N] [--timeout-ms N] [--probe]
+ *             [--destroy-after-ms N]
  *
  * --probe: a 5 ms timer runs on the loop meanwhile; "max_stall_ms" is the
  * longest gap between its ticks, i.e. the longest time the loop was blocked.
+ * --destroy-after-ms: http_destroy after N ms, a transfer still running.
  *
  * Exit 0 when every message was handed to the loop (whatever its outcome),
  * 2 on a usage or composing error.
@@ -42,6 +44,8 @@ struct run {
 	uv_timer_t probe; /* --probe: ticks every 5 ms, the longest gap is the loop's longest stall */
 	int probing;
 	uint64_t last_tick_ms, max_gap_ms;
+	uv_timer_t destroy; /* --destroy-after-ms: http_destroy while a transfer runs */
+	uint64_t destroy_after_ms;
 	struct http_smtp_spec spec;
 	const char *from, *to, *name, *subject, *body;
 	int left;
@@ -74,10 +78,21 @@ static void on_done(void *userdata, const struct http_response *resp)
 	json_decref(j);
 	if (r == 0)
 		graph_dir_result_clear(&g);
+	if (x->destroy_after_ms)
+		uv_timer_stop(&x->destroy);
+	if (!x->http)
+		x->left = 1; /* destroyed: no more */
 	if (--x->left > 0 && send_one(x) < 0)
 		x->failed = 1;
 	if (x->left == 0 && x->probing)
 		uv_timer_stop(&x->probe);
+}
+
+static void on_destroy(uv_timer_t *t)
+{
+	struct run *x = t->data;
+	http_destroy(x->http);
+	x->http = NULL;
 }
 
 static void on_tick(uv_timer_t *t)
@@ -135,6 +150,7 @@ int main(int argc, char **argv)
 		{"inviter", required_argument, NULL, 'i'},  {"tenant", required_argument, NULL, 'e'},
 		{"check-only", no_argument, NULL, 'C'},	    {"count", required_argument, NULL, 'N'},
 		{"timeout-ms", required_argument, NULL, 'o'}, {"probe", no_argument, NULL, 'p'},
+		{"destroy-after-ms", required_argument, NULL, 'D'},
 		{NULL, 0, NULL, 0},
 	};
 	struct run x = {.subject = "You are invited", .body = "Hello", .left = 1};
@@ -163,6 +179,7 @@ int main(int argc, char **argv)
 		case 'N': x.left = (int)strtol(optarg, NULL, 10); break;
 		case 'o': x.spec.timeout_ms = strtoull(optarg, NULL, 10); break;
 		case 'p': x.probing = 1; break;
+		case 'D': x.destroy_after_ms = strtoull(optarg, NULL, 10); break;
 		default: return 2;
 		}
 	}
@@ -207,11 +224,18 @@ int main(int argc, char **argv)
 		x.last_tick_ms = uv_now(loop);
 		uv_timer_start(&x.probe, on_tick, 5, 5);
 	}
+	if (x.destroy_after_ms) {
+		uv_timer_init(loop, &x.destroy);
+		x.destroy.data = &x;
+		uv_timer_start(&x.destroy, on_destroy, x.destroy_after_ms, 0);
+	}
 	int rc = send_one(&x) < 0 ? 2 : 0;
 	if (rc == 0)
 		uv_run(loop, UV_RUN_DEFAULT);
 	if (x.probing)
 		uv_close((uv_handle_t *)&x.probe, NULL);
+	if (x.destroy_after_ms)
+		uv_close((uv_handle_t *)&x.destroy, NULL);
 	http_destroy(x.http);
 	uv_run(loop, UV_RUN_DEFAULT);
 	uv_loop_close(loop);

@@ -162,7 +162,7 @@ class SlowServer:
                 conn.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
                 while f.readline() not in (b".\r\n", b""):
                     pass
-                time.sleep(self.delay)
+                self.stopping.wait(self.delay)
                 self.messages += 1
                 conn.sendall(b"250 2.0.0 OK queued (slowly)\r\n")
             elif verb == b"QUIT":
@@ -398,6 +398,19 @@ def main(tap):
         tap.ok([r.get("outcome") for r in lines] == ["OK"] and took < 2.5,
                "accepted: OK, and curl's QUIT after it given up within about a second "
                "(%.2f s in all, the relay takes 4 s to answer QUIT)" % took)
+
+        # -- http_destroy while a transfer runs on its worker thread --
+        slow = SlowServer(pki, 4)
+        t1 = time.monotonic()
+        rc, lines = go("ann@partner.example", "--destroy-after-ms", "300",
+                       url="smtp://127.0.0.1:%d" % slow.port)
+        took = time.monotonic() - t1
+        slow.stop()
+        res = lines[0] if lines else {}
+        tap.eq((rc, res.get("error"), len(lines)), (0, -125, 1),
+               "http_destroy during a transfer: its callback once, -ECANCELED")
+        tap.ok(took < 3, "and the worker gave up within two seconds (%.2f s in all, the "
+               "relay takes 4 s)" % took)
 
         # -- nobody listening --
         s = socket.socket()
