@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,10 @@ struct http {
 	char *ca_file; /* owned; NULL: the system's CA store */
 	char *proxy;   /* owned; NULL: no proxy (the environment is never read) */
 	char *proxy_shown; /* owned; the proxy without user:password, for messages */
+	/* SMTP transfers (http_smtp_send), oldest first: each runs on a worker
+	 * thread, at most HTTP_SMTP_THREADS at once, the others wait here */
+	struct request *smtp_head, *smtp_tail;
+	unsigned smtp_running;
 };
 
 struct request {
@@ -81,6 +86,14 @@ struct request {
 	struct buf reply_line;  /* a line of it still coming */
 	struct buf refusal;     /* the last reply with a 4xx or 5xx code (QUIT's 221 may follow it) */
 	bool reply_complete;    /* reply holds a whole reply: the next line starts another */
+	uint64_t refused_ms;    /* when a 4xx/5xx reply, or the message's 250, came (0: none):
+				 * only curl's QUIT is left */
+	uint64_t deadline_ms;   /* start + timeout: past it, even curl's QUIT is given up */
+	uv_work_t work;         /* the worker thread's turn */
+	bool started;           /* handed to a worker thread */
+	atomic_bool cancel;     /* http_destroy: give up at the next progress call */
+	CURLcode code;          /* curl_easy_perform's, set by the worker */
+	long smtp_status;       /* the last reply code, set by the worker */
 };
 
 struct socket_ctx {
@@ -298,10 +311,10 @@ static char *describe_failure(const struct http *h, const struct request *rq, CU
 	char *origin = origin_shown(url ? url : "");
 	struct buf b = BUF_INIT;
 	/* SMTP goes straight to the relay, never through the proxy */
-	const char *proxy_shown = rq->smtp ? NULL : h->proxy_shown;
+	const char *proxy_shown = rq->smtp || !h ? NULL : h->proxy_shown;
 	const char *via = proxy_shown ? " through the proxy " : "";
 	const char *proxy = proxy_shown ? proxy_shown : "";
-	const char *ca = rq->smtp ? rq->smtp_ca : h->ca_file;
+	const char *ca = rq->smtp || !h ? rq->smtp_ca : h->ca_file;
 	switch (code) {
 	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
@@ -329,7 +342,7 @@ static char *describe_failure(const struct http *h, const struct request *rq, CU
 		buf_printf(&b, "the proxy %s for %s failed: %s", proxy, origin ? origin : "?", text);
 		break;
 	default:
-		if (h->proxy_shown)
+		if (proxy_shown)
 			buf_printf(&b, "%s through the proxy %s: %s", origin ? origin : "?", proxy, text);
 		else
 			buf_printf(&b, "%s: %s", origin ? origin : "?", text);
@@ -340,22 +353,23 @@ static char *describe_failure(const struct http *h, const struct request *rq, CU
 }
 
 static struct buf *smtp_reply(struct request *rq, long status);
+static void smtp_cancel_all(struct http *h);
 
-static void finish_request(struct http *h, CURL *easy, CURLcode code)
+/* The response of an ended transfer, to its callback. */
+static void deliver(struct http *h, struct request *rq, CURL *easy, CURLcode code)
 {
-	struct request *rq = NULL;
-	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&rq);
-	curl_multi_remove_handle(h->multi, easy);
-	unlink_request(h, rq);
-
 	struct http_response resp = {0};
-	/* SMTP: the server's last reply code, whether the transfer ended well
-	 * or not (a 451 to DATA is a failed transfer, and what it means) */
-	if (code == CURLE_OK || rq->smtp)
+	if (rq->smtp) {
+		/* worked out by the worker thread (smtp_work) */
+		resp.status = rq->smtp_status;
+		resp.error = code == CURLE_OK ? 0 : smtp_errno(code, resp.status);
+		if (code != CURLE_OK)
+			resp.error_text = rq->error_message ? rq->error_message
+				: rq->error_text[0] ? rq->error_text : curl_easy_strerror(code);
+	} else if (code == CURLE_OK) {
 		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &resp.status);
-	if (code != CURLE_OK) {
-		resp.error = rq->too_large ? -EMSGSIZE : rq->smtp ? smtp_errno(code, resp.status)
-								  : curl_errno(code);
+	} else {
+		resp.error = rq->too_large ? -EMSGSIZE : curl_errno(code);
 		resp.error_text = rq->error_text[0] ? rq->error_text : curl_easy_strerror(code);
 		if (!rq->too_large) {
 			rq->error_message = describe_failure(h, rq, easy, code, resp.error_text);
@@ -374,6 +388,15 @@ static void finish_request(struct http *h, CURL *easy, CURLcode code)
 	resp.request_id = rq->request_id;
 	resp.throttle_scope = rq->throttle_scope;
 	rq->fn(rq->userdata, &resp);
+}
+
+static void finish_request(struct http *h, CURL *easy, CURLcode code)
+{
+	struct request *rq = NULL;
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&rq);
+	curl_multi_remove_handle(h->multi, easy);
+	unlink_request(h, rq);
+	deliver(h, rq, easy, code);
 	request_free(rq);
 }
 
@@ -732,6 +755,7 @@ void http_destroy(struct http *h)
 	}
 	while (h->n_idle)
 		curl_easy_cleanup(h->idle[--h->n_idle]);
+	smtp_cancel_all(h);
 	hdrs_unref(h->shared);
 	h->shared = NULL;
 	free(h->ca_file);
@@ -911,7 +935,32 @@ static void reply_add_line(struct request *rq, const char *line, size_t len)
 	if (rq->reply_complete && d && (d[0] == '4' || d[0] == '5')) {
 		buf_clear(&rq->refusal);
 		buf_append(&rq->refusal, d, rq->reply.len);
+		if (!rq->refused_ms)
+			rq->refused_ms = time_now_ms();
+	} else if (rq->reply_complete && d && d[0] == '2' && rq->body_len > 0 &&
+		   rq->body_off == rq->body_len && !rq->refused_ms) {
+		/* the answer to the end of the message: the mail is the relay's
+		 * now, only curl's QUIT is left */
+		rq->refused_ms = time_now_ms();
 	}
+}
+
+/* curl's progress, from the worker thread: give up when http_destroy
+ * asks, past the deadline (curl's own timeout does not cover the QUIT it
+ * says as it closes: up to 2 minutes with a relay that does not answer),
+ * and a second after a refusal or the message's acceptance (only curl's
+ * QUIT is left then). */
+static int on_progress(void *userp, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct request *rq = userp;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	uint64_t now = time_now_ms();
+	return atomic_load(&rq->cancel) || now > rq->deadline_ms + 1000 ||
+	       (rq->refused_ms && now - rq->refused_ms >= 500);
 }
 
 /* The reply the transfer's outcome is about: the refusal whose code is
@@ -975,6 +1024,111 @@ static char *angle(const char *a)
 	return buf_steal(&b);
 }
 
+/* ---- the worker threads ----
+ * libcurl's SMTP is not non-blocking on a multi handle: it waits for the
+ * answer to the end of the message (the slowest reply of a relay: content
+ * scanning) and for QUIT's answer blocking (curl's known issue #8555, its
+ * TODO "More non-blocking"); measured: a relay that takes 1.5 s to accept a
+ * message stalled the loop 1.5 s. So each transfer runs curl_easy_perform
+ * on a worker thread of the loop's pool (uv_queue_work), its own easy
+ * handle and connection (FORBID_REUSE: closed by the transfer itself, so
+ * its QUIT is bounded by on_progress), at most HTTP_SMTP_THREADS at once
+ * so that imports, checkpoints and pruning keep their threads; the
+ * outcome is delivered on the loop. */
+
+#define HTTP_SMTP_THREADS 1
+
+static void smtp_unlink(struct http *h, struct request *rq)
+{
+	if (rq->prev)
+		rq->prev->next = rq->next;
+	else
+		h->smtp_head = rq->next;
+	if (rq->next)
+		rq->next->prev = rq->prev;
+	else
+		h->smtp_tail = rq->prev;
+	rq->prev = rq->next = NULL;
+	h->active--;
+}
+
+static void smtp_free(struct request *rq)
+{
+	if (rq->easy) /* never started: no connection */
+		curl_easy_cleanup(rq->easy);
+	rq->easy = NULL;
+	rq->http = NULL;
+	request_free(rq);
+}
+
+/* The transfer, and what the loop needs of its handle; then the handle
+ * is cleaned up here too (closing a connection check_only kept open says
+ * QUIT and waits: on this thread, never on the loop). */
+static void smtp_work(uv_work_t *w)
+{
+	struct request *rq = w->data;
+	rq->code = curl_easy_perform(rq->easy);
+	/* a 451 to DATA is a failed transfer: its code is what it means */
+	curl_easy_getinfo(rq->easy, CURLINFO_RESPONSE_CODE, &rq->smtp_status);
+	if (rq->code != CURLE_OK)
+		rq->error_message = describe_failure(NULL, rq, rq->easy, rq->code,
+						     rq->error_text[0] ? rq->error_text
+								       : curl_easy_strerror(rq->code));
+	curl_easy_cleanup(rq->easy);
+	rq->easy = NULL;
+}
+
+static void smtp_pump(struct http *h);
+
+static void smtp_after(uv_work_t *w, int status)
+{
+	struct request *rq = w->data;
+	struct http *h = rq->http;
+	if (!h) { /* http_destroy answered it already */
+		smtp_free(rq);
+		return;
+	}
+	h->smtp_running--;
+	smtp_unlink(h, rq);
+	deliver(h, rq, NULL, status == UV_ECANCELED ? CURLE_ABORTED_BY_CALLBACK : rq->code);
+	smtp_free(rq);
+	smtp_pump(h);
+}
+
+static void smtp_pump(struct http *h)
+{
+	for (struct request *rq = h->smtp_head; rq && h->smtp_running < HTTP_SMTP_THREADS && !h->closing;
+	     rq = rq->next) {
+		if (rq->started)
+			continue;
+		rq->work.data = rq;
+		if (uv_queue_work(h->loop, &rq->work, smtp_work, smtp_after) < 0)
+			return; /* cannot happen with these arguments: tried again next time */
+		rq->started = true;
+		h->smtp_running++;
+	}
+}
+
+/* http_destroy: every SMTP transfer is answered -ECANCELED now; those on a
+ * worker thread give up at their next progress call and are freed when
+ * the loop gets them back (smtp_after, which then finds no http). */
+static void smtp_cancel_all(struct http *h)
+{
+	while (h->smtp_head) {
+		struct request *rq = h->smtp_head;
+		smtp_unlink(h, rq);
+		struct http_response resp = {.error = -ECANCELED, .error_text = "cancelled", .body = ""};
+		rq->fn(rq->userdata, &resp);
+		if (rq->started) {
+			atomic_store(&rq->cancel, true);
+			rq->http = NULL; /* orphaned: smtp_after frees it */
+		} else {
+			smtp_free(rq);
+		}
+	}
+	h->smtp_running = 0;
+}
+
 int http_smtp_send(struct http *h, const struct http_smtp_spec *spec, char *message, size_t len,
 		   http_done_fn fn, void *userdata)
 {
@@ -985,12 +1139,12 @@ int http_smtp_send(struct http *h, const struct http_smtp_spec *spec, char *mess
 		free(message);
 		return -ENOMEM;
 	}
-	rq->http = h;
 	rq->smtp = true;
 	rq->body = message;
 	rq->body_len = message ? len : 0;
 	rq->fn = fn;
 	rq->userdata = userdata;
+	atomic_init(&rq->cancel, false);
 	buf_init(&rq->response);
 	buf_init(&rq->reply);
 	buf_init(&rq->reply_line);
@@ -1007,7 +1161,7 @@ int http_smtp_send(struct http *h, const struct http_smtp_spec *spec, char *mess
 	const char *ca = spec->ca_file ? spec->ca_file : h->ca_file;
 	if (ca && !(rq->smtp_ca = strdup(ca)))
 		goto fail;
-	rq->easy = h->n_idle ? h->idle[--h->n_idle] : curl_easy_init();
+	rq->easy = curl_easy_init(); /* its own: it runs on a worker thread */
 	if (!rq->easy)
 		goto fail;
 
@@ -1048,19 +1202,42 @@ int http_smtp_send(struct http *h, const struct http_smtp_spec *spec, char *mess
 		curl_easy_setopt(e, CURLOPT_READDATA, rq);
 		curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
 	}
+	/* one connection per message, closed (QUIT) by the transfer itself:
+	 * nothing kept for another thread or for curl_easy_cleanup to close */
+	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(e, CURLOPT_XFERINFODATA, rq);
 	/* the server's replies reach on_debug and nowhere else */
 	curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
 	curl_easy_setopt(e, CURLOPT_DEBUGDATA, rq);
 	curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
-	set_common(h, rq, spec->timeout_ms);
-	r = start_request(h, rq);
-	if (r < 0)
-		goto fail;
+	curl_easy_setopt(e, CURLOPT_PRIVATE, rq);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket); /* close-on-exec */
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, rq->error_text);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)spec->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(spec->timeout_ms < 10000 ? spec->timeout_ms : 10000));
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	rq->deadline_ms = time_now_ms() + spec->timeout_ms;
 	free(from); /* curl keeps its own copy */
+	from = NULL;
+	/* queued; started on a worker thread from the loop's next turn at the
+	 * earliest (uv_queue_work), so fn is never called from in here */
+	rq->http = h;
+	rq->prev = h->smtp_tail;
+	if (h->smtp_tail)
+		h->smtp_tail->next = rq;
+	else
+		h->smtp_head = rq;
+	h->smtp_tail = rq;
+	h->active++;
+	smtp_pump(h);
 	return 0;
 fail:
 	free(from);
-	request_free(rq);
+	smtp_free(rq);
 	return r;
 }
 

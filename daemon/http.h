@@ -67,14 +67,21 @@ unsigned http_active(const struct http *h);
 char *http_form_escape(const char *text);
 
 /* ---- SMTP (issue 13): the invitation mail through a relay ----
- * Through libcurl on the same multi handle and loop as the HTTP requests,
- * never blocking. smtp:// must offer STARTTLS (CURLUSESSL_ALL: without it
- * nothing is sent); smtps:// is TLS from the first byte. The relay is
- * reached directly, never through http_set_transport's proxy. Certificates
- * are checked against ca_file, else http_set_transport's, else the system's
- * store. The password is copied by curl into memory wiped when freed, never
- * logged: curl's trace goes to a callback that keeps only the server's
- * replies (never what is sent, the AUTH exchange among it). */
+ * Through libcurl, never blocking the loop: libcurl's SMTP waits blocking
+ * on a multi handle (for the answer to the end of the message, and for
+ * QUIT's), so each transfer runs on a worker thread of the loop's pool
+ * (uv_queue_work), at most one at a time (the others queue in http), with
+ * its own connection, and its outcome is delivered on the loop. smtp://
+ * must offer STARTTLS (CURLUSESSL_ALL: without it nothing is sent);
+ * smtps:// is TLS from the first byte. The relay is reached directly, never
+ * through http_set_transport's proxy. Certificates are checked against
+ * ca_file, else http_set_transport's, else the system's store. The
+ * password is copied by curl into memory wiped when freed, never logged:
+ * curl's trace goes to a callback that keeps only the server's replies
+ * (never what is sent, the AUTH exchange among it). curl's QUIT after the
+ * answer that matters is given up after a second, the whole exchange at
+ * timeout_ms + 1 s; http_destroy answers the transfers -ECANCELED at once
+ * (one on a worker thread stops within a second). */
 struct http_smtp_spec {
 	const char *url;        /* smtp://host:587 or smtps://host:465 */
 	const char *user, *password; /* AUTH; password never logged; NULL user: no AUTH */
@@ -86,8 +93,9 @@ struct http_smtp_spec {
 };
 /* Send message[0..len) (an RFC 5322 message with CRLF line ends, e.g.
  * mailmsg_smtp_message's) to rcpt. spec borrowed for the call; message
- * taken over (freed; may be NULL with check_only). fn is called exactly
- * once, later, from the loop: resp->status is the server's last SMTP reply
+ * taken over (freed; may be NULL with check_only). Counted in
+ * http_active(). fn is called exactly once, later, from the loop (never
+ * from inside http_smtp_send): resp->status is the server's last SMTP reply
  * code (e.g. 250, 235 after a check, 451, 550), 0 when none; resp->error
  * and error_text as for HTTP (a 4xx/5xx reply: -EPROTO); resp->body the
  * server's last reply (its lines joined by '\n', at most 4 KiB), "" when

@@ -12,7 +12,12 @@
  *             --to ann@partner.example [--name NAME] [--user U --password-file F]
  *             [--ca FILE] [--template FILE] [--subject S] [--body B]
  *             [--redeem-url U] [--message M] [--inviter I] [--tenant T]
- *             [--check-only] [--count N] [--timeout-ms N]
+ *             [--check-only] [--count N] [--timeout-ms N] [--probe]
+ *             [--destroy-after-ms N]
+ *
+ * --probe: a 5 ms timer runs on the loop meanwhile; "max_stall_ms" is the
+ * longest gap between its ticks, i.e. the longest time the loop was blocked.
+ * --destroy-after-ms: http_destroy after N ms, a transfer still running.
  *
  * Exit 0 when every message was handed to the loop (whatever its outcome),
  * 2 on a usage or composing error.
@@ -36,6 +41,11 @@ static const char *outcome_names[] = {"OK", "NOT_FOUND", "DENIED", "FAILED",
 
 struct run {
 	struct http *http;
+	uv_timer_t probe; /* --probe: ticks every 5 ms, the longest gap is the loop's longest stall */
+	int probing;
+	uint64_t last_tick_ms, max_gap_ms;
+	uv_timer_t destroy; /* --destroy-after-ms: http_destroy while a transfer runs */
+	uint64_t destroy_after_ms;
 	struct http_smtp_spec spec;
 	const char *from, *to, *name, *subject, *body;
 	int left;
@@ -48,8 +58,15 @@ static void on_done(void *userdata, const struct http_response *resp)
 {
 	struct run *x = userdata;
 	struct graph_dir_result g;
+	if (x->probing) { /* the gap up to now counts too (a stall just before this callback) */
+		uv_update_time(x->probe.loop);
+		uint64_t now = uv_now(x->probe.loop);
+		if (now - x->last_tick_ms > x->max_gap_ms)
+			x->max_gap_ms = now - x->last_tick_ms;
+	}
 	int r = mailmsg_smtp_classify(resp, &g);
-	json_t *j = json_pack("{s:i,s:I,s:i,s:s?,s:s,s:s,s:s?,s:s?}", "rc", 0, "status",
+	json_t *j = json_pack("{s:i,s:I,s:I,s:i,s:s?,s:s,s:s,s:s?,s:s?}", "rc", 0, "max_stall_ms",
+			      (json_int_t)x->max_gap_ms, "status",
 			      (json_int_t)resp->status, "error", resp->error, "error_text",
 			      resp->error_text, "reply", resp->body ? resp->body : "", "outcome",
 			      r == 0 ? outcome_names[g.outcome] : "ENOMEM", "code",
@@ -61,8 +78,30 @@ static void on_done(void *userdata, const struct http_response *resp)
 	json_decref(j);
 	if (r == 0)
 		graph_dir_result_clear(&g);
+	if (x->destroy_after_ms)
+		uv_timer_stop(&x->destroy);
+	if (!x->http)
+		x->left = 1; /* destroyed: no more */
 	if (--x->left > 0 && send_one(x) < 0)
 		x->failed = 1;
+	if (x->left == 0 && x->probing)
+		uv_timer_stop(&x->probe);
+}
+
+static void on_destroy(uv_timer_t *t)
+{
+	struct run *x = t->data;
+	http_destroy(x->http);
+	x->http = NULL;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct run *x = t->data;
+	uint64_t now = uv_now(t->loop);
+	if (now - x->last_tick_ms > x->max_gap_ms)
+		x->max_gap_ms = now - x->last_tick_ms;
+	x->last_tick_ms = now;
 }
 
 static int send_one(struct run *x)
@@ -110,7 +149,9 @@ int main(int argc, char **argv)
 		{"redeem-url", required_argument, NULL, 'r'}, {"message", required_argument, NULL, 'm'},
 		{"inviter", required_argument, NULL, 'i'},  {"tenant", required_argument, NULL, 'e'},
 		{"check-only", no_argument, NULL, 'C'},	    {"count", required_argument, NULL, 'N'},
-		{"timeout-ms", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0},
+		{"timeout-ms", required_argument, NULL, 'o'}, {"probe", no_argument, NULL, 'p'},
+		{"destroy-after-ms", required_argument, NULL, 'D'},
+		{NULL, 0, NULL, 0},
 	};
 	struct run x = {.subject = "You are invited", .body = "Hello", .left = 1};
 	struct mailmsg_values v = {0};
@@ -137,6 +178,8 @@ int main(int argc, char **argv)
 		case 'C': x.spec.check_only = 1; break;
 		case 'N': x.left = (int)strtol(optarg, NULL, 10); break;
 		case 'o': x.spec.timeout_ms = strtoull(optarg, NULL, 10); break;
+		case 'p': x.probing = 1; break;
+		case 'D': x.destroy_after_ms = strtoull(optarg, NULL, 10); break;
 		default: return 2;
 		}
 	}
@@ -175,9 +218,24 @@ int main(int argc, char **argv)
 	uv_loop_t *loop = uv_default_loop();
 	if (http_create(loop, 4, &x.http) < 0)
 		return 2;
+	if (x.probing) {
+		uv_timer_init(loop, &x.probe);
+		x.probe.data = &x;
+		x.last_tick_ms = uv_now(loop);
+		uv_timer_start(&x.probe, on_tick, 5, 5);
+	}
+	if (x.destroy_after_ms) {
+		uv_timer_init(loop, &x.destroy);
+		x.destroy.data = &x;
+		uv_timer_start(&x.destroy, on_destroy, x.destroy_after_ms, 0);
+	}
 	int rc = send_one(&x) < 0 ? 2 : 0;
 	if (rc == 0)
 		uv_run(loop, UV_RUN_DEFAULT);
+	if (x.probing)
+		uv_close((uv_handle_t *)&x.probe, NULL);
+	if (x.destroy_after_ms)
+		uv_close((uv_handle_t *)&x.destroy, NULL);
 	http_destroy(x.http);
 	uv_run(loop, UV_RUN_DEFAULT);
 	uv_loop_close(loop);

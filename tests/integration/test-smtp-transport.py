@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -25,7 +26,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import make_pki, run, skip_all  # noqa: E402
+from harness import SANITIZER_REPORT, make_pki, run, skip_all  # noqa: E402
 import smtpd  # noqa: E402
 
 SMTP_SEND = os.environ.get("SMTP_SEND", "smtp-send")
@@ -99,6 +100,88 @@ class PlainServer:
     def stop(self):
         self.sock.close()
         self.thread.join(10)
+
+
+class SlowServer:
+    """An SMTP server with STARTTLS and AUTH that takes DELAY seconds to
+    answer the end of a message, as a busy relay scanning content does."""
+
+    def __init__(self, pki, delay, quit_delay=0, refuse_rcpt=False):
+        self.quit_delay = quit_delay
+        self.refuse_rcpt = refuse_rcpt
+        self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ctx.load_cert_chain(pki["cert"], pki["key"])
+        self.delay = delay
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(20)
+        self.port = self.sock.getsockname()[1]
+        self.messages = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        for _ in range(20):  # a session at a time, each on its connection
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if self.stopping.is_set():
+                conn.close()
+                return
+            conn.settimeout(20)
+            try:
+                self.session(conn)
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                conn.close()
+
+    def session(self, conn):
+        f = conn.makefile("rb")
+        conn.sendall(b"220 slow.test ESMTP\r\n")
+        tls = False
+        for _ in range(50):
+            line = f.readline()
+            if not line:
+                return
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                conn.sendall(b"250-slow.test\r\n" + (b"250 AUTH PLAIN LOGIN\r\n" if tls else
+                                                      b"250 STARTTLS\r\n"))
+            elif verb == b"STAR":
+                conn.sendall(b"220 2.0.0 Ready to start TLS\r\n")
+                conn = self.ctx.wrap_socket(conn, server_side=True)
+                f = conn.makefile("rb")
+                tls = True
+            elif verb == b"AUTH":
+                conn.sendall(b"235 2.7.0 Authentication successful\r\n")
+            elif verb == b"DATA":
+                conn.sendall(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                while f.readline() not in (b".\r\n", b""):
+                    pass
+                self.stopping.wait(self.delay)
+                self.messages += 1
+                conn.sendall(b"250 2.0.0 OK queued (slowly)\r\n")
+            elif verb == b"QUIT":
+                self.stopping.wait(self.quit_delay)
+                conn.sendall(b"221 2.0.0 Bye\r\n")
+                return
+            elif verb == b"RCPT" and self.refuse_rcpt:
+                conn.sendall(b"550 5.1.1 No such user (slow)\r\n")
+            else:
+                conn.sendall(b"250 2.1.0 OK\r\n")
+
+    def stop(self):
+        self.stopping.set()
+        try:  # wake the accept() (closing the socket does not)
+            socket.create_connection(("127.0.0.1", self.port), timeout=5).close()
+        except OSError:
+            pass
+        self.thread.join(10)
+        self.sock.close()
 
 
 def main(tap):
@@ -282,6 +365,53 @@ def main(tap):
         tap.ok(verbs and verbs[0] == "EHLO" and not {"AUTH", "MAIL", "RCPT", "DATA"} & set(verbs),
                "it got EHLO and no AUTH, MAIL, RCPT or DATA", plain.commands)
 
+        # -- a relay slow to accept a message does not stall the loop --
+        slow = SlowServer(pki, 1.5)
+        rc, lines = go("ann@partner.example", "--probe", url="smtp://127.0.0.1:%d" % slow.port)
+        slow.stop()
+        res = lines[0] if lines else {}
+        tap.eq((res.get("outcome"), res.get("status"), slow.messages), ("OK", 250, 1),
+               "a relay that takes 1.5 s to accept the message: delivered")
+        tap.ok(res.get("max_stall_ms", 10**6) < 500,
+               "meanwhile the loop never stalled (longest gap between 5 ms ticks: %s ms)"
+               % res.get("max_stall_ms"))
+
+        # -- libcurl's SMTP waits blocking (for the answer to the end of the
+        # message, and for QUIT's as it closes): http.c runs it on a worker
+        # thread, and gives up on a QUIT a second after the answer that
+        # mattered (on_progress), so a relay slow to answer QUIT holds
+        # neither the loop nor the outcome for long --
+        slow = SlowServer(pki, 0, quit_delay=4, refuse_rcpt=True)
+        rc, lines = go("ann@partner.example", "--probe", url="smtp://127.0.0.1:%d" % slow.port)
+        slow.stop()
+        res = lines[0] if lines else {}
+        tap.eq((res.get("outcome"), res.get("code")), ("FAILED", "5.1.1"),
+               "a refused recipient at a relay slow to answer QUIT: FAILED")
+        tap.ok(res.get("max_stall_ms", 10**6) < 500,
+               "the loop did not stall meanwhile (%s ms; the relay takes 4 s to answer QUIT)"
+               % res.get("max_stall_ms"))
+        slow = SlowServer(pki, 0, quit_delay=4)
+        t1 = time.monotonic()
+        rc, lines = go("ann@partner.example", url="smtp://127.0.0.1:%d" % slow.port)
+        took = time.monotonic() - t1
+        slow.stop()
+        tap.ok([r.get("outcome") for r in lines] == ["OK"] and took < 2.5,
+               "accepted: OK, and curl's QUIT after it given up within about a second "
+               "(%.2f s in all, the relay takes 4 s to answer QUIT)" % took)
+
+        # -- http_destroy while a transfer runs on its worker thread --
+        slow = SlowServer(pki, 4)
+        t1 = time.monotonic()
+        rc, lines = go("ann@partner.example", "--destroy-after-ms", "300",
+                       url="smtp://127.0.0.1:%d" % slow.port)
+        took = time.monotonic() - t1
+        slow.stop()
+        res = lines[0] if lines else {}
+        tap.eq((rc, res.get("error"), len(lines)), (0, -125, 1),
+               "http_destroy during a transfer: its callback once, -ECANCELED")
+        tap.ok(took < 3, "and the worker gave up within two seconds (%.2f s in all, the "
+               "relay takes 4 s)" % took)
+
         # -- nobody listening --
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
@@ -295,6 +425,8 @@ def main(tap):
         tap.ok(all(PASSWORD not in o and base64.b64encode(PASSWORD.encode()).decode() not in o
                    for o in outputs),
                "the password is in no output (%d runs)" % len(outputs))
+        found = [o for o in outputs if SANITIZER_REPORT.search(o)]
+        tap.ok(not found, "no sanitizer report from smtp-send", "\n".join(found)[:4000])
         tap.diag("elapsed %.2f s" % (time.monotonic() - t0))
     finally:
         for s in servers:

@@ -993,6 +993,196 @@ static void test_throttle_scope(void)
 	}
 }
 
+/* ---- sendMail (GRAPH.md §7) ---- */
+
+/* What the simulator checks (tests/sim/directory.c check_mail, docs/simulator.md):
+ * top level only message and saveToSentItems (boolean); message only
+ * Graph's properties; subject a string; body {contentType Text|HTML,
+ * content string}; toRecipients a non-empty array of {emailAddress:{address, name?}}. */
+static bool sim_accepts(json_t *j)
+{
+	const char *k;
+	json_t *v;
+	if (!json_is_object(j))
+		return false;
+	json_object_foreach(j, k, v) {
+		if (strcmp(k, "message") != 0 && strcmp(k, "saveToSentItems") != 0)
+			return false;
+	}
+	json_t *save = json_object_get(j, "saveToSentItems");
+	json_t *m = json_object_get(j, "message");
+	if ((save && !json_is_boolean(save)) || !json_is_object(m))
+		return false;
+	static const char *const known[] = {"subject", "body", "toRecipients", "ccRecipients",
+					    "bccRecipients", "replyTo", "from", "sender",
+					    "importance", "internetMessageHeaders", "attachments"};
+	json_object_foreach(m, k, v) {
+		bool found = false;
+		for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+			found = found || strcmp(k, known[i]) == 0;
+		if (!found)
+			return false;
+	}
+	json_t *b = json_object_get(m, "body");
+	json_t *to = json_object_get(m, "toRecipients");
+	if (!json_is_string(json_object_get(m, "subject")) || !json_is_object(b) ||
+	    !json_is_string(json_object_get(b, "content")) ||
+	    !json_is_string(json_object_get(b, "contentType")) || !json_is_array(to) ||
+	    json_array_size(to) == 0)
+		return false;
+	size_t i;
+	json_array_foreach(to, i, v) {
+		json_t *ea = json_object_get(v, "emailAddress");
+		json_t *nm = json_object_get(ea, "name");
+		if (!json_is_string(json_object_get(ea, "address")) || (nm && !json_is_string(nm)))
+			return false;
+	}
+	return true;
+}
+
+static void test_sendmail_requests(void)
+{
+	char *url = graph_sendmail_url("https://graph.microsoft.com/", "invitations@contoso.com");
+	is_str(url, "https://graph.microsoft.com/v1.0/users/invitations%40contoso.com/sendMail",
+	       "sendMail URL: the sender percent-encoded, no double slash");
+	free(url);
+	url = graph_sendmail_url("http://127.0.0.1:8080/fabrikam.example", "a b/c?d@x.example");
+	is_str(url, "http://127.0.0.1:8080/fabrikam.example/v1.0/users/a%20b%2Fc%3Fd%40x.example/sendMail",
+	       "sendMail URL: a tenant prefix kept; '/', '?' and spaces encoded");
+	free(url);
+
+	char *body;
+	size_t len;
+	is_int(graph_sendmail_body("You are invited to Contoso", "Hello Ann,\r\nclick \"here\"",
+				   "ann@partner.example", "Ann Lee", &body, &len),
+	       0, "sendMail body built");
+	is_str(body,
+	       "{\"message\":{\"subject\":\"You are invited to Contoso\",\"body\":{\"contentType\":"
+	       "\"Text\",\"content\":\"Hello Ann,\\r\\nclick \\\"here\\\"\"},\"toRecipients\":"
+	       "[{\"emailAddress\":{\"address\":\"ann@partner.example\",\"name\":\"Ann Lee\"}}]},"
+	       "\"saveToSentItems\":false}",
+	       "sendMail body: exactly GRAPH.md §7's");
+	is_int(len, strlen(body), "its length");
+	json_error_t err;
+	json_t *j = json_loads(body, JSON_REJECT_DUPLICATES, &err);
+	ok(j && sim_accepts(j), "the simulator's checks accept it");
+	ok(json_is_false(json_object_get(j, "saveToSentItems")), "saveToSentItems false");
+	json_t *m = json_object_get(j, "message");
+	is_str(json_string_value(json_object_get(json_object_get(m, "body"), "contentType")), "Text",
+	       "contentType Text");
+	is_int(json_array_size(json_object_get(m, "toRecipients")), 1, "one recipient");
+	ok(!json_object_get(m, "ccRecipients") && !json_object_get(m, "bccRecipients"),
+	   "no cc, no bcc");
+	json_decref(j);
+	free(body);
+
+	/* no name: left out; NULL subject and body: ""; controls escaped; invalid UTF-8 made valid */
+	is_int(graph_sendmail_body(NULL, NULL, "b@partner.example", NULL, &body, &len), 0,
+	       "body without a name");
+	is_str(body,
+	       "{\"message\":{\"subject\":\"\",\"body\":{\"contentType\":\"Text\",\"content\":\"\"},"
+	       "\"toRecipients\":[{\"emailAddress\":{\"address\":\"b@partner.example\"}}]},"
+	       "\"saveToSentItems\":false}",
+	       "no name: the member left out; NULL subject and body are \"\"");
+	j = json_loads(body, JSON_REJECT_DUPLICATES, &err);
+	ok(j && sim_accepts(j), "accepted by the simulator's checks");
+	json_decref(j);
+	free(body);
+	is_int(graph_sendmail_body("S\r\nBcc: x@evil.example", "b\x1b\xff", "c@partner.example",
+				   "Ann\r\nBcc: x@evil.example\xc3(", &body, &len),
+	       0, "body with controls and invalid UTF-8");
+	j = json_loads(body, JSON_REJECT_DUPLICATES, &err);
+	ok(j && sim_accepts(j), "valid JSON (invalid UTF-8 as U+FFFD), accepted");
+	m = json_object_get(j, "message");
+	is_str(json_string_value(json_object_get(json_object_get(json_array_get(
+		       json_object_get(m, "toRecipients"), 0), "emailAddress"), "name")),
+	       "Ann\r\nBcc: x@evil.example\xef\xbf\xbd(", "the name is a JSON string, exact");
+	is_int(json_array_size(json_object_get(m, "toRecipients")), 1,
+	       "still one recipient: JSON cannot be broken out of");
+	is_str(json_string_value(json_object_get(json_object_get(m, "body"), "content")),
+	       "b\x1b\xef\xbf\xbd", "content: ESC kept as \\u001b, U+FFFD");
+	json_decref(j);
+	free(body);
+}
+
+static void test_sendmail_classify(void)
+{
+	static const struct {
+		long status;
+		int error;
+		const char *body;
+		int retry_after;
+		const char *scope;
+		enum graph_dir_outcome want;
+		const char *code;
+		const char *name;
+	} cases[] = {
+		{202, 0, "", 0, NULL, GRAPH_DIR_OK, NULL, "202 Accepted"},
+		{200, 0, "{}", 0, NULL, GRAPH_DIR_OK, NULL, "another 2xx"},
+		{429, 0,
+		 "{\"error\":{\"code\":\"ApplicationThrottled\",\"message\":\"Application is over "
+		 "its MailboxConcurrency limit.\"}}",
+		 1, "Tenant_Application/Write/app/tid", GRAPH_DIR_THROTTLED, "ApplicationThrottled",
+		 "429 with Retry-After and a scope"},
+		{429, 0, "", 0, NULL, GRAPH_DIR_THROTTLED, "HTTP429", "429 without Retry-After"},
+		{503, 0, "", 1, NULL, GRAPH_DIR_THROTTLED, "HTTP503", "503 with Retry-After"},
+		{503, 0, "", 0, NULL, GRAPH_DIR_TRANSIENT, "HTTP503", "503 without"},
+		{500, 0, "{\"error\":{\"code\":\"UnknownError\",\"message\":\"x\"}}", 0, NULL,
+		 GRAPH_DIR_TRANSIENT, "UnknownError", "500"},
+		{408, 0, "", 0, NULL, GRAPH_DIR_TRANSIENT, "HTTP408", "408"},
+		{401, 0, "{\"error\":{\"code\":\"InvalidAuthenticationToken\"}}", 0, NULL,
+		 GRAPH_DIR_AUTH, "InvalidAuthenticationToken", "401"},
+		{403, 0,
+		 "{\"error\":{\"code\":\"ErrorAccessDenied\",\"message\":\"Access is denied. Check "
+		 "credentials and try again.\"}}",
+		 0, NULL, GRAPH_DIR_DENIED, "ErrorAccessDenied", "403 no Mail.Send / a refusing mailbox"},
+		{403, 0, "{\"error\":{\"code\":\"Forbidden\",\"message\":\"policy\"}}", 0, NULL,
+		 GRAPH_DIR_DENIED, "Forbidden", "any 403 is DENIED"},
+		{404, 0,
+		 "{\"error\":{\"code\":\"ErrorInvalidUser\",\"message\":\"The requested user "
+		 "'x' is invalid.\"}}",
+		 0, NULL, GRAPH_DIR_FAILED, "ErrorInvalidUser", "404 ErrorInvalidUser: FAILED"},
+		{400, 0,
+		 "{\"error\":{\"code\":\"ErrorInvalidRecipients\",\"message\":\"not a valid SMTP "
+		 "address\"}}",
+		 0, NULL, GRAPH_DIR_FAILED, "ErrorInvalidRecipients", "400: FAILED with Graph's reason"},
+		{413, 0, "<html/>", 0, NULL, GRAPH_DIR_FAILED, "HTTP413", "413 not JSON: FAILED"},
+		{0, -ETIMEDOUT, "", 0, NULL, GRAPH_DIR_TRANSIENT, "Timeout", "timeout"},
+		{0, -ECONNRESET, "", 0, NULL, GRAPH_DIR_TRANSIENT, "ConnectionReset", "reset"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct http_response resp = {
+			.status = cases[i].status,
+			.error = cases[i].error,
+			.error_text = cases[i].error ? "curl says" : NULL,
+			.body = cases[i].body,
+			.body_len = strlen(cases[i].body),
+			.retry_after_ms = cases[i].retry_after ? 7000 : 0,
+			.has_retry_after = cases[i].retry_after,
+			.throttle_scope = cases[i].scope,
+			.request_id = "rq-m",
+		};
+		struct graph_dir_result g;
+		is_int(graph_sendmail_classify(&resp, &g), 0, "sendMail %s: classified", cases[i].name);
+		is_str(outcome_name(g.outcome), outcome_name(cases[i].want), "sendMail %s: outcome",
+		       cases[i].name);
+		is_int(g.http_status, cases[i].status, "sendMail %s: status", cases[i].name);
+		is_str(g.error_code, cases[i].code, "sendMail %s: code", cases[i].name);
+		ok((g.outcome == GRAPH_DIR_OK) == (g.error_code == NULL),
+		   "sendMail %s: a code exactly when not OK", cases[i].name);
+		is_str(g.request_id, "rq-m", "sendMail %s: request-id", cases[i].name);
+		if (cases[i].retry_after)
+			ok(g.has_retry_after && g.retry_after_ms == 7000, "sendMail %s: Retry-After",
+			   cases[i].name);
+		is_int(g.throttle_scope,
+		       cases[i].want == GRAPH_DIR_THROTTLED ? graph_throttle_scope_parse(cases[i].scope)
+							    : GRAPH_THROTTLE_UNKNOWN,
+		       "sendMail %s: scope", cases[i].name);
+		ok(!g.found, "sendMail %s: no user", cases[i].name);
+		graph_dir_result_clear(&g);
+	}
+}
+
 int main(void)
 {
 	tap_plan_none();
@@ -1009,5 +1199,7 @@ int main(void)
 	test_track_body();
 	test_dir_classify();
 	test_track_classify();
+	test_sendmail_requests();
+	test_sendmail_classify();
 	return tap_done();
 }
