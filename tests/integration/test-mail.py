@@ -37,7 +37,7 @@ import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (INVITED, SLOW, Env, deadline_wait, make_pki, run,  # noqa: E402
+from harness import (INVITED, SLOW, Env, make_pki, run,  # noqa: E402
                      skip_all)
 import smtpd  # noqa: E402
 
