@@ -594,6 +594,23 @@ static int refill(struct tenant *t)
 	size_t want = held < t->ready_cap ? t->ready_cap - held : 0;
 	struct store_claim **claims = NULL;
 	size_t n = 0, n_resends = 0;
+	/* invitations never run more than a day's mail budget ahead of their
+	 * mail (SPEC §8): mails due, and every invitation that may still make
+	 * one (claimed, on the wire, answered but not yet written), count
+	 * against daily_limit; a claim takes no more than what is left */
+	t->mail_gated = false;
+	if (want > 0 && onboard_mail_on(t->ob) && t->mail_daily_limit > 0) {
+		int64_t due = 0;
+		if (store_mail_pending(t->store, t->id, &due) < 0)
+			due = (int64_t)t->mail_daily_limit; /* unknown: wait for the next look */
+		int64_t ahead = due + (int64_t)(held + t->rows_in_flight + store_queued(t->store));
+		int64_t left = (int64_t)t->mail_daily_limit - ahead;
+		t->mail_gated = left <= 0;
+		if (left <= 0)
+			want = 0;
+		else if ((uint64_t)left < want)
+			want = (size_t)left;
+	}
 	if (want == 0)
 		return 0;
 	int r = store_resends_claim(t->store, t->id, time_now_ms(), 300000, want < 16 ? want : 16,
@@ -606,13 +623,7 @@ static int refill(struct tenant *t)
 	free(claims);
 	claims = NULL;
 	want -= n_resends;
-	/* invitations never run more than a day's mail budget ahead of their
-	 * mail (SPEC §8): past it, no new row is claimed */
-	int64_t mails_due = 0;
-	t->mail_gated = onboard_mail_on(t->ob) && t->mail_daily_limit > 0 &&
-			store_mail_pending(t->store, t->id, &mails_due) == 0 &&
-			mails_due >= (int64_t)t->mail_daily_limit;
-	if (r == 0 && want > 0 && !t->mail_gated)
+	if (r == 0 && want > 0)
 		r = store_rows_claim(t->store, t->id, time_now_ms(), want, &claims, &n);
 	if (r < 0) {
 		if (r != -EBUSY)
