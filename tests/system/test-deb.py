@@ -111,7 +111,11 @@ def meson_tree(tap):
         for d, _, fs in os.walk(dest):
             for f in fs:
                 path = "/" + os.path.relpath(os.path.join(d, f), dest)
-                if path.startswith(prefix + "/"):
+                # sysconfdir: PREFIX/etc, and /etc when the prefix is /usr
+                # (meson's rule, the package's case)
+                if path.startswith(prefix + "/etc/"):
+                    path = path[len(prefix):]
+                elif path.startswith(prefix + "/"):
                     path = "/usr" + path[len(prefix):]
                 files.add(path)
         return files
