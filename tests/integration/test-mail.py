@@ -372,6 +372,23 @@ def main(tap):
         s = stats(env)
         tap.eq((s.get("mails_sent_total"), s.get("mails_failed_total")), (len(rows) - 1, 0),
                "smtp: stats mails_sent_total %d, mails_failed_total 0" % (len(rows) - 1))
+        # the human view: a MAILED column, the Mailed count
+        p = env.ctl("show", str(job["id"]))
+        out = p.stdout.decode(errors="replace")
+        head = [l for l in out.splitlines() if l.startswith("LINE")]
+        tap.ok(p.returncode == 0 and head and head[0].split()[:6] ==
+               ["LINE", "EMAIL", "STATE", "ATTEMPTS", "MAILED", "RESULT"] and
+               re.search(r"^Mailed:\s+%d$" % (len(rows) - 1), out, re.M) and
+               re.search(r"s-silent@partner\.example\s+succeeded\s+\d+\s+-\s", out),
+               "smtp: show has a MAILED column (sent, '-' for the send-false row) and Mailed",
+               out[-1200:])
+        # invitectl check: connect, STARTTLS and AUTH, no message taken
+        before = len(srv.record())
+        p, chk = env.ctl_json("check")
+        m = (chk or {}).get("mail") or {}
+        tap.ok(p.returncode == 0 and m.get("via") == "smtp" and m.get("ok") is True and
+               len(srv.record()) == before,
+               "smtp: invitectl check says the mail path works, and sends nothing", chk)
 
         # 451 every time: paused, retried, failed after max_attempts (3);
         # 554: failed at once; both rows stay succeeded
@@ -413,6 +430,12 @@ def main(tap):
         before = len(srv.record())
         job = submit(env, "denied.csv", simple_file(denied))
         shown = wait_done(tap, env, job["id"], "smtp wrong password")
+        p, chk = env.ctl_json("check")
+        m = (chk or {}).get("mail") or {}
+        tap.ok(m.get("ok") is False and re.search(r"535|5\.7\.8|auth", m.get("error") or "", re.I)
+               and chk.get("all_ok") is False,
+               "smtp wrong password: invitectl check says the mail path fails: %s"
+               % m.get("error"), chk)
         tap.ok(all(r["state"] == "succeeded" and r["mail"]["state"] == "failed" and
                    re.search(r"535|5\.7\.8|auth", r["mail"]["error"] or "", re.I)
                    for r in shown["rows"]) and len(srv.record()) == before,
