@@ -104,6 +104,13 @@ max_rows = 1000000
     write("config", b"# comment\n; another\n[Queue]\nrate=1e3\n[daemon]\nmax_rows = 0x10\n")
     write("config", b"[graph]\ntenant = a b\n")
     write("config", b"[nope]\nx = 1\n")
+    # SPEC §8: the onboarding keys, [mail] and [mail NAME]
+    write("config", b"[graph]\nclient_id = c\n[queue]\nlookup = yes\ntrack_days = 3\n"
+          b"track_interval = 1.5h\nmax_resends = 2\nlookup_rate = 7.5\n[tenant a]\n"
+          b"tenant = a.example\ntrack_interval = 2d\n[mail]\nvia = smtp\n"
+          b"sender = invitations@contoso.example\nsmtp_url = smtps://relay.example:465\n"
+          b"smtp_user = u\nrate = 0.5\ndaily_limit = 300\n[mail a]\nvia = graph\n"
+          b"sender = x@a.example\ntemplate = /etc/invited/invitation.txt\n")
 
     # graph: two status bytes (status = 100 + n % 500), flags byte, body
     def st(code):

@@ -483,7 +483,7 @@ static void test_message(void)
 		"Ann <x@evil.example>, Bob",
 		"Caf\xc3\xa9\r\nBcc: x@evil.example",
 		"\"\r\nBcc: x@evil.example\r\n\"",
-		"Ann\x85" "Bcc: x@evil.example", /* a C1 NEL as a byte: not UTF-8 */
+		"Ann\205Bcc: x@evil.example", /* a C1 NEL (0x85) as a byte: not UTF-8 */
 	};
 	for (size_t i = 0; i < sizeof(evil) / sizeof(evil[0]); i++) {
 		int r = mailmsg_smtp_message("a@contoso.example", "ann@partner.example", evil[i],
