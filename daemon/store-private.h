@@ -107,6 +107,7 @@ struct store {
 		uint64_t accepted_ms, next_ms;
 	} *track_q;
 	size_t track_len, track_cap;
+	uint64_t steps_made; /* steps and tracked rows store_flush made, ever */
 };
 
 /* Translate an SQLite result code: the one place that does. */

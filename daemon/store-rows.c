@@ -450,6 +450,11 @@ int store_journal_write(struct store *s)
 	return 0;
 }
 
+uint64_t store_steps_made(const struct store *s)
+{
+	return s->steps_made;
+}
+
 size_t store_queued(const struct store *s)
 {
 	return s->queue_len + s->steps_len + s->track_len;
@@ -548,8 +553,10 @@ static int add_mail(struct store *s, struct tally *t, int64_t row_id, uint64_t n
 	sqlite3_bind_int64(st, 3, t->tenant_id);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
 	int r = step_done(st);
-	if (r == 0)
+	if (r == 0) {
 		t->mail_added += sqlite3_changes(s->db);
+		s->steps_made += (uint64_t)sqlite3_changes(s->db);
+	}
 	return r;
 }
 
@@ -561,8 +568,10 @@ static int add_groups(struct store *s, struct tally *t, int64_t row_id, uint64_t
 	sqlite3_bind_int64(st, 3, t->tenant_id);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
 	int r = step_done(st);
-	if (r == 0)
+	if (r == 0) {
 		t->groups_added += sqlite3_changes(s->db);
+		s->steps_made += (uint64_t)sqlite3_changes(s->db);
+	}
 	return r;
 }
 
@@ -697,9 +706,10 @@ int store_flush(struct store *s)
 		sqlite3_bind_int(up, 14, res->lookup);
 		bind_text_or_null(up, 15, res->existing_type);
 		bind_text_or_null(up, 16, res->existing_state);
-		if (onboards && t->track_ms > 0 && res->invited_user_id)
+		if (onboards && t->track_ms > 0 && res->invited_user_id) {
 			sqlite3_bind_int64(up, 17, (sqlite3_int64)(now + t->track_ms));
-		else
+			s->steps_made++;
+		} else
 			sqlite3_bind_null(up, 17);
 		r = step_done(up);
 		/* a row no longer in flight (cannot happen) leaves the counts alone */

@@ -260,6 +260,10 @@ int store_mail_sent(struct store *s, const char *mailbox, uint64_t since_ms, uin
 /* Mails due or on their way for the tenant's unfinished jobs. */
 int store_mail_pending(struct store *s, int64_t tenant_id, int64_t *ret);
 
+/* How many steps (and tracked rows) flushes have made so far: when it moves,
+ * the lanes that do them have work. */
+uint64_t store_steps_made(const struct store *s);
+
 /* Acceptance tracking: rows whose track_next_at is due, leased like steps. */
 struct store_track {
 	int64_t row_id, job_id;

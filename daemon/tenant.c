@@ -60,6 +60,8 @@ struct tenant {
 	unsigned max_resends;
 	unsigned mail_daily_limit; /* [mail]'s daily_limit; 0: no mail */
 	bool mail_gated; /* the last refill found a day's mail budget waiting */
+	uint64_t steps_seen;      /* store_steps_made() when the lanes were last kicked */
+	uint64_t resend_check_at; /* wall ms: no resend is due before (0: look) */
 
 	uv_timer_t *pump_timer;
 	uv_timer_t *flush_timer;
@@ -130,9 +132,11 @@ static void flush(struct tenant *t)
 			       r == 0 ? 0 : r == -EBUSY ? BUSY_RETRY_MS : 1000, 0);
 		return;
 	}
-	/* group additions and reads may be due now */
-	if (r == 0 && t->ob)
+	/* group additions, mails or reads were made: due now (or soon) */
+	if (r == 0 && t->ob && store_steps_made(t->store) != t->steps_seen) {
+		t->steps_seen = store_steps_made(t->store);
 		onboard_kick(t->ob);
+	}
 	/* slots were held for these results: send at once; rows put back for a
 	 * retry may be due: look again */
 	if (t->held) {
@@ -613,8 +617,20 @@ static int refill(struct tenant *t)
 	}
 	if (want == 0)
 		return 0;
-	int r = store_resends_claim(t->store, t->id, time_now_ms(), 300000, want < 16 ? want : 16,
-				    &claims, &n_resends);
+	/* resends are rare: looked for when one may be due (tenant_kick, the
+	 * next due one, or every 30 s), not at every refill */
+	int r = 0;
+	uint64_t wall = time_now_ms();
+	if (wall >= t->resend_check_at) {
+		r = store_resends_claim(t->store, t->id, wall, 300000, want < 16 ? want : 16,
+					&claims, &n_resends);
+		uint64_t due;
+		if (r == 0 && n_resends == 0)
+			t->resend_check_at =
+				store_steps_next_due(t->store, t->id, STEP_RESEND, &due) == 1 && due < wall + 30000
+					? due
+					: wall + 30000;
+	}
 	for (size_t i = 0; r == 0 && i < n_resends; i++) {
 		if (claims[i]->own_mail)
 			claims[i]->send_email = false;
@@ -989,6 +1005,7 @@ void tenant_get_stats(const struct tenant *t, struct tenant_stats *ret)
 void tenant_kick(struct tenant *t)
 {
 	t->idle = false;
+	t->resend_check_at = 0;
 	arm_pump(t, 0);
 	if (t->ob)
 		onboard_kick(t->ob);
