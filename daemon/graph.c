@@ -187,26 +187,6 @@ static char *dup_or_null(const char *s)
 	return s ? graph_utf8_dup(s, strlen(s)) : NULL;
 }
 
-static const char *transport_code(int error)
-{
-	switch (error) {
-	case -ETIMEDOUT:
-		return "Timeout";
-	case -ECONNREFUSED:
-		return "ConnectionRefused";
-	case -ECONNRESET:
-		return "ConnectionReset";
-	case -EHOSTUNREACH:
-		return "HostUnreachable";
-	case -EMSGSIZE:
-		return "ResponseTooLarge";
-	case -EPROTO:
-		return "BadResponse";
-	default:
-		return "TransportError";
-	}
-}
-
 /* The anti-abuse block (GRAPH.md §3) is a 403 whose message says so; other
  * 403s (missing permission) fail the row like any other 4xx. */
 static bool is_block(const char *message)
@@ -751,7 +731,7 @@ int graph_classify(const struct http_response *resp, struct graph_result *ret)
 		ret->retry_after_ms = resp->retry_after_ms;
 		ret->has_retry_after = resp->has_retry_after;
 		ret->request_id = dup_or_null(resp->request_id);
-		ret->error_code = strdup(transport_code(resp->error));
+		ret->error_code = strdup(http_error_code(resp->error));
 		ret->error_message = dup_or_null(resp->error_text ? resp->error_text : "no answer");
 		return ret->error_code ? 0 : -ENOMEM;
 	}
@@ -1236,7 +1216,7 @@ static int dir_classify_resp(enum dir_kind kind, const struct http_response *res
 		ret->retry_after_ms = resp->retry_after_ms;
 		ret->has_retry_after = resp->has_retry_after;
 		ret->request_id = dup_or_null(resp->request_id);
-		ret->error_code = strdup(transport_code(resp->error));
+		ret->error_code = strdup(http_error_code(resp->error));
 		ret->error_message = dup_or_null(resp->error_text ? resp->error_text : "no answer");
 		if (!ret->error_code || !ret->error_message) {
 			graph_dir_result_clear(ret);

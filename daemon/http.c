@@ -1255,3 +1255,29 @@ char *http_form_escape(const char *text)
 	curl_free(e);
 	return copy;
 }
+
+const char *http_error_code(int error)
+{
+	switch (error) {
+	case -ETIMEDOUT:
+		return "Timeout";
+	case -ECONNREFUSED:
+		return "ConnectionRefused";
+	case -ECONNRESET:
+		return "ConnectionReset";
+	case -EHOSTUNREACH:
+		return "HostUnreachable";
+	case -EMSGSIZE:
+		return "ResponseTooLarge";
+	case -EPROTO:
+		return "BadResponse";
+	case -EPROTONOSUPPORT: /* SMTP: the relay offers no STARTTLS */
+		return "TLSRequired";
+	case -EACCES: /* SMTP: AUTH refused */
+		return "AuthenticationFailed";
+	case -ECANCELED:
+		return "Cancelled";
+	default:
+		return "TransportError";
+	}
+}

@@ -66,6 +66,11 @@ unsigned http_active(const struct http *h);
 /* URL-encode text for a form body: returned string owned by caller, NULL on OOM. */
 char *http_form_escape(const char *text);
 
+/* A word for a transfer's error (resp->error, HTTP and SMTP alike), kept as
+ * a row's or a mail's error_code: "Timeout", "ConnectionRefused", ...;
+ * "TransportError" for any other. Static. */
+const char *http_error_code(int error);
+
 /* ---- SMTP (issue 13): the invitation mail through a relay ----
  * Through libcurl, never blocking the loop: libcurl's SMTP waits blocking
  * on a multi handle (for the answer to the end of the message, and for

@@ -454,30 +454,6 @@ int mailmsg_smtp_message(const char *sender, const char *to_email, const char *t
 
 /* ---- what an SMTP outcome means ---- */
 
-static const char *smtp_transport_code(int error)
-{
-	switch (error) {
-	case -ETIMEDOUT:
-		return "Timeout";
-	case -ECONNREFUSED:
-		return "ConnectionRefused";
-	case -ECONNRESET:
-		return "ConnectionReset";
-	case -EHOSTUNREACH:
-		return "HostUnreachable";
-	case -EPROTONOSUPPORT:
-		return "TLSRequired";
-	case -EACCES:
-		return "AuthenticationFailed";
-	case -ECANCELED:
-		return "Cancelled";
-	case -EPROTO:
-		return "BadResponse";
-	default:
-		return "TransportError";
-	}
-}
-
 static bool is_digit(char c)
 {
 	return c >= '0' && c <= '9';
@@ -542,7 +518,7 @@ int mailmsg_smtp_classify(const struct http_response *resp, struct graph_dir_res
 		else
 			ret->outcome = GRAPH_DIR_TRANSIENT;
 	} else {
-		ret->error_code = strdup(resp->error ? smtp_transport_code(resp->error) : "BadResponse");
+		ret->error_code = strdup(resp->error ? http_error_code(resp->error) : "BadResponse");
 		ret->outcome = resp->error == -EACCES ? GRAPH_DIR_DENIED : GRAPH_DIR_TRANSIENT;
 	}
 	if (refused && reply)
