@@ -88,6 +88,47 @@ const char *const store_stmt_sql[ST__MAX] = {
 		" error = NULL WHERE state <> 0",
 	[ST_MAIL_DONE] = "UPDATE rows SET mail_sent_at = ?2 WHERE id = ?1",
 	[ST_MAIL_LOG] = "INSERT INTO mail_log (mailbox, at) VALUES (?1, ?2)",
+	/* SPEC §8's claims (store-steps.c): ?1 tenant, ?2 now, ?3 limit, ?4
+	 * kind; steps of paused jobs wait, a cancelled job's were given up */
+	[ST_CLAIM_STEPS] =
+		"SELECT st.row_id, st.job_id, st.arg, st.attempts, st.first_at, r.invited_user_id,"
+		" r.line, st.kind FROM steps st JOIN rows r ON r.id = st.row_id"
+		" JOIN jobs j ON j.id = st.job_id"
+		" WHERE st.tenant_id = ?1 AND st.kind = ?4 AND st.state = 0 AND st.next_at <= ?2"
+		" AND j.state IN (0, 1, 4) ORDER BY st.next_at LIMIT ?3",
+	/* a resend sends the invitation mail again: send_email on */
+	[ST_CLAIM_RESENDS] =
+		"SELECT r.id, r.job_id, r.line, st.attempts, r.email, r.display_name,"
+		" COALESCE(r.redirect_url, j.redirect_url), 1,"
+		" COALESCE(r.message, j.message), j.language, j.cc, j.mail"
+		" FROM steps st JOIN rows r ON r.id = st.row_id JOIN jobs j ON j.id = st.job_id"
+		" WHERE st.tenant_id = ?1 AND st.kind = ?4 AND st.state = 0 AND st.next_at <= ?2"
+		" AND j.state IN (0, 1, 4) ORDER BY st.next_at LIMIT ?3",
+	/* without a redeem URL (a guest found after a lost attempt) the
+	 * redirect URL: signing in there redeems (just-in-time redemption) */
+	[ST_CLAIM_MAILS] =
+		"SELECT r.id, r.job_id, r.line, st.attempts, st.first_at, r.email, r.display_name,"
+		" COALESCE(r.invite_redeem_url, r.redirect_url, j.redirect_url),"
+		" COALESCE(r.message, j.message), j.submitted_user"
+		" FROM steps st JOIN rows r ON r.id = st.row_id JOIN jobs j ON j.id = st.job_id"
+		" WHERE st.tenant_id = ?1 AND st.kind = ?4 AND st.state = 0 AND st.next_at <= ?2"
+		" AND j.state IN (0, 1, 4) ORDER BY st.next_at LIMIT ?3",
+	/* the rows_track index holds only tracked rows; a paused job's wait */
+	[ST_CLAIM_TRACK] =
+		"SELECT r.id, r.job_id, r.invited_user_id, COALESCE(r.invited_at, r.updated_at),"
+		" j.track_days FROM rows r INDEXED BY rows_track JOIN jobs j ON j.id = r.job_id"
+		" WHERE r.track_next_at IS NOT NULL AND r.track_next_at <= ?2"
+		" AND j.tenant_id = ?1 AND j.state <> 2 ORDER BY r.track_next_at LIMIT ?3",
+	[ST_STEP_LEASE] = "UPDATE steps SET next_at = ?4 WHERE row_id = ?1 AND kind = ?2 AND arg = ?3",
+	[ST_TRACK_LEASE] = "UPDATE rows SET track_next_at = ?2 WHERE id = ?1",
+	[ST_STEPS_NEXT_DUE] = "SELECT MIN(st.next_at) FROM steps st JOIN jobs j ON j.id = st.job_id"
+			      " WHERE st.tenant_id = ?1 AND st.kind = ?2 AND st.state = 0"
+			      " AND j.state IN (0, 1, 4)",
+	[ST_TRACK_NEXT_DUE] = "SELECT MIN(r.track_next_at) FROM rows r INDEXED BY rows_track"
+			      " JOIN jobs j ON j.id = r.job_id WHERE r.track_next_at IS NOT NULL"
+			      " AND j.tenant_id = ?1 AND j.state <> 2",
+	[ST_MAIL_SENT] = "SELECT COUNT(*), MIN(at) FROM mail_log WHERE mailbox = ?1 AND at >= ?2",
+	[ST_MAIL_LOG_PRUNE] = "DELETE FROM mail_log WHERE mailbox = ?1 AND at < ?2",
 	/* the job's groups and the row's own, once each (schema/0006) */
 	[ST_STEPS_ADD_GROUPS] =
 		"INSERT OR IGNORE INTO steps (row_id, kind, arg, job_id, tenant_id, next_at, first_at)"
