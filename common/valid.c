@@ -15,33 +15,6 @@
 #include "buf.h"
 #include "vis.h"
 
-/* ---- small helpers (ASCII only: strcasecmp follows the locale) ---- */
-
-static unsigned char ascii_lower(unsigned char c)
-{
-	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
-}
-
-static bool ascii_eq_n(const char *a, const char *b, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
-			return false;
-	return true;
-}
-
-static bool ascii_eq(const char *a, const char *b)
-{
-	size_t n = strlen(b);
-	return strlen(a) == n && ascii_eq_n(a, b, n);
-}
-
-static bool ascii_prefix(const char *s, const char *prefix)
-{
-	size_t n = strlen(prefix);
-	return strlen(s) >= n && ascii_eq_n(s, prefix, n);
-}
-
 /*
  * Offset of the first byte of s[0..n) that is not well-formed UTF-8
  * (overlong forms, surrogates and code points past U+10FFFF included), or n.

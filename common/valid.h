@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #define CSV_MAX_EMAIL_BYTES 254u
 #define CSV_MAX_URL_BYTES 2048u
@@ -73,3 +74,31 @@ bool valid_guid(const char *s, size_t len);
  * ids on failure, which the caller must not use. */
 int valid_groups_split(const char *cell, size_t len, char sep, char (*ids)[VALID_GUID_LEN + 1],
                        size_t max, char *why, size_t why_len);
+
+/* Case-insensitive comparisons of ASCII letters only (strcasecmp follows
+ * the locale): the reader's and the rules' (header tokens, flags, URL
+ * schemes). Inline: the reader calls them for every record. */
+static inline unsigned char ascii_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+static inline bool ascii_eq_n(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
+			return false;
+	return true;
+}
+
+static inline bool ascii_eq(const char *a, const char *b)
+{
+	size_t n = strlen(b);
+	return strlen(a) == n && ascii_eq_n(a, b, n);
+}
+
+static inline bool ascii_prefix(const char *s, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	return strlen(s) >= n && ascii_eq_n(s, prefix, n);
+}
