@@ -74,6 +74,27 @@ void daemon_tenant_groups_init(struct daemon_tenant *dt)
 			    dt->conf.allow_group, dt->conf.name);
 }
 
+void daemon_tenant_options(const struct daemon_tenant *dt, struct tenant_options *ret)
+{
+	struct daemon *d = dt->d;
+	*ret = (struct tenant_options){
+		.name = dt->conf.name,
+		.graph_url = dt->conf.graph_url,
+		.rate = dt->conf.rate,
+		.burst = dt->conf.burst,
+		.concurrency = dt->conf.concurrency,
+		.max_attempts = dt->conf.max_attempts,
+		.request_timeout_ms = dt->conf.request_timeout_ms,
+		.batch = dt->conf.batch,
+		.app = d->have_app_rl ? &d->app_rl : NULL,
+		.onboard = dt->conf.onboard,
+		.mail = &dt->conf.mail,
+		.template = dt->template,
+		.smtp_password = dt->cred.smtp_password,
+		.tenant_label = dt->conf.tenant,
+	};
+}
+
 int daemon_template_load(const char *path, struct mailmsg_template **ret, char **ret_why)
 {
 	char buf[65537];
@@ -149,22 +170,8 @@ int daemon_tenant_add(struct daemon *d, struct config_tenant *ct, struct credent
 	dt->cred.secret = NULL;
 	if (r < 0)
 		goto fail;
-	struct tenant_options to = {
-		.name = dt->conf.name,
-		.graph_url = dt->conf.graph_url,
-		.rate = dt->conf.rate,
-		.burst = dt->conf.burst,
-		.concurrency = dt->conf.concurrency,
-		.max_attempts = dt->conf.max_attempts,
-		.request_timeout_ms = dt->conf.request_timeout_ms,
-		.batch = dt->conf.batch,
-		.app = d->have_app_rl ? &d->app_rl : NULL,
-		.onboard = dt->conf.onboard,
-		.mail = &dt->conf.mail,
-		.template = dt->template,
-		.smtp_password = dt->cred.smtp_password,
-		.tenant_label = dt->conf.tenant,
-	};
+	struct tenant_options to;
+	daemon_tenant_options(dt, &to);
 	r = tenant_create(d->loop, d->store, d->http, dt->auth, &to, &dt->tenant);
 	if (r < 0)
 		goto fail;

@@ -100,3 +100,8 @@ char *daemon_status_line(struct daemon *d, double rate);
 /* Read and parse a [mail] template (at most 64 KiB). *ret_why (owned): why
  * it is not a template, when that is the reason. */
 int daemon_template_load(const char *path, struct mailmsg_template **ret, char **ret_why);
+
+/* The options its tenant (tenant.h) is made with, and reconfigured with
+ * after a reload (which ignores name, graph_url, batch and app). */
+struct tenant_options;
+void daemon_tenant_options(const struct daemon_tenant *dt, struct tenant_options *ret);

@@ -235,18 +235,9 @@ static void reload_tenants_commit(struct daemon *d, struct config *nc, struct pl
 		free(dt->conf.tenant);
 		dt->conf.tenant = old_directory;
 		daemon_tenant_groups_init(dt);
-		struct tenant_options to = {
-			.rate = dt->conf.rate,
-			.burst = dt->conf.burst,
-			.concurrency = dt->conf.concurrency,
-			.max_attempts = dt->conf.max_attempts,
-			.request_timeout_ms = dt->conf.request_timeout_ms,
-			.onboard = dt->conf.onboard,
-			.mail = &dt->conf.mail,
-			.template = dt->template,
-			.smtp_password = dt->cred.smtp_password,
-			.tenant_label = dt->conf.tenant,
-		};
+		struct tenant_options to;
+		daemon_tenant_options(dt, &to);
+
 		tenant_reconfigure(dt->tenant, &to);
 		auth_set_timeout(dt->auth, dt->conf.request_timeout_ms);
 	}
