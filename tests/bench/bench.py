@@ -502,6 +502,8 @@ def p10(a):
                 f = p10_one(a, mode, pki, tmp, profile=True)
                 report("P10-profile", **f)
                 perf_summary(f["perf_data"])
+                if a.keep_perf:
+                    shutil.copy(f["perf_data"], a.keep_perf)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -761,6 +763,7 @@ def main():
     s.add_argument("--mode", action="append", choices=["h1", "h1-tls", "h2-tls"])
     s.add_argument("--profile", action="store_true", help="perf record one more run per mode")
     s.add_argument("--profile-mode", action="append", choices=["h1", "h1-tls", "h2-tls"])
+    s.add_argument("--keep-perf", metavar="DIR", help="copy each profile's perf.data there")
     for name in ("p7", "p7_idle"):
         s = sub.add_parser(name.replace("_", "-"))
         s.add_argument("--tenants", type=int, default=20)
