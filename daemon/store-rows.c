@@ -104,9 +104,11 @@ int store_recover(struct store *s, unsigned *ret_results, unsigned *ret_count)
 	sqlite3_busy_timeout(s->db, 5000);
 	int r = replay_journal(s, ret_results);
 	/* the fate of a row in flight is unknown: with lookups on, it is looked
-	 * up before it is sent again (SPEC R5) */
+	 * up before it is sent again (SPEC R5). A --skip-existing row keeps its
+	 * skip: it may have been waiting for its lookup rather than sent */
 	if (r == 0)
-		r = exec(s->db, "UPDATE rows SET state = 0, next_attempt_at = 1, lookup = 2"
+		r = exec(s->db, "UPDATE rows SET state = 0, next_attempt_at = 1,"
+				" lookup = CASE WHEN lookup IN (1, 3) THEN 3 ELSE 2 END"
 				" WHERE state = 1");
 	unsigned count = (unsigned)sqlite3_changes(s->db);
 	/* steps leased by the previous run are due again (they are idempotent:

@@ -34,6 +34,9 @@ enum row_lookup {
 	ROW_LOOKUP_SKIP = 1, /* submit --skip-existing: a user found skips the row */
 	ROW_LOOKUP_LOST = 2, /* an earlier attempt's fate is unknown (a crash, a timeout): a
 			      * guest found is the one it made, the row succeeds */
+	ROW_LOOKUP_SKIP_LOST = 3, /* both (--skip-existing, then a crash or a lost answer):
+				   * a member found skips the row (an invitation never makes
+				   * one), a guest found is not invited again */
 };
 
 /* Filters of store_rows_list besides a row state. */

@@ -211,6 +211,14 @@ void tenant_set_blocked_fn(struct tenant *t, tenant_blocked_fn fn, void *userdat
 static void settle_resend(struct tenant *t, const struct store_claim *c, uint64_t token,
 			  struct graph_result *g, char **block_reason);
 
+/* What a row looks up next after an attempt whose fate is unknown: a
+ * --skip-existing row keeps its skip (enum row_lookup). */
+static int lookup_lost(const struct store_claim *c)
+{
+	bool skipping = c->lookup == ROW_LOOKUP_SKIP || c->lookup == ROW_LOOKUP_SKIP_LOST;
+	return skipping ? ROW_LOOKUP_SKIP_LOST : ROW_LOOKUP_LOST;
+}
+
 static void settle(struct tenant *t, const struct store_claim *c, uint64_t token,
 		   struct graph_result *g, char **block_reason)
 {
@@ -273,7 +281,7 @@ static void settle(struct tenant *t, const struct store_claim *c, uint64_t token
 		res.next_attempt_at = now_wall + wait;
 		/* a 503 (unlike a 429) may come after the invitation was made */
 		if (g->http_status >= 500 && onboard_lookups_on(t->ob))
-			res.lookup = ROW_LOOKUP_LOST;
+			res.lookup = lookup_lost(c);
 		break;
 	}
 	case GRAPH_OUTCOME_TRANSIENT:
@@ -283,7 +291,7 @@ static void settle(struct tenant *t, const struct store_claim *c, uint64_t token
 		/* the invitation may have been made (GRAPH.md §3): with lookups
 		 * on, the next attempt looks first (SPEC R5) */
 		if (onboard_lookups_on(t->ob))
-			res.lookup = ROW_LOOKUP_LOST;
+			res.lookup = lookup_lost(c);
 		break;
 	}
 	if (res.state == ROW_STATE_PENDING && res.attempts >= t->max_attempts) {
@@ -673,8 +681,12 @@ static void on_lookup_done(void *userdata, struct store_claim *c,
 	}
 	bool guest = outcome == ONBOARD_LOOKUP_FOUND && user->user_type &&
 		     strcmp(user->user_type, "Guest") == 0;
-	bool skip = outcome == ONBOARD_LOOKUP_FOUND && c->lookup == ROW_LOOKUP_SKIP;
-	bool made = guest && c->lookup == ROW_LOOKUP_LOST;
+	/* after a lost attempt a guest found may be the one it made; a member
+	 * never is (an invitation makes guests) */
+	bool lost = c->lookup == ROW_LOOKUP_LOST || c->lookup == ROW_LOOKUP_SKIP_LOST;
+	bool skip = outcome == ONBOARD_LOOKUP_FOUND &&
+		    (c->lookup == ROW_LOOKUP_SKIP || (c->lookup == ROW_LOOKUP_SKIP_LOST && !guest));
+	bool made = guest && lost;
 	if (outcome == ONBOARD_LOOKUP_FAILED || skip || made) {
 		struct store_result res = {.row_id = c->row_id, .job_id = c->job_id};
 		res.prev_attempts = c->attempts;
@@ -697,7 +709,12 @@ static void on_lookup_done(void *userdata, struct store_claim *c,
 			res.invited_user_id = user->id ? strdup(user->id) : NULL;
 			res.existing_type = user->user_type ? strdup(user->user_type) : NULL;
 			res.existing_state = user->external_state ? strdup(user->external_state) : NULL;
-			if (made)
+			if (made && c->lookup == ROW_LOOKUP_SKIP_LOST)
+				res.error_message = strdup(
+				    "a guest found in the directory after an attempt whose fate is "
+				    "unknown (a restart or a lost answer): this job's invitation or an "
+				    "earlier one made it; not invited again");
+			else if (made)
 				res.error_message = strdup("found in the directory after an attempt "
 							   "whose answer was lost: not invited again");
 			log_debug("Row %lld (line %u, %s): %s, existing %s %s", (long long)c->row_id,
@@ -712,8 +729,12 @@ static void on_lookup_done(void *userdata, struct store_claim *c,
 		check_drained(t);
 		return;
 	}
-	/* nobody there (or lookups are off): the invitation goes out */
-	c->lookup = ROW_LOOKUP_NONE;
+	/* nobody there (or lookups are off): the invitation goes out; a
+	 * --skip-existing row remembers its skip for an attempt that is lost
+	 * (lookup_lost) */
+	c->lookup = c->lookup == ROW_LOOKUP_SKIP || c->lookup == ROW_LOOKUP_SKIP_LOST
+			    ? ROW_LOOKUP_SKIP
+			    : ROW_LOOKUP_NONE;
 	if (t->draining) {
 		if (store_rows_release(t->store, &c->row_id, 1) == 0) {
 			store_claim_sent(t->store, c);
