@@ -3,8 +3,6 @@
  * mail each tenant resolves to, and their checks (config-private.h). */
 #include "config-private.h"
 
-#include <math.h>
-
 #include "build-config.h"
 #include "csv.h"
 
@@ -128,14 +126,10 @@ int config_mail_key(struct parse_state *st, struct config_mail *m, const char *n
 				  value) == 0;
 	}
 	if (strcmp(name, "rate") == 0) {
-		errno = 0;
-		char *end;
-		double d = strtod(value, &end);
-		if (errno || end == value || *end != '\0' || !isfinite(d) || d <= 0 || d > 1000)
+		if (!parse_rate(value, 1000, &m->rate))
 			return fail(st, "%s: '%s' must be more than 0 and at most 1000 (messages per "
 				    "second)",
 				    name, value);
-		m->rate = d;
 		return 1;
 	}
 	if (strcmp(name, "daily_limit") == 0) {

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -80,6 +81,18 @@ static inline bool parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t
 	if (errno || *end != '\0' || n < min || n > max)
 		return false;
 	*ret = n;
+	return true;
+}
+
+/* A number more than 0 and at most max (a rate, per second). */
+static inline bool parse_rate(const char *v, double max, double *ret)
+{
+	errno = 0;
+	char *end;
+	double d = strtod(v, &end);
+	if (errno || end == v || *end != '\0' || !isfinite(d) || d <= 0 || d > max)
+		return false;
+	*ret = d;
 	return true;
 }
 

@@ -334,13 +334,9 @@ struct queue_slots {
 /* A rate of the onboarding steps (per second). */
 static int onboard_rate(struct parse_state *st, const char *name, const char *value, double *slot)
 {
-	errno = 0;
-	char *end;
-	double d = strtod(value, &end);
-	if (errno || end == value || *end != '\0' || !isfinite(d) || d <= 0 || d > 10000)
+	if (!parse_rate(value, 10000, slot))
 		return fail(st, "%s: '%s' must be more than 0 and at most 10000 (per second)", name,
 			    value);
-	*slot = d;
 	return 1;
 }
 
@@ -351,14 +347,10 @@ static int queue_key(struct parse_state *st, struct queue_slots *q, const char *
 	uint64_t n;
 	unsigned dummy = 0, *set = q->set ? q->set : &dummy;
 	if (strcmp(name, "rate") == 0) {
-		errno = 0;
-		char *end;
-		double d = strtod(value, &end);
-		if (errno || end == value || *end != '\0' || !isfinite(d) || d <= 0 || d > 100000)
+		if (!parse_rate(value, 100000, q->rate))
 			return fail(st, "%s: '%s' must be more than 0 and at most 100000 "
 				    "(invitations per second)",
 				    name, value);
-		*q->rate = d;
 		*set |= CONFIG_SET_RATE;
 		return 1;
 	}
