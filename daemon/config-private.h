@@ -100,7 +100,8 @@ static inline bool parse_rate(const char *v, double max, double *ret)
 /* "" for [mail], NAME for [mail NAME], NULL for another section. */
 const char *config_mail_section_name(const char *section);
 /* The mail section called name ("": [mail]), made at its first key; NULL
- * when name is not a tenant name (or out of memory). Owned by st->config. */
+ * when name is not a tenant name, past CONFIG_TENANTS_MAX sections, or out
+ * of memory. Owned by st->config. */
 struct config_mail *config_mail_section(struct parse_state *st, const char *name);
 /* One key of a mail section: 1 set, 0 bad (st->error). */
 int config_mail_key(struct parse_state *st, struct config_mail *m, const char *name,
