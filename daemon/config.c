@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "config.h"
+#include "config-private.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -7,7 +8,6 @@
 #include <glob.h>
 #include <ini.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,55 +16,9 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "build-config.h"
 #include "csv.h"
 #include "timeutil.h"
 #include "hook.h"
-
-struct parse_state {
-	struct config *config;
-	char *error; /* reason of the first bad line, without file:line */
-	FILE *f;
-	const char *path;
-	unsigned line;    /* of the text the reader returned last */
-	bool at_line_start;
-	bool stop;        /* the reader found a bad section line (st->error) */
-	unsigned gen;     /* which file this is (duplicate sections in one file) */
-};
-
-void config_mail_finish(struct config_mail *m)
-{
-	free(m->sender);
-	free(m->smtp_url);
-	free(m->smtp_user);
-	free(m->smtp_password_file);
-	free(m->template_file);
-	free(m->ca_file);
-	free(m->name);
-	free(m->file);
-	memset(m, 0, sizeof(*m));
-}
-
-static int dup_or_null(char **ret, const char *s);
-
-int config_mail_copy(struct config_mail *ret, const struct config_mail *m)
-{
-	*ret = *m;
-	int r = 0;
-	r |= dup_or_null(&ret->sender, m->sender);
-	r |= dup_or_null(&ret->smtp_url, m->smtp_url);
-	r |= dup_or_null(&ret->smtp_user, m->smtp_user);
-	r |= dup_or_null(&ret->smtp_password_file, m->smtp_password_file);
-	r |= dup_or_null(&ret->template_file, m->template_file);
-	r |= dup_or_null(&ret->ca_file, m->ca_file);
-	r |= dup_or_null(&ret->name, m->name);
-	r |= dup_or_null(&ret->file, m->file);
-	if (r) {
-		config_mail_finish(ret);
-		return -ENOMEM;
-	}
-	return 0;
-}
 
 void config_tenant_finish(struct config_tenant *t)
 {
@@ -81,15 +35,6 @@ void config_tenant_finish(struct config_tenant *t)
 	free(t->admin_group);
 	free(t->file);
 	memset(t, 0, sizeof(*t));
-}
-
-static int dup_or_null(char **ret, const char *s)
-{
-	*ret = NULL;
-	if (!s)
-		return 0;
-	*ret = strdup(s);
-	return *ret ? 0 : -ENOMEM;
 }
 
 int config_tenant_copy(struct config_tenant *ret, const struct config_tenant *t)
@@ -195,43 +140,6 @@ void config_finish(struct config *c)
 		config_mail_finish(&c->mails[i]);
 	free(c->mails);
 	memset(c, 0, sizeof(*c));
-}
-
-static int fail(struct parse_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(struct parse_state *st, const char *fmt, ...)
-{
-	struct buf m = BUF_INIT;
-	va_list ap;
-	va_start(ap, fmt);
-	buf_vprintf(&m, fmt, ap);
-	va_end(ap);
-	free(st->error);
-	st->error = buf_steal(&m);
-	return 0; /* inih: error on this line */
-}
-
-static int set_string(char **slot, const char *value)
-{
-	char *p = strdup(value);
-	if (!p)
-		return -ENOMEM;
-	free(*slot);
-	*slot = p;
-	return 0;
-}
-
-static bool parse_u64(const char *v, uint64_t min, uint64_t max, uint64_t *ret)
-{
-	if (*v < '0' || *v > '9')
-		return false;
-	errno = 0;
-	char *end;
-	unsigned long long n = strtoull(v, &end, 10);
-	if (errno || *end != '\0' || n < min || n > max)
-		return false;
-	*ret = n;
-	return true;
 }
 
 static bool parse_seconds_ms(const char *v, uint64_t *ret)
@@ -426,13 +334,9 @@ struct queue_slots {
 /* A rate of the onboarding steps (per second). */
 static int onboard_rate(struct parse_state *st, const char *name, const char *value, double *slot)
 {
-	errno = 0;
-	char *end;
-	double d = strtod(value, &end);
-	if (errno || end == value || *end != '\0' || !isfinite(d) || d <= 0 || d > 10000)
+	if (!parse_rate(value, 10000, slot))
 		return fail(st, "%s: '%s' must be more than 0 and at most 10000 (per second)", name,
 			    value);
-	*slot = d;
 	return 1;
 }
 
@@ -443,14 +347,10 @@ static int queue_key(struct parse_state *st, struct queue_slots *q, const char *
 	uint64_t n;
 	unsigned dummy = 0, *set = q->set ? q->set : &dummy;
 	if (strcmp(name, "rate") == 0) {
-		errno = 0;
-		char *end;
-		double d = strtod(value, &end);
-		if (errno || end == value || *end != '\0' || !isfinite(d) || d <= 0 || d > 100000)
+		if (!parse_rate(value, 100000, q->rate))
 			return fail(st, "%s: '%s' must be more than 0 and at most 100000 "
 				    "(invitations per second)",
 				    name, value);
-		*q->rate = d;
 		*set |= CONFIG_SET_RATE;
 		return 1;
 	}
@@ -644,113 +544,6 @@ static const char *tenant_section_name(const char *section)
 	if (section[6] != ' ')
 		return NULL;
 	return section + 7;
-}
-
-/* "" for [mail], NAME for [mail NAME], NULL for another section. */
-static const char *mail_section_name(const char *section)
-{
-	if (strncasecmp(section, "mail", 4) != 0)
-		return NULL;
-	if (section[4] == '\0')
-		return "";
-	return section[4] == ' ' ? section + 5 : NULL;
-}
-
-static struct config_mail *mail_section(struct parse_state *st, const char *name)
-{
-	struct config *c = st->config;
-	struct config_mail *m = NULL;
-	if (!*name) {
-		m = &c->mail;
-	} else {
-		if (!config_tenant_name_valid(name))
-			return NULL;
-		for (size_t i = 0; i < c->n_mails; i++)
-			if (strcmp(c->mails[i].name, name) == 0)
-				m = &c->mails[i];
-		if (!m) {
-			if (c->n_mails >= CONFIG_TENANTS_MAX)
-				return NULL;
-			struct config_mail *v = realloc(c->mails, (c->n_mails + 1) * sizeof(*v));
-			if (!v)
-				return NULL;
-			c->mails = v;
-			m = &c->mails[c->n_mails++];
-			memset(m, 0, sizeof(*m));
-			m->name = strdup(name);
-		}
-	}
-	if (!m->file) {
-		m->rate = 0.5;
-		m->daily_limit = 10000;
-		m->file = strdup(st->path);
-		m->line = st->line;
-	}
-	return m;
-}
-
-/* One key of a mail section: 1 set, 0 bad (st->error). */
-static int mail_key(struct parse_state *st, struct config_mail *m, const char *name,
-		    const char *value)
-{
-	const char *why = NULL;
-	uint64_t n;
-	if (strcmp(name, "via") == 0) {
-		if (strcmp(value, "graph") == 0)
-			m->via = CONFIG_MAIL_GRAPH;
-		else if (strcmp(value, "smtp") == 0)
-			m->via = CONFIG_MAIL_SMTP;
-		else
-			return fail(st, "%s: '%s' is not graph or smtp", name, value);
-		return 1;
-	}
-	if (strcmp(name, "sender") == 0) {
-		if (!csv_email_check(value, &why))
-			return fail(st, "%s: '%s' is not a mailbox address: %s", name, value, why);
-		m->on = true;
-		return set_string(&m->sender, value) == 0;
-	}
-	if (strcmp(name, "smtp_url") == 0) {
-		bool plain = strncmp(value, "smtp://", 7) == 0, tls = strncmp(value, "smtps://", 8) == 0;
-		const char *host = value + (plain ? 7 : 8);
-		if ((!plain && !tls) || !*host || strpbrk(host, "/?#@ \t"))
-			return fail(st, "%s: '%s' is not smtp://host[:port] (STARTTLS) or "
-				    "smtps://host[:port]",
-				    name, value);
-		return set_string(&m->smtp_url, value) == 0;
-	}
-	if (strcmp(name, "smtp_user") == 0) {
-		if (!*value || strpbrk(value, "\r\n"))
-			return fail(st, "%s: '%s' is not a user name", name, value);
-		return set_string(&m->smtp_user, value) == 0;
-	}
-	if (strcmp(name, "smtp_password_file") == 0 || strcmp(name, "template") == 0 ||
-	    strcmp(name, "ca_file") == 0) {
-		if (value[0] != '/')
-			return fail(st, "%s: '%s' must be an absolute path", name, value);
-		return set_string(name[0] == 's' ? &m->smtp_password_file
-				  : name[0] == 't' ? &m->template_file
-						   : &m->ca_file,
-				  value) == 0;
-	}
-	if (strcmp(name, "rate") == 0) {
-		errno = 0;
-		char *end;
-		double d = strtod(value, &end);
-		if (errno || end == value || *end != '\0' || !isfinite(d) || d <= 0 || d > 1000)
-			return fail(st, "%s: '%s' must be more than 0 and at most 1000 (messages per "
-				    "second)",
-				    name, value);
-		m->rate = d;
-		return 1;
-	}
-	if (strcmp(name, "daily_limit") == 0) {
-		if (!parse_u64(value, 1, 10000000, &n))
-			return fail(st, "%s: '%s' is not a whole number from 1 to 10000000", name, value);
-		m->daily_limit = (unsigned)n;
-		return 1;
-	}
-	return fail(st, "unknown key '%s' in a mail section", name);
 }
 
 /* A "[...]" line, seen by the reader before inih: a [tenant NAME] section
@@ -968,12 +761,12 @@ static int handle(void *user, const char *section, const char *name, const char 
 					    name, value);
 			return 1;
 		}
-	} else if (mail_section_name(section)) {
-		struct config_mail *m = mail_section(st, mail_section_name(section));
+	} else if (config_mail_section_name(section)) {
+		struct config_mail *m = config_mail_section(st, config_mail_section_name(section));
 		if (!m)
 			return fail(st, "[%s]: a mail section is [mail] or [mail NAME] of a tenant NAME",
 				    section);
-		return mail_key(st, m, name, value);
+		return config_mail_key(st, m, name, value);
 	} else if (tenant_section_name(section)) {
 		struct config_tenant *t = tenant_by_name(c, tenant_section_name(section));
 		if (!t) /* the reader made every valid one */
@@ -1079,24 +872,12 @@ static const char *cloud_url(const char *cloud, bool authority)
 }
 
 /* What a tenant does not set comes from [graph], [queue] and [daemon]. */
-/* The mail section that applies to tenant name: [mail NAME], else [mail]. */
-static const struct config_mail *mail_for(const struct config *c, const char *name)
-{
-	for (size_t i = 0; i < c->n_mails; i++)
-		if (name && strcmp(c->mails[i].name, name) == 0)
-			return &c->mails[i];
-	return &c->mail;
-}
 
 static int resolve_tenant(const struct config *c, struct config_tenant *t)
 {
 	int r = 0;
-	config_mail_finish(&t->mail);
-	const struct config_mail *m = mail_for(c, t->name);
-	if (m->file && config_mail_copy(&t->mail, m) < 0)
+	if (config_mail_resolve(c, t) < 0)
 		return -ENOMEM;
-	if (t->mail.on && !t->mail.template_file)
-		r |= set_string(&t->mail.template_file, INVITED_DEFAULT_TEMPLATE);
 	bool own_cloud = t->cloud != NULL;
 	if (!t->client_id && c->client_id)
 		r |= set_string(&t->client_id, c->client_id);
@@ -1190,29 +971,8 @@ int config_check(const struct config *c, char **ret_error)
 		return -EINVAL;
 	}
 	/* the mail sections: each complete, each [mail NAME] of a tenant */
-	for (size_t i = 0; i <= c->n_mails; i++) {
-		const struct config_mail *m = i < c->n_mails ? &c->mails[i] : &c->mail;
-		if (!m->file)
-			continue;
-		bool known = !m->name;
-		for (size_t k = 0; !known && k < c->n_tenants; k++)
-			known = strcmp(c->tenants[k].name, m->name) == 0;
-		if (!known)
-			why = "is for a tenant that has no [tenant NAME] section";
-		else if (!m->on)
-			why = "sender is not set (the mailbox the invitation mail comes from)";
-		else if (m->via == CONFIG_MAIL_SMTP && !m->smtp_url)
-			why = "via = smtp needs smtp_url";
-		else if (m->via == CONFIG_MAIL_GRAPH && (m->smtp_url || m->smtp_user))
-			why = "smtp_url and smtp_user are for via = smtp";
-		if (!why)
-			continue;
-		struct buf msg = BUF_INIT;
-		buf_printf(&msg, "%s:%u: [mail%s%s]: %s", m->file, m->line, m->name ? " " : "",
-			   m->name ? m->name : "", why);
-		*ret_error = msg.data ? buf_steal(&msg) : strdup("out of memory");
+	if (config_mail_check(c, ret_error) < 0)
 		return -EINVAL;
-	}
 	for (size_t i = 0; i < c->n_tenants; i++) {
 		const struct config_tenant *t = &c->tenants[i];
 		bool wave1 = !c->have_tenant_sections;
@@ -1261,95 +1021,4 @@ char *config_warning(const struct config *c)
 		   "(150 invitations per 5 s, %g/s): expect 429 answers and pauses",
 		   c->rate, CONFIG_GRAPH_RATE_LIMIT);
 	return m.data ? buf_steal(&m) : NULL;
-}
-
-static void print_onboard(FILE *f, const struct config_onboard *ob)
-{
-	fprintf(f, "lookup = %s\ntrack_days = %u\ntrack_interval = %gs\nmax_resends = %u\n",
-		ob->lookup ? "yes" : "no", ob->track_days, (double)ob->track_interval_ms / 1000.0,
-		ob->max_resends);
-	fprintf(f, "lookup_rate = %g\ngroup_rate = %g\ntrack_rate = %g\n", ob->lookup_rate,
-		ob->group_rate, ob->track_rate);
-}
-
-void config_dump(const struct config *c, FILE *f)
-{
-	fprintf(f, "[graph]\n");
-	if (!c->have_tenant_sections)
-		fprintf(f, "tenant = %s\n", c->tenant ? c->tenant : "");
-	fprintf(f, "client_id = %s\n", c->client_id ? c->client_id : "");
-	if (c->certificate_file)
-		fprintf(f, "certificate_file = %s\n", c->certificate_file);
-	else if (c->client_secret_file)
-		fprintf(f, "client_secret_file = %s\n", c->client_secret_file);
-	else
-		fprintf(f, "# credential: \"client-secret\" or \"client-certificate\" in "
-			   "$CREDENTIALS_DIRECTORY\n");
-	fprintf(f, "cloud = %s\n", c->cloud);
-	fprintf(f, "authority_url = %s\n", c->authority_url);
-	fprintf(f, "graph_url = %s\n", c->graph_url);
-	fprintf(f, c->ca_file ? "ca_file = %s\n" : "ca_file =\n", c->ca_file);
-	if (c->proxy) { /* user:password, if any, left out */
-		const char *p = strstr(c->proxy, "://"), *at = p ? strchr(p, '@') : NULL;
-		if (at)
-			fprintf(f, "proxy = %.*s%s\n", (int)(p + 3 - c->proxy), c->proxy, at + 1);
-		else
-			fprintf(f, "proxy = %s\n", c->proxy);
-	} else {
-		fprintf(f, "proxy =\n");
-	}
-	if (c->app_rate > 0)
-		fprintf(f, "app_rate = %g\n", c->app_rate);
-	fprintf(f, "\n[queue]\nrate = %g\nburst = %u\nconcurrency = %u\nmax_attempts = %u\n",
-		c->rate, c->burst, c->concurrency, c->max_attempts);
-	fprintf(f, "request_timeout = %g\nbatch = %u\n", (double)c->request_timeout_ms / 1000.0,
-		c->batch);
-	print_onboard(f, &c->onboard);
-	fprintf(f, "\n[daemon]\nsocket = %s\ndatabase = %s\nallow_group = %s\n", c->socket_path,
-		c->database, c->allow_group ? c->allow_group : "");
-	fprintf(f, "admin_group = %s\n", c->admin_group ? c->admin_group : "");
-	fprintf(f, "first_request_timeout = %gs\nidle_timeout = %gs\nmax_connections_per_uid = %u\n",
-		(double)c->first_request_timeout_ms / 1000.0, (double)c->idle_timeout_ms / 1000.0,
-		c->max_connections_per_uid);
-	fprintf(f, "max_upload_bytes = %llu\nmax_rows = %llu\nretention_days = %u\n",
-		(unsigned long long)c->max_upload_bytes, (unsigned long long)c->max_rows,
-		c->retention_days);
-	if (c->on_complete) {
-		/* each word single-quoted, so the line reads back the same */
-		fputs("on_complete =", f);
-		for (char **a = c->on_complete; *a; a++) {
-			fputs(" '", f);
-			for (const char *p = *a; *p; p++)
-				if (*p == '\'')
-					fputs("'\\''", f);
-				else
-					fputc(*p, f);
-			fputc('\'', f);
-		}
-		fputc('\n', f);
-		fprintf(f, "hook_user = %s\n", c->hook_user);
-	}
-	for (size_t i = 0; i < c->n_tenants; i++) {
-		const struct config_tenant *t = &c->tenants[i];
-		if (!c->have_tenant_sections) {
-			fprintf(f, "\n# one tenant, named \"%s\": [graph] tenant = %s\n", t->name,
-				t->tenant ? t->tenant : "");
-			continue;
-		}
-		fprintf(f, "\n[tenant %s]\ntenant = %s\nclient_id = %s\n", t->name,
-			t->tenant ? t->tenant : "", t->client_id ? t->client_id : "");
-		if (t->certificate_file)
-			fprintf(f, "certificate_file = %s\n", t->certificate_file);
-		if (t->client_secret_file)
-			fprintf(f, "client_secret_file = %s\n", t->client_secret_file);
-		fprintf(f, "cloud = %s\nauthority_url = %s\ngraph_url = %s\n", t->cloud,
-			t->authority_url, t->graph_url);
-		fprintf(f, "rate = %g\nburst = %u\nconcurrency = %u\nmax_attempts = %u\n", t->rate,
-			t->burst, t->concurrency, t->max_attempts);
-		fprintf(f, "request_timeout = %g\nbatch = %u\n",
-			(double)t->request_timeout_ms / 1000.0, t->batch);
-		print_onboard(f, &t->onboard);
-		fprintf(f, "allow_group = %s\nadmin_group = %s\n",
-			t->allow_group ? t->allow_group : "", t->admin_group ? t->admin_group : "");
-	}
 }
