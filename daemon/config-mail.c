@@ -67,15 +67,20 @@ struct config_mail *config_mail_section(struct parse_state *st, const char *name
 			if (!v)
 				return NULL;
 			c->mails = v;
-			m = &c->mails[c->n_mails++];
+			m = &c->mails[c->n_mails];
 			memset(m, 0, sizeof(*m));
 			m->name = strdup(name);
+			if (!m->name)
+				return NULL;
+			c->n_mails++;
 		}
 	}
 	if (!m->file) {
+		m->file = strdup(st->path);
+		if (!m->file)
+			return NULL;
 		m->rate = 0.5;
 		m->daily_limit = 10000;
-		m->file = strdup(st->path);
 		m->line = st->line;
 	}
 	return m;

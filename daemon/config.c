@@ -526,12 +526,10 @@ static int tenant_key(struct parse_state *st, struct config_tenant *t, const cha
 	return fail(st, "unknown key '%s' in [tenant %s]", name, t->name);
 }
 
+/* config_tenant_find for the reader, which fills the tenant in */
 static struct config_tenant *tenant_by_name(struct config *c, const char *name)
 {
-	for (size_t i = 0; i < c->n_tenants; i++)
-		if (strcmp(c->tenants[i].name, name) == 0)
-			return &c->tenants[i];
-	return NULL;
+	return (struct config_tenant *)config_tenant_find(c, name);
 }
 
 /* The name of a "[tenant NAME]" section, or NULL for another section. */

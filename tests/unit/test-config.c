@@ -521,6 +521,26 @@ static void test_onboard_keys(void)
 		err = NULL;
 		config_finish(&c);
 	}
+	/* [mail] rate shares the rate keys' rule (parse_rate) with its own bound */
+	static const char *const bad_mail[] = {"rate = 0", "rate = 1000.5", "rate = nan",
+					       "rate = -1"};
+	for (size_t i = 0; i < sizeof(bad_mail) / sizeof(bad_mail[0]); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "[mail]\n%s\n", bad_mail[i]);
+		config_init(&c);
+		r = config_load(&c, write_file("o.conf", text), true, &err);
+		ok(r == -EINVAL && err && strstr(err, ":2:"), "[mail] '%s' refused at its line: %s",
+		   bad_mail[i], err ? err : "(null)");
+		free(err);
+		err = NULL;
+		config_finish(&c);
+	}
+	config_init(&c);
+	config_load(&c, write_file("o.conf", "[mail]\nrate = 2.5\n"), true, &err);
+	ok(err == NULL && c.mail.rate == 2.5, "[mail] rate = 2.5 is taken: %s", err ? err : "ok");
+	free(err);
+	err = NULL;
+	config_finish(&c);
 	config_init(&c);
 	config_load(&c, write_file("o.conf", "[graph]\ntenant = t.example\nclient_id = c\n"
 					    "[queue]\ntrack_days = 3\n"),
