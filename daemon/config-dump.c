@@ -13,6 +13,7 @@ static void print_onboard(FILE *f, const struct config_onboard *ob)
 		ob->max_resends);
 	fprintf(f, "lookup_rate = %g\ngroup_rate = %g\ntrack_rate = %g\n", ob->lookup_rate,
 		ob->group_rate, ob->track_rate);
+	fprintf(f, "replication_delay = %gs\n", (double)ob->replication_delay_ms / 1000.0);
 }
 
 void config_dump(const struct config *c, FILE *f)

@@ -96,7 +96,8 @@ int config_init(struct config *c)
 	c->max_attempts = 8;
 	c->request_timeout_ms = 30000;
 	c->onboard = (struct config_onboard){.track_interval_ms = 3600000, .max_resends = 3,
-					     .lookup_rate = 50, .group_rate = 50, .track_rate = 5};
+					     .lookup_rate = 50, .group_rate = 50, .track_rate = 5,
+					     .replication_delay_ms = 60000};
 	c->max_upload_bytes = 64u * 1024u * 1024u;
 	c->max_rows = 1000000;
 	c->retention_days = 90;
@@ -411,6 +412,17 @@ static int queue_key(struct parse_state *st, struct queue_slots *q, const char *
 				    "number with s, m, h or d)",
 				    name, value);
 		*set |= CONFIG_SET_TRACK_INTERVAL;
+		return 1;
+	}
+	if (strcmp(name, "replication_delay") == 0) {
+		if (strcmp(value, "0") == 0)
+			ob->replication_delay_ms = 0;
+		else if (!parse_duration_ms(value, &ob->replication_delay_ms) ||
+			 ob->replication_delay_ms > 86400000)
+			return fail(st, "%s: '%s' is not 0 or a duration from 0.1s to 1d (seconds, "
+				    "or a number with s, m, h or d)",
+				    name, value);
+		*set |= CONFIG_SET_REPLICATION_DELAY;
 		return 1;
 	}
 	if (strcmp(name, "max_resends") == 0) {
@@ -912,6 +924,8 @@ static int resolve_tenant(const struct config *c, struct config_tenant *t)
 		t->onboard.group_rate = c->onboard.group_rate;
 	if (!(t->set & CONFIG_SET_TRACK_RATE))
 		t->onboard.track_rate = c->onboard.track_rate;
+	if (!(t->set & CONFIG_SET_REPLICATION_DELAY))
+		t->onboard.replication_delay_ms = c->onboard.replication_delay_ms;
 	if (!t->allow_group_set && c->allow_group)
 		r |= set_string(&t->allow_group, c->allow_group);
 	if (!t->admin_group_set && c->admin_group)

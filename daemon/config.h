@@ -24,6 +24,7 @@ enum {
 	CONFIG_SET_LOOKUP_RATE = 1u << 10,
 	CONFIG_SET_GROUP_RATE = 1u << 11,
 	CONFIG_SET_TRACK_RATE = 1u << 12,
+	CONFIG_SET_REPLICATION_DELAY = 1u << 13,
 };
 
 /* SPEC §8, the [queue] keys of the steps past the invitation (per tenant). */
@@ -35,6 +36,9 @@ struct config_onboard {
 	double lookup_rate;       /* lookups per second */
 	double group_rate;        /* member additions per second */
 	double track_rate;        /* guests read per second */
+	/* a lookup after a lost attempt that finds nobody looks once more
+	 * after this long before the row is invited again (0: it does not) */
+	uint64_t replication_delay_ms;
 };
 
 /* SPEC §8's [mail] and [mail NAME]: the daemon's own invitation mail. */

@@ -395,6 +395,11 @@ bool onboard_lookups_on(const struct onboard *o)
 	return o->conf.lookup && !o->lookups_denied;
 }
 
+uint64_t onboard_replication_delay_ms(const struct onboard *o)
+{
+	return o->conf.replication_delay_ms;
+}
+
 size_t onboard_held(const struct onboard *o)
 {
 	return o->q_len + o->lookups_in_flight;

@@ -81,6 +81,9 @@ void onboard_set_auth(struct onboard *o, struct auth *auth);
 bool onboard_mail_on(const struct onboard *o);
 /* Lookups are on, and not refused. */
 bool onboard_lookups_on(const struct onboard *o);
+/* [queue] replication_delay: how long a lost attempt's guest may stay
+ * unreadable (GRAPH.md §6). */
+uint64_t onboard_replication_delay_ms(const struct onboard *o);
 /* Look c's address up (taken over until lookup_done gives it back). */
 void onboard_lookup(struct onboard *o, struct store_claim *c);
 /* Claims held for lookups (queued or in flight). */

@@ -108,7 +108,7 @@ int store_recover(struct store *s, unsigned *ret_results, unsigned *ret_count)
 	 * skip: it may have been waiting for its lookup rather than sent */
 	if (r == 0)
 		r = exec(s->db, "UPDATE rows SET state = 0, next_attempt_at = 1,"
-				" lookup = CASE WHEN lookup IN (1, 3) THEN 3 ELSE 2 END"
+				" lookup = (lookup & 1) | 2"
 				" WHERE state = 1");
 	unsigned count = (unsigned)sqlite3_changes(s->db);
 	/* steps leased by the previous run are due again (they are idempotent:

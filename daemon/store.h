@@ -28,7 +28,8 @@ enum row_state {
 	ROW_STATE_SKIPPED = 5, /* an existing user (submit --skip-existing): terminal */
 };
 
-/* rows.lookup (schema/0006): look the address up before the invitation. */
+/* rows.lookup (schema/0006): look the address up before the invitation.
+ * Bits: SKIP, LOST (SKIP_LOST is both), AGAIN with LOST. */
 enum row_lookup {
 	ROW_LOOKUP_NONE = 0,
 	ROW_LOOKUP_SKIP = 1, /* submit --skip-existing: a user found skips the row */
@@ -37,6 +38,9 @@ enum row_lookup {
 	ROW_LOOKUP_SKIP_LOST = 3, /* both (--skip-existing, then a crash or a lost answer):
 				   * a member found skips the row (an invitation never makes
 				   * one), a guest found is not invited again */
+	ROW_LOOKUP_AGAIN = 4, /* with LOST: a lookup found nobody; the one after
+			       * replication_delay decides (GRAPH.md §6: a new guest may
+			       * not be readable yet) */
 };
 
 /* Filters of store_rows_list besides a row state. */

@@ -215,8 +215,7 @@ static void settle_resend(struct tenant *t, const struct store_claim *c, uint64_
  * --skip-existing row keeps its skip (enum row_lookup). */
 static int lookup_lost(const struct store_claim *c)
 {
-	bool skipping = c->lookup == ROW_LOOKUP_SKIP || c->lookup == ROW_LOOKUP_SKIP_LOST;
-	return skipping ? ROW_LOOKUP_SKIP_LOST : ROW_LOOKUP_LOST;
+	return (c->lookup & ROW_LOOKUP_SKIP) | ROW_LOOKUP_LOST;
 }
 
 static void settle(struct tenant *t, const struct store_claim *c, uint64_t token,
@@ -683,9 +682,8 @@ static void on_lookup_done(void *userdata, struct store_claim *c,
 		     strcmp(user->user_type, "Guest") == 0;
 	/* after a lost attempt a guest found may be the one it made; a member
 	 * never is (an invitation makes guests) */
-	bool lost = c->lookup == ROW_LOOKUP_LOST || c->lookup == ROW_LOOKUP_SKIP_LOST;
-	bool skip = outcome == ONBOARD_LOOKUP_FOUND &&
-		    (c->lookup == ROW_LOOKUP_SKIP || (c->lookup == ROW_LOOKUP_SKIP_LOST && !guest));
+	bool skipping = c->lookup & ROW_LOOKUP_SKIP, lost = c->lookup & ROW_LOOKUP_LOST;
+	bool skip = outcome == ONBOARD_LOOKUP_FOUND && skipping && (!lost || !guest);
 	bool made = guest && lost;
 	if (outcome == ONBOARD_LOOKUP_FAILED || skip || made) {
 		struct store_result res = {.row_id = c->row_id, .job_id = c->job_id};
@@ -709,7 +707,7 @@ static void on_lookup_done(void *userdata, struct store_claim *c,
 			res.invited_user_id = user->id ? strdup(user->id) : NULL;
 			res.existing_type = user->user_type ? strdup(user->user_type) : NULL;
 			res.existing_state = user->external_state ? strdup(user->external_state) : NULL;
-			if (made && c->lookup == ROW_LOOKUP_SKIP_LOST)
+			if (made && skipping)
 				res.error_message = strdup(
 				    "a guest found in the directory after an attempt whose fate is "
 				    "unknown (a restart or a lost answer): this job's invitation or an "
@@ -729,12 +727,32 @@ static void on_lookup_done(void *userdata, struct store_claim *c,
 		check_drained(t);
 		return;
 	}
+	/* nobody there after a lost attempt: Graph may not show the guest it
+	 * made yet (replication, GRAPH.md §6); look once more after
+	 * replication_delay before inviting again (SPEC R5) */
+	uint64_t settle_ms = onboard_replication_delay_ms(t->ob);
+	if (outcome == ONBOARD_LOOKUP_NONE && lost && !(c->lookup & ROW_LOOKUP_AGAIN) &&
+	    settle_ms > 0 && !t->draining) {
+		struct store_result res = {.row_id = c->row_id, .job_id = c->job_id};
+		res.prev_attempts = c->attempts;
+		res.attempts = c->attempts;
+		res.state = ROW_STATE_PENDING;
+		res.next_attempt_at = time_now_ms() + settle_ms;
+		res.lookup = c->lookup | ROW_LOOKUP_AGAIN;
+		res.error_message = strdup("an attempt's answer was lost and a lookup found nobody: "
+					   "looked up again after replication_delay before another "
+					   "invitation");
+		store_claim_sent(t->store, c);
+		store_claim_free(c);
+		queue_result(t, &res);
+		store_journal_write(t->store);
+		pump(t);
+		return;
+	}
 	/* nobody there (or lookups are off): the invitation goes out; a
 	 * --skip-existing row remembers its skip for an attempt that is lost
 	 * (lookup_lost) */
-	c->lookup = c->lookup == ROW_LOOKUP_SKIP || c->lookup == ROW_LOOKUP_SKIP_LOST
-			    ? ROW_LOOKUP_SKIP
-			    : ROW_LOOKUP_NONE;
+	c->lookup &= ROW_LOOKUP_SKIP;
 	if (t->draining) {
 		if (store_rows_release(t->store, &c->row_id, 1) == 0) {
 			store_claim_sent(t->store, c);

@@ -437,8 +437,9 @@ def p10_one(a, mode, pki, tmp, profile=False):
         perf = None
         if profile:
             perf_data = os.path.join(tmp, "perf-%s.data" % mode)
-            perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "1999", "-g",
-                                     "-p", str(pid), "-o", perf_data],
+            graph = ["--call-graph", "dwarf,16384", "-F", "499"] if a.dwarf else ["-F", "1999", "-g"]
+            perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock"] + graph +
+                                    ["-p", str(pid), "-o", perf_data],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         l0 = load()
         (u0, s0), t0, a0 = proc_cpu_split(pid), time.monotonic(), accepted()
@@ -763,6 +764,8 @@ def main():
     s.add_argument("--mode", action="append", choices=["h1", "h1-tls", "h2-tls"])
     s.add_argument("--profile", action="store_true", help="perf record one more run per mode")
     s.add_argument("--profile-mode", action="append", choices=["h1", "h1-tls", "h2-tls"])
+    s.add_argument("--dwarf", action="store_true",
+                   help="profile with DWARF call graphs (callers inside libraries built without frame pointers)")
     s.add_argument("--keep-perf", metavar="DIR", help="copy each profile's perf.data there")
     for name in ("p7", "p7_idle"):
         s = sub.add_parser(name.replace("_", "-"))

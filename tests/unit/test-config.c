@@ -479,15 +479,19 @@ static void test_onboard_keys(void)
 	config_init(&c);
 	ok(!c.onboard.lookup && c.onboard.track_days == 0 &&
 	       c.onboard.track_interval_ms == 3600000 && c.onboard.max_resends == 3 &&
-	       c.onboard.lookup_rate == 50 && c.onboard.group_rate == 50 && c.onboard.track_rate == 5,
-	   "defaults: no lookups, no tracking, 1h, 3 resends, 50/50/5 per second");
+	       c.onboard.lookup_rate == 50 && c.onboard.group_rate == 50 && c.onboard.track_rate == 5 &&
+	       c.onboard.replication_delay_ms == 60000,
+	   "defaults: no lookups, no tracking, 1h, 3 resends, 50/50/5 per second, "
+	   "replication_delay 60s");
 	config_finish(&c);
 	config_init(&c);
 	int r = config_load(&c, write_file("o.conf",
 					   "[graph]\nclient_id = c\n[queue]\nlookup = yes\n"
 					   "track_days = 14\ntrack_interval = 6h\nmax_resends = 1\n"
-					   "lookup_rate = 7.5\n[tenant a]\ntenant = a.example\n"
+					   "lookup_rate = 7.5\nreplication_delay = 90s\n"
+					   "[tenant a]\ntenant = a.example\n"
 					   "track_interval = 2d\nlookup = no\ntrack_days = 0\n"
+					   "replication_delay = 0\n"
 					   "[tenant b]\ntenant = b.example\n"),
 			    true, &err);
 	is_int(r, 0, "the keys load (%s)", err ? err : "ok");
@@ -495,11 +499,12 @@ static void test_onboard_keys(void)
 	err = NULL;
 	ok(c.n_tenants == 2 && !c.tenants[0].onboard.lookup &&
 	       c.tenants[0].onboard.track_interval_ms == 2 * 86400000ull &&
-	       c.tenants[0].onboard.max_resends == 1,
+	       c.tenants[0].onboard.max_resends == 1 && c.tenants[0].onboard.replication_delay_ms == 0,
 	   "a tenant's own keys win, the others come from [queue]");
 	ok(c.n_tenants == 2 && c.tenants[1].onboard.lookup && c.tenants[1].onboard.track_days == 14 &&
 	       c.tenants[1].onboard.track_interval_ms == 6 * 3600000ull &&
-	       c.tenants[1].onboard.lookup_rate == 7.5,
+	       c.tenants[1].onboard.lookup_rate == 7.5 &&
+	       c.tenants[1].onboard.replication_delay_ms == 90000,
 	   "a tenant without its own keys has [queue]'s");
 	is_int(config_check(&c, &err), 0, "and passes the check");
 	free(err);
@@ -508,7 +513,8 @@ static void test_onboard_keys(void)
 	static const char *const bad[] = {
 		"lookup = maybe", "track_days = 366", "track_days = -1", "track_interval = 0.5s",
 		"track_interval = 31d", "track_interval = 1w", "max_resends = 101", "lookup_rate = 0",
-		"group_rate = nan", "track_rate = 10001",
+		"group_rate = nan", "track_rate = 10001", "replication_delay = 2d",
+		"replication_delay = -1", "replication_delay = 0.01s",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char text[128];
