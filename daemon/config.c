@@ -96,7 +96,9 @@ int config_init(struct config *c)
 	c->max_attempts = 8;
 	c->request_timeout_ms = 30000;
 	c->onboard = (struct config_onboard){.track_interval_ms = 3600000, .max_resends = 3,
-					     .lookup_rate = 50, .group_rate = 50, .track_rate = 5,
+					     /* group_rate: Graph's writes, 3,000 per 150 s
+					      * per app and tenant (GRAPH.md §4) */
+					     .lookup_rate = 50, .group_rate = 20, .track_rate = 5,
 					     .replication_delay_ms = 60000};
 	c->max_upload_bytes = 64u * 1024u * 1024u;
 	c->max_rows = 1000000;

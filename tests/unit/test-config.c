@@ -479,9 +479,9 @@ static void test_onboard_keys(void)
 	config_init(&c);
 	ok(!c.onboard.lookup && c.onboard.track_days == 0 &&
 	       c.onboard.track_interval_ms == 3600000 && c.onboard.max_resends == 3 &&
-	       c.onboard.lookup_rate == 50 && c.onboard.group_rate == 50 && c.onboard.track_rate == 5 &&
+	       c.onboard.lookup_rate == 50 && c.onboard.group_rate == 20 && c.onboard.track_rate == 5 &&
 	       c.onboard.replication_delay_ms == 60000,
-	   "defaults: no lookups, no tracking, 1h, 3 resends, 50/50/5 per second, "
+	   "defaults: no lookups, no tracking, 1h, 3 resends, 50/20/5 per second, "
 	   "replication_delay 60s");
 	config_finish(&c);
 	config_init(&c);
