@@ -252,11 +252,8 @@ static int dir_classify_resp(enum dir_kind kind, const struct http_response *res
 	if (resp->error) {
 		memset(ret, 0, sizeof(*ret));
 		ret->outcome = GRAPH_DIR_TRANSIENT;
-		ret->retry_after_ms = resp->retry_after_ms;
-		ret->has_retry_after = resp->has_retry_after;
-		ret->request_id = dup_or_null(resp->request_id);
-		ret->error_code = strdup(http_error_code(resp->error));
-		ret->error_message = dup_or_null(resp->error_text ? resp->error_text : "no answer");
+		transport_error_fields(resp, &ret->retry_after_ms, &ret->has_retry_after,
+				       &ret->request_id, &ret->error_code, &ret->error_message);
 		if (!ret->error_code || !ret->error_message) {
 			graph_dir_result_clear(ret);
 			return -ENOMEM;

@@ -21,12 +21,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct http_response;
+#include "http.h"
 
 /* A string from the other side (a header, curl's words), made valid UTF-8. */
 static inline char *dup_or_null(const char *s)
 {
 	return s ? graph_utf8_dup(s, strlen(s)) : NULL;
+}
+
+/* What a transport failure (resp->error: no HTTP answer) says, for an
+ * invitation's result and a directory request's alike: its Retry-After,
+ * the request id, our code for the error and curl's words (else "no
+ * answer"). The strings are valid UTF-8, owned by the caller, each NULL
+ * when out of memory (the caller decides which it cannot do without). */
+static inline void transport_error_fields(const struct http_response *resp,
+					  uint64_t *ret_retry_after_ms, bool *ret_has_retry_after,
+					  char **ret_request_id, char **ret_code, char **ret_message)
+{
+	*ret_retry_after_ms = resp->retry_after_ms;
+	*ret_has_retry_after = resp->has_retry_after;
+	*ret_request_id = dup_or_null(resp->request_id);
+	*ret_code = strdup(http_error_code(resp->error));
+	*ret_message = dup_or_null(resp->error_text ? resp->error_text : "no answer");
 }
 
 /* ---- the answer reader (graph.c) ---- */

@@ -696,11 +696,8 @@ int graph_classify(const struct http_response *resp, struct graph_result *ret)
 	if (resp->error) {
 		memset(ret, 0, sizeof(*ret));
 		ret->outcome = GRAPH_OUTCOME_TRANSIENT;
-		ret->retry_after_ms = resp->retry_after_ms;
-		ret->has_retry_after = resp->has_retry_after;
-		ret->request_id = dup_or_null(resp->request_id);
-		ret->error_code = strdup(http_error_code(resp->error));
-		ret->error_message = dup_or_null(resp->error_text ? resp->error_text : "no answer");
+		transport_error_fields(resp, &ret->retry_after_ms, &ret->has_retry_after,
+				       &ret->request_id, &ret->error_code, &ret->error_message);
 		return ret->error_code ? 0 : -ENOMEM;
 	}
 	struct answer a = {0};
