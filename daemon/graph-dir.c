@@ -358,11 +358,7 @@ int graph_track_batch_classify(const struct http_response *resp, size_t n,
 	for (; done < n && r == 0; done++) {
 		struct item *it = &items[done];
 		if (!it->present || it->status == 0) {
-			struct http_response missing = {
-				.error = -EPROTO,
-				.error_text = it->present ? "a batch item without a status"
-							  : "no answer for this item in the batch",
-				.body = ""};
+			struct http_response missing = graph_item_missing(it);
 			r = dir_classify_resp(DIR_READ, &missing, &results[done]);
 		} else {
 			r = dir_classify(DIR_READ, it->status, it->readable, &it->a,

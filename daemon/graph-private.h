@@ -119,6 +119,17 @@ static inline void item_clear(struct item *it)
 	memset(it, 0, sizeof(*it));
 }
 
+/* What a $batch item without an answer (absent, or no status) is taken
+ * for: a transfer that failed, so that the item is tried again. */
+static inline struct http_response graph_item_missing(const struct item *it)
+{
+	return (struct http_response){.error = -EPROTO,
+				      .error_text = it->present
+							    ? "a batch item without a status"
+							    : "no answer for this item in the batch",
+				      .body = ""};
+}
+
 /* A $batch envelope's items, by id, into items[0..n) (n <= GRAPH_BATCH_MAX;
  * item_clear each after, whatever is returned). dir: the items are
  * directory reads. False when the envelope cannot be read. */

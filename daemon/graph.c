@@ -905,11 +905,7 @@ int graph_batch_classify(const struct http_response *resp, size_t n, struct grap
 		for (size_t i = 0; i < n && r == 0; i++) {
 			struct item *it = &items[i];
 			if (!it->present || it->status == 0) {
-				struct http_response missing = {
-					.error = -EPROTO,
-					.error_text = it->present ? "a batch item without a status"
-								  : "no answer for this item in the batch",
-					.body = ""};
+				struct http_response missing = graph_item_missing(it);
 				r = graph_classify(&missing, &results[i]);
 			} else {
 				r = classify(it->status, it->readable, &it->a, it->has_retry_after,
