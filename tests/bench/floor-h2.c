@@ -417,12 +417,13 @@ int main(int argc, char **argv)
 	       "\"cpu_us_per_request\": %.1f, \"user_us\": %.1f, \"sys_us\": %.1f, "
 	       "\"ssl_writes_per_request\": %.2f, \"writes_per_request\": %.2f, "
 	       "\"reads_per_request\": %.2f, \"epoll_waits_per_request\": %.2f, "
-	       "\"seconds_measured\": %.1f}\n",
+	       "\"seconds_measured\": %.1f, \"unanswered_at_exit\": %d}\n",
 	       SSL_get_version(ssl), tick_ms, rate, d, c1.ok - c0.ok, (long)(d / win),
 	       c1.skipped - c0.skipped, (c1.user_us - c0.user_us + c1.sys_us - c0.sys_us) / per,
 	       (c1.user_us - c0.user_us) / per, (c1.sys_us - c0.sys_us) / per,
 	       (c1.ssl_writes - c0.ssl_writes) / per, (c1.writes - c0.writes) / per,
-	       (c1.reads - c0.reads) / per, (c1.epoll_waits - c0.epoll_waits) / per, win);
+	       (c1.reads - c0.reads) / per, (c1.epoll_waits - c0.epoll_waits) / per, win,
+	       inflight);
 	nghttp2_session_del(s);
 	SSL_free(ssl);
 	close(fd);
