@@ -96,8 +96,8 @@ static void die_ssl(const char *what)
 }
 
 /* Counts the socket BIO's reads and writes: each is one system call. */
-static long bio_count(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
-		      int ret, size_t *processed)
+static long bio_count(BIO *b, int oper, const char *argp, size_t len, int argi, long argl, int ret,
+                      size_t *processed)
 {
 	(void)b, (void)argp, (void)len, (void)argi, (void)argl, (void)processed;
 	if (oper == (BIO_CB_READ | BIO_CB_RETURN))
@@ -107,8 +107,8 @@ static long bio_count(BIO *b, int oper, const char *argp, size_t len, int argi, 
 	return ret;
 }
 
-static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
-			 uint32_t *flags, nghttp2_data_source *src, void *ud)
+static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                         nghttp2_data_source *src, void *ud)
 {
 	(void)s, (void)id, (void)ud;
 	struct slot *sl = src->ptr;
@@ -121,11 +121,12 @@ static ssize_t body_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
 }
 
 static int on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t *name, size_t nl,
-		     const uint8_t *value, size_t vl, uint8_t flags, void *ud)
+                     const uint8_t *value, size_t vl, uint8_t flags, void *ud)
 {
 	(void)flags, (void)ud;
 	struct slot *sl = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-	if (sl && f->hd.type == NGHTTP2_HEADERS && nl == 7 && !memcmp(name, ":status", 7) && vl == 3)
+	if (sl && f->hd.type == NGHTTP2_HEADERS && nl == 7 && !memcmp(name, ":status", 7) &&
+	    vl == 3)
 		sl->status = (value[0] - '0') * 100 + (value[1] - '0') * 10 + (value[2] - '0');
 	return 0;
 }
@@ -147,14 +148,18 @@ static int on_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 {
 	(void)s, (void)ud;
 	if (f->hd.type == NGHTTP2_GOAWAY) {
-		fprintf(stderr, "floor-h2: the server sent GOAWAY (error %u)\n", f->goaway.error_code);
+		fprintf(stderr, "floor-h2: the server sent GOAWAY (error %u)\n",
+		        f->goaway.error_code);
 		exit(69);
 	}
 	return 0;
 }
 
-#define NV(n, v, vl) {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl), \
-		      NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE}
+#define NV(n, v, vl)                                                                               \
+	{                                                                                          \
+		(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, (vl),                               \
+		    NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE                   \
+	}
 
 /* One POST on a free slot; -EAGAIN when all STREAMS are in flight. The
  * header values point into the slot, argv and authority (NO_COPY): all live
@@ -168,10 +173,10 @@ static int start(nghttp2_session *s, const char *authority, const char *bearer, 
 		return -EAGAIN;
 	struct slot *sl = &slots[i];
 	int bl = snprintf(sl->body, sizeof(sl->body),
-			  "{\"invitedUserEmailAddress\":\"floor%ld@tenant-%ld.example\","
-			  "\"inviteRedirectUrl\":\"https://myapplications.microsoft.com\","
-			  "\"sendInvitationMessage\":false}",
-			  seq, seq % 17);
+	                  "{\"invitedUserEmailAddress\":\"floor%ld@tenant-%ld.example\","
+	                  "\"inviteRedirectUrl\":\"https://myapplications.microsoft.com\","
+	                  "\"sendInvitationMessage\":false}",
+	                  seq, seq % 17);
 	int cl = snprintf(sl->clen, sizeof(sl->clen), "%d", bl);
 	if (bl <= 0 || bl >= (int)sizeof(sl->body) || cl <= 0)
 		return -EOVERFLOW;
@@ -239,7 +244,7 @@ static SSL *tls_connect(int *ret_fd, int port, const char *host, const char *caf
 	SSL_get0_alpn_selected(ssl, &alpn, &alen);
 	if (alen != 2 || memcmp(alpn, "h2", 2)) {
 		fprintf(stderr, "floor-h2: the server did not select h2 by ALPN (got \"%.*s\")\n",
-			(int)alen, alen ? (const char *)alpn : "");
+		        (int)alen, alen ? (const char *)alpn : "");
 		exit(69);
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -308,7 +313,7 @@ int main(int argc, char **argv)
 	long port, rate, secs, tick_ms = 1;
 	const char *host = "127.0.0.1";
 	int bad = argc < 6 || num(argv[1], 1, 65535, &port) || num(argv[3], 1, 100000, &rate) ||
-		  num(argv[4], 1, 600, &secs);
+	          num(argv[4], 1, 600, &secs);
 	for (int i = 6; !bad && i < argc; i += 2) {
 		if (i + 1 < argc && !strcmp(argv[i], "--tick-ms"))
 			bad = num(argv[i + 1], 1, 1000, &tick_ms);
@@ -319,11 +324,12 @@ int main(int argc, char **argv)
 	}
 	if (bad) {
 		fprintf(stderr, "usage: floor-h2 PORT TOKEN RATE SECONDS CAFILE [--tick-ms N] "
-				"[--host NAME]\n");
+		                "[--host NAME]\n");
 		return 64;
 	}
 	char authority[300], bearer[4096];
-	if (snprintf(authority, sizeof(authority), "%s:%ld", host, port) >= (int)sizeof(authority) ||
+	if (snprintf(authority, sizeof(authority), "%s:%ld", host, port) >=
+	        (int)sizeof(authority) ||
 	    snprintf(bearer, sizeof(bearer), "Bearer %s", argv[2]) >= (int)sizeof(bearer))
 		return 64;
 
@@ -341,7 +347,7 @@ int main(int argc, char **argv)
 	nghttp2_session_callbacks_del(cb);
 	/* no push; windows large enough that no WINDOW_UPDATE is due in a run */
 	nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-				       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 24}};
+	                               {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 24}};
 	if (nghttp2_submit_settings(s, NGHTTP2_FLAG_NONE, iv, 2) ||
 	    nghttp2_session_set_local_window_size(s, NGHTTP2_FLAG_NONE, 0, 1 << 30))
 		return 71;
@@ -350,19 +356,20 @@ int main(int argc, char **argv)
 	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
 	long ns = tick_ms * 1000000L;
 	struct itimerspec its = {.it_interval = {ns / 1000000000L, ns % 1000000000L},
-				 .it_value = {0, 1000000L}};
+	                         .it_value = {0, 1000000L}};
 	struct epoll_event sev = {.events = EPOLLIN, .data.u32 = SOCK_ID};
 	struct epoll_event tev = {.events = EPOLLIN, .data.u32 = TIMER_ID};
 	if (ep < 0 || tfd < 0 || timerfd_settime(tfd, 0, &its, NULL) < 0 ||
-	    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &sev) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &tev) < 0)
+	    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &sev) < 0 ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &tev) < 0)
 		return 71;
 
 	struct counts c0 = {0}, c1 = {0};
 	double t0 = mono_s(), w0 = t0 + secs * 0.1, w1 = t0 + secs * 0.9, t_w0 = 0, t_w1 = 0;
 	double stop = t0 + secs, hard = stop + GRACE_S, t;
-	long seq = 0, owed = 0; /* owed: requests due, in thousandths */
+	long seq = 0, owed = 0;      /* owed: requests due, in thousandths */
 	int phase = 0, want_out = 0; /* phase 0 warm-up, 1 measuring, 2 tail */
-	flush(ssl, s); /* the preface and SETTINGS */
+	flush(ssl, s);               /* the preface and SETTINGS */
 	while ((t = mono_s()) < hard && (t < stop || inflight > 0)) {
 		if (phase == 0 && t >= w0) {
 			c0 = now_c, cpu(&c0), t_w0 = t, phase = 1;
@@ -422,8 +429,7 @@ int main(int argc, char **argv)
 	       c1.skipped - c0.skipped, (c1.user_us - c0.user_us + c1.sys_us - c0.sys_us) / per,
 	       (c1.user_us - c0.user_us) / per, (c1.sys_us - c0.sys_us) / per,
 	       (c1.ssl_writes - c0.ssl_writes) / per, (c1.writes - c0.writes) / per,
-	       (c1.reads - c0.reads) / per, (c1.epoll_waits - c0.epoll_waits) / per, win,
-	       inflight);
+	       (c1.reads - c0.reads) / per, (c1.epoll_waits - c0.epoll_waits) / per, win, inflight);
 	nghttp2_session_del(s);
 	SSL_free(ssl);
 	close(fd);
