@@ -8,7 +8,7 @@ set -eu
 
 PACKAGES="build-essential meson ninja-build pkg-config python3 curl sqlite3 util-linux
 libuv1-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev libinih-dev
-libsystemd-dev libmicrohttpd-dev libssl-dev scdoc openssl
+libsystemd-dev libmicrohttpd-dev libssl-dev libnghttp2-dev scdoc openssl
 man-db groff-base tmux prometheus bash-completion
 tinyproxy nghttp2-proxy
 python3-aiosmtpd

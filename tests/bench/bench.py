@@ -13,6 +13,8 @@ Everything runs on 127.0.0.1 against the bundled simulator.
   bench.py p6 [--rows 1000000]          `invitectl jobs` time with 1,000,000 rows stored
   bench.py baselines [--rows 300]       sequential curl loop and xargs -P curl, same sim settings
   bench.py floor [--rate 1000]          P4's floor: a library-free epoll client, single requests
+  bench.py floor --mode h2-tls [--tick-ms 1]
+                                        P10's floor: OpenSSL + nghttp2 on epoll through nghttpx
   bench.py p7 [--seconds 60] [--tenants 20] [--form one|all|faults]
                                         P7: tenants side by side, each 150 per 5 s; one blocked
                                         after 10 s and one refused (form faults)
@@ -44,6 +46,7 @@ os.environ.setdefault("INVITED", os.path.join(BUILD, "daemon", "invited"))
 os.environ.setdefault("INVITECTL", os.path.join(BUILD, "client", "invitectl"))
 os.environ.setdefault("INVITED_SIM", os.path.join(BUILD, "tests", "sim", "invited-sim"))
 FLOOR = os.environ.get("INVITED_FLOOR", os.path.join(BUILD, "tests", "bench", "floor"))
+FLOOR_H2 = os.environ.get("INVITED_FLOOR_H2", os.path.join(BUILD, "tests", "bench", "floor-h2"))
 
 import harness  # noqa: E402
 from harness import Env, deadline_wait, portal_file  # noqa: E402
@@ -333,7 +336,28 @@ def sim_token(env):
 def floor(a):
     """The least CPU a client spends per single request here: tests/bench/floor.c
     (raw keep-alive HTTP/1.1 over epoll, no library, no database) against the
-    simulator with P4's settings."""
+    simulator with P4's settings. --mode h2-tls: tests/bench/floor-h2.c (one
+    h2 connection over TLS, OpenSSL + nghttp2) against nghttpx in front of the
+    simulator, as P10's h2-tls (p10_env); --tick-ms N starts N ms' worth of
+    requests per timer tick, so that one write carries several."""
+    if a.mode == "h2-tls":
+        tmp = tempfile.mkdtemp(prefix="invited-floor-h2.")
+        try:
+            pki = harness.make_pki(tmp)
+            with Env(**p10_env("h2-tls", tmp, pki)) as env:
+                port = env.front_base.rsplit(":", 1)[1]
+                l0 = load()
+                out = subprocess.run([FLOOR_H2, port, sim_token(env), str(a.rate),
+                                      str(int(a.seconds)), pki["ca"], "--tick-ms", str(a.tick_ms)],
+                                     capture_output=True, text=True, timeout=a.seconds + 60)
+                if out.returncode != 0:
+                    sys.exit("floor-h2 failed (%d): %s" % (out.returncode, out.stderr.strip()))
+                fig = json.loads(out.stdout)
+                fig["load"] = l0
+                print(json.dumps(fig), flush=True)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     with Env(sim_args=["--latency-ms", "5"]) as env:
         port = env.base.rsplit(":", 1)[1]
         out = subprocess.run([FLOOR, port, sim_token(env), str(a.rate), str(int(a.seconds))],
@@ -757,6 +781,9 @@ def main():
     s = sub.add_parser("baselines"); s.add_argument("--rows", type=int, default=300)
     s = sub.add_parser("floor"); s.add_argument("--rate", type=int, default=1000)
     s.add_argument("--seconds", type=float, default=20)
+    s.add_argument("--mode", choices=["h1", "h2-tls"], default="h1",
+                   help="h1: floor.c, plain HTTP/1.1; h2-tls: floor-h2.c through nghttpx")
+    s.add_argument("--tick-ms", type=int, default=1, help="h2-tls: RATE*N/1000 requests a tick")
     s = sub.add_parser("p10"); s.add_argument("--rate", type=int, default=1000)
     s.add_argument("--seconds", type=float, default=20)
     s.add_argument("--runs", type=int, default=3)

@@ -40,6 +40,13 @@ static double cpu_us(void)
 	       ru.ru_stime.tv_usec;
 }
 
+static double user_us(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec * 1e6 + ru.ru_utime.tv_usec;
+}
+
 /* A whole response in c->buf: headers and Content-Length bytes of body. */
 static int complete(struct conn *c)
 {
@@ -82,7 +89,7 @@ int main(int argc, char **argv)
 		return 71;
 
 	long done = 0, seq = 0, skipped = 0;
-	double c0 = cpu_us();
+	double c0 = cpu_us(), u0 = user_us();
 	time_t end = time(NULL) + secs;
 	while (time(NULL) < end) {
 		struct epoll_event evs[64];
@@ -135,9 +142,11 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	double cpu = cpu_us() - c0;
+	double cpu = cpu_us() - c0, user = user_us() - u0, per = done ? (double)done : 1.0;
 	printf("{\"bench\": \"floor\", \"rate\": %d, \"requests\": %ld, \"achieved_per_s\": %ld, "
-	       "\"ticks_without_a_free_connection\": %ld, \"cpu_us_per_request\": %.1f}\n",
-	       rate, done, done / secs, skipped, done ? cpu / (double)done : 0.0);
+	       "\"ticks_without_a_free_connection\": %ld, \"cpu_us_per_request\": %.1f, "
+	       "\"user_us\": %.1f, \"sys_us\": %.1f}\n",
+	       rate, done, done / secs, skipped, done ? cpu / (double)done : 0.0, user / per,
+	       (cpu - user) / per);
 	return 0;
 }
