@@ -196,6 +196,16 @@ static void lane_refund(struct lane *l, unsigned n)
 		ratelimit_refund(&l->rl);
 }
 
+/* A step lane's claim of one (its token taken) came back empty or failed
+ * (r): the token back, and rest until the kind's next step is due. */
+static void lane_claimed_none(struct lane *l, int r, enum store_step_kind kind)
+{
+	struct onboard *o = l->o;
+	lane_refund(l, 1);
+	uint64_t due = 0;
+	lane_rest(l, r, r < 0 ? 0 : store_steps_next_due(o->store, o->tenant_id, kind, &due), due);
+}
+
 /* The token, or NULL after asking for one (the tenant pumps us again). */
 static const char *auth_or_start(struct onboard *o)
 {
@@ -587,13 +597,7 @@ static void pump_groups(struct lane *l)
 		int r = store_steps_claim(o->store, o->tenant_id, STEP_GROUP, time_now_ms(),
 		                          LEASE_MS, 1, &steps, &n);
 		if (r < 0 || n == 0) {
-			lane_refund(l, 1);
-			uint64_t due = 0;
-			lane_rest(
-			    l, r,
-			    r < 0 ? 0
-			          : store_steps_next_due(o->store, o->tenant_id, STEP_GROUP, &due),
-			    due);
+			lane_claimed_none(l, r, STEP_GROUP);
 			return;
 		}
 		struct store_step *st = steps[0];
@@ -997,13 +1001,7 @@ static void pump_mail(struct lane *l)
 		int r =
 		    store_mails_claim(o->store, o->tenant_id, time_now_ms(), LEASE_MS, 1, &m, &n);
 		if (r < 0 || n == 0) {
-			lane_refund(l, 1);
-			uint64_t due = 0;
-			lane_rest(
-			    l, r,
-			    r < 0 ? 0
-			          : store_steps_next_due(o->store, o->tenant_id, STEP_MAIL, &due),
-			    due);
+			lane_claimed_none(l, r, STEP_MAIL);
 			return;
 		}
 		r = send_mail(o, l, m, auth);
