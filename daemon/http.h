@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * http: the only libcurl user (http.c, and http-smtp.c for SMTP). HTTP
- * POSTs through curl's multi interface, driven by the libuv loop (uv_poll per socket, one uv_timer), so that no
- * call ever blocks the loop. Connections are kept alive and reused.
+ * POSTs through curl's multi interface, driven by the libuv loop (uv_poll
+ * per socket, one uv_timer), so that no call ever blocks the loop.
+ * Connections are kept alive and reused.
  */
 #pragma once
 
