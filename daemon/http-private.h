@@ -111,6 +111,7 @@ static inline int http_curl_errno(CURLcode c)
 	case CURLE_RECV_ERROR:
 	case CURLE_SEND_ERROR:
 	case CURLE_PARTIAL_FILE:
+	case CURLE_SEND_FAIL_REWIND: /* a reused connection died: not sent again (on_upload) */
 		return -ECONNRESET;
 	case CURLE_WRITE_ERROR:
 		return -EMSGSIZE;
