@@ -111,7 +111,7 @@ static inline int http_curl_errno(CURLcode c)
 	case CURLE_RECV_ERROR:
 	case CURLE_SEND_ERROR:
 	case CURLE_PARTIAL_FILE:
-	case CURLE_SEND_FAIL_REWIND: /* a reused connection died: not sent again (on_upload) */
+	case CURLE_SEND_FAIL_REWIND: /* a reused connection died: not sent again (http_read_body) */
 		return -ECONNRESET;
 	case CURLE_WRITE_ERROR:
 		return -EMSGSIZE;
@@ -192,3 +192,6 @@ HTTP_SHARED void http_deliver(struct http *h, struct request *rq, CURL *easy, CU
 /* http_destroy: every SMTP transfer is answered -ECANCELED (those on a
  * worker thread are freed when the loop gets them back). */
 HTTP_SHARED void http_smtp_cancel_all(struct http *h);
+/* curl's read callback for rq's body (userp), from body_off on; it has no
+ * seek, so that curl never sends a request again by itself (http.c). */
+HTTP_SHARED size_t http_read_body(char *dst, size_t size, size_t nmemb, void *userp);

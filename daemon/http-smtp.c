@@ -18,17 +18,6 @@
 #define SMTP_REPLY_MAX 4096    /* bytes of the server's last reply kept */
 #define SMTP_ADDRESS_MAX 320   /* RFC 5321: 64 + 1 + 255 */
 
-/* The message, as curl asks for it. */
-static size_t on_read(char *dst, size_t size, size_t nmemb, void *userp)
-{
-	struct request *rq = userp;
-	size_t room = size * nmemb, left = rq->body_len - rq->body_off;
-	size_t n = left < room ? left : room;
-	memcpy(dst, rq->body + rq->body_off, n);
-	rq->body_off += n;
-	return n;
-}
-
 /* One whole line of a server reply (without its line end). A reply's last
  * line has a space (or nothing) after its code; the next line starts a new
  * reply. */
@@ -301,7 +290,7 @@ int http_smtp_send(struct http *h, const struct http_smtp_spec *spec, char *mess
 		curl_easy_setopt(e, CURLOPT_MAIL_FROM, from);
 		curl_easy_setopt(e, CURLOPT_MAIL_RCPT, rq->rcpt);
 		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(e, CURLOPT_READFUNCTION, http_read_body);
 		curl_easy_setopt(e, CURLOPT_READDATA, rq);
 		curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)rq->body_len);
 	}

@@ -214,7 +214,7 @@ char *http_describe_failure(const struct http *h, const struct request *rq, CURL
 	case CURLE_LOGIN_DENIED:
 		buf_printf(&b, "%s refused the login: %s", origin ? origin : "?", text);
 		break;
-	case CURLE_SEND_FAIL_REWIND: /* on_upload */
+	case CURLE_SEND_FAIL_REWIND: /* http_read_body */
 		buf_printf(&b, "%s%s%s: the connection was lost after the request was sent, "
 			   "before any answer (not sent again on another: it may have been "
 			   "carried out)",
@@ -719,7 +719,8 @@ static int start_request(struct http *h, struct request *rq)
 	return 0;
 }
 
-/* The request's body, read by curl as it sends it, and never rewound:
+/* The request's body (an SMTP transfer's message too), read by curl as it
+ * sends it, and never rewound:
  * curl sends a request again by itself, on a fresh connection, when a
  * reused one died before any byte of the answer (up to 5 times), and an
  * invitation Graph made before the connection died would be made twice
@@ -727,7 +728,7 @@ static int start_request(struct http *h, struct request *rq)
  * seek callback curl cannot rewind: it ends the transfer with
  * CURLE_SEND_FAIL_REWIND, an attempt whose fate is unknown like any
  * other reset. */
-static size_t on_upload(char *dst, size_t size, size_t nmemb, void *userp)
+size_t http_read_body(char *dst, size_t size, size_t nmemb, void *userp)
 {
 	struct request *rq = userp;
 	size_t room = size * nmemb, left = rq->body_len - rq->body_off;
@@ -768,7 +769,7 @@ int http_post(struct http *h, const struct http_post_spec *spec, char *body, siz
 		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	} else {
 		curl_easy_setopt(e, CURLOPT_POST, 1L);
-		curl_easy_setopt(e, CURLOPT_READFUNCTION, on_upload);
+		curl_easy_setopt(e, CURLOPT_READFUNCTION, http_read_body);
 		curl_easy_setopt(e, CURLOPT_READDATA, rq);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
 	}
