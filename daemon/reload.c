@@ -11,6 +11,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
+#include "mailmsg.h"
 #include "store.h"
 #include "tenant.h"
 #include "credential.h"
@@ -41,6 +42,8 @@ struct plan {
 	struct credential *creds;
 	struct daemon_tenant **match;
 	bool *new_auth; /* the credential or where it signs in changed: a new token */
+	/* its [mail] template, read again (NULL: no [mail]) */
+	struct mailmsg_template **templates;
 	struct buf changes; /* "added a, credential of b" */
 	size_t n;
 };
@@ -49,6 +52,9 @@ static void plan_finish(struct plan *p)
 {
 	for (size_t i = 0; p->creds && i < p->n; i++)
 		credential_finish(&p->creds[i]);
+	for (size_t i = 0; p->templates && i < p->n; i++)
+		mailmsg_template_free(p->templates[i]);
+	free(p->templates);
 	free(p->creds);
 	free(p->match);
 	free(p->new_auth);
@@ -118,7 +124,8 @@ static int reload_tenants_prepare(struct daemon *d, struct config *nc, struct pl
 	p->creds = calloc(p->n ? p->n : 1, sizeof(*p->creds));
 	p->match = calloc(p->n ? p->n : 1, sizeof(*p->match));
 	p->new_auth = calloc(p->n ? p->n : 1, sizeof(*p->new_auth));
-	if (!p->creds || !p->match || !p->new_auth)
+	p->templates = calloc(p->n ? p->n : 1, sizeof(*p->templates));
+	if (!p->creds || !p->match || !p->new_auth || !p->templates)
 		return -ENOMEM;
 	for (size_t i = 0; i < p->n; i++) {
 		struct config_tenant *t = &nc->tenants[i];
@@ -133,14 +140,36 @@ static int reload_tenants_prepare(struct daemon *d, struct config *nc, struct pl
 			free(error);
 			return -EINVAL;
 		}
-		if (d->hook && !hidden_from_hook(d, p->creds[i].source)) {
+		const char *unhidden = !d->hook ? NULL
+				       : !hidden_from_hook(d, p->creds[i].source) ? p->creds[i].source
+				       : p->creds[i].smtp_source &&
+						 !hidden_from_hook(d, p->creds[i].smtp_source)
+					   ? p->creds[i].smtp_source
+					   : NULL;
+		if (unhidden) {
 			buf_printf(msg,
 				   "the credential '%s' of tenant '%s' was not hidden from on_complete "
 				   "when invited started: restart invited to use it (or pass it in "
 				   "$CREDENTIALS_DIRECTORY); nothing changed",
-				   p->creds[i].source, t->name);
+				   unhidden, t->name);
 			log_error("Failed to reload the configuration: %s", msg->data);
 			return -EINVAL;
+		}
+		/* the template is read again, as the credential is: a reload after
+		 * editing it uses the new one, a bad one changes nothing */
+		if (t->mail.on) {
+			char *why = NULL;
+			r = daemon_template_load(t->mail.template_file, &p->templates[i], &why);
+			if (r < 0) {
+				buf_printf(msg,
+					   "the configuration is not valid; nothing changed: [mail] of "
+					   "tenant '%s': template '%s': %s",
+					   t->name, t->mail.template_file, why ? why : strerror(-r));
+				log_error("Failed to reload the configuration; the running one stays: %s",
+					  msg->data);
+				free(why);
+				return -EINVAL;
+			}
 		}
 		struct daemon_tenant *dt = daemon_tenant_find(d, t->name);
 		p->match[i] = dt;
@@ -235,6 +264,19 @@ static void reload_tenants_commit(struct daemon *d, struct config *nc, struct pl
 		free(dt->conf.tenant);
 		dt->conf.tenant = old_directory;
 		daemon_tenant_groups_init(dt);
+		/* [mail]: the template and the SMTP password read again (a new
+		 * credential brought its own above) */
+		mailmsg_template_free(dt->template);
+		dt->template = p->templates[i];
+		p->templates[i] = NULL;
+		if (!p->new_auth[i]) {
+			secret_free(dt->cred.smtp_password);
+			free(dt->cred.smtp_source);
+			dt->cred.smtp_password = p->creds[i].smtp_password;
+			dt->cred.smtp_source = p->creds[i].smtp_source;
+			p->creds[i].smtp_password = NULL;
+			p->creds[i].smtp_source = NULL;
+		}
 		struct tenant_options to;
 		daemon_tenant_options(dt, &to);
 
