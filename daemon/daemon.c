@@ -31,20 +31,22 @@ static void on_blocked(void *userdata)
 	ops_tenant_blocked(dt->d, dt);
 }
 
-/* One tenant's answer said the application's budget is spent: every other
- * tenant slows as well, and so does the app_rate limiter. */
-static void on_app_throttled(void *userdata, struct tenant *from, uint64_t wait_ms)
+/* One tenant's answer said one of the application's budgets is spent:
+ * every other tenant slows what draws on it as well, and for invitations
+ * so does the app_rate limiter. */
+static void on_app_throttled(void *userdata, struct tenant *from, enum graph_budget budget,
+			     uint64_t wait_ms)
 {
 	struct daemon_tenant *dt = userdata;
 	struct daemon *d = dt->d;
 	uint64_t now = uv_now(d->loop);
-	if (d->have_app_rl) {
+	if (d->have_app_rl && budget == GRAPH_BUDGET_INVITATIONS) {
 		ratelimit_throttled(&d->app_rl, now);
 		ratelimit_drain(&d->app_rl, now + wait_ms);
 	}
 	for (size_t i = 0; i < d->n_tenants; i++)
 		if (d->tenants[i]->tenant && d->tenants[i]->tenant != from)
-			tenant_slow(d->tenants[i]->tenant, wait_ms);
+			tenant_slow(d->tenants[i]->tenant, budget, wait_ms);
 }
 
 void daemon_credential_fingerprint(const struct credential *cr, char out[65])

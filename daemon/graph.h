@@ -31,6 +31,16 @@ enum graph_throttle_scope {
 	GRAPH_THROTTLE_APPLICATION, /* Application/...: every tenant of the application */
 };
 
+/* Which of the application's budgets a request draws on (GRAPH.md §4):
+ * the invitation manager's, or the identity and access reads or writes
+ * (lookups and acceptance reads; group additions). */
+enum graph_budget {
+	GRAPH_BUDGET_INVITATIONS = 0,
+	GRAPH_BUDGET_READS,
+	GRAPH_BUDGET_WRITES,
+	GRAPH_BUDGET_NONE, /* not Graph's identity limits (sendMail: Exchange's) */
+};
+
 /* The scope of an x-ms-throttle-scope value (NULL ok). Pure. */
 enum graph_throttle_scope graph_throttle_scope_parse(const char *value);
 

@@ -33,6 +33,7 @@ struct lane {
 	unsigned throttle_streak;
 	uv_timer_t *timer;
 	void (*pump)(struct lane *l);
+	enum graph_budget budget; /* whose 429 "Application" slows every tenant's */
 };
 
 struct pending_lookup {
@@ -54,6 +55,8 @@ struct onboard {
 	unsigned concurrency, max_attempts;
 	uint64_t request_timeout_ms;
 	bool lookups_denied, groups_denied_said, track_denied_said;
+	onboard_app_throttled_fn app_throttled; /* NULL: none told */
+	void *app_throttled_userdata;
 	bool stopped;
 	onboard_lookup_fn lookup_done;
 	onboard_queued_fn queued;
@@ -135,23 +138,60 @@ static void lane_arm(struct lane *l, uint64_t delay_ms)
 	uv_timer_start(l->timer, on_lane_timer, delay_ms, 0);
 }
 
-/* A 429 (or 503 with Retry-After) on this lane: pause it and cut its rate. */
+/* Pause the lane for wait ms and cut its rate; true when that moved its
+ * pause further. */
+static bool lane_pause(struct lane *l, uint64_t wait)
+{
+	uint64_t now = uv_now(l->o->loop), until = now + wait;
+	ratelimit_throttled(&l->rl, now);
+	if (until <= l->paused_until)
+		return false;
+	l->paused_until = until;
+	ratelimit_drain(&l->rl, until);
+	return true;
+}
+
+/* A 429 (or 503 with Retry-After) on this lane: pause it and cut its rate;
+ * one naming the application's budget slows every tenant's (the tenant,
+ * then the daemon, tell the others: onboard_slow). */
 static uint64_t lane_throttled(struct lane *l, const struct graph_dir_result *g)
 {
+	struct onboard *o = l->o;
 	uint64_t wait = g->has_retry_after
 	                    ? g->retry_after_ms
 	                    : THROTTLE_DEFAULT_MS
 	                          << (l->throttle_streak < 5 ? l->throttle_streak : 5);
 	l->throttle_streak++;
-	uint64_t now = uv_now(l->o->loop), until = now + wait;
-	ratelimit_throttled(&l->rl, now);
-	if (until > l->paused_until) {
-		l->paused_until = until;
-		ratelimit_drain(&l->rl, until);
-		log_info("Graph throttled %s of tenant '%s' (HTTP %ld): pausing them for %llu ms",
-		         l->what, l->o->name, g->http_status, (unsigned long long)wait);
-	}
+	if (lane_pause(l, wait))
+		log_info("Graph throttled %s of tenant '%s' (HTTP %ld%s): pausing them for %llu ms",
+		         l->what, o->name, g->http_status,
+		         g->throttle_scope == GRAPH_THROTTLE_APPLICATION ? ", the whole application"
+		                                                         : "",
+		         (unsigned long long)wait);
+	if (g->throttle_scope == GRAPH_THROTTLE_APPLICATION && l->budget != GRAPH_BUDGET_NONE &&
+	    o->app_throttled)
+		o->app_throttled(o->app_throttled_userdata, l->budget, wait);
 	return wait;
+}
+
+void onboard_set_app_throttled_fn(struct onboard *o, onboard_app_throttled_fn fn,
+                                  void *userdata)
+{
+	o->app_throttled = fn;
+	o->app_throttled_userdata = userdata;
+}
+
+void onboard_slow(struct onboard *o, enum graph_budget budget, uint64_t wait_ms)
+{
+	struct lane *lanes[] = {&o->lookups, &o->groups, &o->track};
+	for (size_t i = 0; i < sizeof(lanes) / sizeof(lanes[0]); i++)
+		if (lanes[i]->budget == budget && lane_pause(lanes[i], wait_ms)) {
+			log_info("Tenant '%s' pauses its %s for %llu ms: Graph throttled the "
+			         "application's %s as a whole",
+			         o->name, lanes[i]->what, (unsigned long long)wait_ms,
+			         budget == GRAPH_BUDGET_WRITES ? "writes" : "reads");
+			lane_arm(lanes[i], wait_ms);
+		}
 }
 
 /* The lane may send now: not paused, a slot free, a token (n of them). 0,
@@ -1027,11 +1067,13 @@ static void on_handle_closed(uv_handle_t *h)
 	free(h);
 }
 
-static int lane_init(struct onboard *o, struct lane *l, const char *what, double rate,
-                     unsigned burst, void (*pump)(struct lane *))
+static int lane_init(struct onboard *o, struct lane *l, const char *what,
+                     enum graph_budget budget, double rate, unsigned burst,
+                     void (*pump)(struct lane *))
 {
 	l->o = o;
 	l->what = what;
+	l->budget = budget;
 	l->pump = pump;
 	ratelimit_init(&l->rl, rate, burst, uv_now(o->loop));
 	l->timer = malloc(sizeof(*l->timer));
@@ -1090,16 +1132,18 @@ int onboard_create(uv_loop_t *loop, struct store *store, struct http *http, stru
 	            ? 0
 	            : -ENOMEM;
 	if (r == 0)
-		r = lane_init(o, &o->lookups, "lookups", o->conf.lookup_rate,
+		r = lane_init(o, &o->lookups, "lookups", GRAPH_BUDGET_READS, o->conf.lookup_rate,
 		              burst_of(o->conf.lookup_rate, 1), pump_lookups);
 	if (r == 0)
-		r = lane_init(o, &o->groups, "group additions", o->conf.group_rate,
+		r = lane_init(o, &o->groups, "group additions", GRAPH_BUDGET_WRITES,
+		              o->conf.group_rate,
 		              burst_of(o->conf.group_rate, 1), pump_groups);
 	if (r == 0)
-		r = lane_init(o, &o->track, "acceptance reads", o->conf.track_rate,
+		r = lane_init(o, &o->track, "acceptance reads", GRAPH_BUDGET_READS,
+		              o->conf.track_rate,
 		              burst_of(o->conf.track_rate, GRAPH_BATCH_MAX), pump_track);
 	if (r == 0)
-		r = lane_init(o, &o->mail, "invitation mails",
+		r = lane_init(o, &o->mail, "invitation mails", GRAPH_BUDGET_NONE,
 		              o->mail_conf ? o->mail_conf->rate : 1, 1, pump_mail);
 	if (r < 0) {
 		onboard_destroy(o);

@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "graph.h"
 
 struct auth;
 struct graph_user;
@@ -66,6 +67,10 @@ typedef void (*onboard_lookup_fn)(void *userdata, struct store_claim *c,
 /* Results were queued in the store: the tenant's group commit should run
  * (now: at once, a mail was sent: a crash must not send it again). */
 typedef void (*onboard_queued_fn)(void *userdata, bool now);
+/* A directory answer said the application's reads or writes are spent
+ * over every tenant (x-ms-throttle-scope Application, GRAPH.md §4). */
+typedef void (*onboard_app_throttled_fn)(void *userdata, enum graph_budget budget,
+					 uint64_t wait_ms);
 
 struct onboard;
 
@@ -76,6 +81,11 @@ int onboard_create(uv_loop_t *loop, struct store *store, struct http *http, stru
 void onboard_destroy(struct onboard *o);
 void onboard_reconfigure(struct onboard *o, const struct onboard_options *opt);
 void onboard_set_auth(struct onboard *o, struct auth *auth);
+void onboard_set_app_throttled_fn(struct onboard *o, onboard_app_throttled_fn fn,
+				  void *userdata);
+/* Another tenant's answer spent the application's budget: this tenant's
+ * lanes that draw on it pause for wait_ms and slow. */
+void onboard_slow(struct onboard *o, enum graph_budget budget, uint64_t wait_ms);
 
 /* The tenant sends our own invitation mail ([mail] with a template). */
 bool onboard_mail_on(const struct onboard *o);

@@ -275,7 +275,8 @@ static void settle(struct tenant *t, const struct store_claim *c, uint64_t token
 		}
 		/* the application's budget over every tenant: all of them slow */
 		if (g->throttle_scope == GRAPH_THROTTLE_APPLICATION && t->on_app_throttled)
-			t->on_app_throttled(t->on_app_throttled_userdata, t, wait);
+			t->on_app_throttled(t->on_app_throttled_userdata, t,
+					    GRAPH_BUDGET_INVITATIONS, wait);
 		res.state = ROW_STATE_PENDING;
 		res.next_attempt_at = now_wall + wait;
 		/* a 503 (unlike a 429) may come after the invitation was made */
@@ -1133,14 +1134,27 @@ void tenant_set_app(struct tenant *t, struct ratelimit *app)
 	t->app = app;
 }
 
+/* The onboard's lanes' 429s naming the application: told on like ours */
+static void on_dir_app_throttled(void *userdata, enum graph_budget budget, uint64_t wait_ms)
+{
+	struct tenant *t = userdata;
+	if (t->on_app_throttled)
+		t->on_app_throttled(t->on_app_throttled_userdata, t, budget, wait_ms);
+}
+
 void tenant_set_app_throttled_fn(struct tenant *t, tenant_app_throttled_fn fn, void *userdata)
 {
+	onboard_set_app_throttled_fn(t->ob, on_dir_app_throttled, t);
 	t->on_app_throttled = fn;
 	t->on_app_throttled_userdata = userdata;
 }
 
-void tenant_slow(struct tenant *t, uint64_t wait_ms)
+void tenant_slow(struct tenant *t, enum graph_budget budget, uint64_t wait_ms)
 {
+	if (budget != GRAPH_BUDGET_INVITATIONS) {
+		onboard_slow(t->ob, budget, wait_ms);
+		return;
+	}
 	uint64_t now = uv_now(t->loop), until = now + wait_ms;
 	ratelimit_throttled(&t->rl, now);
 	if (until > t->paused_until) {

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "graph.h"
 
 struct mailmsg_template;
 
@@ -107,12 +108,16 @@ struct auth *tenant_auth(const struct tenant *t);
 void tenant_set_app(struct tenant *t, struct ratelimit *app);
 
 /* Graph throttled the application as a whole (x-ms-throttle-scope
- * "Application/..."): told so that every tenant slows (tenant_slow). */
-typedef void (*tenant_app_throttled_fn)(void *userdata, struct tenant *t, uint64_t wait_ms);
+ * "Application/..."), for one of its budgets (the invitations, or the
+ * directory's reads or writes): told so that every tenant slows
+ * (tenant_slow). */
+typedef void (*tenant_app_throttled_fn)(void *userdata, struct tenant *t,
+					enum graph_budget budget, uint64_t wait_ms);
 void tenant_set_app_throttled_fn(struct tenant *t, tenant_app_throttled_fn fn, void *userdata);
-/* Slow down as after a 429 of its own: the AIMD cut, and no request for
- * wait_ms (another tenant's answer said the app's budget is spent). */
-void tenant_slow(struct tenant *t, uint64_t wait_ms);
+/* Slow down what draws on budget as after a 429 of its own: the AIMD cut,
+ * and no request for wait_ms (another tenant's answer said the app's
+ * budget is spent). */
+void tenant_slow(struct tenant *t, enum graph_budget budget, uint64_t wait_ms);
 
 /* Stop sending; fn runs once nothing is in flight and results are stored. */
 typedef void (*tenant_drained_fn)(void *userdata);

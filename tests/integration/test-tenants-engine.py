@@ -19,12 +19,13 @@ import wire  # noqa: E402
 from harness import Env, deadline_wait, portal_file, run  # noqa: E402
 
 
-def submit(env, tenant, n, prefix):
+def submit(env, tenant, n, prefix, **opts):
     data = portal_file([("%s%03d@guest.example" % (prefix, i), "https://r.example", "true")
                         for i in range(n)])
     s = wire.connect(env.sock, 30)
     try:
-        s.sendall(wire.frame({"op": "submit", "tenant": tenant, "filename": prefix + ".csv"}))
+        s.sendall(wire.frame(dict({"op": "submit", "tenant": tenant, "filename": prefix + ".csv"},
+                                  **opts)))
         s.sendall(wire.frame(data))
         s.sendall(wire.frame(b""))
         r = wire.recv_reply(s)
@@ -228,6 +229,39 @@ def main(tap):
         # 80 invitations at 20/s with a bucket of 20: at least 3 s
         tap.ok(took >= 2.8, "app_rate = 20: 80 invitations over two tenants took %.1f s" % took)
         tap.ok(job(env, a)["succeeded"] == 40 and job(env, b)["succeeded"] == 40, "all sent")
+
+    # -- a directory read 429 naming the application pauses every tenant's reads --
+    dfile = os.path.join(tmp, "tenants-dir.json")
+    roles = ["User.Invite.All", "User.Read.All"]
+    with open(dfile, "w") as f:
+        json.dump([{"tenant": "fabrikam.example", "client_secret": "s-fab", "roles": roles,
+                    "read_rate": 2, "read_period_ms": 1000, "throttle_scope": "Application"},
+                   {"tenant": "tailspin.example", "client_secret": "s-tail", "roles": roles}], f)
+    with Env(start=False, sim_args=["--tenants-file", dfile],
+             queue={"rate": "1000", "burst": "50", "max_attempts": "20", "lookup": "yes",
+                    "lookup_rate": "100"}) as env:
+        s_fab, s_tail = secret(env, "fab", "s-fab"), secret(env, "tail", "s-tail")
+        base = open(env.conf).read().replace("tenant = contoso.onmicrosoft.com\n", "")
+        with open(env.conf, "w") as f:
+            f.write(base + tenant_section(env, "fab", "fabrikam.example", s_fab) +
+                    tenant_section(env, "tail", "tailspin.example", s_tail))
+        env.start_daemon()
+        j_fab = submit(env, "fab", 10, "dfab", skip_existing=True)
+        j_tail = submit(env, "tail", 40, "dtail", skip_existing=True)
+        deadline_wait(lambda: done(env, j_fab) and done(env, j_tail), 90, "fab and tail done")
+        log = env.log()
+        tap.ok("Graph throttled lookups of tenant 'fab' (HTTP 429, the whole application)" in log
+               and "Tenant 'tail' pauses its lookups for" in log
+               and "Tenant 'tail' pauses its acceptance reads for" in log,
+               "fab's read 429s name the application: tail's lookups and acceptance reads "
+               "pause too", "\n".join(l for l in log.splitlines() if "pause" in l)[-1500:])
+        tap.ok("Tenant 'tail' pauses for" not in log,
+               "tail's invitations do not pause for a read budget")
+        tap.eq((job(env, j_fab)["succeeded"], job(env, j_tail)["succeeded"]), (10, 40),
+               "every row of both jobs succeeded")
+        st = env.sim_stats()["tenants"]
+        tap.eq([st[t]["wrong_tenant"] for t in sorted(st)], [0] * len(st),
+               "no request went with another tenant's token")
 
     # -- with on_complete: a reload may not use a credential the command was not kept from --
     with Env(start=False, sim_args=["--tenants-file", tfile],
