@@ -91,6 +91,19 @@ static bool hidden_from_hook(const struct daemon *d, const char *path)
 	return false;
 }
 
+/* The file of cr (its secret or certificate, its SMTP password) that
+ * on_complete was not kept from when invited started, or NULL. */
+static const char *unhidden_credential(const struct daemon *d, const struct credential *cr)
+{
+	if (!d->hook)
+		return NULL;
+	if (!hidden_from_hook(d, cr->source))
+		return cr->source;
+	if (cr->smtp_source && !hidden_from_hook(d, cr->smtp_source))
+		return cr->smtp_source;
+	return NULL;
+}
+
 static int reload_tenants_prepare(struct daemon *d, struct config *nc, struct plan *p,
 				  struct buf *msg)
 {
@@ -140,12 +153,7 @@ static int reload_tenants_prepare(struct daemon *d, struct config *nc, struct pl
 			free(error);
 			return -EINVAL;
 		}
-		const char *unhidden = !d->hook ? NULL
-				       : !hidden_from_hook(d, p->creds[i].source) ? p->creds[i].source
-				       : p->creds[i].smtp_source &&
-						 !hidden_from_hook(d, p->creds[i].smtp_source)
-					   ? p->creds[i].smtp_source
-					   : NULL;
+		const char *unhidden = unhidden_credential(d, &p->creds[i]);
 		if (unhidden) {
 			buf_printf(msg,
 				   "the credential '%s' of tenant '%s' was not hidden from on_complete "
