@@ -75,9 +75,9 @@ struct request {
 	void *userdata;
 	char *error_message; /* owned; what failed and where (http_describe_failure) */
 	char error_text[CURL_ERROR_SIZE];
-	/* SMTP (http_smtp_send): body is the message, read from body_off on */
+	size_t body_off; /* what curl has read of body (http_read_body) */
+	/* SMTP (http_smtp_send): body is the message */
 	bool smtp;
-	size_t body_off;
 	struct curl_slist *rcpt;
 	char *smtp_ca;          /* owned; the CA file this transfer checks against, NULL: system's */
 	struct buf reply;       /* the server's last reply, its lines joined by '\n' */
