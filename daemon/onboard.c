@@ -492,6 +492,14 @@ int onboard_forget_job(struct onboard *o, int64_t job_id)
 static void pump_groups(struct lane *l);
 
 /* An addition's outcome, queued for the group commit. */
+/* A failed step's reason: the answer's code and message (none: when it
+ * has no message), for group additions and mails alike. */
+static void step_reason(char *why, size_t n, const struct graph_dir_result *g, const char *none)
+{
+	snprintf(why, n, "%s%s%.500s", g->error_code ? g->error_code : "",
+	         g->error_code ? ": " : "", g->error_message ? g->error_message : none);
+}
+
 static void group_settle(struct onboard *o, struct lane *l, struct store_step *st,
                          struct graph_dir_result *g, uint64_t token)
 {
@@ -534,8 +542,7 @@ static void group_settle(struct onboard *o, struct lane *l, struct store_step *s
 		break;
 	case GRAPH_DIR_FAILED:
 		state = STEP_FAILED;
-		snprintf(why, sizeof(why), "%s%s%.500s", g->error_code ? g->error_code : "",
-		         g->error_code ? ": " : "", g->error_message ? g->error_message : "");
+		step_reason(why, sizeof(why), g, "");
 		break;
 	case GRAPH_DIR_THROTTLED:
 		attempts = st->attempts;
@@ -548,9 +555,7 @@ static void group_settle(struct onboard *o, struct lane *l, struct store_step *s
 	case GRAPH_DIR_TRANSIENT:
 		if (attempts >= o->max_attempts) {
 			state = STEP_FAILED;
-			snprintf(why, sizeof(why), "%s%s%.500s", g->error_code ? g->error_code : "",
-			         g->error_code ? ": " : "",
-			         g->error_message ? g->error_message : "no answer");
+			step_reason(why, sizeof(why), g, "no answer");
 		} else {
 			next = now + backoff_ms(o, attempts);
 		}
@@ -860,8 +865,7 @@ static void mail_settle(struct onboard *o, struct lane *l, const struct store_ma
 	case GRAPH_DIR_FAILED:
 	case GRAPH_DIR_NOT_FOUND:
 		state = STEP_FAILED;
-		snprintf(why, sizeof(why), "%s%s%.500s", g->error_code ? g->error_code : "",
-		         g->error_code ? ": " : "", g->error_message ? g->error_message : "");
+		step_reason(why, sizeof(why), g, "");
 		break;
 	case GRAPH_DIR_THROTTLED:
 		attempts = m->attempts; /* the mailbox's limit, not the row's fault */
@@ -876,9 +880,7 @@ static void mail_settle(struct onboard *o, struct lane *l, const struct store_ma
 		next = now + lane_throttled(l, g);
 		if (attempts >= o->max_attempts) {
 			state = STEP_FAILED;
-			snprintf(why, sizeof(why), "%s%s%.500s", g->error_code ? g->error_code : "",
-			         g->error_code ? ": " : "",
-			         g->error_message ? g->error_message : "no answer");
+			step_reason(why, sizeof(why), g, "no answer");
 		}
 		break;
 	}
