@@ -546,35 +546,33 @@ static bool row_onboards(const struct store_result *res)
 		strcmp(res->existing_type, "Guest") == 0);
 }
 
-/* The row's mail step ([mail]): made, or (again) after a resend. */
-static int add_mail(struct store *s, struct tally *t, int64_t row_id, uint64_t now, bool again)
+/* Steps of a row made by st (its group additions, or its mail step); n
+ * counts them. */
+static int add_steps(struct store *s, sqlite3_stmt *st, struct tally *t, int64_t row_id,
+		     uint64_t now, int *n)
 {
-	sqlite3_stmt *st = s->stmt[again ? ST_MAIL_REARM : ST_STEPS_ADD_MAIL];
 	sqlite3_bind_int64(st, 1, row_id);
 	sqlite3_bind_int64(st, 2, t->job_id);
 	sqlite3_bind_int64(st, 3, t->tenant_id);
 	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
 	int r = step_done(st);
 	if (r == 0) {
-		t->mail_added += sqlite3_changes(s->db);
+		*n += sqlite3_changes(s->db);
 		s->steps_made += (uint64_t)sqlite3_changes(s->db);
 	}
 	return r;
 }
 
+/* The row's mail step ([mail]): made, or (again) after a resend. */
+static int add_mail(struct store *s, struct tally *t, int64_t row_id, uint64_t now, bool again)
+{
+	return add_steps(s, s->stmt[again ? ST_MAIL_REARM : ST_STEPS_ADD_MAIL], t, row_id, now,
+			 &t->mail_added);
+}
+
 static int add_groups(struct store *s, struct tally *t, int64_t row_id, uint64_t now)
 {
-	sqlite3_stmt *st = s->stmt[ST_STEPS_ADD_GROUPS];
-	sqlite3_bind_int64(st, 1, row_id);
-	sqlite3_bind_int64(st, 2, t->job_id);
-	sqlite3_bind_int64(st, 3, t->tenant_id);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)now);
-	int r = step_done(st);
-	if (r == 0) {
-		t->groups_added += sqlite3_changes(s->db);
-		s->steps_made += (uint64_t)sqlite3_changes(s->db);
-	}
-	return r;
+	return add_steps(s, s->stmt[ST_STEPS_ADD_GROUPS], t, row_id, now, &t->groups_added);
 }
 
 /* One step's outcome (s->steps_q). */
